@@ -1,0 +1,38 @@
+//! Hyperledger Fabric gossip wire types.
+//!
+//! Generated at build time from `proto/` (byte-compatible with Fabric's `gossip/message.proto` and
+//! the types it imports). `bytes` fields are `bytes::Bytes`: decode from a `Bytes` buffer and the
+//! payloads are zero-copy slices of it.
+//!
+//! With the default `grpc` feature, `gossip::gossip_client` and `gossip::gossip_server` hold the tonic
+//! client and server for the `gossip.Gossip` service.
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+/// Package `gossip`: envelopes, every GossipMessage content type, and the service.
+pub mod gossip {
+    include!(concat!(env!("OUT_DIR"), "/gossip.rs"));
+}
+
+/// Package `msp`: serialized identities.
+pub mod msp {
+    include!(concat!(env!("OUT_DIR"), "/msp.rs"));
+}
+
+/// Package `common`: blocks, signature policies and MSP principals.
+pub mod common {
+    include!(concat!(env!("OUT_DIR"), "/common.rs"));
+}
+
+/// Package `protos`: collection configuration and application policies.
+pub mod protos {
+    include!(concat!(env!("OUT_DIR"), "/protos.rs"));
+}
+
+/// Package `rwset`: private read-write sets.
+pub mod rwset {
+    include!(concat!(env!("OUT_DIR"), "/rwset.rs"));
+}
+
+/// Fabric's gRPC message limit (100 MiB), for both directions.
+pub const MAX_MESSAGE_LEN_BYTES: usize = 100 * 1024 * 1024;
