@@ -28,6 +28,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod ingress;
 pub mod time;
 pub mod types;
 
