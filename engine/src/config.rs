@@ -68,7 +68,11 @@ pub enum ConfigError {
 impl CommConfig {
     /// A config with short timeouts for tests on loopback.
     pub fn for_test() -> Self {
-        Self { dial_timeout: Duration::from_secs(2), conn_timeout: Duration::from_secs(2), ..Self::default() }
+        Self {
+            dial_timeout: Duration::from_secs(2),
+            conn_timeout: Duration::from_secs(2),
+            ..Self::default()
+        }
     }
 
     /// Checks the constraints between fields.

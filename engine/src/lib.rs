@@ -28,6 +28,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod egress;
 pub mod ingress;
 pub mod time;
 pub mod types;

@@ -43,3 +43,31 @@ impl AsRef<[u8]> for PkiId {
         &self.0
     }
 }
+
+/// A peer's org: its MSP id, e.g. `Org1MSP`. Org equality is byte equality of MSP ids.
+pub type OrgId = std::sync::Arc<str>;
+
+/// A member of the gossip network as discovery knows it (Fabric's `NetworkMember`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkMember {
+    /// The member's PKI-ID.
+    pub pki_id: PkiId,
+    /// External endpoint, published in clear to every org; empty means invisible to other orgs.
+    pub endpoint: String,
+    /// Internal endpoint, learnt from the secret envelope of its alive messages; may be empty.
+    pub internal_endpoint: String,
+    /// The member's org, when its identity is known.
+    pub org: Option<OrgId>,
+}
+
+impl NetworkMember {
+    /// The endpoint to dial: the internal one when known, else the external one (Fabric's
+    /// `PreferredEndpoint`).
+    pub fn preferred_endpoint(&self) -> &str {
+        if self.internal_endpoint.is_empty() {
+            &self.endpoint
+        } else {
+            &self.internal_endpoint
+        }
+    }
+}

@@ -14,7 +14,11 @@ use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", version, about = "Benchmark toolkit for the Rust Fabric gossip engine")]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Benchmark toolkit for the Rust Fabric gossip engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,14 +46,24 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Pki { orgs, peers, out, now_unix_s } => {
-            anyhow::ensure!(orgs >= 1 && peers >= 1, "--orgs and --peers must be at least 1");
+        Command::Pki {
+            orgs,
+            peers,
+            out,
+            now_unix_s,
+        } => {
+            anyhow::ensure!(
+                orgs >= 1 && peers >= 1,
+                "--orgs and --peers must be at least 1"
+            );
             let now_unix_s = match now_unix_s {
                 Some(s) => s,
                 None => unix_now_s()?,
             };
-            let pki = TestPki::generate(&TestPkiSpec::uniform(orgs, peers, now_unix_s)).context("generating PKI")?;
-            pki.write_msp_dirs(&out).with_context(|| format!("writing {}", out.display()))?;
+            let pki = TestPki::generate(&TestPkiSpec::uniform(orgs, peers, now_unix_s))
+                .context("generating PKI")?;
+            pki.write_msp_dirs(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
             for peer in pki.peers() {
                 let signer = peer.signer().context("loading generated identity")?;
                 println!("{}\t{}\t{}", peer.mspid, peer.name, signer.pki_id());
@@ -61,5 +75,7 @@ fn main() -> anyhow::Result<()> {
 
 #[allow(clippy::disallowed_methods)] // binaries read the real clock
 fn unix_now_s() -> anyhow::Result<i64> {
-    Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64)
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64)
 }

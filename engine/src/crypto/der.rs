@@ -4,8 +4,8 @@
 //! ("Invalid S. Must be smaller than half the order"). ring neither normalises nor rejects, so every
 //! signature passes through here: [`check_low_s`] before verifying, [`normalize_low_s`] after signing.
 
-use super::ecdsa::Curve;
 use super::SignatureError;
+use super::ecdsa::Curve;
 
 /// P-256 group order n, big-endian.
 const P256_ORDER: [u8; 32] = [
@@ -119,7 +119,11 @@ fn read_integer(input: &[u8]) -> Result<(&[u8], &[u8]), SignatureError> {
     if value.len() > 1 && value[0] == 0 && value[1] & 0x80 == 0 {
         return Err(SignatureError::MalformedDer); // not minimal
     }
-    let magnitude = if value[0] == 0 && value.len() > 1 { &value[1..] } else { value };
+    let magnitude = if value[0] == 0 && value.len() > 1 {
+        &value[1..]
+    } else {
+        value
+    };
     Ok((magnitude, rest))
 }
 
@@ -133,7 +137,10 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
 }
 
 fn write_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
-    let first_nonzero = magnitude.iter().position(|&b| b != 0).unwrap_or(magnitude.len());
+    let first_nonzero = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
     let trimmed = &magnitude[first_nonzero..];
     out.push(0x02);
     if trimmed.is_empty() {
@@ -183,7 +190,11 @@ fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut borrow = 0i16;
     for i in 0..out.len() {
         let ai = out.len() - 1 - i;
-        let bv = if i < b.len() { b[b.len() - 1 - i] as i16 } else { 0 };
+        let bv = if i < b.len() {
+            b[b.len() - 1 - i] as i16
+        } else {
+            0
+        };
         let mut v = out[ai] as i16 - bv - borrow;
         borrow = 0;
         if v < 0 {
@@ -216,10 +227,16 @@ mod tests {
         let mut der = encode_signature(&[1], &[2]);
         der.push(0);
         assert_eq!(parse_signature(&der), Err(SignatureError::MalformedDer));
-        assert_eq!(parse_signature(&[0x31, 0]), Err(SignatureError::MalformedDer));
+        assert_eq!(
+            parse_signature(&[0x31, 0]),
+            Err(SignatureError::MalformedDer)
+        );
         assert_eq!(parse_signature(&[]), Err(SignatureError::MalformedDer));
         // Non-minimal integer (leading zero not needed).
-        assert_eq!(parse_signature(&[0x30, 6, 2, 2, 0, 1, 2, 1, 1]), Err(SignatureError::MalformedDer));
+        assert_eq!(
+            parse_signature(&[0x30, 6, 2, 2, 0, 1, 2, 1, 1]),
+            Err(SignatureError::MalformedDer)
+        );
     }
 
     #[test]
@@ -237,12 +254,18 @@ mod tests {
         check_low_s(&encode_signature(&[5], &half), Curve::P256).unwrap();
         let mut above = half.clone();
         *above.last_mut().unwrap() += 1;
-        assert_eq!(check_low_s(&encode_signature(&[5], &above), Curve::P256), Err(SignatureError::HighS));
+        assert_eq!(
+            check_low_s(&encode_signature(&[5], &above), Curve::P256),
+            Err(SignatureError::HighS)
+        );
     }
 
     #[test]
     fn zero_values_rejected() {
         let der = encode_signature(&[0], &[1]);
-        assert_eq!(check_low_s(&der, Curve::P256), Err(SignatureError::NonPositive));
+        assert_eq!(
+            check_low_s(&der, Curve::P256),
+            Err(SignatureError::NonPositive)
+        );
     }
 }

@@ -95,7 +95,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("curve", &self.curve).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("curve", &self.curve)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,7 +107,11 @@ impl SigningKey {
         let rng = SystemRandom::new();
         for curve in [Curve::P256, Curve::P384] {
             if let Ok(key_pair) = EcdsaKeyPair::from_pkcs8(curve.signing_alg(), der, &rng) {
-                return Ok(Self { curve, key_pair, rng });
+                return Ok(Self {
+                    curve,
+                    key_pair,
+                    rng,
+                });
             }
         }
         Err(SignatureError::UnsupportedKey)
@@ -135,7 +141,10 @@ impl SigningKey {
 
     /// Signs `message` (hashed with the curve's SHA-2) and returns a low-S DER signature.
     pub fn sign(&self, message: &[u8]) -> Result<Bytes, SignatureError> {
-        let sig = self.key_pair.sign(&self.rng, message).map_err(|_| SignatureError::SigningFailed)?;
+        let sig = self
+            .key_pair
+            .sign(&self.rng, message)
+            .map_err(|_| SignatureError::SigningFailed)?;
         Ok(Bytes::from(der::normalize_low_s(sig.as_ref(), self.curve)?))
     }
 }
@@ -146,7 +155,8 @@ mod tests {
 
     fn fresh_key() -> SigningKey {
         let rng = SystemRandom::new();
-        let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
         SigningKey::from_pkcs8_der(doc.as_ref()).unwrap()
     }
 

@@ -11,20 +11,35 @@ use super::ecdsa::{PublicKey, SigningKey};
 /// Signs an encoded `GossipMessage` into an envelope (Fabric's `SignedGossipMessage.Sign`).
 pub fn sign_envelope(payload: Bytes, key: &SigningKey) -> Result<Envelope, SignatureError> {
     let signature = key.sign(&payload)?;
-    Ok(Envelope { payload, signature, secret_envelope: None })
+    Ok(Envelope {
+        payload,
+        signature,
+        secret_envelope: None,
+    })
 }
 
 /// Wraps an encoded `GossipMessage` with no signature (Fabric's `NoopSign`): the `signature` field
 /// is absent on the wire.
 pub fn noop_sign(payload: Bytes) -> Envelope {
-    Envelope { payload, signature: Bytes::new(), secret_envelope: None }
+    Envelope {
+        payload,
+        signature: Bytes::new(),
+        secret_envelope: None,
+    }
 }
 
 /// Builds the signed `Secret{internalEndpoint}` that alive messages carry for their own org.
-pub fn sign_secret(internal_endpoint: &str, key: &SigningKey) -> Result<SecretEnvelope, SignatureError> {
-    let payload: Bytes = Secret { content: Some(secret::Content::InternalEndpoint(internal_endpoint.to_owned())) }
-        .encode_to_vec()
-        .into();
+pub fn sign_secret(
+    internal_endpoint: &str,
+    key: &SigningKey,
+) -> Result<SecretEnvelope, SignatureError> {
+    let payload: Bytes = Secret {
+        content: Some(secret::Content::InternalEndpoint(
+            internal_endpoint.to_owned(),
+        )),
+    }
+    .encode_to_vec()
+    .into();
     let signature = key.sign(&payload)?;
     Ok(SecretEnvelope { payload, signature })
 }
@@ -48,10 +63,11 @@ pub fn verify_secret(secret: &SecretEnvelope, key: &PublicKey) -> Result<(), Sig
     if secret.payload.is_empty() {
         return Err(SignatureError::EmptyPayload);
     }
-    key.verify(&secret.payload, &secret.signature).map_err(|e| match e {
-        SignatureError::Missing => SignatureError::Missing,
-        _ => SignatureError::SecretInvalid,
-    })
+    key.verify(&secret.payload, &secret.signature)
+        .map_err(|e| match e {
+            SignatureError::Missing => SignatureError::Missing,
+            _ => SignatureError::SecretInvalid,
+        })
 }
 
 /// The internal endpoint inside a secret envelope, if it decodes.

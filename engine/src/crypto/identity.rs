@@ -46,9 +46,12 @@ pub fn channel_mac(pki_id: &PkiId, channel: &[u8]) -> [u8; 32] {
 
 /// Marshals `SerializedIdentity {mspid, id_bytes}` the way Fabric's MSP does.
 pub fn serialize_identity(mspid: &str, id_bytes: &[u8]) -> Bytes {
-    SerializedIdentity { mspid: mspid.to_owned(), id_bytes: Bytes::copy_from_slice(id_bytes) }
-        .encode_to_vec()
-        .into()
+    SerializedIdentity {
+        mspid: mspid.to_owned(),
+        id_bytes: Bytes::copy_from_slice(id_bytes),
+    }
+    .encode_to_vec()
+    .into()
 }
 
 /// A parsed X.509 certificate, kept in owned form with what validation needs.
@@ -87,22 +90,30 @@ impl Certificate {
     /// Parses a DER certificate with an ECDSA public key.
     pub fn from_der(der: impl Into<Bytes>) -> Result<Self, IdentityError> {
         let der: Bytes = der.into();
-        let (rest, cert) =
-            parse_x509_certificate(&der).map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
+        let (rest, cert) = parse_x509_certificate(&der)
+            .map_err(|e| IdentityError::BadCertificate(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(IdentityError::BadCertificate("trailing bytes after the certificate".into()));
+            return Err(IdentityError::BadCertificate(
+                "trailing bytes after the certificate".into(),
+            ));
         }
         let spki = &cert.tbs_certificate.subject_pki;
-        let public_key = PublicKey::from_sec1(Bytes::copy_from_slice(&spki.subject_public_key.data))
-            .map_err(|_| IdentityError::UnsupportedKey)?;
+        let public_key =
+            PublicKey::from_sec1(Bytes::copy_from_slice(&spki.subject_public_key.data))
+                .map_err(|_| IdentityError::UnsupportedKey)?;
         let signature_alg_oid = cert.signature_algorithm.algorithm.to_id_string();
         let signature = Bytes::copy_from_slice(&cert.signature_value.data);
         if signature_alg_oid == OID_ECDSA_SHA256 || signature_alg_oid == OID_ECDSA_SHA384 {
             // Fabric's MSP requires the CA's ECDSA signature in canonical DER.
-            der::parse_signature(&signature)
-                .map_err(|_| IdentityError::BadCertificate("CA signature is not canonical DER".into()))?;
+            der::parse_signature(&signature).map_err(|_| {
+                IdentityError::BadCertificate("CA signature is not canonical DER".into())
+            })?;
         }
-        let is_ca = cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca);
+        let is_ca = cert
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca);
         let organizational_units = cert
             .subject()
             .iter_organizational_unit()
@@ -127,19 +138,33 @@ impl Certificate {
     /// Parses a PEM text holding exactly one certificate block and nothing else but white space,
     /// as Fabric's MSP requires of `id_bytes`.
     pub fn from_pem(pem_text: &[u8]) -> Result<Self, IdentityError> {
-        let blocks = ::pem::parse_many(pem_text).map_err(|e| IdentityError::BadPem(e.to_string()))?;
+        let blocks =
+            ::pem::parse_many(pem_text).map_err(|e| IdentityError::BadPem(e.to_string()))?;
         if blocks.len() != 1 {
-            return Err(IdentityError::BadPem(format!("expected one PEM block, found {}", blocks.len())));
+            return Err(IdentityError::BadPem(format!(
+                "expected one PEM block, found {}",
+                blocks.len()
+            )));
         }
-        let text = std::str::from_utf8(pem_text).map_err(|_| IdentityError::BadPem("not UTF-8".into()))?;
-        let end = text.rfind("-----END").ok_or_else(|| IdentityError::BadPem("no END line".into()))?;
+        let text =
+            std::str::from_utf8(pem_text).map_err(|_| IdentityError::BadPem("not UTF-8".into()))?;
+        let end = text
+            .rfind("-----END")
+            .ok_or_else(|| IdentityError::BadPem("no END line".into()))?;
         let after_marker = text[end..].split_once('\n').map_or("", |(_, rest)| rest);
-        if !after_marker.trim().is_empty() || !text[..text.find("-----BEGIN").unwrap_or(0)].trim().is_empty() {
+        if !after_marker.trim().is_empty()
+            || !text[..text.find("-----BEGIN").unwrap_or(0)]
+                .trim()
+                .is_empty()
+        {
             return Err(IdentityError::BadPem("bytes outside the PEM block".into()));
         }
         let block = &blocks[0];
         if block.tag() != "CERTIFICATE" && !block.tag().is_empty() {
-            return Err(IdentityError::BadPem(format!("block type {:?}", block.tag())));
+            return Err(IdentityError::BadPem(format!(
+                "block type {:?}",
+                block.tag()
+            )));
         }
         Self::from_der(Bytes::copy_from_slice(block.contents()))
     }
@@ -165,10 +190,14 @@ impl Certificate {
     /// Fails unless `now_unix_s` lies within the validity period.
     pub fn check_validity(&self, now_unix_s: i64) -> Result<(), IdentityError> {
         if now_unix_s < self.not_before_unix_s {
-            return Err(IdentityError::NotYetValid { not_before_unix_s: self.not_before_unix_s });
+            return Err(IdentityError::NotYetValid {
+                not_before_unix_s: self.not_before_unix_s,
+            });
         }
         if now_unix_s > self.not_after_unix_s {
-            return Err(IdentityError::Expired { not_after_unix_s: self.not_after_unix_s });
+            return Err(IdentityError::Expired {
+                not_after_unix_s: self.not_after_unix_s,
+            });
         }
         Ok(())
     }
@@ -197,7 +226,13 @@ impl Identity {
             .map_err(|e| IdentityError::BadSerializedIdentity(e.to_string()))?;
         let cert = Certificate::from_pem(&sid.id_bytes)?;
         let pki_id = pki_id_of(&sid.mspid, &sid.id_bytes);
-        Ok(Self { mspid: sid.mspid, serialized, id_bytes: sid.id_bytes, cert, pki_id })
+        Ok(Self {
+            mspid: sid.mspid,
+            serialized,
+            id_bytes: sid.id_bytes,
+            cert,
+            pki_id,
+        })
     }
 
     /// Builds an identity from an MSP id and a PEM certificate (the `signcerts/` file).

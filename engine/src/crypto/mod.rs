@@ -111,7 +111,9 @@ impl LocalSigner {
     /// Pairs an identity with its key; fails if the key does not match the certificate.
     pub fn new(identity: Identity, key: SigningKey) -> Result<Self, IdentityError> {
         if key.public_key() != *identity.public_key() {
-            return Err(IdentityError::BadCertificate("private key does not match the certificate".into()));
+            return Err(IdentityError::BadCertificate(
+                "private key does not match the certificate".into(),
+            ));
         }
         Ok(Self { identity, key })
     }
@@ -134,7 +136,9 @@ impl LocalSigner {
                 .filter(|p| p.is_file())
                 .collect();
             files.sort();
-            let first = files.first().ok_or_else(|| IdentityError::Io(format!("{}: empty", path.display())))?;
+            let first = files
+                .first()
+                .ok_or_else(|| IdentityError::Io(format!("{}: empty", path.display())))?;
             std::fs::read(first).map_err(|e| IdentityError::Io(format!("{}: {e}", first.display())))
         };
         Self::from_pems(mspid, &single("signcerts")?, &single("keystore")?)

@@ -36,8 +36,12 @@ impl OrgMsp {
         let certs = |pems: &[&[u8]]| -> Result<Vec<Certificate>, IdentityError> {
             let mut out = Vec::new();
             for pem_text in pems {
-                for block in pem::parse_many(pem_text).map_err(|e| IdentityError::BadPem(e.to_string()))? {
-                    out.push(Certificate::from_der(Bytes::copy_from_slice(block.contents()))?);
+                for block in
+                    pem::parse_many(pem_text).map_err(|e| IdentityError::BadPem(e.to_string()))?
+                {
+                    out.push(Certificate::from_der(Bytes::copy_from_slice(
+                        block.contents(),
+                    ))?);
                 }
             }
             Ok(out)
@@ -46,7 +50,10 @@ impl OrgMsp {
             mspid: mspid.to_owned(),
             root_cas: certs(root_ca_pems)?,
             intermediate_cas: certs(intermediate_pems)?,
-            tls_root_cas_der: certs(tls_root_ca_pems)?.into_iter().map(|c| c.der).collect(),
+            tls_root_cas_der: certs(tls_root_ca_pems)?
+                .into_iter()
+                .map(|c| c.der)
+                .collect(),
         })
     }
 
@@ -66,12 +73,21 @@ impl OrgMsp {
             files.sort();
             files
                 .iter()
-                .map(|p| std::fs::read(p).map_err(|e| IdentityError::Io(format!("{}: {e}", p.display()))))
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| IdentityError::Io(format!("{}: {e}", p.display())))
+                })
                 .collect()
         };
-        let (roots, inter, tls) = (read_all("cacerts")?, read_all("intermediatecerts")?, read_all("tlscacerts")?);
+        let (roots, inter, tls) = (
+            read_all("cacerts")?,
+            read_all("intermediatecerts")?,
+            read_all("tlscacerts")?,
+        );
         if roots.is_empty() {
-            return Err(IdentityError::Io(format!("{}: no certificate in cacerts/", dir.display())));
+            return Err(IdentityError::Io(format!(
+                "{}: no certificate in cacerts/",
+                dir.display()
+            )));
         }
         fn refs(v: &[Vec<u8>]) -> Vec<&[u8]> {
             v.iter().map(Vec::as_slice).collect()
@@ -85,11 +101,19 @@ impl OrgMsp {
         leaf.check_validity(now_unix_s)?;
         let mut current = leaf.clone();
         for _ in 0..CHAIN_LEN_MAX {
-            if let Some(root) = self.root_cas.iter().find(|r| r.subject_raw == current.issuer_raw) {
+            if let Some(root) = self
+                .root_cas
+                .iter()
+                .find(|r| r.subject_raw == current.issuer_raw)
+            {
                 current.verify_signed_by(root)?;
                 return root.check_validity(now_unix_s);
             }
-            let Some(parent) = self.intermediate_cas.iter().find(|c| c.subject_raw == current.issuer_raw) else {
+            let Some(parent) = self
+                .intermediate_cas
+                .iter()
+                .find(|c| c.subject_raw == current.issuer_raw)
+            else {
                 return Err(IdentityError::UnknownIssuer);
             };
             current.verify_signed_by(parent)?;
@@ -130,14 +154,19 @@ impl MspManager {
     /// Validates an identity (Fabric's `ValidateIdentity`): its MSP is known, its certificate chains
     /// to that MSP's roots, and nothing on the chain is expired or not yet valid at `now_unix_s`.
     pub fn validate(&self, identity: &Identity, now_unix_s: i64) -> Result<(), IdentityError> {
-        let org = self.orgs.get(&identity.mspid).ok_or_else(|| IdentityError::UnknownMsp(identity.mspid.clone()))?;
+        let org = self
+            .orgs
+            .get(&identity.mspid)
+            .ok_or_else(|| IdentityError::UnknownMsp(identity.mspid.clone()))?;
         org.validate_chain(&identity.cert, now_unix_s)
     }
 
     /// The org of a validated identity (Fabric's `OrgByPeerIdentity`): its MSP id when that MSP
     /// is known, `None` otherwise.
     pub fn org_of<'a>(&self, identity: &'a Identity) -> Option<&'a str> {
-        self.orgs.contains_key(&identity.mspid).then_some(identity.mspid.as_str())
+        self.orgs
+            .contains_key(&identity.mspid)
+            .then_some(identity.mspid.as_str())
     }
 
     /// DER of every org's TLS CA certificates: the trust anchors for gossip TLS.

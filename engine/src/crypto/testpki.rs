@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
 };
 use time::OffsetDateTime;
 
@@ -65,7 +65,11 @@ pub struct TestPeer {
 impl TestPeer {
     /// The peer's signer, loaded from the generated PEMs.
     pub fn signer(&self) -> Result<LocalSigner, IdentityError> {
-        LocalSigner::from_pems(&self.mspid, self.enrollment.cert_pem.as_bytes(), self.enrollment.key_pem.as_bytes())
+        LocalSigner::from_pems(
+            &self.mspid,
+            self.enrollment.cert_pem.as_bytes(),
+            self.enrollment.key_pem.as_bytes(),
+        )
     }
 }
 
@@ -87,7 +91,12 @@ pub struct TestOrg {
 impl TestOrg {
     /// The org's verifying MSP.
     pub fn msp(&self) -> Result<OrgMsp, IdentityError> {
-        OrgMsp::from_pems(&self.mspid, &[self.ca.cert_pem.as_bytes()], &[], &[self.tls_ca.cert_pem.as_bytes()])
+        OrgMsp::from_pems(
+            &self.mspid,
+            &[self.ca.cert_pem.as_bytes()],
+            &[],
+            &[self.tls_ca.cert_pem.as_bytes()],
+        )
     }
 }
 
@@ -112,7 +121,11 @@ pub struct TestPkiSpec {
 impl TestPkiSpec {
     /// `orgs` orgs of `peers` peers each, valid for ten years from `now_unix_s`.
     pub fn uniform(orgs: usize, peers: usize, now_unix_s: i64) -> Self {
-        Self { peers_per_org: vec![peers; orgs], now_unix_s, peer_validity_s: TEN_YEARS_S }
+        Self {
+            peers_per_org: vec![peers; orgs],
+            now_unix_s,
+            peer_validity_s: TEN_YEARS_S,
+        }
     }
 }
 
@@ -136,16 +149,27 @@ fn dn(org: &str, ou: Option<&str>, cn: &str) -> DistinguishedName {
     dn
 }
 
-fn new_ca(domain: &str, cn: &str, from: i64) -> Result<(CertKey, Issuer<'static, KeyPair>), TestPkiError> {
+fn new_ca(
+    domain: &str,
+    cn: &str,
+    from: i64,
+) -> Result<(CertKey, Issuer<'static, KeyPair>), TestPkiError> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(domain, None, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
     params.not_before = at(from - BACKDATE_S)?;
     params.not_after = at(from + TEN_YEARS_S)?;
     let cert = params.self_signed(&key)?;
-    let cert_key = CertKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+    let cert_key = CertKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
     Ok((cert_key, Issuer::new(params, key)))
 }
 
@@ -166,7 +190,10 @@ fn new_leaf(
     params.use_authority_key_identifier_extension = true;
     if tls {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let short = name.split('.').next().unwrap_or(name);
         params.subject_alt_names = vec![
             SanType::DnsName(name.try_into()?),
@@ -176,7 +203,10 @@ fn new_leaf(
         ];
     }
     let cert = params.signed_by(&key, issuer)?;
-    Ok(CertKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 impl TestPki {
@@ -187,7 +217,8 @@ impl TestPki {
             let domain = format!("org{}.example.com", i + 1);
             let mspid = format!("Org{}MSP", i + 1);
             let (ca, ca_issuer) = new_ca(&domain, &format!("ca.{domain}"), spec.now_unix_s)?;
-            let (tls_ca, tls_issuer) = new_ca(&domain, &format!("tlsca.{domain}"), spec.now_unix_s)?;
+            let (tls_ca, tls_issuer) =
+                new_ca(&domain, &format!("tlsca.{domain}"), spec.now_unix_s)?;
             let mut peers = Vec::with_capacity(peer_count);
             for p in 0..peer_count {
                 let name = format!("peer{p}.{domain}");
@@ -198,7 +229,13 @@ impl TestPki {
                     name,
                 });
             }
-            orgs.push(TestOrg { mspid, domain, ca, tls_ca, peers });
+            orgs.push(TestOrg {
+                mspid,
+                domain,
+                ca,
+                tls_ca,
+                peers,
+            });
         }
         Ok(Self { orgs })
     }
@@ -224,14 +261,27 @@ impl TestPki {
             let org_dir = root.join(&org.domain);
             let ca_file = format!("ca.{}-cert.pem", org.domain);
             let tlsca_file = format!("tlsca.{}-cert.pem", org.domain);
-            write(&org_dir.join("msp/cacerts").join(&ca_file), &org.ca.cert_pem)?;
-            write(&org_dir.join("msp/tlscacerts").join(&tlsca_file), &org.tls_ca.cert_pem)?;
+            write(
+                &org_dir.join("msp/cacerts").join(&ca_file),
+                &org.ca.cert_pem,
+            )?;
+            write(
+                &org_dir.join("msp/tlscacerts").join(&tlsca_file),
+                &org.tls_ca.cert_pem,
+            )?;
             for peer in &org.peers {
                 let dir = org_dir.join("peers").join(&peer.name);
-                write(&dir.join("msp/signcerts").join(format!("{}-cert.pem", peer.name)), &peer.enrollment.cert_pem)?;
+                write(
+                    &dir.join("msp/signcerts")
+                        .join(format!("{}-cert.pem", peer.name)),
+                    &peer.enrollment.cert_pem,
+                )?;
                 write(&dir.join("msp/keystore/priv_sk"), &peer.enrollment.key_pem)?;
                 write(&dir.join("msp/cacerts").join(&ca_file), &org.ca.cert_pem)?;
-                write(&dir.join("msp/tlscacerts").join(&tlsca_file), &org.tls_ca.cert_pem)?;
+                write(
+                    &dir.join("msp/tlscacerts").join(&tlsca_file),
+                    &org.tls_ca.cert_pem,
+                )?;
                 write(&dir.join("tls/server.crt"), &peer.tls.cert_pem)?;
                 write(&dir.join("tls/server.key"), &peer.tls.key_pem)?;
                 write(&dir.join("tls/ca.crt"), &org.tls_ca.cert_pem)?;
@@ -242,7 +292,10 @@ impl TestPki {
 }
 
 fn write(path: &Path, text: &str) -> Result<(), TestPkiError> {
-    let io = |source| TestPkiError::Io { path: path.to_path_buf(), source };
+    let io = |source| TestPkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }

@@ -119,12 +119,22 @@ pub struct Ingress {}
 
 impl Ingress {
     /// Stage 1a: decode and cheap checks. Never panics on any input.
-    pub fn precheck(&self, from: PkiId, envelope: Envelope, _now: Instant) -> Result<Prechecked, Reject> {
+    pub fn precheck(
+        &self,
+        from: PkiId,
+        envelope: Envelope,
+        _now: Instant,
+    ) -> Result<Prechecked, Reject> {
         let envelope_len_bytes = envelope.encoded_len();
-        let message =
-            GossipMessage::decode(envelope.payload.clone()).map_err(|e| Reject::Malformed(e.to_string()))?;
+        let message = GossipMessage::decode(envelope.payload.clone())
+            .map_err(|e| Reject::Malformed(e.to_string()))?;
         Ok(Prechecked {
-            received: ReceivedMessage { from, envelope, message, envelope_len_bytes },
+            received: ReceivedMessage {
+                from,
+                envelope,
+                message,
+                envelope_len_bytes,
+            },
             checks: Vec::new(),
         })
     }
