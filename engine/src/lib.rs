@@ -31,5 +31,6 @@ pub mod crypto;
 pub mod ingress;
 pub mod time;
 pub mod types;
+pub mod wire;
 
 pub use types::PkiId;
