@@ -243,7 +243,8 @@ mod tests {
         // (claimed PKI-ID, now, expected error)
         let expired_at = Instant::from_nanos((NOW_UNIX_S + 20 * 365 * 86_400) * 1_000_000_000);
         let too_early = Instant::from_nanos((NOW_UNIX_S - 365 * 86_400) * 1_000_000_000);
-        let cases: [(&[u8], Instant, fn(&IdentityStoreError) -> bool); 5] = [
+        type Want = fn(&IdentityStoreError) -> bool;
+        let cases: [(&[u8], Instant, Want); 5] = [
             (other.pki_id.as_bytes(), now(), |e| {
                 matches!(e, IdentityStoreError::Invalid(IdentityError::PkiIdMismatch))
             }),

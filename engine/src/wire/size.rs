@@ -83,7 +83,9 @@ mod tests {
 
     #[test]
     fn envelope_len_matches_prost() {
-        let cases: [(usize, usize, Option<(usize, usize)>); 5] = [
+        // (payload, signature, secret (payload, signature)) lengths
+        type Case = (usize, usize, Option<(usize, usize)>);
+        let cases: [Case; 5] = [
             (0, 0, None),
             (85, 71, None),
             (85, 71, Some((17, 70))),
