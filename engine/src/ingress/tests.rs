@@ -615,3 +615,73 @@ fn no_panic_on_random_or_truncated_input() {
         }
     }
 }
+
+#[test]
+fn shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Ingress>();
+    send_sync::<IdentityStore>();
+    send_sync::<crate::crypto::pool::VerifierPool>();
+    send::<Prechecked>();
+    send::<Reject>();
+}
+
+#[test]
+fn pipeline_through_the_verifier_pool() {
+    use crate::crypto::pool::{PoolConfig, VerifierPool, VerifyJob};
+    let Some(golden) = Golden::load() else { return };
+    let ingress = Arc::new(ingress(&golden, &[]));
+    let pool = VerifierPool::new(&PoolConfig {
+        workers_count: 2,
+        queue_len_max: 64,
+        batch_len_max: 4,
+    })
+    .expect("pool");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Learning peer0's identity first (from its alive message) lets its state info through.
+    let names = [
+        "alive_msg",
+        "alive_msg_tampered_payload",
+        "conn_probe",
+        "data_msg",
+    ];
+    for name in names {
+        let prechecked = ingress
+            .precheck(pki(&golden, PEER0_ORG1), envelope(&golden, name), now())
+            .expect(name);
+        let (ingress, tx) = (Arc::clone(&ingress), tx.clone());
+        let job = VerifyJob::new(prechecked.checks().to_vec(), move |outcome| {
+            tx.send((
+                name,
+                ingress.accept(prechecked, outcome, now()).map(|v| v.kind),
+            ))
+            .expect("send");
+        });
+        pool.submit(job).expect("room");
+    }
+    drop(tx);
+    let mut outcomes: Vec<_> = rx.iter().collect();
+    outcomes.sort_by_key(|(name, _)| *name);
+    let reasons: Vec<_> = outcomes
+        .iter()
+        .map(|(n, r)| (*n, r.as_ref().map_err(Reject::reason).err()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("alive_msg", None),
+            ("alive_msg_tampered_payload", Some("bad_signature")),
+            ("conn_probe", None),
+            ("data_msg", None)
+        ]
+    );
+    ingress
+        .receive_inline(
+            pki(&golden, PEER0_ORG1),
+            envelope(&golden, "state_info"),
+            now(),
+        )
+        .expect("learnt");
+    assert_eq!(ingress.identities().len(), 2);
+}
