@@ -1,8 +1,8 @@
 //! Test-only access to Fabric's golden vectors (`testdata/fabric-golden`, see its README).
 //!
-//! Looked up in `$GOSSIP_GOLDEN_DIR`, then `<workspace>/testdata/fabric-golden`, then
-//! `/work/shared/testdata/fabric-golden`. Tests that need them skip (with a note on stderr) when no
-//! copy is found.
+//! Looked up in `$GOSSIP_GOLDEN_DIR`, then `shared/testdata/fabric-golden` beside the workspace
+//! (CI's layout: a clone with `../shared`), then `<workspace>/testdata/fabric-golden`. Tests that
+//! need them skip (with a note on stderr) when no copy is found.
 
 use std::path::PathBuf;
 
@@ -24,8 +24,8 @@ pub(crate) fn now() -> Instant {
 pub(crate) fn dir() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("GOSSIP_GOLDEN_DIR").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/fabric-golden")),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/fabric-golden")),
-        Some(PathBuf::from("/work/shared/testdata/fabric-golden")),
     ];
     let found = candidates
         .into_iter()
