@@ -32,5 +32,6 @@ pub mod egress;
 pub mod ingress;
 pub mod time;
 pub mod types;
+pub mod wire;
 
 pub use types::PkiId;

@@ -12,6 +12,7 @@ pub mod ecdsa;
 pub mod envelope;
 pub mod identity;
 pub mod msp;
+pub mod pool;
 pub mod testpki;
 
 use std::path::Path;

@@ -1,21 +1,50 @@
 //! Stage 1 of the pipeline: what a received envelope passes before anything acts on it.
 //!
 //! ```text
-//!  envelope ─► precheck (decode, size, tag legality, seen-before, resolve signers)
+//!  envelope ─► precheck (size, decode, tag legality, seen-before, resolve signers)
 //!           ─► signature checks (pure CPU: inline, or on the verifier pool)
 //!           ─► accept (mark seen, learn identities) ─► Verified<ReceivedMessage>
 //! ```
 //!
 //! The split lets the connection task run the cheap part inline and hand the expensive part to
-//! [`crate::crypto::pool`] while the same code runs inline in the simulator.
+//! [`crate::crypto::pool`] while the same code runs inline in the simulator:
+//!
+//! ```ignore
+//! let prechecked = ingress.precheck(from, envelope, now)?;          // Reject: count, maybe close
+//! if prechecked.checks().is_empty() {
+//!     deliver(ingress.accept(prechecked, Ok(()), now));
+//! } else {
+//!     let job = VerifyJob::new(prechecked.checks().to_vec(), move |outcome| {
+//!         deliver(ingress.accept(prechecked, outcome, now));          // on a verifier thread
+//!     });
+//!     pool.submit(job)?;                                              // PoolFull: drop and count
+//! }
+//! ```
+//!
+//! Rejects are counted in [`IngressStats`]; only [`Reject::closes_connection`] ones end the stream.
+//! Pieces: [`identity_store`] (PKI-ID → identity), [`seen`] (duplicates), `signers` (which key
+//! signed what), [`stats`].
+
+pub mod identity_store;
+pub mod seen;
+mod signers;
+pub mod stats;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use gossip_proto::gossip::{Envelope, GossipMessage};
+use gossip_proto::gossip::{Envelope, GossipMessage, SecretEnvelope};
 use prost::Message;
 
-use crate::crypto::PublicKey;
+pub use identity_store::{IDENTITIES_LEN_MAX_DEFAULT, IdentityStore, IdentityStoreError};
+pub use seen::{SEEN_LEN_MAX_DEFAULT, SeenCache, SeenKey};
+pub use signers::NestedSignerPolicy;
+pub use stats::{IngressStats, IngressStatsSnapshot};
+
+use crate::crypto::{Identity, IdentityError, MspManager, PublicKey, SignatureError};
 use crate::time::Instant;
 use crate::types::PkiId;
+use crate::wire::{self, ContentKind, Route, TagError};
 
 /// A message that passed every ingress check. Only this module constructs it.
 #[derive(Clone, Debug)]
@@ -46,10 +75,22 @@ pub struct ReceivedMessage {
     pub from: PkiId,
     /// The envelope as received: forward this, never a re-encoding.
     pub envelope: Envelope,
-    /// The decoded `GossipMessage` (payload fields are zero-copy slices of the envelope).
+    /// The decoded `GossipMessage` (payload fields are zero-copy slices of the envelope). Nested
+    /// items with an unknown signer are missing from it under [`NestedSignerPolicy::DropItem`].
     pub message: GossipMessage,
     /// Encoded length of the envelope, bytes.
     pub envelope_len_bytes: usize,
+    /// The content kind of `message`.
+    pub kind: ContentKind,
+}
+
+/// Which signature a [`SignatureCheck`] covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckTarget {
+    /// An envelope's signature over its payload.
+    Envelope,
+    /// A secret envelope's signature over its payload, by the same key as its envelope.
+    Secret,
 }
 
 /// One signature to check: `key` over `message`.
@@ -61,22 +102,95 @@ pub struct SignatureCheck {
     pub message: Bytes,
     /// The DER signature.
     pub signature: Bytes,
+    /// What is signed (decides the error a failure reports).
+    pub target: CheckTarget,
 }
 
 impl SignatureCheck {
-    /// Runs the check (low-S rule included).
-    pub fn run(&self) -> Result<(), crate::crypto::SignatureError> {
-        self.key.verify(&self.message, &self.signature)
+    /// A check of an envelope's signature.
+    pub fn envelope(key: PublicKey, message: Bytes, signature: Bytes) -> Self {
+        Self {
+            key,
+            message,
+            signature,
+            target: CheckTarget::Envelope,
+        }
+    }
+
+    /// A check of a secret envelope's signature.
+    pub fn secret(key: PublicKey, message: Bytes, signature: Bytes) -> Self {
+        Self {
+            key,
+            message,
+            signature,
+            target: CheckTarget::Secret,
+        }
+    }
+
+    /// Runs the check (low-S rule included). The signed bytes must be non-empty.
+    pub fn run(&self) -> Result<(), SignatureError> {
+        match self.target {
+            CheckTarget::Envelope => {
+                if self.message.is_empty() {
+                    return Err(SignatureError::EmptyPayload);
+                }
+                self.key.verify(&self.message, &self.signature)
+            }
+            CheckTarget::Secret => crate::crypto::envelope::verify_secret(
+                &SecretEnvelope {
+                    payload: self.message.clone(),
+                    signature: self.signature.clone(),
+                },
+                &self.key,
+            ),
+        }
     }
 }
 
 /// Why a received envelope was rejected. Each reason has its own counter; the envelope is dropped
-/// and nothing from it is kept.
+/// and nothing from it is kept (no identity learnt, nothing marked seen).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
     /// The payload is not a `GossipMessage` (the stream that sent it is closed, as Fabric does).
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// The envelope is over the size limit (gRPC would have failed the stream).
+    #[error("envelope of {len_bytes} bytes exceeds {len_max_bytes}")]
+    TooLarge {
+        /// Encoded length, bytes.
+        len_bytes: usize,
+        /// The limit, bytes.
+        len_max_bytes: usize,
+    },
+    /// The tag is illegal for the content (spec 1.4).
+    #[error("illegal tag: {0}")]
+    IllegalTag(TagError),
+    /// The same broadcast message was accepted before.
+    #[error("duplicate message")]
+    Duplicate,
+    /// The identity of a signer is not known (nor carried in the message).
+    #[error("unknown signer")]
+    UnknownSigner,
+    /// An identity carried in the message is invalid or does not match its PKI-ID.
+    #[error("bad identity: {0}")]
+    BadIdentity(IdentityError),
+    /// A membership request whose self information is about another peer than its sender.
+    #[error("membership request self information is not about its sender")]
+    Spoofed,
+    /// The content breaks a structural rule (missing field, wrong nested kind).
+    #[error("invalid message: {0}")]
+    Invalid(&'static str),
+    /// More nested envelopes than `nested_items_len_max`.
+    #[error("{items_len} nested items exceed {items_len_max}")]
+    TooManyItems {
+        /// Nested envelopes in the message.
+        items_len: usize,
+        /// The limit.
+        items_len_max: usize,
+    },
+    /// A signature check failed.
+    #[error("bad signature: {0}")]
+    BadSignature(SignatureError),
 }
 
 impl Reject {
@@ -84,12 +198,64 @@ impl Reject {
     pub fn reason(&self) -> &'static str {
         match self {
             Reject::Malformed(_) => "malformed",
+            Reject::TooLarge { .. } => "too_large",
+            Reject::IllegalTag(_) => "illegal_tag",
+            Reject::Duplicate => "duplicate",
+            Reject::UnknownSigner => "unknown_signer",
+            Reject::BadIdentity(_) => "bad_identity",
+            Reject::Spoofed => "spoofed",
+            Reject::Invalid(_) => "invalid",
+            Reject::TooManyItems { .. } => "too_many_items",
+            Reject::BadSignature(_) => "bad_signature",
         }
     }
 
-    /// Whether the connection that sent it should be closed (the peer is broken or hostile).
+    /// Whether the connection that sent it should be closed (the peer is broken or hostile):
+    /// only for bytes that are not a message at all, as Fabric's comm does. Everything else is
+    /// dropped and counted, the stream stays.
     pub fn closes_connection(&self) -> bool {
-        matches!(self, Reject::Malformed(_))
+        matches!(self, Reject::Malformed(_) | Reject::TooLarge { .. })
+    }
+}
+
+/// Ingress limits and policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// Largest envelope accepted (`peer.maxRecvMsgSize`, 100 MiB).
+    pub envelope_len_max_bytes: usize,
+    /// Broadcast messages remembered for duplicate suppression.
+    pub seen_len_max: usize,
+    /// Nested envelopes one message may carry (membership response entries, snapshot elements,
+    /// update items).
+    pub nested_items_len_max: usize,
+    /// What a nested item with an unknown signer does to its message.
+    pub nested_signer_policy: NestedSignerPolicy,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            envelope_len_max_bytes: gossip_proto::MAX_MESSAGE_LEN_BYTES,
+            seen_len_max: SEEN_LEN_MAX_DEFAULT,
+            nested_items_len_max: 16_384,
+            nested_signer_policy: NestedSignerPolicy::default(),
+        }
+    }
+}
+
+impl IngressConfig {
+    /// Checks the constraints between fields.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        for (name, v) in [
+            ("envelope_len_max_bytes", self.envelope_len_max_bytes),
+            ("seen_len_max", self.seen_len_max),
+            ("nested_items_len_max", self.nested_items_len_max),
+        ] {
+            if v == 0 {
+                return Err(crate::config::ConfigError::Zero(name));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -98,55 +264,192 @@ impl Reject {
 pub struct Prechecked {
     received: ReceivedMessage,
     checks: Vec<SignatureCheck>,
+    seen_key: Option<SeenKey>,
+    learn: Vec<Arc<Identity>>,
 }
 
 impl Prechecked {
-    /// The signature checks this message needs (empty for unsigned kinds).
+    /// The signature checks this message needs (empty for unsigned kinds without signed items).
     pub fn checks(&self) -> &[SignatureCheck] {
         &self.checks
     }
 
     /// Runs every signature check inline.
-    pub fn run_checks(&self) -> Result<(), crate::crypto::SignatureError> {
+    pub fn run_checks(&self) -> Result<(), SignatureError> {
         self.checks.iter().try_for_each(SignatureCheck::run)
+    }
+
+    /// The message as it will be delivered.
+    pub fn received(&self) -> &ReceivedMessage {
+        &self.received
+    }
+
+    /// Its content kind.
+    pub fn kind(&self) -> ContentKind {
+        self.received.kind
     }
 }
 
 /// The ingress pipeline, shared by every connection task (`&self` everywhere, internally
 /// synchronised).
-#[derive(Debug, Default)]
-pub struct Ingress {}
+#[derive(Debug)]
+pub struct Ingress {
+    config: IngressConfig,
+    msp: Arc<MspManager>,
+    identities: Arc<IdentityStore>,
+    seen: SeenCache,
+    stats: IngressStats,
+}
+
+impl Default for Ingress {
+    /// Default limits, no MSP: every signed message is rejected (`UnknownSigner` / `BadIdentity`).
+    fn default() -> Self {
+        let msp = Arc::new(MspManager::new());
+        let identities = Arc::new(IdentityStore::new(
+            Arc::clone(&msp),
+            IDENTITIES_LEN_MAX_DEFAULT,
+        ));
+        Self::new(IngressConfig::default(), msp, identities)
+    }
+}
 
 impl Ingress {
+    /// A pipeline validating identities with `msp` and sharing `identities` with the comm layer
+    /// (whose handshake stores the remote's identity). Pass the store's own MSP manager.
+    pub fn new(
+        config: IngressConfig,
+        msp: Arc<MspManager>,
+        identities: Arc<IdentityStore>,
+    ) -> Self {
+        let seen = SeenCache::new(config.seen_len_max);
+        Self {
+            config,
+            msp,
+            identities,
+            seen,
+            stats: IngressStats::default(),
+        }
+    }
+
+    /// The identity store.
+    pub fn identities(&self) -> &Arc<IdentityStore> {
+        &self.identities
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &IngressStats {
+        &self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IngressConfig {
+        &self.config
+    }
+
     /// Stage 1a: decode and cheap checks. Never panics on any input.
     pub fn precheck(
         &self,
         from: PkiId,
         envelope: Envelope,
-        _now: Instant,
+        now: Instant,
+    ) -> Result<Prechecked, Reject> {
+        self.precheck_inner(from, envelope, now)
+            .inspect_err(|r| self.stats.record_reject(r))
+    }
+
+    fn precheck_inner(
+        &self,
+        from: PkiId,
+        envelope: Envelope,
+        now: Instant,
     ) -> Result<Prechecked, Reject> {
         let envelope_len_bytes = envelope.encoded_len();
-        let message = GossipMessage::decode(envelope.payload.clone())
-            .map_err(|e| Reject::Malformed(e.to_string()))?;
+        if envelope_len_bytes > self.config.envelope_len_max_bytes {
+            return Err(Reject::TooLarge {
+                len_bytes: envelope_len_bytes,
+                len_max_bytes: self.config.envelope_len_max_bytes,
+            });
+        }
+        let mut message =
+            wire::decode_message(&envelope).map_err(|e| Reject::Malformed(e.to_string()))?;
+        let kind = ContentKind::of(&message);
+        if wire::route(kind) == Route::TagChecked {
+            wire::check_tag(&message).map_err(Reject::IllegalTag)?;
+        }
+        let seen_key = SeenKey::of(&message);
+        if seen_key.as_ref().is_some_and(|k| self.seen.contains(k)) {
+            return Err(Reject::Duplicate);
+        }
+        let items_len = signers::nested_items_len(&message);
+        if items_len > self.config.nested_items_len_max {
+            return Err(Reject::TooManyItems {
+                items_len,
+                items_len_max: self.config.nested_items_len_max,
+            });
+        }
+        let mut resolver = signers::Resolver::new(
+            &self.msp,
+            &self.identities,
+            now,
+            self.config.nested_signer_policy,
+        );
+        resolver.resolve(from, &envelope, &mut message)?;
+        if resolver.nested_dropped > 0 {
+            self.stats.add_nested_dropped(resolver.nested_dropped);
+        }
         Ok(Prechecked {
             received: ReceivedMessage {
                 from,
                 envelope,
                 message,
                 envelope_len_bytes,
+                kind,
             },
-            checks: Vec::new(),
+            checks: resolver.checks,
+            seen_key,
+            learn: resolver.learn,
         })
     }
 
-    /// Stage 1c: takes the outcome of the signature checks and admits the message.
+    /// Stage 1c: takes the outcome of the signature checks and admits the message: marks it seen
+    /// (a copy that raced it through verification is rejected as `Duplicate` here) and stores the
+    /// identities it carried.
     pub fn accept(
         &self,
         prechecked: Prechecked,
-        checks_result: Result<(), crate::crypto::SignatureError>,
+        checks_result: Result<(), SignatureError>,
         _now: Instant,
     ) -> Result<Verified<ReceivedMessage>, Reject> {
-        checks_result.map_err(|e| Reject::Malformed(e.to_string()))?;
+        let admitted = checks_result
+            .map_err(Reject::BadSignature)
+            .and_then(|()| match prechecked.seen_key {
+                Some(key) if !self.seen.insert(key) => Err(Reject::Duplicate),
+                _ => Ok(()),
+            });
+        if let Err(reject) = admitted {
+            self.stats.record_reject(&reject);
+            return Err(reject);
+        }
+        for identity in prechecked.learn {
+            let learned = self.identities.insert_validated(identity).is_ok();
+            self.stats.record_identity_learned(learned);
+        }
+        self.stats.record_accepted();
         Ok(Verified::new(prechecked.received))
     }
+
+    /// All three stages inline: precheck, run the checks, accept (the simulator's path).
+    pub fn receive_inline(
+        &self,
+        from: PkiId,
+        envelope: Envelope,
+        now: Instant,
+    ) -> Result<Verified<ReceivedMessage>, Reject> {
+        let prechecked = self.precheck(from, envelope, now)?;
+        let outcome = prechecked.run_checks();
+        self.accept(prechecked, outcome, now)
+    }
 }
+
+#[cfg(test)]
+mod tests;

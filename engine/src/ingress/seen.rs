@@ -1,0 +1,267 @@
+//! The seen-before cache: broadcast messages already accepted, so a copy arriving from another peer
+//! is dropped before anyone pays for its signature again.
+//!
+//! A key is a SHA-256 digest over the fields that identify a broadcast message (spec 3.5–3.10
+//! comparators): data_msg: channel + seq; alive: pki_id + inc + seq; state_info: pki_id +
+//! channel_MAC + inc + seq; leadership: pki_id + inc + seq + is_declaration. The digest is fixed
+//! size, keeps no slice of the received buffer alive, and cannot be steered into collisions.
+//!
+//! Keys go in only after a message passed its checks (a forged copy can't poison the cache). The
+//! cache is a bounded FIFO per shard: when full, the oldest key leaves.
+
+use std::collections::{HashSet, VecDeque};
+
+use gossip_proto::gossip::gossip_message::Content;
+use gossip_proto::gossip::{GossipMessage, PeerTime};
+use parking_lot::Mutex;
+use ring::digest;
+
+/// Default bound on remembered keys.
+pub const SEEN_LEN_MAX_DEFAULT: usize = 65_536;
+
+const SHARDS_COUNT: usize = 16;
+
+/// What identifies a broadcast message.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeenKey([u8; 32]);
+
+impl std::fmt::Debug for SeenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SeenKey({})", hex::encode(&self.0[..8]))
+    }
+}
+
+struct KeyBuilder(digest::Context);
+
+impl KeyBuilder {
+    fn new(kind: u8) -> Self {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"gossip-seen-v1");
+        ctx.update(&[kind]);
+        Self(ctx)
+    }
+
+    fn bytes(mut self, field: &[u8]) -> Self {
+        self.0.update(&(field.len() as u64).to_le_bytes());
+        self.0.update(field);
+        self
+    }
+
+    fn u64(mut self, value: u64) -> Self {
+        self.0.update(&value.to_le_bytes());
+        self
+    }
+
+    fn time(self, time: Option<&PeerTime>) -> Self {
+        let t = time.copied().unwrap_or_default();
+        self.u64(t.inc_num).u64(t.seq_num)
+    }
+
+    fn finish(self) -> SeenKey {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        SeenKey(out)
+    }
+}
+
+impl SeenKey {
+    /// The key of a broadcast message; `None` for kinds that are not deduplicated here (requests,
+    /// responses and pull messages must be handled every time).
+    pub fn of(message: &GossipMessage) -> Option<SeenKey> {
+        let key = match message.content.as_ref()? {
+            Content::DataMsg(d) => KeyBuilder::new(1)
+                .bytes(&message.channel)
+                .u64(d.payload.as_ref().map_or(0, |p| p.seq_num)),
+            Content::AliveMsg(a) => KeyBuilder::new(2)
+                .bytes(a.membership.as_ref().map_or(&[][..], |m| &m.pki_id))
+                .time(a.timestamp.as_ref()),
+            Content::StateInfo(s) => KeyBuilder::new(3)
+                .bytes(&s.pki_id)
+                .bytes(&s.channel_mac)
+                .time(s.timestamp.as_ref()),
+            Content::LeadershipMsg(l) => KeyBuilder::new(4)
+                .bytes(&l.pki_id)
+                .time(l.timestamp.as_ref())
+                .u64(u64::from(l.is_declaration)),
+            _ => return None,
+        };
+        Some(key.finish())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    set: HashSet<SeenKey>,
+    order: VecDeque<SeenKey>,
+}
+
+/// A bounded set of [`SeenKey`]s, internally synchronised.
+#[derive(Debug)]
+pub struct SeenCache {
+    shards: Box<[Mutex<Shard>]>,
+    shard_len_max: usize,
+}
+
+impl SeenCache {
+    /// A cache remembering about `seen_len_max` keys (rounded up to a multiple of the shard count).
+    pub fn new(seen_len_max: usize) -> Self {
+        Self {
+            shards: (0..SHARDS_COUNT)
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
+            shard_len_max: seen_len_max.div_ceil(SHARDS_COUNT).max(1),
+        }
+    }
+
+    fn shard(&self, key: &SeenKey) -> &Mutex<Shard> {
+        &self.shards[usize::from(key.0[0]) % SHARDS_COUNT]
+    }
+
+    /// Whether the key was inserted and not evicted since.
+    pub fn contains(&self, key: &SeenKey) -> bool {
+        self.shard(key).lock().set.contains(key)
+    }
+
+    /// Inserts a key; `false` when it was present already. Evicts the shard's oldest key when full.
+    pub fn insert(&self, key: SeenKey) -> bool {
+        let mut shard = self.shard(&key).lock();
+        if !shard.set.insert(key) {
+            return false;
+        }
+        shard.order.push_back(key);
+        if shard.order.len() > self.shard_len_max
+            && let Some(oldest) = shard.order.pop_front()
+        {
+            shard.set.remove(&oldest);
+        }
+        true
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().order.len()).sum()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use gossip_proto::gossip::*;
+
+    use super::*;
+
+    fn msg(channel: &'static [u8], content: gossip_message::Content) -> GossipMessage {
+        GossipMessage {
+            nonce: 0,
+            channel: Bytes::from_static(channel),
+            tag: 1,
+            content: Some(content),
+        }
+    }
+
+    fn time(inc_num: u64, seq_num: u64) -> Option<PeerTime> {
+        Some(PeerTime { inc_num, seq_num })
+    }
+
+    fn data(channel: &'static [u8], seq_num: u64) -> GossipMessage {
+        msg(
+            channel,
+            Content::DataMsg(DataMessage {
+                payload: Some(Payload {
+                    seq_num,
+                    data: Bytes::new(),
+                    private_data: vec![],
+                }),
+            }),
+        )
+    }
+
+    fn alive(pki: u8, inc: u64, seq: u64) -> GossipMessage {
+        let membership = Some(Member {
+            pki_id: Bytes::from(vec![pki; 32]),
+            ..Default::default()
+        });
+        msg(
+            b"",
+            Content::AliveMsg(AliveMessage {
+                membership,
+                timestamp: time(inc, seq),
+                identity: Bytes::new(),
+            }),
+        )
+    }
+
+    fn state_info(pki: u8, mac: u8, seq: u64) -> GossipMessage {
+        msg(
+            b"",
+            Content::StateInfo(StateInfo {
+                pki_id: Bytes::from(vec![pki; 32]),
+                channel_mac: Bytes::from(vec![mac; 32]),
+                timestamp: time(1, seq),
+                properties: None,
+            }),
+        )
+    }
+
+    fn leadership(pki: u8, seq: u64, is_declaration: bool) -> GossipMessage {
+        msg(
+            b"ch",
+            Content::LeadershipMsg(LeadershipMessage {
+                pki_id: Bytes::from(vec![pki; 32]),
+                timestamp: time(1, seq),
+                is_declaration,
+            }),
+        )
+    }
+
+    #[test]
+    fn keys_identify_broadcasts() {
+        // (a, b, same key?)
+        let table = [
+            (data(b"ch1", 5), data(b"ch1", 5), true),
+            (data(b"ch1", 5), data(b"ch1", 6), false),
+            (data(b"ch1", 5), data(b"ch2", 5), false),
+            (alive(1, 10, 1), alive(1, 10, 1), true),
+            (alive(1, 10, 1), alive(1, 10, 2), false),
+            (alive(1, 10, 1), alive(1, 11, 1), false),
+            (alive(1, 10, 1), alive(2, 10, 1), false),
+            (state_info(1, 7, 3), state_info(1, 7, 3), true),
+            (state_info(1, 7, 3), state_info(1, 8, 3), false),
+            (state_info(1, 7, 3), state_info(1, 7, 4), false),
+            (leadership(1, 3, true), leadership(1, 3, true), true),
+            (leadership(1, 3, true), leadership(1, 3, false), false),
+            (leadership(1, 3, true), leadership(2, 3, true), false),
+            // Different kinds never share a key.
+            (alive(1, 0, 0), leadership(1, 0, false), false),
+        ];
+        for (i, (a, b, same)) in table.iter().enumerate() {
+            let (ka, kb) = (SeenKey::of(a).expect("key"), SeenKey::of(b).expect("key"));
+            assert_eq!(ka == kb, *same, "row {i}");
+        }
+        let hello = msg(b"", Content::Hello(GossipHello::default()));
+        assert!(SeenKey::of(&hello).is_none());
+    }
+
+    #[test]
+    fn bounded_fifo() {
+        let cache = SeenCache::new(SHARDS_COUNT * 2);
+        let keys: Vec<SeenKey> = (0..200u64)
+            .map(|i| SeenKey::of(&data(b"c", i)).expect("key"))
+            .collect();
+        for key in &keys {
+            assert!(cache.insert(*key));
+            assert!(!cache.insert(*key), "second insert reports present");
+        }
+        assert!(cache.len() <= SHARDS_COUNT * 2);
+        assert!(
+            cache.contains(keys.last().expect("last")),
+            "the newest key stays"
+        );
+        assert!(!cache.contains(&keys[0]), "the oldest key was evicted");
+    }
+}
