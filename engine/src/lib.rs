@@ -29,6 +29,7 @@
 pub mod config;
 pub mod crypto;
 pub mod egress;
+pub mod event;
 pub mod ingress;
 pub mod time;
 pub mod types;
