@@ -4,7 +4,9 @@ use criterion::{criterion_group, criterion_main};
 
 mod suites {
     pub mod egress;
+    pub mod pool;
 }
 
 criterion_group!(egress, suites::egress::benches);
-criterion_main!(egress);
+criterion_group!(pool, suites::pool::benches);
+criterion_main!(egress, pool);

@@ -1,0 +1,80 @@
+//! The verifier pool: throughput of signature checks submitted from one thread and verified by
+//! 1 or 2 worker threads, beside the same checks run inline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use gossip_engine::crypto::SigningKey;
+use gossip_engine::crypto::pool::{PoolConfig, VerifierPool, VerifyJob};
+use gossip_engine::ingress::SignatureCheck;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+
+/// Checks per iteration: one per simulated alive message.
+const CHECKS_LEN: usize = 512;
+
+fn checks() -> Vec<SignatureCheck> {
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+        .expect("key generation");
+    let key = SigningKey::from_pkcs8_der(pkcs8.as_ref()).expect("key loads");
+    (0..CHECKS_LEN)
+        .map(|i| {
+            // About the size of an alive message payload.
+            let message = Bytes::from(format!("{i:0>280}"));
+            let signature = key.sign(&message).expect("sign");
+            SignatureCheck::envelope(key.public_key(), message, signature)
+        })
+        .collect()
+}
+
+/// Submits every check as its own job and spins until all completed.
+fn run_through_pool(pool: &VerifierPool, checks: &[SignatureCheck]) {
+    let done = Arc::new(AtomicUsize::new(0));
+    for check in checks {
+        let done = Arc::clone(&done);
+        let mut job = VerifyJob::new(vec![check.clone()], move |outcome| {
+            assert!(outcome.is_ok());
+            done.fetch_add(1, Ordering::Release);
+        });
+        loop {
+            match pool.submit(job) {
+                Ok(()) => break,
+                Err(full) => {
+                    job = full.0;
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+    while done.load(Ordering::Acquire) < checks.len() {
+        std::thread::yield_now();
+    }
+}
+
+pub fn benches(c: &mut Criterion) {
+    let checks = checks();
+    let mut group = c.benchmark_group("verify_pool");
+    group.throughput(Throughput::Elements(CHECKS_LEN as u64));
+    group.bench_function("inline", |b| {
+        b.iter(|| {
+            checks
+                .iter()
+                .try_for_each(SignatureCheck::run)
+                .expect("valid")
+        })
+    });
+    for workers_count in [1, 2] {
+        let pool = VerifierPool::new(&PoolConfig {
+            workers_count,
+            queue_len_max: 1024,
+            batch_len_max: 32,
+        })
+        .expect("pool starts");
+        group.bench_function(format!("workers_{workers_count}"), |b| {
+            b.iter(|| run_through_pool(&pool, &checks))
+        });
+    }
+    group.finish();
+}
