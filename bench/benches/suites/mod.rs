@@ -1,0 +1,4 @@
+//! The benchmark suites: wire codec and crypto.
+
+pub mod codec;
+pub mod crypto;
