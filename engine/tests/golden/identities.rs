@@ -295,3 +295,20 @@ fn golden_keys_sign_what_their_certificates_verify() {
         LocalSigner::from_pems(&a.mspid, &read(&a.cert_file), &read(&b.private_key_file)).is_err()
     );
 }
+
+#[test]
+fn a_ca_certificate_is_not_a_valid_identity() {
+    // Fabric's MSP refuses to validate a certificate with Basic Constraints CA=true as an identity.
+    let both = manager(&["Org1MSP", "Org2MSP"]);
+    for peer in identities().values() {
+        let ca = Identity::from_pem(&peer.mspid, &read(&peer.ca_cert_file))
+            .expect("CA certificate parses");
+        assert!(ca.cert.is_ca);
+        let got = both.validate(&ca, NOW_2027_UNIX_S);
+        assert!(
+            matches!(&got, Err(IdentityError::BadCertificate(why)) if why.contains("CA=true")),
+            "{}: {got:?}",
+            peer.ca_cert_file
+        );
+    }
+}
