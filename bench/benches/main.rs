@@ -1,12 +1,13 @@
-//! criterion main: one group of suites per pipeline stage (`cargo bench -p gossip-bench -- <name>`).
+//! Criterion micro-benchmarks per pipeline stage. Each suite lives in `suites/`.
+//!
+//! Run: `cargo bench -p gossip-bench -- --warm-up-time 1 --measurement-time 3`, or one suite with a
+//! filter: `cargo bench -p gossip-bench -- emitter`.
 
-use criterion::{criterion_group, criterion_main};
+mod suites;
 
-mod suites {
-    pub mod egress;
-    pub mod pool;
-}
-
-criterion_group!(egress, suites::egress::benches);
-criterion_group!(pool, suites::pool::benches);
-criterion_main!(egress, pool);
+criterion::criterion_main!(
+    suites::codec::benches,
+    suites::crypto::benches,
+    suites::pool::benches,
+    suites::egress::benches,
+);

@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use gossip_engine::egress::{
     Emitter, EmitterConfig, InOrg, NotSame, Partition, Routable, RouteClass, combine, select_peers,
 };
@@ -74,7 +74,7 @@ fn members(n: usize) -> Vec<NetworkMember> {
         .collect()
 }
 
-pub fn benches(c: &mut Criterion) {
+fn egress(c: &mut Criterion) {
     let batch = mixed_batch();
 
     let mut group = c.benchmark_group("emitter");
@@ -138,3 +138,5 @@ pub fn benches(c: &mut Criterion) {
     });
     group.finish();
 }
+
+criterion_group!(benches, egress);

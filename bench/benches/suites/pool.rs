@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group};
 use gossip_engine::crypto::SigningKey;
 use gossip_engine::crypto::pool::{PoolConfig, VerifierPool, VerifyJob};
 use gossip_engine::ingress::SignatureCheck;
@@ -53,7 +53,7 @@ fn run_through_pool(pool: &VerifierPool, checks: &[SignatureCheck]) {
     }
 }
 
-pub fn benches(c: &mut Criterion) {
+fn pool(c: &mut Criterion) {
     let checks = checks();
     let mut group = c.benchmark_group("verify_pool");
     group.throughput(Throughput::Elements(CHECKS_LEN as u64));
@@ -78,3 +78,5 @@ pub fn benches(c: &mut Criterion) {
     }
     group.finish();
 }
+
+criterion_group!(benches, pool);

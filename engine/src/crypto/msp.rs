@@ -95,9 +95,18 @@ impl OrgMsp {
         Self::from_pems(mspid, &refs(&roots), &refs(&inter), &refs(&tls))
     }
 
-    /// Validates a certificate of this org: it chains to a root through the intermediates, and
-    /// every certificate on the chain is within its validity period at `now_unix_s`.
+    /// Validates a certificate of this org: it is not a CA certificate, it chains to a root through
+    /// the intermediates, and every certificate on the chain is within its validity period at
+    /// `now_unix_s`.
     fn validate_chain(&self, leaf: &Certificate, now_unix_s: i64) -> Result<(), IdentityError> {
+        if leaf.is_ca {
+            // Fabric's MSP refuses CA certificates as identities (a root would otherwise validate
+            // as "signed by itself").
+            return Err(IdentityError::BadCertificate(
+                "an X509 certificate with Basic Constraint CA=true cannot be used as an identity"
+                    .into(),
+            ));
+        }
         leaf.check_validity(now_unix_s)?;
         let mut current = leaf.clone();
         for _ in 0..CHAIN_LEN_MAX {
