@@ -319,7 +319,7 @@ fn blocks_stay_in_channel_and_secrets_stay_in_org() {
     }
     let org1_ids: Vec<PkiId> = c.peers[..3].iter().map(|p| p.signer.pki_id()).collect();
     for p in &c.peers[3..] {
-        assert!(p.blocks.get(&ch).is_none());
+        assert!(!p.blocks.contains_key(&ch));
         for env in &p.received {
             let m = GossipMessage::decode(env.payload.clone()).unwrap();
             assert!(

@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use gossip_proto::gossip::MembershipResponse;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
