@@ -646,10 +646,18 @@ fn pipeline_through_the_verifier_pool() {
         "conn_probe",
         "data_msg",
     ];
-    for name in names {
-        let prechecked = ingress
-            .precheck(pki(&golden, PEER0_ORG1), envelope(&golden, name), now())
-            .expect(name);
+    // Precheck everything before any job runs: the tampered alive message shares its seen-key with
+    // the genuine one, so once the genuine copy is accepted a later precheck rightly says Duplicate.
+    let prechecked: Vec<_> = names
+        .iter()
+        .map(|&name| {
+            let p = ingress
+                .precheck(pki(&golden, PEER0_ORG1), envelope(&golden, name), now())
+                .expect(name);
+            (name, p)
+        })
+        .collect();
+    for (name, prechecked) in prechecked {
         let (ingress, tx) = (Arc::clone(&ingress), tx.clone());
         let job = VerifyJob::new(prechecked.checks().to_vec(), move |outcome| {
             tx.send((

@@ -42,6 +42,15 @@ struct Cluster {
 impl Cluster {
     /// `orgs[i]` peers in org i; every peer of an org bootstraps to the org's first peer.
     fn new(orgs: &[usize], with_external: bool, seed: u64) -> Cluster {
+        Self::with_config(orgs, with_external, seed, GossipConfig::default())
+    }
+
+    fn with_config(
+        orgs: &[usize],
+        with_external: bool,
+        seed: u64,
+        config: GossipConfig,
+    ) -> Cluster {
         let now = at_s(0.0);
         let pki = TestPki::generate(&TestPkiSpec {
             peers_per_org: orgs.to_vec(),
@@ -81,7 +90,7 @@ impl Cluster {
                 };
                 let node = Node::new(
                     NodeParams {
-                        config: GossipConfig::default(),
+                        config: config.clone(),
                         external_endpoint: external.clone(),
                         internal_endpoint: internal.clone(),
                         bootstrap,
@@ -248,7 +257,15 @@ fn join(org: &OrgId, channel: &Bytes, anchors: Vec<AnchorPeer>) -> Command {
 
 #[test]
 fn membership_converges_and_blocks_arrive_in_order() {
-    let mut c = Cluster::new(&[5], false, 7);
+    // Push alone is probabilistic: with Fabric's fan-out of 3 among 4 peers (sender removed after
+    // selection) a peer misses a batch about 1.5 % of the time, and pull repairs that in Fabric.
+    // This test is about membership and in-order delivery, so the fan-out covers every peer. The
+    // PKI (and so the PKI-ID order the RNG picks from) is new every run.
+    let config = GossipConfig {
+        propagate_peer_num: 4,
+        ..GossipConfig::default()
+    };
+    let mut c = Cluster::with_config(&[5], false, 7, config);
     c.run_until(at_s(15.0));
     for p in &c.peers {
         assert_eq!(p.node.peers().len(), 4, "{:?}", p.node);
