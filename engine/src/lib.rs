@@ -29,6 +29,8 @@
 pub mod config;
 pub mod crypto;
 pub mod ingress;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod time;
 pub mod types;
 
