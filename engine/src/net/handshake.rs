@@ -75,9 +75,9 @@ impl HandshakeError {
             HandshakeError::EmptyPkiId => "empty_pki_id",
             HandshakeError::BadIdentity(_) => "bad_identity",
             HandshakeError::InvalidIdentity(IdentityError::Expired { .. }) => "identity_expired",
-            HandshakeError::InvalidIdentity(IdentityError::UnknownIssuer | IdentityError::UnknownMsp(_)) => {
-                "identity_unknown_ca"
-            }
+            HandshakeError::InvalidIdentity(
+                IdentityError::UnknownIssuer | IdentityError::UnknownMsp(_) | IdentityError::BadChainSignature,
+            ) => "identity_unknown_ca",
             HandshakeError::InvalidIdentity(_) => "identity_invalid",
             HandshakeError::PkiIdMismatch => "pki_id_mismatch",
             HandshakeError::TlsCertHashMismatch => "tls_cert_hash_mismatch",
