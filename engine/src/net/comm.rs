@@ -451,6 +451,8 @@ impl Comm {
             conn.close();
         }
         self.shared.inbound.close();
+        // A subscriber that stopped reading must not hold the demux (or `stop`) forever.
+        self.shared.demux.close_all();
         let server = self.server.lock().take().map(|tasks| {
             tasks.accept_loop.abort();
             let _ = tasks.shutdown.send(());
