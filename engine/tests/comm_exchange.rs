@@ -87,28 +87,51 @@ async fn thousand_concurrent_sends_are_all_delivered() {
 async fn full_send_buffer_drops_and_counts_without_blocking() {
     init_tracing();
     let pki = pki();
-    let sender_config = CommConfig { send_buff_len_max: 1, ..CommConfig::for_test() };
+    let sender_config = CommConfig {
+        send_buff_len_max: 1,
+        ..CommConfig::for_test()
+    };
     // The receiver never drains: its subscriber queue and inbound queue hold one message each.
-    let receiver_config =
-        CommConfig { inbound_queue_len_max: 1, subscriber_queue_len_max: 1, ..CommConfig::for_test() };
+    let receiver_config = CommConfig {
+        inbound_queue_len_max: 1,
+        subscriber_queue_len_max: 1,
+        ..CommConfig::for_test()
+    };
     let a = start_peer(&pki, 0, 0, true, sender_config).await;
     let b = start_peer(&pki, 1, 0, true, receiver_config).await;
     let _never_read = b.accept(|_| true);
     let target = remote(&b);
-    a.send_blocking(data_envelope(0), &target).await.expect("connection established");
+    a.send_blocking(data_envelope(0), &target)
+        .await
+        .expect("connection established");
 
     // 256 KiB envelopes: HTTP/2 flow control stalls the writer once the receiver stops reading.
     let blob = bytes::Bytes::from(vec![7u8; 256 * 1024]);
     let mut sent = 0u64;
     for seq in 1..=400u64 {
         // `send` is a plain function: it cannot wait, so finishing this loop shows it never blocked.
-        a.send(big_data_envelope(seq, blob.clone()), std::slice::from_ref(&target));
+        a.send(
+            big_data_envelope(seq, blob.clone()),
+            std::slice::from_ref(&target),
+        );
         sent += 1;
     }
     assert_eq!(sent, 400);
-    assert!(eventually(|| a.stats().overflow_count > 0).await, "overflow counted: {:?}", a.stats());
+    assert!(
+        eventually(|| a.stats().overflow_count > 0).await,
+        "overflow counted: {:?}",
+        a.stats()
+    );
     let stats = a.stats();
-    assert!(stats.overflow_by_peer.get(&b.pki_id()).copied().unwrap_or(0) > 0, "{stats:?}");
+    assert!(
+        stats
+            .overflow_by_peer
+            .get(&b.pki_id())
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{stats:?}"
+    );
     a.stop().await;
     b.stop().await;
 }
@@ -121,8 +144,15 @@ fn big_data_envelope(seq: u64, blob: bytes::Bytes) -> gossip_proto::gossip::Enve
         channel: bytes::Bytes::from_static(b"testchannel"),
         tag: gossip_message::Tag::ChanAndOrg as i32,
         content: Some(gossip_message::Content::DataMsg(DataMessage {
-            payload: Some(Payload { seq_num: seq, data: blob, private_data: vec![] }),
+            payload: Some(Payload {
+                seq_num: seq,
+                data: blob,
+                private_data: vec![],
+            }),
         })),
     };
-    gossip_proto::gossip::Envelope { payload: message.encode_to_vec().into(), ..Default::default() }
+    gossip_proto::gossip::Envelope {
+        payload: message.encode_to_vec().into(),
+        ..Default::default()
+    }
 }

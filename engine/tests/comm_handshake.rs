@@ -14,7 +14,12 @@ use gossip_proto::gossip::Envelope;
 
 /// Sends `first` from a raw TLS client presenting `client_peer`'s certificate and waits until the
 /// server has counted a failure of `cause`; checks nothing was registered.
-async fn expect_server_rejects(server: &Comm, client_tls_cfg: std::sync::Arc<rustls::ClientConfig>, first: Envelope, cause: &str) {
+async fn expect_server_rejects(
+    server: &Comm,
+    client_tls_cfg: std::sync::Arc<rustls::ClientConfig>,
+    first: Envelope,
+    cause: &str,
+) {
     let endpoint = server.local_addr().to_string();
     if let Ok(mut raw) = raw_stream(&endpoint, Some(client_tls_cfg), first).await {
         // The server's own ConnEstablish may arrive; then the stream ends.
@@ -38,10 +43,29 @@ async fn bad_signature_is_rejected() {
     let client = &pki.orgs[1].peers[0];
     let mut env = good_conn_establish(client, true);
     // A valid signature, but over other bytes.
-    env.signature = client.signer().expect("signer").sign(b"something else").expect("sign");
-    let err = verify_conn_establish(&env, &msp, true, Some(&leaf_der(client)), gossip_engine::net::clock::now());
-    assert!(matches!(err, Err(HandshakeError::BadSignature(_))), "{err:?}");
-    expect_server_rejects(&server, client_tls(&msp, Some(client)), env, "bad_signature").await;
+    env.signature = client
+        .signer()
+        .expect("signer")
+        .sign(b"something else")
+        .expect("sign");
+    let err = verify_conn_establish(
+        &env,
+        &msp,
+        true,
+        Some(&leaf_der(client)),
+        gossip_engine::net::clock::now(),
+    );
+    assert!(
+        matches!(err, Err(HandshakeError::BadSignature(_))),
+        "{err:?}"
+    );
+    expect_server_rejects(
+        &server,
+        client_tls(&msp, Some(client)),
+        env,
+        "bad_signature",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -59,10 +83,28 @@ async fn tls_cert_hash_mismatch_is_rejected() {
     let signer = client.signer().expect("signer");
     // Claims the TLS hash of another peer's certificate.
     let wrong_hash = tls_hash_of(&pki.orgs[1].peers[1]);
-    let env = conn_establish(signer.pki_id().as_bytes(), signer.identity().serialized.clone(), &wrong_hash, false, &signer);
-    let err = verify_conn_establish(&env, &msp, true, Some(&leaf_der(client)), gossip_engine::net::clock::now());
+    let env = conn_establish(
+        signer.pki_id().as_bytes(),
+        signer.identity().serialized.clone(),
+        &wrong_hash,
+        false,
+        &signer,
+    );
+    let err = verify_conn_establish(
+        &env,
+        &msp,
+        true,
+        Some(&leaf_der(client)),
+        gossip_engine::net::clock::now(),
+    );
     assert_eq!(err.err(), Some(HandshakeError::TlsCertHashMismatch));
-    expect_server_rejects(&server, client_tls(&msp, Some(client)), env, "tls_cert_hash_mismatch").await;
+    expect_server_rejects(
+        &server,
+        client_tls(&msp, Some(client)),
+        env,
+        "tls_cert_hash_mismatch",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -74,9 +116,21 @@ async fn wrong_first_message_is_rejected() {
     let server = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let client = &pki.orgs[1].peers[0];
     let env = data_envelope(1);
-    let err = verify_conn_establish(&env, &msp, true, Some(&leaf_der(client)), gossip_engine::net::clock::now());
+    let err = verify_conn_establish(
+        &env,
+        &msp,
+        true,
+        Some(&leaf_der(client)),
+        gossip_engine::net::clock::now(),
+    );
     assert_eq!(err.err(), Some(HandshakeError::WrongFirstMessage));
-    expect_server_rejects(&server, client_tls(&msp, Some(client)), env, "wrong_first_message").await;
+    expect_server_rejects(
+        &server,
+        client_tls(&msp, Some(client)),
+        env,
+        "wrong_first_message",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -96,9 +150,21 @@ async fn pki_id_mismatch_is_rejected() {
         false,
         &signer,
     );
-    let err = verify_conn_establish(&env, &msp, true, Some(&leaf_der(client)), gossip_engine::net::clock::now());
+    let err = verify_conn_establish(
+        &env,
+        &msp,
+        true,
+        Some(&leaf_der(client)),
+        gossip_engine::net::clock::now(),
+    );
     assert_eq!(err.err(), Some(HandshakeError::PkiIdMismatch));
-    expect_server_rejects(&server, client_tls(&msp, Some(client)), env, "pki_id_mismatch").await;
+    expect_server_rejects(
+        &server,
+        client_tls(&msp, Some(client)),
+        env,
+        "pki_id_mismatch",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -119,16 +185,30 @@ async fn identity_from_unknown_ca_is_rejected() {
         false,
         &stranger,
     );
-    let err = verify_conn_establish(&env, &msp, true, Some(&leaf_der(tls_peer)), gossip_engine::net::clock::now());
+    let err = verify_conn_establish(
+        &env,
+        &msp,
+        true,
+        Some(&leaf_der(tls_peer)),
+        gossip_engine::net::clock::now(),
+    );
     // The stranger CA has the same subject name as Org1's, so the chain check fails on its signature.
     assert!(
         matches!(
             err,
-            Err(HandshakeError::InvalidIdentity(IdentityError::BadChainSignature | IdentityError::UnknownIssuer))
+            Err(HandshakeError::InvalidIdentity(
+                IdentityError::BadChainSignature | IdentityError::UnknownIssuer
+            ))
         ),
         "{err:?}"
     );
-    expect_server_rejects(&server, client_tls(&msp, Some(tls_peer)), env, "identity_unknown_ca").await;
+    expect_server_rejects(
+        &server,
+        client_tls(&msp, Some(tls_peer)),
+        env,
+        "identity_unknown_ca",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -147,12 +227,23 @@ async fn expired_identity_is_rejected() {
     let old_org = &old_pki.orgs[0];
     let mut manager = pki.msp_manager().expect("msp");
     manager.add_org(
-        OrgMsp::from_pems("ExpiredOrgMSP", &[old_org.ca.cert_pem.as_bytes()], &[], &[old_org.tls_ca.cert_pem.as_bytes()])
-            .expect("org msp"),
+        OrgMsp::from_pems(
+            "ExpiredOrgMSP",
+            &[old_org.ca.cert_pem.as_bytes()],
+            &[],
+            &[old_org.tls_ca.cert_pem.as_bytes()],
+        )
+        .expect("org msp"),
     );
     let msp = std::sync::Arc::new(manager);
     let server_peer = &pki.orgs[0].peers[0];
-    let server = start_with(signer_of(server_peer), msp.clone(), Some(tls_of(server_peer)), CommConfig::for_test()).await;
+    let server = start_with(
+        signer_of(server_peer),
+        msp.clone(),
+        Some(tls_of(server_peer)),
+        CommConfig::for_test(),
+    )
+    .await;
     let old_peer = &old_org.peers[0];
     let expired = LocalSigner::from_pems(
         "ExpiredOrgMSP",
@@ -168,9 +259,29 @@ async fn expired_identity_is_rejected() {
         false,
         &expired,
     );
-    let err = verify_conn_establish(&env, &msp, true, Some(&leaf_der(tls_peer)), gossip_engine::net::clock::now());
-    assert!(matches!(err, Err(HandshakeError::InvalidIdentity(IdentityError::Expired { .. }))), "{err:?}");
-    expect_server_rejects(&server, client_tls(&msp, Some(tls_peer)), env, "identity_expired").await;
+    let err = verify_conn_establish(
+        &env,
+        &msp,
+        true,
+        Some(&leaf_der(tls_peer)),
+        gossip_engine::net::clock::now(),
+    );
+    assert!(
+        matches!(
+            err,
+            Err(HandshakeError::InvalidIdentity(
+                IdentityError::Expired { .. }
+            ))
+        ),
+        "{err:?}"
+    );
+    expect_server_rejects(
+        &server,
+        client_tls(&msp, Some(tls_peer)),
+        env,
+        "identity_expired",
+    )
+    .await;
     server.stop().await;
 }
 
@@ -196,15 +307,31 @@ async fn valid_raw_handshake_is_accepted_and_answered() {
     let msp = msp(&pki);
     let server = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let client = &pki.orgs[1].peers[0];
-    let mut raw = raw_stream(&server.local_addr().to_string(), Some(client_tls(&msp, Some(client))), good_conn_establish(client, true))
+    let mut raw = raw_stream(
+        &server.local_addr().to_string(),
+        Some(client_tls(&msp, Some(client))),
+        good_conn_establish(client, true),
+    )
+    .await
+    .expect("stream");
+    let reply = tokio::time::timeout(WAIT, raw.inbound.message())
         .await
-        .expect("stream");
-    let reply = tokio::time::timeout(WAIT, raw.inbound.message()).await.expect("reply in time").expect("ok").expect("some");
+        .expect("reply in time")
+        .expect("ok")
+        .expect("some");
     // The server's ConnEstablish carries the hash of the server certificate we saw.
     let seen_leaf = raw.dialed.server_leaf.clone().expect("server leaf");
-    let remote = verify_conn_establish(&reply, &msp, true, Some(&seen_leaf), gossip_engine::net::clock::now())
-        .expect("server handshake verifies");
+    let remote = verify_conn_establish(
+        &reply,
+        &msp,
+        true,
+        Some(&seen_leaf),
+        gossip_engine::net::clock::now(),
+    )
+    .expect("server handshake verifies");
     assert_eq!(remote.pki_id, server.pki_id());
-    assert!(eventually(|| server.connected_peers() == vec![client.signer().expect("s").pki_id()]).await);
+    assert!(
+        eventually(|| server.connected_peers() == vec![client.signer().expect("s").pki_id()]).await
+    );
     server.stop().await;
 }

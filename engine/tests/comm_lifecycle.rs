@@ -25,7 +25,10 @@ async fn close_conn_then_send_reconnects() {
 
     a.close_conn(&b.pki_id());
     assert!(a.connected_peers().is_empty());
-    assert!(eventually(|| b.connected_peers().is_empty()).await, "B saw the stream end");
+    assert!(
+        eventually(|| b.connected_peers().is_empty()).await,
+        "B saw the stream end"
+    );
 
     a.send(data_envelope(2), &[remote(&b)]);
     assert_eq!(seq_of(&recv(&sub_b).await), Some(2));
@@ -59,12 +62,19 @@ async fn malformed_envelope_closes_only_that_stream() {
     let bad_pki_id = bad_peer.signer().expect("signer").pki_id();
     assert!(eventually(|| server.connected_peers().contains(&bad_pki_id)).await);
     raw.tx
-        .send(Envelope { payload: Bytes::from_static(&[0xff, 0xff, 0xff]), ..Default::default() })
+        .send(Envelope {
+            payload: Bytes::from_static(&[0xff, 0xff, 0xff]),
+            ..Default::default()
+        })
         .await
         .expect("queue garbage");
     // Only the server's ConnEstablish comes back before the stream ends.
     assert_eq!(drain_until_end(&mut raw.inbound).await, 1);
-    assert!(eventually(|| server.stats().rejects_of("malformed") == 1).await, "{:?}", server.stats());
+    assert!(
+        eventually(|| server.stats().rejects_of("malformed") == 1).await,
+        "{:?}",
+        server.stats()
+    );
     assert!(eventually(|| !server.connected_peers().contains(&bad_pki_id)).await);
 
     // The other peer's connection is unaffected.
@@ -111,13 +121,22 @@ async fn probe_handshake_returns_identity_and_registers_nothing() {
     let a = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let b = start_peer(&pki, 1, 0, true, CommConfig::for_test()).await;
     let endpoint = b.local_addr().to_string();
-    let identity = a.handshake(&endpoint, Some(b.pki_id())).await.expect("probe handshake");
+    let identity = a
+        .handshake(&endpoint, Some(b.pki_id()))
+        .await
+        .expect("probe handshake");
     assert_eq!(identity.pki_id, b.pki_id());
     assert_eq!(identity.mspid, "Org2MSP");
-    let identity = a.handshake(&endpoint, None).await.expect("probe handshake without expectation");
+    let identity = a
+        .handshake(&endpoint, None)
+        .await
+        .expect("probe handshake without expectation");
     assert_eq!(identity.pki_id, b.pki_id());
     let wrong = a.handshake(&endpoint, Some(a.pki_id())).await;
-    assert!(matches!(wrong, Err(CommError::UnexpectedPeer { .. })), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(CommError::UnexpectedPeer { .. })),
+        "{wrong:?}"
+    );
     a.probe(&endpoint).await.expect("ping probe");
     assert_eq!(b.stats().connections_opened, 0);
     assert_eq!(a.stats().connections_opened, 0);
@@ -129,7 +148,9 @@ async fn probe_handshake_returns_identity_and_registers_nothing() {
 
 /// An endpoint where nothing listens.
 async fn dead_endpoint() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     addr.to_string()
@@ -142,9 +163,14 @@ async fn sending_to_a_dead_endpoint_presumes_the_peer_dead() {
     let a = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let mut dead_rx = a.presumed_dead().expect("first take");
     assert!(a.presumed_dead().is_none());
-    let dead = RemotePeer { endpoint: dead_endpoint().await, pki_id: PkiId([9; 32]) };
+    let dead = RemotePeer {
+        endpoint: dead_endpoint().await,
+        pki_id: PkiId([9; 32]),
+    };
     a.send(data_envelope(1), std::slice::from_ref(&dead));
-    let reported = tokio::time::timeout(WAIT, dead_rx.recv()).await.expect("reported in time");
+    let reported = tokio::time::timeout(WAIT, dead_rx.recv())
+        .await
+        .expect("reported in time");
     assert_eq!(reported, Some(dead.pki_id));
     assert!(a.probe(&dead.endpoint).await.is_err());
     assert!(a.connected_peers().is_empty());
@@ -163,24 +189,43 @@ async fn unexpected_pki_id_same_org_switches_and_other_org_fails() {
     let sub_d = d.accept(|_| true);
 
     // A learns C's identity, then finds D (same org) at the endpoint it expected C at.
-    a.send_blocking(data_envelope(1), &remote(&c)).await.expect("send to C");
+    a.send_blocking(data_envelope(1), &remote(&c))
+        .await
+        .expect("send to C");
     // As if C restarted with a new identity: the old connection is gone.
     a.close_conn(&c.pki_id());
-    let moved = RemotePeer { endpoint: d.local_addr().to_string(), pki_id: c.pki_id() };
-    a.send_blocking(data_envelope(2), &moved).await.expect("identity switch is accepted");
+    let moved = RemotePeer {
+        endpoint: d.local_addr().to_string(),
+        pki_id: c.pki_id(),
+    };
+    a.send_blocking(data_envelope(2), &moved)
+        .await
+        .expect("identity switch is accepted");
     assert_eq!(seq_of(&recv(&sub_d).await), Some(2));
-    let old = tokio::time::timeout(WAIT, switches.recv()).await.expect("switch in time");
+    let old = tokio::time::timeout(WAIT, switches.recv())
+        .await
+        .expect("switch in time");
     assert_eq!(old, Some(c.pki_id()));
 
     // An unknown PKI-ID expected at D's endpoint: not the same org, so authentication fails.
-    let stranger = RemotePeer { endpoint: d.local_addr().to_string(), pki_id: PkiId([3; 32]) };
+    let stranger = RemotePeer {
+        endpoint: d.local_addr().to_string(),
+        pki_id: PkiId([3; 32]),
+    };
     let err = a.send_blocking(data_envelope(3), &stranger).await;
     assert!(
-        matches!(err, Err(CommError::Handshake(HandshakeError::AuthenticationFailure { .. }))),
+        matches!(
+            err,
+            Err(CommError::Handshake(
+                HandshakeError::AuthenticationFailure { .. }
+            ))
+        ),
         "{err:?}"
     );
     assert_eq!(a.stats().handshake_failures_of("authentication_failure"), 1);
-    let reported = tokio::time::timeout(WAIT, dead_rx.recv()).await.expect("reported in time");
+    let reported = tokio::time::timeout(WAIT, dead_rx.recv())
+        .await
+        .expect("reported in time");
     assert_eq!(reported, Some(stranger.pki_id));
     a.stop().await;
     c.stop().await;
@@ -194,11 +239,21 @@ async fn stop_closes_subscriptions_and_connections() {
     let a = start_peer(&pki, 0, 0, false, CommConfig::for_test()).await;
     let b = start_peer(&pki, 1, 0, false, CommConfig::for_test()).await;
     let sub_b = b.accept(|_| true);
-    a.send_blocking(data_envelope(1), &remote(&b)).await.expect("send");
+    a.send_blocking(data_envelope(1), &remote(&b))
+        .await
+        .expect("send");
     assert_eq!(seq_of(&recv(&sub_b).await), Some(1));
     b.stop().await;
-    assert!(tokio::time::timeout(WAIT, sub_b.recv()).await.expect("ends in time").is_none());
+    assert!(
+        tokio::time::timeout(WAIT, sub_b.recv())
+            .await
+            .expect("ends in time")
+            .is_none()
+    );
     assert!(b.connected_peers().is_empty());
-    assert!(eventually(|| a.connected_peers().is_empty()).await, "A saw B go away");
+    assert!(
+        eventually(|| a.connected_peers().is_empty()).await,
+        "A saw B go away"
+    );
     a.stop().await;
 }

@@ -16,7 +16,9 @@ use tonic::transport::{Channel, Endpoint};
 use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, writer_stream};
-use super::handshake::{HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish};
+use super::handshake::{
+    HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
+};
 use super::lanes::Lanes;
 use super::stats::Stats;
 use super::tls::NetIo;
@@ -72,9 +74,16 @@ fn io_err(e: impl std::fmt::Display) -> std::io::Error {
 
 /// Dials `endpoint` (`host:port`): TCP with TCP_NODELAY, then TLS when `tls` is given, all within
 /// `dial_timeout`. The server's leaf certificate is recorded for the handshake's TLS-hash check.
-pub async fn dial(endpoint: &str, tls: Option<Arc<ClientConfig>>, config: &CommConfig) -> Result<Dialed, DialError> {
+pub async fn dial(
+    endpoint: &str,
+    tls: Option<Arc<ClientConfig>>,
+    config: &CommConfig,
+) -> Result<Dialed, DialError> {
     let (host, port) = split_endpoint(endpoint)?;
-    let connect_err = |reason: String| DialError::Connect { endpoint: endpoint.to_owned(), reason };
+    let connect_err = |reason: String| DialError::Connect {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
     let leaf_slot: Arc<Mutex<Option<Bytes>>> = Arc::default();
     let slot = leaf_slot.clone();
     let dial_timeout = config.dial_timeout;
@@ -101,7 +110,9 @@ pub async fn dial(endpoint: &str, tls: Option<Arc<ClientConfig>>, config: &CommC
         }
     });
     let uri = format!("http://{endpoint}");
-    let keepalive_interval = config.keepalive_interval.max(std::time::Duration::from_secs(60));
+    let keepalive_interval = config
+        .keepalive_interval
+        .max(std::time::Duration::from_secs(60));
     let channel = Endpoint::from_shared(uri)
         .map_err(|_| DialError::BadEndpoint(endpoint.to_owned()))?
         .connect_timeout(config.dial_timeout)
@@ -116,7 +127,11 @@ pub async fn dial(endpoint: &str, tls: Option<Arc<ClientConfig>>, config: &CommC
         .max_decoding_message_size(config.recv_message_len_max)
         .max_encoding_message_size(config.send_message_len_max);
     let server_leaf = leaf_slot.lock().take();
-    Ok(Dialed { client, server_leaf, channel })
+    Ok(Dialed {
+        client,
+        server_leaf,
+        channel,
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -131,8 +146,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Calls `Ping` within `conn_timeout`.
-pub async fn ping(dialed: &mut Dialed, endpoint: &str, config: &CommConfig) -> Result<(), DialError> {
-    let ping_err = |reason: String| DialError::Ping { endpoint: endpoint.to_owned(), reason };
+pub async fn ping(
+    dialed: &mut Dialed,
+    endpoint: &str,
+    config: &CommConfig,
+) -> Result<(), DialError> {
+    let ping_err = |reason: String| DialError::Ping {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
     match tokio::time::timeout(config.conn_timeout, dialed.client.ping(Empty {})).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(status)) => Err(ping_err(status.to_string())),
@@ -174,7 +196,11 @@ pub(crate) async fn client_handshake(
     let lanes = Arc::new(Lanes::new(shared.config.send_buff_len_max));
     let outbound = writer_stream(first, lanes.clone(), shared.clone());
     let opened = async {
-        let response = dialed.client.gossip_stream(outbound).await.map_err(|s| HandshakeError::Stream(s.to_string()))?;
+        let response = dialed
+            .client
+            .gossip_stream(outbound)
+            .await
+            .map_err(|s| HandshakeError::Stream(s.to_string()))?;
         let mut inbound = response.into_inner();
         let envelope = read_first(&mut inbound, timeout).await?;
         Ok::<_, HandshakeError>((envelope, inbound))
@@ -194,7 +220,12 @@ pub(crate) async fn client_handshake(
         Ok((remote, inbound))
     });
     match result {
-        Ok((remote, inbound)) => Ok(ClientHandshake { remote, lanes, inbound, channel: dialed.channel }),
+        Ok((remote, inbound)) => Ok(ClientHandshake {
+            remote,
+            lanes,
+            inbound,
+            channel: dialed.channel,
+        }),
         Err(e) => {
             lanes.close();
             Err(e)
@@ -203,8 +234,17 @@ pub(crate) async fn client_handshake(
 }
 
 /// Wraps a finished client handshake into a connection (not yet registered).
-pub(crate) fn outbound_conn(shared: &Shared, hs: ClientHandshake) -> (Arc<Conn>, Streaming<Envelope>) {
-    let conn = Conn::new(shared.next_conn_id(), hs.remote, Direction::Outbound, hs.lanes, Some(hs.channel));
+pub(crate) fn outbound_conn(
+    shared: &Shared,
+    hs: ClientHandshake,
+) -> (Arc<Conn>, Streaming<Envelope>) {
+    let conn = Conn::new(
+        shared.next_conn_id(),
+        hs.remote,
+        Direction::Outbound,
+        hs.lanes,
+        Some(hs.channel),
+    );
     (Arc::new(conn), hs.inbound)
 }
 

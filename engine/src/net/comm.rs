@@ -11,7 +11,9 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::client::{self, DialError, client_handshake, outbound_conn, record_handshake_failure, record_opened};
+use super::client::{
+    self, DialError, client_handshake, outbound_conn, record_handshake_failure, record_opened,
+};
 use super::conn::{Conn, run_reader};
 use super::conn_store::ConnStore;
 use super::demux::{Demux, Subscription};
@@ -175,7 +177,10 @@ impl Shared {
 
     /// The connection to `peer`, dialling it if needed (one dial per destination at a time). A
     /// failure to obtain one marks the peer presumed dead.
-    pub(crate) async fn get_or_create(self: &Arc<Self>, peer: &RemotePeer) -> Result<Arc<Conn>, CommError> {
+    pub(crate) async fn get_or_create(
+        self: &Arc<Self>,
+        peer: &RemotePeer,
+    ) -> Result<Arc<Conn>, CommError> {
         if let Some(conn) = self.store.get(&peer.pki_id) {
             return Ok(conn);
         }
@@ -202,7 +207,12 @@ impl Shared {
         if self.is_stopped() {
             return Err(CommError::Stopped);
         }
-        let mut dialed = client::dial(&peer.endpoint, self.tls.as_ref().map(|t| t.client.clone()), &self.config).await?;
+        let mut dialed = client::dial(
+            &peer.endpoint,
+            self.tls.as_ref().map(|t| t.client.clone()),
+            &self.config,
+        )
+        .await?;
         client::ping(&mut dialed, &peer.endpoint, &self.config).await?;
         let hs = client_handshake(self, dialed, false, self.config.conn_timeout)
             .await
@@ -241,7 +251,11 @@ impl Shared {
         if hs.remote.pki_id == peer.pki_id {
             return Ok(hs);
         }
-        let old_org = self.known_identities.lock().get(&peer.pki_id).map(|i| i.mspid.clone());
+        let old_org = self
+            .known_identities
+            .lock()
+            .get(&peer.pki_id)
+            .map(|i| i.mspid.clone());
         if old_org.as_deref() == Some(hs.remote.identity.mspid.as_str()) {
             tracing::info!(old = %peer.pki_id, new = %hs.remote.pki_id, "peer changed its identity");
             if self.identity_switch_tx.try_send(peer.pki_id).is_err() {
@@ -250,7 +264,10 @@ impl Shared {
             return Ok(hs);
         }
         hs.lanes.close();
-        Err(HandshakeError::AuthenticationFailure { expected: peer.pki_id, actual: hs.remote.pki_id })
+        Err(HandshakeError::AuthenticationFailure {
+            expected: peer.pki_id,
+            actual: hs.remote.pki_id,
+        })
     }
 }
 
@@ -267,7 +284,10 @@ pub struct Comm {
 
 impl std::fmt::Debug for Comm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Comm").field("pki_id", &self.pki_id()).field("local_addr", &self.local_addr).finish()
+        f.debug_struct("Comm")
+            .field("pki_id", &self.pki_id())
+            .field("local_addr", &self.local_addr)
+            .finish()
     }
 }
 
@@ -275,9 +295,18 @@ impl Comm {
     /// Binds the listener and starts the server and the demux. Must run inside a tokio runtime.
     pub async fn start(params: CommParams) -> Result<Comm, CommError> {
         params.config.validate()?;
-        let tls = params.tls.as_ref().map(|m| TlsState::new(&params.msp, m)).transpose()?;
+        let tls = params
+            .tls
+            .as_ref()
+            .map(|m| TlsState::new(&params.msp, m))
+            .transpose()?;
         let (listener, local_addr) =
-            server::bind(params.listen).await.map_err(|source| CommError::Bind { addr: params.listen, source })?;
+            server::bind(params.listen)
+                .await
+                .map_err(|source| CommError::Bind {
+                    addr: params.listen,
+                    source,
+                })?;
         let (presumed_dead_tx, presumed_dead_rx) = mpsc::channel(PRESUMED_DEAD_QUEUE_LEN_MAX);
         let (identity_switch_tx, identity_switch_rx) = mpsc::channel(IDENTITY_SWITCH_QUEUE_LEN_MAX);
         let shared = Arc::new(Shared {
@@ -298,7 +327,8 @@ impl Comm {
             stopped: AtomicBool::new(false),
         });
         let demux_shared = shared.clone();
-        let demux_task = shared.spawn(async move { demux_shared.demux.run(&demux_shared.inbound).await });
+        let demux_task =
+            shared.spawn(async move { demux_shared.demux.run(&demux_shared.inbound).await });
         let server = server::start(shared.clone(), listener);
         tracing::info!(%local_addr, pki_id = %shared.signer.pki_id(), tls = shared.tls.is_some(), "comm started");
         Ok(Comm {
@@ -353,7 +383,11 @@ impl Comm {
 
     /// Sends to one peer, connecting first if needed and waiting for room in the data lane or for
     /// the connection to close (Fabric's blocking send, used for responses).
-    pub async fn send_blocking(&self, envelope: Envelope, peer: &RemotePeer) -> Result<(), CommError> {
+    pub async fn send_blocking(
+        &self,
+        envelope: Envelope,
+        peer: &RemotePeer,
+    ) -> Result<(), CommError> {
         if self.shared.is_stopped() {
             return Err(CommError::Stopped);
         }
@@ -361,7 +395,10 @@ impl Comm {
         conn.lanes
             .push_wait(Lane::Data, envelope)
             .await
-            .map_err(|source| CommError::Send { peer: conn.pki_id(), source })
+            .map_err(|source| CommError::Send {
+                peer: conn.pki_id(),
+                source,
+            })
     }
 
     /// Subscribes to received messages matching `predicate` (Fabric's `Accept`).
@@ -369,7 +406,10 @@ impl Comm {
     where
         F: Fn(&ReceivedMessage) -> bool + Send + Sync + 'static,
     {
-        let subscription = self.shared.demux.subscribe(Box::new(predicate), self.shared.config.subscriber_queue_len_max);
+        let subscription = self.shared.demux.subscribe(
+            Box::new(predicate),
+            self.shared.config.subscriber_queue_len_max,
+        );
         if self.shared.is_stopped() {
             self.shared.demux.close_all();
         }
@@ -389,9 +429,18 @@ impl Comm {
     /// Probe handshake (Fabric's `Handshake`): dial, Ping, a stream with `probe = true`, the remote's
     /// ConnEstablish checked, then closed. Returns the remote's identity; fails if `expected` is
     /// given and differs. Registers nothing.
-    pub async fn handshake(&self, endpoint: &str, expected: Option<PkiId>) -> Result<Identity, CommError> {
+    pub async fn handshake(
+        &self,
+        endpoint: &str,
+        expected: Option<PkiId>,
+    ) -> Result<Identity, CommError> {
         let shared = &self.shared;
-        let mut dialed = client::dial(endpoint, shared.tls.as_ref().map(|t| t.client.clone()), &shared.config).await?;
+        let mut dialed = client::dial(
+            endpoint,
+            shared.tls.as_ref().map(|t| t.client.clone()),
+            &shared.config,
+        )
+        .await?;
         client::ping(&mut dialed, endpoint, &shared.config).await?;
         let hs = client_handshake(shared, dialed, true, shared.config.handshake_timeout)
             .await
@@ -399,9 +448,10 @@ impl Comm {
         hs.lanes.close();
         let identity = hs.remote.identity;
         match expected {
-            Some(expected) if expected != identity.pki_id => {
-                Err(CommError::UnexpectedPeer { expected, actual: identity.pki_id })
-            }
+            Some(expected) if expected != identity.pki_id => Err(CommError::UnexpectedPeer {
+                expected,
+                actual: identity.pki_id,
+            }),
             _ => Ok(identity),
         }
     }
@@ -409,7 +459,12 @@ impl Comm {
     /// Liveness probe (Fabric's `Probe`): dial and Ping only.
     pub async fn probe(&self, endpoint: &str) -> Result<(), CommError> {
         let shared = &self.shared;
-        let mut dialed = client::dial(endpoint, shared.tls.as_ref().map(|t| t.client.clone()), &shared.config).await?;
+        let mut dialed = client::dial(
+            endpoint,
+            shared.tls.as_ref().map(|t| t.client.clone()),
+            &shared.config,
+        )
+        .await?;
         client::ping(&mut dialed, endpoint, &shared.config).await?;
         Ok(())
     }
@@ -434,10 +489,10 @@ impl Comm {
     /// Closes every connection, ends the server and the demux, closes subscriptions. Idempotent.
     pub async fn stop(&self) {
         let (server, demux) = self.stop_now();
-        if let Some(mut handle) = server {
-            if tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err() {
-                handle.abort();
-            }
+        if let Some(mut handle) = server
+            && tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err()
+        {
+            handle.abort();
         }
         if let Some(demux) = demux {
             let _ = demux.await;

@@ -47,7 +47,13 @@ impl Conn {
         lanes: Arc<Lanes>,
         channel: Option<Channel>,
     ) -> Self {
-        Self { id, remote, direction, lanes, _channel: channel }
+        Self {
+            id,
+            remote,
+            direction,
+            lanes,
+            _channel: channel,
+        }
     }
 
     pub(crate) fn pki_id(&self) -> PkiId {
@@ -112,7 +118,11 @@ enum ReaderEnd {
 
 /// Reads envelopes until the stream ends, the connection closes, or an envelope is rejected with
 /// `closes_connection`. Then closes and unregisters the connection.
-pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound: Streaming<Envelope>) {
+pub(crate) async fn run_reader(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    mut inbound: Streaming<Envelope>,
+) {
     let end = loop {
         let next = tokio::select! {
             biased;
@@ -144,7 +154,9 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound
         ReaderEnd::StreamError(status) => {
             tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, %status, "connection stream failed")
         }
-        other => tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, end = ?other, "connection ended"),
+        other => {
+            tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, end = ?other, "connection ended")
+        }
     }
     // Envelopes still queued when the transport failed under us are failed sends: Fabric's writer
     // marks such a peer presumed dead.
@@ -154,7 +166,11 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound
     }
 }
 
-async fn handle_envelope(shared: &Shared, conn: &Conn, envelope: Envelope) -> Result<(), ReaderEnd> {
+async fn handle_envelope(
+    shared: &Shared,
+    conn: &Conn,
+    envelope: Envelope,
+) -> Result<(), ReaderEnd> {
     let len_bytes = envelope.encoded_len();
     if len_bytes > shared.config.recv_message_len_max {
         shared.stats.reject("oversize");

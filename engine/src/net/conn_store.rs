@@ -26,7 +26,11 @@ pub(crate) struct ConnStore {
 
 impl Default for ConnStore {
     fn default() -> Self {
-        Self { shards: (0..SHARD_COUNT).map(|_| Mutex::new(Shard::default())).collect() }
+        Self {
+            shards: (0..SHARD_COUNT)
+                .map(|_| Mutex::new(Shard::default()))
+                .collect(),
+        }
     }
 }
 
@@ -37,12 +41,20 @@ impl ConnStore {
 
     /// The open connection to `pki_id`, if any.
     pub(crate) fn get(&self, pki_id: &PkiId) -> Option<Arc<Conn>> {
-        self.shard(pki_id).lock().conns.get(pki_id).filter(|c| !c.is_closed()).cloned()
+        self.shard(pki_id)
+            .lock()
+            .conns
+            .get(pki_id)
+            .filter(|c| !c.is_closed())
+            .cloned()
     }
 
     /// Registers `conn`, returning the connection it replaced (the caller closes it).
     pub(crate) fn insert_replace(&self, conn: Arc<Conn>) -> Option<Arc<Conn>> {
-        self.shard(&conn.pki_id()).lock().conns.insert(conn.pki_id(), conn)
+        self.shard(&conn.pki_id())
+            .lock()
+            .conns
+            .insert(conn.pki_id(), conn)
     }
 
     /// Registers `conn` unless an open connection to the same peer exists, which is returned.
@@ -70,7 +82,12 @@ impl ConnStore {
 
     /// The dial lock of a destination.
     pub(crate) fn dial_lock(&self, pki_id: &PkiId) -> Arc<tokio::sync::Mutex<()>> {
-        self.shard(pki_id).lock().dial_locks.entry(*pki_id).or_default().clone()
+        self.shard(pki_id)
+            .lock()
+            .dial_locks
+            .entry(*pki_id)
+            .or_default()
+            .clone()
     }
 
     /// Drops the dial lock entry once nobody else holds or waits on it.
@@ -86,12 +103,22 @@ impl ConnStore {
     pub(crate) fn peers(&self) -> Vec<PkiId> {
         self.shards
             .iter()
-            .flat_map(|s| s.lock().conns.values().filter(|c| !c.is_closed()).map(|c| c.pki_id()).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.lock()
+                    .conns
+                    .values()
+                    .filter(|c| !c.is_closed())
+                    .map(|c| c.pki_id())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
     /// Unregisters and returns every connection.
     pub(crate) fn drain(&self) -> Vec<Arc<Conn>> {
-        self.shards.iter().flat_map(|s| s.lock().conns.drain().map(|(_, c)| c).collect::<Vec<_>>()).collect()
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().conns.drain().map(|(_, c)| c).collect::<Vec<_>>())
+            .collect()
     }
 }

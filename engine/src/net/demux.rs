@@ -24,7 +24,9 @@ pub struct Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("queued", &self.inner.queue.len()).finish()
+        f.debug_struct("Subscription")
+            .field("queued", &self.inner.queue.len())
+            .finish()
     }
 }
 
@@ -64,14 +66,19 @@ pub(crate) struct Demux {
 
 impl std::fmt::Debug for Demux {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Demux").field("subscribers", &self.subs.lock().len()).finish()
+        f.debug_struct("Demux")
+            .field("subscribers", &self.subs.lock().len())
+            .finish()
     }
 }
 
 impl Demux {
     /// Adds a subscriber with a queue of `queue_len_max` messages.
     pub(crate) fn subscribe(&self, predicate: Predicate, queue_len_max: usize) -> Subscription {
-        let inner = Arc::new(SubInner { predicate, queue: AsyncQueue::new(queue_len_max) });
+        let inner = Arc::new(SubInner {
+            predicate,
+            queue: AsyncQueue::new(queue_len_max),
+        });
         self.subs.lock().push(inner.clone());
         Subscription { inner }
     }
@@ -86,7 +93,8 @@ impl Demux {
                     saw_closed = true;
                     continue;
                 }
-                if (sub.predicate)(&message) && sub.queue.push_wait(message.clone()).await.is_err() {
+                if (sub.predicate)(&message) && sub.queue.push_wait(message.clone()).await.is_err()
+                {
                     saw_closed = true;
                 }
             }

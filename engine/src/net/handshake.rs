@@ -6,7 +6,9 @@ use bytes::Bytes;
 use gossip_proto::gossip::{ConnEstablish, Envelope, GossipMessage, gossip_message};
 use prost::Message;
 
-use crate::crypto::{Identity, IdentityError, LocalSigner, MspManager, SignatureError, envelope, tls_cert_hash};
+use crate::crypto::{
+    Identity, IdentityError, LocalSigner, MspManager, SignatureError, envelope, tls_cert_hash,
+};
 use crate::time::Instant;
 use crate::types::PkiId;
 
@@ -76,7 +78,9 @@ impl HandshakeError {
             HandshakeError::BadIdentity(_) => "bad_identity",
             HandshakeError::InvalidIdentity(IdentityError::Expired { .. }) => "identity_expired",
             HandshakeError::InvalidIdentity(
-                IdentityError::UnknownIssuer | IdentityError::UnknownMsp(_) | IdentityError::BadChainSignature,
+                IdentityError::UnknownIssuer
+                | IdentityError::UnknownMsp(_)
+                | IdentityError::BadChainSignature,
             ) => "identity_unknown_ca",
             HandshakeError::InvalidIdentity(_) => "identity_invalid",
             HandshakeError::PkiIdMismatch => "pki_id_mismatch",
@@ -116,11 +120,14 @@ pub fn build_conn_establish(
         content: Some(gossip_message::Content::Conn(ConnEstablish {
             pki_id: Bytes::copy_from_slice(signer.pki_id().as_bytes()),
             identity: signer.identity().serialized.clone(),
-            tls_cert_hash: own_tls_cert_hash.map(|h| Bytes::copy_from_slice(&h)).unwrap_or_default(),
+            tls_cert_hash: own_tls_cert_hash
+                .map(|h| Bytes::copy_from_slice(&h))
+                .unwrap_or_default(),
             probe,
         })),
     };
-    envelope::sign_envelope(message.encode_to_vec().into(), signer.key()).map_err(HandshakeError::Signing)
+    envelope::sign_envelope(message.encode_to_vec().into(), signer.key())
+        .map_err(HandshakeError::Signing)
 }
 
 /// Checks the remote's first envelope (spec 2.2, receiver checks 2 to 6; check 1, no TLS
@@ -134,16 +141,18 @@ pub fn verify_conn_establish(
     now: Instant,
 ) -> Result<RemotePeerInfo, HandshakeError> {
     check_tls_presence(tls_on, remote_leaf)?;
-    let message =
-        GossipMessage::decode(received.payload.clone()).map_err(|e| HandshakeError::Malformed(e.to_string()))?;
+    let message = GossipMessage::decode(received.payload.clone())
+        .map_err(|e| HandshakeError::Malformed(e.to_string()))?;
     let Some(gossip_message::Content::Conn(conn)) = message.content else {
         return Err(HandshakeError::WrongFirstMessage);
     };
     if conn.pki_id.is_empty() {
         return Err(HandshakeError::EmptyPkiId);
     }
-    let identity = Identity::from_serialized(conn.identity.clone()).map_err(HandshakeError::BadIdentity)?;
-    msp.validate(&identity, now.as_unix_secs()).map_err(HandshakeError::InvalidIdentity)?;
+    let identity =
+        Identity::from_serialized(conn.identity.clone()).map_err(HandshakeError::BadIdentity)?;
+    msp.validate(&identity, now.as_unix_secs())
+        .map_err(HandshakeError::InvalidIdentity)?;
     if identity.pki_id.as_bytes().as_slice() != conn.pki_id.as_ref() {
         return Err(HandshakeError::PkiIdMismatch);
     }
@@ -156,7 +165,10 @@ pub fn verify_conn_establish(
     if received.signature.is_empty() {
         return Err(HandshakeError::BadSignature(SignatureError::Missing));
     }
-    identity.public_key().verify(&received.payload, &received.signature).map_err(HandshakeError::BadSignature)?;
+    identity
+        .public_key()
+        .verify(&received.payload, &received.signature)
+        .map_err(HandshakeError::BadSignature)?;
     Ok(RemotePeerInfo {
         pki_id: identity.pki_id,
         identity,

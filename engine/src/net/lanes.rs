@@ -72,7 +72,11 @@ impl Lanes {
     }
 
     /// Queues, waiting for room or for the connection to close.
-    pub(crate) async fn push_wait(&self, lane: Lane, envelope: Envelope) -> Result<(), EnqueueError> {
+    pub(crate) async fn push_wait(
+        &self,
+        lane: Lane,
+        envelope: Envelope,
+    ) -> Result<(), EnqueueError> {
         loop {
             let notified = self.space_or_close.notified();
             tokio::pin!(notified);
@@ -147,7 +151,10 @@ mod tests {
     use bytes::Bytes;
 
     fn env(n: u8) -> Envelope {
-        Envelope { payload: Bytes::from(vec![n]), ..Default::default() }
+        Envelope {
+            payload: Bytes::from(vec![n]),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
@@ -156,10 +163,19 @@ mod tests {
         assert_eq!(lanes.try_push(Lane::Data, env(1)), Ok(()));
         assert_eq!(lanes.try_push(Lane::Data, env(2)), Err(EnqueueError::Full));
         assert_eq!(lanes.try_push(Lane::Control, env(3)), Ok(()));
-        assert_eq!(lanes.next().await.map(|e| e.payload), Some(Bytes::from(vec![3])));
-        assert_eq!(lanes.next().await.map(|e| e.payload), Some(Bytes::from(vec![1])));
+        assert_eq!(
+            lanes.next().await.map(|e| e.payload),
+            Some(Bytes::from(vec![3]))
+        );
+        assert_eq!(
+            lanes.next().await.map(|e| e.payload),
+            Some(Bytes::from(vec![1]))
+        );
         lanes.close();
         assert!(lanes.next().await.is_none());
-        assert_eq!(lanes.try_push(Lane::Data, env(4)), Err(EnqueueError::Closed));
+        assert_eq!(
+            lanes.try_push(Lane::Data, env(4)),
+            Err(EnqueueError::Closed)
+        );
     }
 }

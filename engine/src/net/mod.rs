@@ -28,7 +28,10 @@ mod server;
 pub mod stats;
 pub mod tls;
 
-pub use comm::{Comm, CommError, CommParams, IDENTITY_SWITCH_QUEUE_LEN_MAX, PRESUMED_DEAD_QUEUE_LEN_MAX, RemotePeer};
+pub use comm::{
+    Comm, CommError, CommParams, IDENTITY_SWITCH_QUEUE_LEN_MAX, PRESUMED_DEAD_QUEUE_LEN_MAX,
+    RemotePeer,
+};
 pub use conn::Direction;
 pub use demux::Subscription;
 pub use handshake::{HandshakeError, RemotePeerInfo};

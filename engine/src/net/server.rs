@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::clock;
 use super::client::{read_first, record_handshake_failure, record_opened};
+use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, run_reader, writer_stream};
 use super::handshake::{build_conn_establish, check_tls_presence, verify_conn_establish};
@@ -59,12 +59,22 @@ impl Gossip for GossipService {
             record_handshake_failure(&shared, &endpoint, &e);
             return Err(Status::unauthenticated(e.to_string()));
         }
-        let first = build_conn_establish(&shared.signer, shared.tls.as_ref().map(|t| t.own_cert_hash), false)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let first = build_conn_establish(
+            &shared.signer,
+            shared.tls.as_ref().map(|t| t.own_cert_hash),
+            false,
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
         let lanes = Arc::new(Lanes::new(shared.config.send_buff_len_max));
         let outbound = writer_stream(first, lanes.clone(), shared.clone()).map(Ok);
         let inbound = request.into_inner();
-        shared.spawn(serve_inbound(shared.clone(), lanes, inbound, remote_leaf, endpoint));
+        shared.spawn(serve_inbound(
+            shared.clone(),
+            lanes,
+            inbound,
+            remote_leaf,
+            endpoint,
+        ));
         Ok(Response::new(Box::pin(outbound)))
     }
 
@@ -81,9 +91,17 @@ async fn serve_inbound(
     remote_leaf: Option<bytes::Bytes>,
     endpoint: String,
 ) {
-    let remote = read_first(&mut inbound, shared.config.conn_timeout).await.and_then(|envelope| {
-        verify_conn_establish(&envelope, &shared.msp, shared.tls.is_some(), remote_leaf.as_deref(), clock::now())
-    });
+    let remote = read_first(&mut inbound, shared.config.conn_timeout)
+        .await
+        .and_then(|envelope| {
+            verify_conn_establish(
+                &envelope,
+                &shared.msp,
+                shared.tls.is_some(),
+                remote_leaf.as_deref(),
+                clock::now(),
+            )
+        });
     let remote = match remote {
         Ok(remote) => remote,
         Err(e) => {
@@ -102,7 +120,13 @@ async fn serve_inbound(
         return;
     }
     shared.learn_identity(&remote.identity);
-    let conn = Arc::new(Conn::new(shared.next_conn_id(), remote, Direction::Inbound, lanes, None));
+    let conn = Arc::new(Conn::new(
+        shared.next_conn_id(),
+        remote,
+        Direction::Inbound,
+        lanes,
+        None,
+    ));
     if let Some(old) = shared.store.insert_replace(conn.clone()) {
         tracing::debug!(peer = %conn.pki_id(), "inbound connection replaces an existing one");
         old.close();
@@ -133,9 +157,11 @@ pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
     let incoming = futures_util::stream::unfold(accepted_rx, |mut rx| async move {
         rx.recv().await.map(|io| (Ok::<_, std::io::Error>(io), rx))
     });
-    let service = GossipServer::new(GossipService { shared: shared.clone() })
-        .max_decoding_message_size(shared.config.recv_message_len_max)
-        .max_encoding_message_size(shared.config.send_message_len_max);
+    let service = GossipServer::new(GossipService {
+        shared: shared.clone(),
+    })
+    .max_decoding_message_size(shared.config.recv_message_len_max)
+    .max_encoding_message_size(shared.config.send_message_len_max);
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
@@ -149,7 +175,11 @@ pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
             tracing::warn!(error = %e, "gossip server ended with an error");
         }
     });
-    ServerTasks { accept_loop, server, shutdown }
+    ServerTasks {
+        accept_loop,
+        server,
+        shutdown,
+    }
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc::Sender<NetIo>) {

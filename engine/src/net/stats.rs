@@ -52,8 +52,18 @@ impl Stats {
             presumed_dead_dropped: load(&self.presumed_dead_dropped),
             identity_switches_dropped: load(&self.identity_switches_dropped),
             rejects: self.rejects.lock().iter().map(|(k, v)| (*k, *v)).collect(),
-            handshake_failures: self.handshake_failures.lock().iter().map(|(k, v)| (*k, *v)).collect(),
-            overflow_by_peer: self.overflow_by_peer.lock().iter().map(|(k, v)| (*k, *v)).collect(),
+            handshake_failures: self
+                .handshake_failures
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            overflow_by_peer: self
+                .overflow_by_peer
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
         }
     }
 }

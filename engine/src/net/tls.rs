@@ -75,7 +75,8 @@ pub fn parse_cert_chain(pem_text: &str) -> Result<Vec<CertificateDer<'static>>, 
 }
 
 fn parse_key(pem_text: &str) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
-    PrivateKeyDer::from_pem_slice(pem_text.as_bytes()).map_err(|e| TlsSetupError::BadKey(e.to_string()))
+    PrivateKeyDer::from_pem_slice(pem_text.as_bytes())
+        .map_err(|e| TlsSetupError::BadKey(e.to_string()))
 }
 
 /// The org TLS CAs as a rustls root store.
@@ -92,11 +93,16 @@ pub fn root_store(msp: &MspManager) -> Result<RootCertStore, TlsSetupError> {
 
 /// A client configuration verifying servers against the org TLS CAs; presents `client_cert` when
 /// given (gossip always does; tests leave it out to check the rejection).
-pub fn client_config(msp: &MspManager, client_cert: Option<&TlsMaterial>) -> Result<ClientConfig, TlsSetupError> {
-    let builder =
-        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?.with_root_certificates(root_store(msp)?);
+pub fn client_config(
+    msp: &MspManager,
+    client_cert: Option<&TlsMaterial>,
+) -> Result<ClientConfig, TlsSetupError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(root_store(msp)?);
     let mut config = match client_cert {
-        Some(m) => builder.with_client_auth_cert(parse_cert_chain(&m.cert_chain_pem)?, parse_key(&m.key_pem)?)?,
+        Some(m) => builder
+            .with_client_auth_cert(parse_cert_chain(&m.cert_chain_pem)?, parse_key(&m.key_pem)?)?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
@@ -104,14 +110,18 @@ pub fn client_config(msp: &MspManager, client_cert: Option<&TlsMaterial>) -> Res
 }
 
 fn server_config(msp: &MspManager, material: &TlsMaterial) -> Result<ServerConfig, TlsSetupError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(msp)?), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(msp)?), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(parse_cert_chain(&material.cert_chain_pem)?, parse_key(&material.key_pem)?)?;
+        .with_single_cert(
+            parse_cert_chain(&material.cert_chain_pem)?,
+            parse_key(&material.key_pem)?,
+        )?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
     Ok(config)
 }
@@ -119,7 +129,10 @@ fn server_config(msp: &MspManager, material: &TlsMaterial) -> Result<ServerConfi
 impl TlsState {
     pub(crate) fn new(msp: &MspManager, material: &TlsMaterial) -> Result<Self, TlsSetupError> {
         let chain = parse_cert_chain(&material.cert_chain_pem)?;
-        let own_cert_hash = chain.first().map(|leaf| tls_cert_hash(leaf)).ok_or(TlsSetupError::NoRoots)?;
+        let own_cert_hash = chain
+            .first()
+            .map(|leaf| tls_cert_hash(leaf))
+            .ok_or(TlsSetupError::NoRoots)?;
         Ok(Self {
             server: Arc::new(server_config(msp, material)?),
             client: Arc::new(client_config(msp, Some(material))?),
@@ -156,7 +169,9 @@ impl NetIo {
             NetIo::TlsClient(s) => s.get_ref().1.peer_certificates(),
             NetIo::TlsServer(s) => s.get_ref().1.peer_certificates(),
         };
-        certs.and_then(|c| c.first()).map(|c| Bytes::copy_from_slice(c))
+        certs
+            .and_then(|c| c.first())
+            .map(|c| Bytes::copy_from_slice(c))
     }
 
     fn tcp(&self) -> &TcpStream {
@@ -172,12 +187,19 @@ impl tonic::transport::server::Connected for NetIo {
     type ConnectInfo = PeerInfo;
 
     fn connect_info(&self) -> PeerInfo {
-        PeerInfo { remote_addr: self.tcp().peer_addr().ok(), tls_leaf: self.peer_leaf() }
+        PeerInfo {
+            remote_addr: self.tcp().peer_addr().ok(),
+            tls_leaf: self.peer_leaf(),
+        }
     }
 }
 
 impl AsyncRead for NetIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             NetIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
             NetIo::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -187,7 +209,11 @@ impl AsyncRead for NetIo {
 }
 
 impl AsyncWrite for NetIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             NetIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
             NetIo::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

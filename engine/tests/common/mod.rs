@@ -40,7 +40,10 @@ pub fn msp(pki: &TestPki) -> Arc<MspManager> {
 }
 
 pub fn tls_of(peer: &TestPeer) -> TlsMaterial {
-    TlsMaterial { cert_chain_pem: peer.tls.cert_pem.clone(), key_pem: peer.tls.key_pem.clone() }
+    TlsMaterial {
+        cert_chain_pem: peer.tls.cert_pem.clone(),
+        key_pem: peer.tls.key_pem.clone(),
+    }
 }
 
 pub fn signer_of(peer: &TestPeer) -> Arc<LocalSigner> {
@@ -48,7 +51,13 @@ pub fn signer_of(peer: &TestPeer) -> Arc<LocalSigner> {
 }
 
 /// Starts a peer of `pki` (org `org`, peer `idx`) on 127.0.0.1:0.
-pub async fn start_peer(pki: &TestPki, org: usize, idx: usize, tls: bool, config: CommConfig) -> Comm {
+pub async fn start_peer(
+    pki: &TestPki,
+    org: usize,
+    idx: usize,
+    tls: bool,
+    config: CommConfig,
+) -> Comm {
     let peer = &pki.orgs[org].peers[idx];
     Comm::start(CommParams {
         config,
@@ -62,7 +71,10 @@ pub async fn start_peer(pki: &TestPki, org: usize, idx: usize, tls: bool, config
 }
 
 pub fn remote(comm: &Comm) -> RemotePeer {
-    RemotePeer { endpoint: comm.local_addr().to_string(), pki_id: comm.pki_id() }
+    RemotePeer {
+        endpoint: comm.local_addr().to_string(),
+        pki_id: comm.pki_id(),
+    }
 }
 
 /// An unsigned data message (tag CHAN_AND_ORG) carrying `seq`.
@@ -72,10 +84,18 @@ pub fn data_envelope(seq: u64) -> Envelope {
         channel: Bytes::from_static(b"testchannel"),
         tag: gossip_message::Tag::ChanAndOrg as i32,
         content: Some(gossip_message::Content::DataMsg(DataMessage {
-            payload: Some(Payload { seq_num: seq, data: Bytes::from(format!("block {seq}")), private_data: vec![] }),
+            payload: Some(Payload {
+                seq_num: seq,
+                data: Bytes::from(format!("block {seq}")),
+                private_data: vec![],
+            }),
         })),
     };
-    Envelope { payload: message.encode_to_vec().into(), signature: Bytes::new(), secret_envelope: None }
+    Envelope {
+        payload: message.encode_to_vec().into(),
+        signature: Bytes::new(),
+        secret_envelope: None,
+    }
 }
 
 pub fn seq_of(message: &Verified<ReceivedMessage>) -> Option<u64> {
@@ -87,7 +107,10 @@ pub fn seq_of(message: &Verified<ReceivedMessage>) -> Option<u64> {
 
 /// Receives one message or fails after [`WAIT`].
 pub async fn recv(sub: &Subscription) -> Verified<ReceivedMessage> {
-    tokio::time::timeout(WAIT, sub.recv()).await.expect("message within the wait").expect("subscription open")
+    tokio::time::timeout(WAIT, sub.recv())
+        .await
+        .expect("message within the wait")
+        .expect("subscription open")
 }
 
 /// Polls `cond` until it holds or [`WAIT`] passes.
@@ -123,31 +146,54 @@ pub async fn raw_stream(
     let mut dialed = client::dial(endpoint, tls, &config).await.expect("dial");
     let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(16);
     tx.send(first).await.expect("queue first");
-    let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-    let response =
-        tokio::time::timeout(WAIT, dialed.client.gossip_stream(outbound)).await.expect("stream opens in time")?;
-    Ok(RawStream { tx, inbound: response.into_inner(), dialed })
+    let outbound =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+    let response = tokio::time::timeout(WAIT, dialed.client.gossip_stream(outbound))
+        .await
+        .expect("stream opens in time")?;
+    Ok(RawStream {
+        tx,
+        inbound: response.into_inner(),
+        dialed,
+    })
 }
 
 /// Builds a ConnEstablish envelope by hand, signed by `signer` over the payload.
-pub fn conn_establish(pki_id: &[u8], identity: Bytes, tls_cert_hash: &[u8], probe: bool, signer: &LocalSigner) -> Envelope {
+pub fn conn_establish(
+    pki_id: &[u8],
+    identity: Bytes,
+    tls_cert_hash: &[u8],
+    probe: bool,
+    signer: &LocalSigner,
+) -> Envelope {
     let message = conn_message(pki_id, identity, tls_cert_hash, probe);
     let payload: Bytes = message.encode_to_vec().into();
     let signature = signer.sign(&payload).expect("sign");
-    Envelope { payload, signature, secret_envelope: None }
+    Envelope {
+        payload,
+        signature,
+        secret_envelope: None,
+    }
 }
 
-pub fn conn_message(pki_id: &[u8], identity: Bytes, tls_cert_hash: &[u8], probe: bool) -> GossipMessage {
+pub fn conn_message(
+    pki_id: &[u8],
+    identity: Bytes,
+    tls_cert_hash: &[u8],
+    probe: bool,
+) -> GossipMessage {
     GossipMessage {
         nonce: 0,
         channel: Bytes::new(),
         tag: gossip_message::Tag::Empty as i32,
-        content: Some(gossip_message::Content::Conn(gossip_proto::gossip::ConnEstablish {
-            pki_id: Bytes::copy_from_slice(pki_id),
-            identity,
-            tls_cert_hash: Bytes::copy_from_slice(tls_cert_hash),
-            probe,
-        })),
+        content: Some(gossip_message::Content::Conn(
+            gossip_proto::gossip::ConnEstablish {
+                pki_id: Bytes::copy_from_slice(pki_id),
+                identity,
+                tls_cert_hash: Bytes::copy_from_slice(tls_cert_hash),
+                probe,
+            },
+        )),
     }
 }
 
@@ -161,7 +207,13 @@ pub fn tls_hash_of(peer: &TestPeer) -> [u8; 32] {
 pub fn good_conn_establish(peer: &TestPeer, tls: bool) -> Envelope {
     let signer = peer.signer().expect("signer");
     let hash: &[u8] = if tls { &tls_hash_of(peer) } else { &[] };
-    conn_establish(signer.pki_id().as_bytes(), signer.identity().serialized.clone(), hash, false, &signer)
+    conn_establish(
+        signer.pki_id().as_bytes(),
+        signer.identity().serialized.clone(),
+        hash,
+        false,
+        &signer,
+    )
 }
 
 /// A TLS client config presenting `peer`'s TLS certificate.
@@ -171,17 +223,31 @@ pub fn client_tls(msp: &MspManager, peer: Option<&TestPeer>) -> Arc<rustls::Clie
 }
 
 /// Starts a comm with explicit parts.
-pub async fn start_with(signer: Arc<LocalSigner>, msp: Arc<MspManager>, tls: Option<TlsMaterial>, config: CommConfig) -> Comm {
-    Comm::start(CommParams { config, listen: "127.0.0.1:0".parse().expect("addr"), signer, msp, tls })
-        .await
-        .expect("comm starts")
+pub async fn start_with(
+    signer: Arc<LocalSigner>,
+    msp: Arc<MspManager>,
+    tls: Option<TlsMaterial>,
+    config: CommConfig,
+) -> Comm {
+    Comm::start(CommParams {
+        config,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        signer,
+        msp,
+        tls,
+    })
+    .await
+    .expect("comm starts")
 }
 
 /// Reads until the stream ends or fails; returns how many envelopes came before that.
 pub async fn drain_until_end(inbound: &mut Streaming<Envelope>) -> usize {
     let mut count = 0;
     loop {
-        match tokio::time::timeout(WAIT, inbound.message()).await.expect("stream ends in time") {
+        match tokio::time::timeout(WAIT, inbound.message())
+            .await
+            .expect("stream ends in time")
+        {
             Ok(Some(_)) => count += 1,
             Ok(None) | Err(_) => return count,
         }
