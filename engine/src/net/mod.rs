@@ -14,6 +14,14 @@
 //! - `conn`, `conn_store`, `lanes`, `queue`, `demux`: connections, the store, send lanes, the
 //!   bounded async queues and the subscriber demux.
 //! - [`clock`]: the only real clock read.
+//!
+//! Where this differs from Fabric's comm (on purpose, for now):
+//! - One shared inbound queue (`inbound_queue_len_max`) replaces Fabric's per-connection `msgChan`
+//!   (`recv_buff_len_max` is unused); a full queue back-pressures only the reader that is pushing.
+//! - A peer is presumed dead when a dial, Ping or handshake fails, or when its transport fails while
+//!   envelopes are still queued for it (Fabric: when `stream.Send` fails).
+//! - The client always uses the `http` URI scheme: TLS is done by our connector, below tonic.
+//! - A handshake rejection ends the server's response stream without a gRPC error status.
 
 pub mod client;
 pub mod clock;
