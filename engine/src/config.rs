@@ -26,6 +26,11 @@ pub struct CommConfig {
     pub recv_message_len_max: usize,
     /// `peer.maxSendMsgSize` (100 MiB).
     pub send_message_len_max: usize,
+    /// Verifier-pool threads that check signatures of received messages: `None` for one per core
+    /// (resolved when the comm starts), `Some(0)` to verify on the connection tasks instead.
+    pub verifier_workers_count: Option<usize>,
+    /// Signature-check jobs waiting for the verifier pool; when full, checks run inline.
+    pub verifier_queue_len_max: usize,
     /// HTTP/2 keepalive ping period of client connections (`peer.keepalive.client.interval`, 60 s;
     /// Fabric servers disconnect clients that ping more often).
     pub keepalive_interval: Duration,
@@ -45,6 +50,8 @@ impl Default for CommConfig {
             subscriber_queue_len_max: 1024,
             recv_message_len_max: gossip_proto::MAX_MESSAGE_LEN_BYTES,
             send_message_len_max: gossip_proto::MAX_MESSAGE_LEN_BYTES,
+            verifier_workers_count: None,
+            verifier_queue_len_max: 4096,
             keepalive_interval: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
         }
@@ -84,6 +91,7 @@ impl CommConfig {
             ("subscriber_queue_len_max", self.subscriber_queue_len_max),
             ("recv_message_len_max", self.recv_message_len_max),
             ("send_message_len_max", self.send_message_len_max),
+            ("verifier_queue_len_max", self.verifier_queue_len_max),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));

@@ -32,6 +32,8 @@ pub mod crypto;
 pub mod egress;
 pub mod event;
 pub mod ingress;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod node;
 pub mod outbox;
 pub mod time;

@@ -314,6 +314,16 @@ impl Default for Ingress {
 }
 
 impl Ingress {
+    /// A pipeline with its own identity store over `msp` (the usual construction: the node and
+    /// the comm layer then share this `Ingress`, and so its store).
+    pub fn with_msp(config: IngressConfig, msp: Arc<MspManager>) -> Self {
+        let identities = Arc::new(IdentityStore::new(
+            Arc::clone(&msp),
+            IDENTITIES_LEN_MAX_DEFAULT,
+        ));
+        Self::new(config, msp, identities)
+    }
+
     /// A pipeline validating identities with `msp` and sharing `identities` with the comm layer
     /// (whose handshake stores the remote's identity). Pass the store's own MSP manager.
     pub fn new(

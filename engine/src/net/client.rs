@@ -1,0 +1,260 @@
+//! The dialling side: a custom connector (TCP with TCP_NODELAY, then rustls with the endpoint host as
+//! SNI) that records the server's leaf certificate, the Ping, and the client half of the handshake.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gossip_proto::gossip::gossip_client::GossipClient;
+use gossip_proto::gossip::{Empty, Envelope};
+use parking_lot::Mutex;
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tonic::Streaming;
+use tonic::transport::{Channel, Endpoint};
+
+use super::clock;
+use super::comm::Shared;
+use super::conn::{Conn, Direction, writer_stream};
+use super::handshake::{
+    HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
+};
+use super::lanes::Lanes;
+use super::stats::Stats;
+use super::tls::NetIo;
+use crate::config::CommConfig;
+
+/// Why a dial failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    /// The endpoint is not `host:port`.
+    #[error("bad endpoint {0:?}")]
+    BadEndpoint(String),
+    /// TCP connect or TLS handshake failed or timed out.
+    #[error("connecting to {endpoint}: {reason}")]
+    Connect {
+        /// The endpoint dialled.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The Ping RPC failed or timed out.
+    #[error("ping to {endpoint} failed: {reason}")]
+    Ping {
+        /// The endpoint dialled.
+        endpoint: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A dialled gRPC channel with what the TLS session showed.
+#[derive(Debug, Clone)]
+pub struct Dialed {
+    /// The gossip client, with the 100 MiB limits set.
+    pub client: GossipClient<Channel>,
+    /// The server's leaf certificate DER (`None` without TLS).
+    pub server_leaf: Option<Bytes>,
+    channel: Channel,
+}
+
+fn split_endpoint(endpoint: &str) -> Result<(String, u16), DialError> {
+    let bad = || DialError::BadEndpoint(endpoint.to_owned());
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Dials `endpoint` (`host:port`): TCP with TCP_NODELAY, then TLS when `tls` is given, all within
+/// `dial_timeout`. The server's leaf certificate is recorded for the handshake's TLS-hash check.
+pub async fn dial(
+    endpoint: &str,
+    tls: Option<Arc<ClientConfig>>,
+    config: &CommConfig,
+) -> Result<Dialed, DialError> {
+    let (host, port) = split_endpoint(endpoint)?;
+    let connect_err = |reason: String| DialError::Connect {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let leaf_slot: Arc<Mutex<Option<Bytes>>> = Arc::default();
+    let slot = leaf_slot.clone();
+    let dial_timeout = config.dial_timeout;
+    let connector = tower::service_fn(move |_uri: tonic::codegen::http::Uri| {
+        let (host, tls, slot) = (host.clone(), tls.clone(), slot.clone());
+        async move {
+            let tcp = tokio::time::timeout(dial_timeout, TcpStream::connect((host.as_str(), port)))
+                .await
+                .map_err(|_| io_err("TCP connect timed out"))??;
+            tcp.set_nodelay(true)?;
+            let Some(tls) = tls else {
+                return Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(NetIo::Plain(tcp)));
+            };
+            let server_name = ServerName::try_from(host).map_err(io_err)?;
+            let stream = tokio::time::timeout(
+                dial_timeout,
+                tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp),
+            )
+            .await
+            .map_err(|_| io_err("TLS handshake timed out"))??;
+            let io = NetIo::TlsClient(Box::new(stream));
+            *slot.lock() = io.peer_leaf();
+            Ok(hyper_util::rt::TokioIo::new(io))
+        }
+    });
+    let uri = format!("http://{endpoint}");
+    let keepalive_interval = config
+        .keepalive_interval
+        .max(std::time::Duration::from_secs(60));
+    let channel = Endpoint::from_shared(uri)
+        .map_err(|_| DialError::BadEndpoint(endpoint.to_owned()))?
+        .connect_timeout(config.dial_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(keepalive_interval)
+        .keep_alive_timeout(config.keepalive_timeout)
+        .keep_alive_while_idle(true)
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| connect_err(error_chain(&e)))?;
+    let client = GossipClient::new(channel.clone())
+        .max_decoding_message_size(config.recv_message_len_max)
+        .max_encoding_message_size(config.send_message_len_max);
+    let server_leaf = leaf_slot.lock().take();
+    Ok(Dialed {
+        client,
+        server_leaf,
+        channel,
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Calls `Ping` within `conn_timeout`.
+pub async fn ping(
+    dialed: &mut Dialed,
+    endpoint: &str,
+    config: &CommConfig,
+) -> Result<(), DialError> {
+    let ping_err = |reason: String| DialError::Ping {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    match tokio::time::timeout(config.conn_timeout, dialed.client.ping(Empty {})).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(ping_err(status.to_string())),
+        Err(_) => Err(ping_err("timed out".into())),
+    }
+}
+
+/// Reads the remote's first envelope within `timeout`.
+pub(crate) async fn read_first(
+    inbound: &mut Streaming<Envelope>,
+    timeout: std::time::Duration,
+) -> Result<Envelope, HandshakeError> {
+    match tokio::time::timeout(timeout, inbound.message()).await {
+        Err(_) => Err(HandshakeError::Timeout),
+        Ok(Ok(Some(envelope))) => Ok(envelope),
+        Ok(Ok(None)) => Err(HandshakeError::StreamEnded),
+        Ok(Err(status)) => Err(HandshakeError::Stream(status.to_string())),
+    }
+}
+
+/// What a client handshake produced.
+pub(crate) struct ClientHandshake {
+    pub(crate) remote: RemotePeerInfo,
+    pub(crate) lanes: Arc<Lanes>,
+    pub(crate) inbound: Streaming<Envelope>,
+    pub(crate) channel: Channel,
+}
+
+/// Opens a `GossipStream` on a dialled channel and runs the client half of the handshake: send our
+/// ConnEstablish at once, read theirs within `timeout`, check it.
+pub(crate) async fn client_handshake(
+    shared: &Arc<Shared>,
+    mut dialed: Dialed,
+    probe: bool,
+    timeout: std::time::Duration,
+) -> Result<ClientHandshake, HandshakeError> {
+    let own_hash = shared.tls.as_ref().map(|t| t.own_cert_hash);
+    let first = build_conn_establish(&shared.signer, own_hash, probe)?;
+    let lanes = Arc::new(Lanes::new(shared.config.send_buff_len_max));
+    let outbound = writer_stream(first, lanes.clone(), shared.clone());
+    let opened = async {
+        let response = dialed
+            .client
+            .gossip_stream(outbound)
+            .await
+            .map_err(|s| HandshakeError::Stream(s.to_string()))?;
+        let mut inbound = response.into_inner();
+        let envelope = read_first(&mut inbound, timeout).await?;
+        Ok::<_, HandshakeError>((envelope, inbound))
+    };
+    let result = match tokio::time::timeout(timeout, opened).await {
+        Err(_) => Err(HandshakeError::Timeout),
+        Ok(r) => r,
+    }
+    .and_then(|(envelope, inbound)| {
+        let remote = verify_conn_establish(
+            &envelope,
+            &shared.msp,
+            shared.tls.is_some(),
+            dialed.server_leaf.as_deref(),
+            clock::now(),
+        )?;
+        Ok((remote, inbound))
+    });
+    match result {
+        Ok((remote, inbound)) => Ok(ClientHandshake {
+            remote,
+            lanes,
+            inbound,
+            channel: dialed.channel,
+        }),
+        Err(e) => {
+            lanes.close();
+            Err(e)
+        }
+    }
+}
+
+/// Wraps a finished client handshake into a connection (not yet registered).
+pub(crate) fn outbound_conn(
+    shared: &Shared,
+    hs: ClientHandshake,
+) -> (Arc<Conn>, Streaming<Envelope>) {
+    let conn = Conn::new(
+        shared.next_conn_id(),
+        hs.remote,
+        Direction::Outbound,
+        hs.lanes,
+        Some(hs.channel),
+    );
+    (Arc::new(conn), hs.inbound)
+}
+
+/// Counts and logs a failed handshake.
+pub(crate) fn record_handshake_failure(shared: &Shared, endpoint: &str, error: &HandshakeError) {
+    shared.stats.handshake_failure(error.cause());
+    tracing::warn!(endpoint, cause = error.cause(), %error, "handshake failed");
+}
+
+/// Counts a newly registered connection.
+pub(crate) fn record_opened(shared: &Shared) {
+    Stats::incr(&shared.stats.connections_opened);
+}

@@ -1,0 +1,236 @@
+//! One authenticated connection: its send lanes (drained by the writer stream) and its reader task,
+//! which runs every received envelope through ingress and onto the shared inbound queue.
+
+use std::sync::Arc;
+
+use futures_util::Stream;
+use gossip_proto::gossip::Envelope;
+use prost::Message;
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+use super::clock;
+use super::comm::Shared;
+use super::handshake::RemotePeerInfo;
+use super::lanes::Lanes;
+use super::stats::Stats;
+use crate::crypto::SignatureError;
+use crate::crypto::pool::{PoolFull, VerifyJob};
+use crate::ingress::{Prechecked, Reject};
+use crate::types::PkiId;
+
+/// Who opened the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The remote dialled us.
+    Inbound,
+    /// We dialled the remote.
+    Outbound,
+}
+
+/// A registered, authenticated connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Unique per comm instance, so a stale reader never removes a newer connection.
+    pub(crate) id: u64,
+    pub(crate) remote: RemotePeerInfo,
+    pub(crate) direction: Direction,
+    pub(crate) lanes: Arc<Lanes>,
+    /// Keeps a dialled transport open for as long as the connection lives.
+    _channel: Option<Channel>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        id: u64,
+        remote: RemotePeerInfo,
+        direction: Direction,
+        lanes: Arc<Lanes>,
+        channel: Option<Channel>,
+    ) -> Self {
+        Self {
+            id,
+            remote,
+            direction,
+            lanes,
+            _channel: channel,
+        }
+    }
+
+    pub(crate) fn pki_id(&self) -> PkiId {
+        self.remote.pki_id
+    }
+
+    /// Closes the connection: the writer ends the stream, the reader stops.
+    pub(crate) fn close(&self) {
+        self.lanes.close();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lanes.is_closed()
+    }
+}
+
+/// Marks the lanes broken if the transport drops the writer stream before a local close.
+struct WriterGuard {
+    lanes: Arc<Lanes>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.lanes.mark_broken();
+    }
+}
+
+/// The outbound envelope stream of a connection: our ConnEstablish first, then the lanes (control
+/// before data) until the connection closes.
+pub(crate) fn writer_stream(
+    first: Envelope,
+    lanes: Arc<Lanes>,
+    shared: Arc<Shared>,
+) -> impl Stream<Item = Envelope> + Send + 'static {
+    let guard = WriterGuard { lanes, shared };
+    futures_util::stream::unfold((Some(first), guard), |(first, guard)| async move {
+        if let Some(first) = first {
+            return Some((first, (None, guard)));
+        }
+        let envelope = guard.lanes.next().await?;
+        Stats::incr(&guard.shared.stats.messages_sent);
+        Some((envelope, (None, guard)))
+    })
+}
+
+/// Runs a message's signature checks: on the verifier pool when the comm has one and it has room,
+/// inline otherwise. Unsigned messages have no checks and never leave the connection task.
+pub(crate) async fn verify_checks(
+    shared: &Shared,
+    prechecked: &Prechecked,
+) -> Result<(), SignatureError> {
+    if prechecked.checks().is_empty() {
+        return Ok(());
+    }
+    let Some(pool) = &shared.verifier_pool else {
+        return prechecked.run_checks();
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = VerifyJob::new(prechecked.checks().to_vec(), move |outcome| {
+        // The reader may have gone (connection closed): nothing to deliver then.
+        let _ = tx.send(outcome);
+    });
+    match pool.submit(job) {
+        Ok(()) => match rx.await {
+            Ok(outcome) => outcome,
+            // The pool dropped the job without running it (shutting down): verify here.
+            Err(_) => prechecked.run_checks(),
+        },
+        Err(PoolFull(_)) => {
+            Stats::incr(&shared.stats.verified_inline_pool_full);
+            prechecked.run_checks()
+        }
+    }
+}
+
+/// Why a reader stopped.
+#[derive(Debug)]
+enum ReaderEnd {
+    ClosedLocally,
+    RemoteEnded,
+    StreamError(tonic::Status),
+    Rejected(Reject),
+    Oversize { len_bytes: usize },
+    InboundClosed,
+}
+
+/// Reads envelopes until the stream ends, the connection closes, or an envelope is rejected with
+/// `closes_connection`. Then closes and unregisters the connection.
+pub(crate) async fn run_reader(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    mut inbound: Streaming<Envelope>,
+) {
+    let end = loop {
+        let next = tokio::select! {
+            biased;
+            () = conn.lanes.closed() => break ReaderEnd::ClosedLocally,
+            next = inbound.message() => next,
+        };
+        match next {
+            Ok(Some(envelope)) => {
+                if let Err(end) = handle_envelope(&shared, &conn, envelope).await {
+                    break end;
+                }
+            }
+            Ok(None) => break ReaderEnd::RemoteEnded,
+            Err(status) => break ReaderEnd::StreamError(status),
+        }
+    };
+    let pending = conn.lanes.pending();
+    let closed_locally = conn.is_closed() && !conn.lanes.is_broken();
+    conn.close();
+    shared.store.remove_if(&conn.pki_id(), conn.id);
+    Stats::incr(&shared.stats.connections_closed);
+    match &end {
+        ReaderEnd::Rejected(r) => {
+            tracing::warn!(peer = %conn.pki_id(), reason = r.reason(), error = %r, "closing connection: rejected envelope")
+        }
+        ReaderEnd::Oversize { len_bytes } => {
+            tracing::warn!(peer = %conn.pki_id(), len_bytes, "closing connection: envelope over the size limit")
+        }
+        ReaderEnd::StreamError(status) => {
+            tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, %status, "connection stream failed")
+        }
+        other => {
+            tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, end = ?other, "connection ended")
+        }
+    }
+    // Envelopes still queued when the transport failed under us are failed sends: Fabric's writer
+    // marks such a peer presumed dead.
+    if !closed_locally && pending > 0 && !matches!(end, ReaderEnd::ClosedLocally) {
+        tracing::warn!(peer = %conn.pki_id(), pending, "peer isn't responsive");
+        shared.presumed_dead(conn.pki_id());
+    }
+}
+
+async fn handle_envelope(
+    shared: &Shared,
+    conn: &Conn,
+    envelope: Envelope,
+) -> Result<(), ReaderEnd> {
+    let len_bytes = envelope.encoded_len();
+    if len_bytes > shared.config.recv_message_len_max {
+        shared.stats.reject("oversize");
+        return Err(ReaderEnd::Oversize { len_bytes });
+    }
+    let now = clock::now();
+    let prechecked = match shared.ingress.precheck(conn.pki_id(), envelope, now) {
+        Ok(p) => p,
+        Err(reject) => return on_reject(shared, conn, reject),
+    };
+    let checks = verify_checks(shared, &prechecked).await;
+    let verified = match shared.ingress.accept(prechecked, checks, now) {
+        Ok(v) => v,
+        Err(reject) => return on_reject(shared, conn, reject),
+    };
+    // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's demux).
+    tokio::select! {
+        biased;
+        () = conn.lanes.closed() => Err(ReaderEnd::ClosedLocally),
+        pushed = shared.inbound.push_wait(verified) => match pushed {
+            Ok(()) => {
+                Stats::incr(&shared.stats.messages_received);
+                Ok(())
+            }
+            Err(_) => Err(ReaderEnd::InboundClosed),
+        },
+    }
+}
+
+fn on_reject(shared: &Shared, conn: &Conn, reject: Reject) -> Result<(), ReaderEnd> {
+    shared.stats.reject(reject.reason());
+    if reject.closes_connection() {
+        return Err(ReaderEnd::Rejected(reject));
+    }
+    tracing::debug!(peer = %conn.pki_id(), reason = reject.reason(), error = %reject, "dropped envelope");
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! The async comm layer (feature `net`): the only async code in the crate.
+//!
+//! ```text
+//!  TCP ─► TLS (rustls, ring) ─► tonic gossip.Gossip ─► handshake (spec 2.2) ─► conn store
+//!  per connection: reader ─► ingress precheck ─► verify_checks ─► accept ─► inbound queue ─► demux
+//!                  writer ◄─ control lane, then data lane ◄─ Comm::send / send_blocking
+//! ```
+//!
+//! - [`comm`]: the public [`Comm`] API.
+//! - [`handshake`]: building and checking ConnEstablish, typed [`HandshakeError`]s.
+//! - [`tls`]: TLS material, rustls configs, the [`tls::NetIo`] byte stream.
+//! - [`client`]: the custom connector, Ping, the client half of the handshake.
+//! - `server`: the listener, the custom incoming and the `gossip.Gossip` service.
+//! - `conn`, `conn_store`, `lanes`, `queue`, `demux`: connections, the store, send lanes, the
+//!   bounded async queues and the subscriber demux.
+//! - [`clock`]: the only real clock read.
+//!
+//! Where this differs from Fabric's comm (on purpose, for now):
+//! - One shared inbound queue (`inbound_queue_len_max`) replaces Fabric's per-connection `msgChan`
+//!   (`recv_buff_len_max` is unused); a full queue back-pressures only the reader that is pushing.
+//! - A peer is presumed dead when a dial, Ping or handshake fails, or when its transport fails while
+//!   envelopes are still queued for it (Fabric: when `stream.Send` fails).
+//! - The client always uses the `http` URI scheme: TLS is done by our connector, below tonic.
+//! - A handshake rejection ends the server's response stream without a gRPC error status.
+
+pub mod client;
+pub mod clock;
+pub mod comm;
+mod conn;
+mod conn_store;
+pub mod demux;
+pub mod handshake;
+pub mod lanes;
+mod queue;
+mod server;
+pub mod stats;
+pub mod tls;
+
+pub use comm::{
+    Comm, CommError, CommParams, IDENTITY_SWITCH_QUEUE_LEN_MAX, PRESUMED_DEAD_QUEUE_LEN_MAX,
+    RemotePeer,
+};
+pub use conn::Direction;
+pub use demux::Subscription;
+pub use handshake::{HandshakeError, RemotePeerInfo};
+pub use lanes::{EnqueueError, Lane};
+pub use stats::CommStats;
+pub use tls::{TlsMaterial, TlsSetupError};

@@ -1,0 +1,216 @@
+//! The accepting side: a TCP listener feeding TLS (or plain) streams to tonic as a custom incoming,
+//! the `gossip.Gossip` service (`Ping` answered at once, `GossipStream` running the server half of
+//! the handshake), and registration of authenticated inbound connections.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use gossip_proto::gossip::gossip_server::{Gossip, GossipServer};
+use gossip_proto::gossip::{Empty, Envelope};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::client::{read_first, record_handshake_failure, record_opened};
+use super::clock;
+use super::comm::Shared;
+use super::conn::{Conn, Direction, run_reader, writer_stream};
+use super::handshake::{build_conn_establish, check_tls_presence, verify_conn_establish};
+use super::lanes::Lanes;
+use super::tls::{NetIo, PeerInfo};
+
+/// Accepted streams waiting for tonic to pick them up.
+const ACCEPTED_QUEUE_LEN_MAX: usize = 64;
+/// A server-side TLS handshake must finish within this (Fabric's `grpc.ConnectionTimeout`).
+const TLS_ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Fabric servers ping idle clients after two hours.
+const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(7200);
+
+/// The `gossip.Gossip` service.
+pub(crate) struct GossipService {
+    shared: Arc<Shared>,
+}
+
+type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<Envelope, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl Gossip for GossipService {
+    type GossipStreamStream = EnvelopeStream;
+
+    async fn gossip_stream(
+        &self,
+        request: Request<Streaming<Envelope>>,
+    ) -> Result<Response<Self::GossipStreamStream>, Status> {
+        let shared = self.shared.clone();
+        if shared.is_stopped() {
+            return Err(Status::unavailable("comm stopped"));
+        }
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        let remote_addr = peer.as_ref().and_then(|p| p.remote_addr);
+        let remote_leaf = peer.and_then(|p| p.tls_leaf);
+        let endpoint = remote_addr.map(|a| a.to_string()).unwrap_or_default();
+        if let Err(e) = check_tls_presence(shared.tls.is_some(), remote_leaf.as_deref()) {
+            record_handshake_failure(&shared, &endpoint, &e);
+            return Err(Status::unauthenticated(e.to_string()));
+        }
+        let first = build_conn_establish(
+            &shared.signer,
+            shared.tls.as_ref().map(|t| t.own_cert_hash),
+            false,
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        let lanes = Arc::new(Lanes::new(shared.config.send_buff_len_max));
+        let outbound = writer_stream(first, lanes.clone(), shared.clone()).map(Ok);
+        let inbound = request.into_inner();
+        shared.spawn(serve_inbound(
+            shared.clone(),
+            lanes,
+            inbound,
+            remote_leaf,
+            endpoint,
+        ));
+        Ok(Response::new(Box::pin(outbound)))
+    }
+
+    async fn ping(&self, _request: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Ok(Response::new(Empty {}))
+    }
+}
+
+/// Reads and checks the remote's ConnEstablish, then registers and services the connection.
+async fn serve_inbound(
+    shared: Arc<Shared>,
+    lanes: Arc<Lanes>,
+    mut inbound: Streaming<Envelope>,
+    remote_leaf: Option<bytes::Bytes>,
+    endpoint: String,
+) {
+    let remote = read_first(&mut inbound, shared.config.conn_timeout)
+        .await
+        .and_then(|envelope| {
+            verify_conn_establish(
+                &envelope,
+                &shared.msp,
+                shared.tls.is_some(),
+                remote_leaf.as_deref(),
+                clock::now(),
+            )
+        });
+    let remote = match remote {
+        Ok(remote) => remote,
+        Err(e) => {
+            record_handshake_failure(&shared, &endpoint, &e);
+            lanes.close();
+            return;
+        }
+    };
+    if remote.probe {
+        tracing::debug!(peer = %remote.pki_id, endpoint, "probe handshake answered");
+        lanes.close();
+        return;
+    }
+    if shared.is_stopped() {
+        lanes.close();
+        return;
+    }
+    shared.learn_identity(&remote.identity);
+    let conn = Arc::new(Conn::new(
+        shared.next_conn_id(),
+        remote,
+        Direction::Inbound,
+        lanes,
+        None,
+    ));
+    if let Some(old) = shared.store.insert_replace(conn.clone()) {
+        tracing::debug!(peer = %conn.pki_id(), "inbound connection replaces an existing one");
+        old.close();
+    }
+    record_opened(&shared);
+    tracing::debug!(peer = %conn.pki_id(), endpoint, "inbound connection registered");
+    run_reader(shared, conn, inbound).await;
+}
+
+/// The running server's tasks.
+pub(crate) struct ServerTasks {
+    pub(crate) accept_loop: JoinHandle<()>,
+    pub(crate) server: JoinHandle<()>,
+    pub(crate) shutdown: oneshot::Sender<()>,
+}
+
+/// Binds the listener.
+pub(crate) async fn bind(listen: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Starts the accept loop and the tonic server on `listener`.
+pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
+    let (accepted_tx, accepted_rx) = mpsc::channel::<NetIo>(ACCEPTED_QUEUE_LEN_MAX);
+    let accept_loop = shared.spawn(accept_loop(shared.clone(), listener, accepted_tx));
+    let incoming = futures_util::stream::unfold(accepted_rx, |mut rx| async move {
+        rx.recv().await.map(|io| (Ok::<_, std::io::Error>(io), rx))
+    });
+    let service = GossipServer::new(GossipService {
+        shared: shared.clone(),
+    })
+    .max_decoding_message_size(shared.config.recv_message_len_max)
+    .max_encoding_message_size(shared.config.send_message_len_max);
+    let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(shared.config.keepalive_timeout))
+        .add_service(service);
+    let server = shared.spawn(async move {
+        let signal = async move {
+            let _ = shutdown_rx.await;
+        };
+        if let Err(e) = router.serve_with_incoming_shutdown(incoming, signal).await {
+            tracing::warn!(error = %e, "gossip server ended with an error");
+        }
+    });
+    ServerTasks {
+        accept_loop,
+        server,
+        shutdown,
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc::Sender<NetIo>) {
+    loop {
+        let (tcp, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                continue;
+            }
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%addr, error = %e, "setting TCP_NODELAY failed");
+        }
+        let Some(tls) = &shared.tls else {
+            if accepted.send(NetIo::Plain(tcp)).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
+        let accepted = accepted.clone();
+        shared.spawn(async move {
+            match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let _ = accepted.send(NetIo::TlsServer(Box::new(stream))).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS accept failed"),
+                Err(_) => tracing::debug!(%addr, "TLS accept timed out"),
+            }
+        });
+    }
+}

@@ -1,0 +1,110 @@
+//! Comm-layer counters: atomics on the hot path, small locked maps for rare events (rejects,
+//! handshake failures, per-peer overflow).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::types::PkiId;
+
+/// The live counters, shared by every task of one [`super::Comm`].
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) messages_sent: AtomicU64,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) overflow_count: AtomicU64,
+    pub(crate) connections_opened: AtomicU64,
+    pub(crate) connections_closed: AtomicU64,
+    pub(crate) presumed_dead_dropped: AtomicU64,
+    pub(crate) identity_switches_dropped: AtomicU64,
+    pub(crate) verified_inline_pool_full: AtomicU64,
+    rejects: Mutex<HashMap<&'static str, u64>>,
+    handshake_failures: Mutex<HashMap<&'static str, u64>>,
+    overflow_by_peer: Mutex<HashMap<PkiId, u64>>,
+}
+
+impl Stats {
+    pub(crate) fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reject(&self, reason: &'static str) {
+        *self.rejects.lock().entry(reason).or_default() += 1;
+    }
+
+    pub(crate) fn handshake_failure(&self, cause: &'static str) {
+        *self.handshake_failures.lock().entry(cause).or_default() += 1;
+    }
+
+    pub(crate) fn overflow(&self, peer: PkiId) {
+        Self::incr(&self.overflow_count);
+        *self.overflow_by_peer.lock().entry(peer).or_default() += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> CommStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CommStats {
+            messages_sent: load(&self.messages_sent),
+            messages_received: load(&self.messages_received),
+            overflow_count: load(&self.overflow_count),
+            connections_opened: load(&self.connections_opened),
+            connections_closed: load(&self.connections_closed),
+            presumed_dead_dropped: load(&self.presumed_dead_dropped),
+            identity_switches_dropped: load(&self.identity_switches_dropped),
+            verified_inline_pool_full: load(&self.verified_inline_pool_full),
+            rejects: self.rejects.lock().iter().map(|(k, v)| (*k, *v)).collect(),
+            handshake_failures: self
+                .handshake_failures
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+            overflow_by_peer: self
+                .overflow_by_peer
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect(),
+        }
+    }
+}
+
+/// A point-in-time copy of the comm counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommStats {
+    /// Envelopes written to a stream (ConnEstablish excluded).
+    pub messages_sent: u64,
+    /// Envelopes that passed ingress and reached the inbound queue.
+    pub messages_received: u64,
+    /// Envelopes dropped because a send lane was full (Fabric's `gossip_comm_overflow_count`).
+    pub overflow_count: u64,
+    /// Authenticated connections registered in the store (inbound and outbound).
+    pub connections_opened: u64,
+    /// Registered connections that ended.
+    pub connections_closed: u64,
+    /// Presumed-dead notices dropped because the channel was full.
+    pub presumed_dead_dropped: u64,
+    /// Identity-switch notices dropped because the channel was full.
+    pub identity_switches_dropped: u64,
+    /// Signature checks run on the connection task because the verifier pool's queue was full.
+    pub verified_inline_pool_full: u64,
+    /// Rejected envelopes by [`crate::ingress::Reject::reason`].
+    pub rejects: BTreeMap<&'static str, u64>,
+    /// Failed handshakes by [`super::HandshakeError::cause`].
+    pub handshake_failures: BTreeMap<&'static str, u64>,
+    /// Overflow drops per destination peer.
+    pub overflow_by_peer: BTreeMap<PkiId, u64>,
+}
+
+impl CommStats {
+    /// Rejects counted under `reason`.
+    pub fn rejects_of(&self, reason: &str) -> u64 {
+        self.rejects.get(reason).copied().unwrap_or(0)
+    }
+
+    /// Handshake failures counted under `cause`.
+    pub fn handshake_failures_of(&self, cause: &str) -> u64 {
+        self.handshake_failures.get(cause).copied().unwrap_or(0)
+    }
+}
