@@ -1,0 +1,62 @@
+//! Traffic counters of one simulation run.
+
+use std::collections::BTreeMap;
+
+use gossip_engine::wire::ContentKind;
+
+/// What the simulated network carried.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Messages the nodes transmitted, per content kind name.
+    pub transmits_by_kind: BTreeMap<&'static str, u64>,
+    /// Envelope bytes the nodes transmitted, per content kind name (signature lengths vary by a
+    /// byte or two between runs; data messages are unsigned and exact).
+    pub bytes_by_kind: BTreeMap<&'static str, u64>,
+    /// Envelopes that reached a live node (duplicates included).
+    pub delivered: u64,
+    /// Envelopes dropped by link loss.
+    pub lost: u64,
+    /// Envelopes the link duplicated.
+    pub duplicated: u64,
+    /// Envelopes in flight to a node that went down.
+    pub dropped_down: u64,
+    /// Envelopes in flight across a partition cut after they were sent.
+    pub dropped_partition: u64,
+    /// Sends to a down or partitioned node (answered `PresumedDead`).
+    pub send_failures: u64,
+    /// Sends to a PKI-ID or endpoint no node has.
+    pub unroutable: u64,
+    /// Sends a node addressed to itself.
+    pub self_sends: u64,
+    /// Logical handshakes (first send on a link).
+    pub handshakes: u64,
+    /// Timer firings.
+    pub timers: u64,
+    /// `Event::Block` raised, all nodes.
+    pub blocks_delivered: u64,
+}
+
+impl SimStats {
+    pub(crate) fn record_transmit(&mut self, kind: ContentKind, len_bytes: usize) {
+        *self.transmits_by_kind.entry(kind.name()).or_default() += 1;
+        *self.bytes_by_kind.entry(kind.name()).or_default() += len_bytes as u64;
+    }
+
+    /// Messages transmitted, all kinds.
+    pub fn transmits(&self) -> u64 {
+        self.transmits_by_kind.values().sum()
+    }
+
+    /// Messages transmitted of one kind.
+    pub fn transmits_of(&self, kind: ContentKind) -> u64 {
+        self.transmits_by_kind
+            .get(kind.name())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Bytes transmitted of one kind.
+    pub fn bytes_of(&self, kind: ContentKind) -> u64 {
+        self.bytes_by_kind.get(kind.name()).copied().unwrap_or(0)
+    }
+}

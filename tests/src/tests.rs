@@ -1,0 +1,1 @@
+//! Simulator self-tests with the toy node.
