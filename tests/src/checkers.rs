@@ -88,10 +88,16 @@ impl fmt::Display for Violation {
                 "block order: node {node} channel {channel} got seq {seq} after {previous_seq}"
             ),
             Violation::ChannelLeak { node, channel, via } => {
-                write!(f, "channel leak: node {node} outside {channel} got it via {via}")
+                write!(
+                    f,
+                    "channel leak: node {node} outside {channel} got it via {via}"
+                )
             }
             Violation::EndpointLeak { from, to, what } => {
-                write!(f, "endpoint leak: {from} -> {to} (other org) carried {what}")
+                write!(
+                    f,
+                    "endpoint leak: {from} -> {to} (other org) carried {what}"
+                )
             }
             Violation::Echo { node, to } => {
                 write!(f, "echo: node {node} sent a block back to {to}, its source")
@@ -209,7 +215,9 @@ impl Checkers {
         };
         match &message.content {
             Some(Content::DataMsg(_)) => self.check_channel(to, &message.channel, "data_msg"),
-            Some(Content::DataUpdate(update)) if update.msg_type == PullMsgType::BlockMsg as i32 => {
+            Some(Content::DataUpdate(update))
+                if update.msg_type == PullMsgType::BlockMsg as i32 =>
+            {
                 for item in &update.data {
                     if let Ok(inner) = GossipMessage::decode(item.payload.clone()) {
                         self.check_channel(to, &inner.channel, "data_update");
@@ -348,8 +356,14 @@ mod tests {
         c.on_block_event(0, &ch, 2);
         c.on_block_event(1, &ch, 1);
         assert_eq!(c.violations().len(), 2);
-        assert!(matches!(c.violations()[0], Violation::BlockOrder { seq: 2, .. }));
-        assert!(matches!(c.violations()[1], Violation::ChannelLeak { node: 1, .. }));
+        assert!(matches!(
+            c.violations()[0],
+            Violation::BlockOrder { seq: 2, .. }
+        ));
+        assert!(matches!(
+            c.violations()[1],
+            Violation::ChannelLeak { node: 1, .. }
+        ));
     }
 
     #[test]

@@ -58,8 +58,7 @@ impl LinkConfig {
         if self.loss_probability > 0.0 && rng.random_bool(self.loss_probability.min(1.0)) {
             return 0;
         }
-        if self.duplicate_probability > 0.0
-            && rng.random_bool(self.duplicate_probability.min(1.0))
+        if self.duplicate_probability > 0.0 && rng.random_bool(self.duplicate_probability.min(1.0))
         {
             return 2;
         }

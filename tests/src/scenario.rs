@@ -384,7 +384,9 @@ impl<N: SimNode> Runner<'_, N> {
                         .all(|n| !n.alive_members().contains(&target))
                 };
                 if !sim.run_until(*within, CHECK_EVERY, holds) {
-                    return Err(format!("node {node} still alive somewhere after {within:?}"));
+                    return Err(format!(
+                        "node {node} still alive somewhere after {within:?}"
+                    ));
                 }
             }
             Op::AwaitBlocks { channel, within } => {

@@ -42,6 +42,16 @@ impl SimStats {
         *self.bytes_by_kind.entry(kind.name()).or_default() += len_bytes as u64;
     }
 
+    /// The counters that are exact functions of the seed: everything but the byte counts of
+    /// kinds that carry signatures (ECDSA DER signatures vary in length by a byte or two).
+    pub fn exact(&self) -> SimStats {
+        let mut exact = self.clone();
+        exact
+            .bytes_by_kind
+            .retain(|kind, _| *kind == ContentKind::DataMsg.name());
+        exact
+    }
+
     /// Messages transmitted, all kinds.
     pub fn transmits(&self) -> u64 {
         self.transmits_by_kind.values().sum()

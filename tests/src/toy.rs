@@ -1,5 +1,6 @@
 //! A deliberately small node that exercises the simulator without the engine's `Node`: it
-//! heartbeats signed alive messages to its bootstrap peers and everyone it heard from, expires
+//! heartbeats signed alive messages to its bootstrap peers and everyone it heard from, relays the
+//! alive messages it hears (first copy only: ingress drops duplicates), expires
 //! silent members, and floods blocks to every member (in every channel: it leaks on purpose, so
 //! the checkers have something to catch). Blocks are delivered in order from a reorder buffer.
 
@@ -65,10 +66,10 @@ impl ToyNode {
 
     fn heartbeat(&mut self) {
         let envelope = self.alive_envelope();
+        // Dead members get the heartbeat too: it doubles as the reconnect probe.
         let mut targets: Vec<RemotePeer> = self
             .members
             .iter()
-            .filter(|(p, _)| !self.dead.contains(*p))
             .map(|(p, (ep, _))| RemotePeer {
                 pki_id: Some(*p),
                 endpoint: ep.clone(),
@@ -170,7 +171,10 @@ impl SimNode for ToyNode {
                         },
                     ));
                 }
-                self.members.insert(pki_id, (m.endpoint.clone(), now));
+                if pki_id != self.setup.signer.pki_id() {
+                    self.members.insert(pki_id, (m.endpoint.clone(), now));
+                }
+                self.flood(&received.envelope, Some(received.from));
             }
             Some(Content::DataMsg(_)) => {
                 self.flood(&received.envelope, Some(received.from));
