@@ -21,7 +21,8 @@ use gossip_engine::ingress::{NestedSignerPolicy, ReceivedMessage, Verified};
 use gossip_engine::time::Instant;
 use gossip_engine::types::{OrgId, PkiId};
 use gossip_engine::wire::ContentKind;
-use gossip_proto::gossip::{Envelope, GossipMessage};
+use gossip_proto::gossip::gossip_message::Content;
+use gossip_proto::gossip::{AliveMessage, Envelope, GossipMessage};
 use prost::Message;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -143,6 +144,8 @@ pub struct Sim<N> {
     stats: SimStats,
     trace: DefaultHasher,
     trace_len: u64,
+    /// (receiver, subject) → newest accepted alive message's (inc_num, seq_num, metadata).
+    alive_seen: BTreeMap<(usize, usize), (u64, u64, bytes::Bytes)>,
 }
 
 /// Simulated time zero.
@@ -236,6 +239,7 @@ impl<N: SimNode> Sim<N> {
             stats: SimStats::default(),
             trace: DefaultHasher::new(),
             trace_len: 0,
+            alive_seen: BTreeMap::new(),
         };
         for i in 0..sim.slots.len() {
             sim.boot(i);
@@ -661,6 +665,7 @@ impl<N: SimNode> Sim<N> {
             return;
         }
         self.connect(a, b);
+        self.stats.record_link(a, b, kind);
         if kind == ContentKind::DataMsg {
             self.checkers.on_block_transmit(a, b, &t.envelope);
         }
@@ -719,6 +724,7 @@ impl<N: SimNode> Sim<N> {
                 channel, payload, ..
             } => {
                 self.stats.blocks_delivered += 1;
+                self.stats.last_block_at_ns = self.elapsed().as_nanos() as u64;
                 self.checkers.on_block_event(i, channel, payload.seq_num);
                 self.trace(("block", i, channel, payload.seq_num));
             }
@@ -755,7 +761,44 @@ impl<N: SimNode> Sim<N> {
         }
     }
 
+    /// The metadata of the newest alive message about `about` that `to` accepted (directly or in
+    /// a membership response).
+    pub fn alive_metadata(&self, to: usize, about: usize) -> Option<&bytes::Bytes> {
+        self.alive_seen.get(&(to, about)).map(|(_, _, m)| m)
+    }
+
+    fn observe_alive(&mut self, to: usize, alive: &AliveMessage) {
+        let (Some(member), Some(ts)) = (&alive.membership, &alive.timestamp) else {
+            return;
+        };
+        let Some(about) = PkiId::from_slice(&member.pki_id).and_then(|p| self.index_of(&p)) else {
+            return;
+        };
+        let entry = self
+            .alive_seen
+            .entry((to, about))
+            .or_insert((0, 0, bytes::Bytes::new()));
+        if (ts.inc_num, ts.seq_num) >= (entry.0, entry.1) {
+            *entry = (ts.inc_num, ts.seq_num, member.metadata.clone());
+        }
+    }
+
     fn handle_verified(&mut self, from: usize, to: usize, message: Verified<ReceivedMessage>) {
+        match &message.message.content {
+            Some(Content::AliveMsg(alive)) => self.observe_alive(to, alive),
+            Some(Content::MemRes(res)) => {
+                for envelope in &res.alive {
+                    if let Ok(GossipMessage {
+                        content: Some(Content::AliveMsg(alive)),
+                        ..
+                    }) = GossipMessage::decode(envelope.payload.clone())
+                    {
+                        self.observe_alive(to, &alive);
+                    }
+                }
+            }
+            _ => {}
+        }
         let is_block = message.kind == ContentKind::DataMsg;
         self.checkers
             .on_accepted(from, to, &message.envelope, is_block);

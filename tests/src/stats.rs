@@ -34,6 +34,11 @@ pub struct SimStats {
     pub timers: u64,
     /// `Event::Block` raised, all nodes.
     pub blocks_delivered: u64,
+    /// Simulated time of the last `Event::Block`, nanoseconds since the start.
+    pub last_block_at_ns: u64,
+    /// Membership requests and responses per `(source, target, kind name)` (only these kinds,
+    /// to keep large runs cheap).
+    pub membership_by_link: BTreeMap<(usize, usize, &'static str), u64>,
 }
 
 impl SimStats {
@@ -50,6 +55,24 @@ impl SimStats {
             .bytes_by_kind
             .retain(|kind, _| *kind == ContentKind::DataMsg.name());
         exact
+    }
+
+    pub(crate) fn record_link(&mut self, from: usize, to: usize, kind: ContentKind) {
+        if matches!(kind, ContentKind::MemReq | ContentKind::MemRes) {
+            *self
+                .membership_by_link
+                .entry((from, to, kind.name()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Membership messages (`"mem_req"` or `"mem_res"`) sent from `from` to `to`.
+    pub fn link_transmits(&self, from: usize, to: usize, kind: &str) -> u64 {
+        self.membership_by_link
+            .iter()
+            .filter(|((f, t, k), _)| *f == from && *t == to && *k == kind)
+            .map(|(_, n)| *n)
+            .sum()
     }
 
     /// Messages transmitted, all kinds.

@@ -210,3 +210,19 @@ fn injected_spoofed_membership_request_is_rejected_by_ingress() {
         outcome.rejects
     );
 }
+
+#[test]
+fn dissemination_figures_are_a_function_of_the_seed() {
+    let a = crate::figures::dissemination_figures::<ToyNode>(4, 5, 1);
+    let b = crate::figures::dissemination_figures::<ToyNode>(4, 5, 1);
+    assert_eq!(a, b);
+    assert_eq!(a.violations, 0);
+    assert_eq!(a.blocks_delivered, 20);
+    assert!(
+        a.time_to_all > Duration::ZERO && a.time_to_all < secs(1),
+        "{a:?}"
+    );
+    // The toy floods: the source sends to 3 peers, each forwards to the 2 others; the source
+    // accepts its own block when it comes back and floods once more (2 messages).
+    assert!((9.0..=11.0).contains(&a.msgs_per_block()), "{a:?}");
+}
