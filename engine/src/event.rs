@@ -5,7 +5,7 @@
 //! ([`IoResult`]), so the same node runs under the tokio driver and in the simulator.
 
 use bytes::Bytes;
-use gossip_proto::gossip::{Envelope, GossipMessage, Payload, Properties};
+use gossip_proto::gossip::{Envelope, GossipMessage, LeadershipMessage, Payload, Properties};
 
 use crate::types::{NetworkMember, OrgId, PkiId};
 
@@ -110,6 +110,16 @@ pub enum Event {
         pki_id: PkiId,
         /// Its new properties.
         properties: Properties,
+    },
+    /// A new leadership message of a joined channel, from and about peers of this org (for the
+    /// election module).
+    Leadership {
+        /// The channel.
+        channel: Bytes,
+        /// The message.
+        message: LeadershipMessage,
+        /// The peer it came from.
+        from: PkiId,
     },
 }
 

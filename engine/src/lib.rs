@@ -26,13 +26,17 @@
 //! `SystemRandom`, which never affects control flow). Time is an argument ([`time::Instant`]).
 //! The crate builds with `--no-default-features`, and CI checks that.
 
+pub mod components;
 pub mod config;
 pub mod crypto;
 pub mod egress;
 pub mod event;
 pub mod ingress;
+pub mod node;
+pub mod outbox;
 pub mod time;
 pub mod types;
 pub mod wire;
 
+pub use node::{Node, NodeParams, NodeStats};
 pub use types::PkiId;

@@ -1,0 +1,302 @@
+//! Blocks of a channel: the block store (dedup by number, window, TTL), verification, and
+//! in-order delivery to the application.
+//!
+//! Delivery: the next expected block number is the ledger height (height `h` means blocks
+//! `0..h` are committed, so block `h` is next; a new channel has height 1). A block at the
+//! expected number is delivered at once, followed by any buffered successors; a later block waits
+//! in a reorder buffer of at most [`REORDER_BUFFER_LEN_MAX`] numbers past the expected one; an
+//! earlier one was delivered already (or committed by the application) and is not delivered again.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use gossip_proto::common::Block;
+use gossip_proto::gossip::gossip_message::Content;
+use gossip_proto::gossip::{Envelope, GossipMessage, Payload};
+use prost::Message;
+
+use super::{Channel, Ctx};
+use crate::components::msgstore::{BlockPolicy, Sequenced};
+use crate::crypto::sha256;
+use crate::event::Event;
+use crate::outbox::{DropReason, Outbox};
+use crate::types::PkiId;
+
+/// How far past the next expected block a block may be buffered.
+pub const REORDER_BUFFER_LEN_MAX: u64 = 1_024;
+
+/// What the block store keeps per block: the number is all the comparator needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// The block number.
+    pub seq_num: u64,
+}
+
+impl Sequenced for StoredBlock {
+    fn seq_num(&self) -> u64 {
+        self.seq_num
+    }
+}
+
+pub(super) type BlockStorePolicy = BlockPolicy<StoredBlock>;
+
+/// Why a block failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// `Payload.data` is not a `common.Block`.
+    #[error("block does not decode: {0}")]
+    Decode(String),
+    /// The block has no header.
+    #[error("block without header")]
+    NoHeader,
+    /// `header.number` differs from `seq_num`.
+    #[error("header number {header} differs from sequence {seq_num}")]
+    NumberMismatch {
+        /// The header's number.
+        header: u64,
+        /// The payload's sequence.
+        seq_num: u64,
+    },
+    /// `header.data_hash` is not SHA-256 over the concatenated `data.data`.
+    #[error("data hash mismatch")]
+    DataHash,
+}
+
+/// The structural part of Fabric's `VerifyBlock`: the payload decodes as a block whose number is
+/// `seq_num` and whose data hash is SHA-256 over the concatenation of its data entries. Orderer
+/// signature policy checks are out of scope (see ALGORITHM.md).
+pub fn verify_block(payload: &Payload) -> Result<(), BlockError> {
+    let block =
+        Block::decode(payload.data.clone()).map_err(|e| BlockError::Decode(e.to_string()))?;
+    let header = block.header.as_ref().ok_or(BlockError::NoHeader)?;
+    if header.number != payload.seq_num {
+        return Err(BlockError::NumberMismatch {
+            header: header.number,
+            seq_num: payload.seq_num,
+        });
+    }
+    let data = block.data.map(|d| d.data).unwrap_or_default();
+    let concatenated: Vec<u8> = data.iter().flat_map(|d| d.iter().copied()).collect();
+    if header.data_hash[..] != sha256(&concatenated)[..] {
+        return Err(BlockError::DataHash);
+    }
+    Ok(())
+}
+
+/// In-order delivery with a bounded reorder buffer.
+#[derive(Debug)]
+pub struct Delivery {
+    next_seq: u64,
+    buffer: BTreeMap<u64, (Payload, Option<PkiId>)>,
+}
+
+impl Delivery {
+    /// Delivery expecting block `next_seq` first.
+    pub fn new(next_seq: u64) -> Self {
+        Self {
+            next_seq,
+            buffer: BTreeMap::new(),
+        }
+    }
+
+    /// The next block number to deliver.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Blocks waiting for a predecessor.
+    pub fn buffered_len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Offers a block; returns how many blocks were delivered (raised as events).
+    pub fn offer(
+        &mut self,
+        channel: &Bytes,
+        payload: Payload,
+        from: Option<PkiId>,
+        out: &mut Outbox,
+    ) -> u64 {
+        let seq = payload.seq_num;
+        if seq < self.next_seq || seq >= self.next_seq.saturating_add(REORDER_BUFFER_LEN_MAX) {
+            out.count_drop(DropReason::OutOfWindow);
+            return 0;
+        }
+        self.buffer.entry(seq).or_insert((payload, from));
+        self.flush(channel, out)
+    }
+
+    /// The application committed up to `height` by other means: skip to it.
+    pub fn set_height(&mut self, channel: &Bytes, height: u64, out: &mut Outbox) -> u64 {
+        if height <= self.next_seq {
+            return 0;
+        }
+        self.next_seq = height;
+        self.buffer = self.buffer.split_off(&height);
+        self.flush(channel, out)
+    }
+
+    fn flush(&mut self, channel: &Bytes, out: &mut Outbox) -> u64 {
+        let mut delivered = 0;
+        while let Some(entry) = self.buffer.first_entry() {
+            if *entry.key() != self.next_seq {
+                break;
+            }
+            let (payload, from) = entry.remove();
+            out.event(Event::Block {
+                channel: channel.clone(),
+                payload,
+                from,
+            });
+            self.next_seq += 1;
+            delivered += 1;
+        }
+        delivered
+    }
+}
+
+impl Channel {
+    /// A data message of this channel from `from`: check, verify, store; a new block is forwarded
+    /// (excluding the sender) and delivered in order.
+    pub fn handle_data(
+        &mut self,
+        from: PkiId,
+        envelope: &Envelope,
+        message: &GossipMessage,
+        ctx: &Ctx<'_>,
+        out: &mut Outbox,
+    ) {
+        if self.left {
+            return out.count_drop(DropReason::LeftChannel);
+        }
+        let Some(Content::DataMsg(data)) = &message.content else {
+            return out.count_drop(DropReason::Malformed);
+        };
+        let Some(payload) = &data.payload else {
+            return out.count_drop(DropReason::Malformed);
+        };
+        let block = StoredBlock {
+            seq_num: payload.seq_num,
+        };
+        if !self.blocks.check_valid(&block) {
+            return out.count_drop(DropReason::Stale);
+        }
+        if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
+            return out.count_drop(DropReason::BadBlock);
+        }
+        if self.blocks.add(block, ctx.now).is_err() {
+            return out.count_drop(DropReason::Full);
+        }
+        out.emit(envelope.clone(), message.clone(), Some(from));
+        self.blocks_delivered += self
+            .delivery
+            .offer(&self.name, payload.clone(), Some(from), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gossip_proto::common::{BlockData, BlockHeader};
+
+    fn payload(seq: u64) -> Payload {
+        Payload {
+            seq_num: seq,
+            data: Bytes::new(),
+            private_data: Vec::new(),
+        }
+    }
+
+    fn delivered(out: &mut Outbox) -> Vec<u64> {
+        out.events
+            .drain(..)
+            .filter_map(|e| match e {
+                Event::Block { payload, .. } => Some(payload.seq_num),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn delivers_in_order_once() {
+        let ch = Bytes::from_static(b"ch");
+        let mut d = Delivery::new(1);
+        let mut out = Outbox::default();
+        assert_eq!(d.offer(&ch, payload(3), None, &mut out), 0);
+        assert_eq!(d.offer(&ch, payload(2), None, &mut out), 0);
+        assert_eq!(d.offer(&ch, payload(1), None, &mut out), 3);
+        assert_eq!(delivered(&mut out), [1, 2, 3]);
+        assert_eq!(d.offer(&ch, payload(2), None, &mut out), 0, "below next");
+        assert_eq!(d.offer(&ch, payload(0), None, &mut out), 0);
+        assert_eq!(d.next_seq(), 4);
+        assert_eq!(
+            d.offer(&ch, payload(4 + REORDER_BUFFER_LEN_MAX), None, &mut out),
+            0
+        );
+        assert_eq!(d.buffered_len(), 0);
+    }
+
+    #[test]
+    fn ledger_height_skips_ahead() {
+        let ch = Bytes::from_static(b"ch");
+        let mut d = Delivery::new(1);
+        let mut out = Outbox::default();
+        d.offer(&ch, payload(3), None, &mut out);
+        d.offer(&ch, payload(6), None, &mut out);
+        assert_eq!(d.set_height(&ch, 5, &mut out), 0);
+        assert_eq!(d.buffered_len(), 1, "3 dropped, 6 kept");
+        assert_eq!(d.offer(&ch, payload(5), None, &mut out), 2);
+        assert_eq!(delivered(&mut out), [5, 6]);
+        assert_eq!(d.set_height(&ch, 2, &mut out), 0, "never backwards");
+        assert_eq!(d.next_seq(), 7);
+    }
+
+    pub(crate) fn block_bytes(number: u64, data: &[&[u8]], tamper: bool) -> Bytes {
+        let concatenated: Vec<u8> = data.concat();
+        let mut hash = sha256(&concatenated).to_vec();
+        if tamper {
+            hash[0] ^= 1;
+        }
+        Block {
+            header: Some(BlockHeader {
+                number,
+                previous_hash: Bytes::new(),
+                data_hash: hash.into(),
+            }),
+            data: Some(BlockData {
+                data: data.iter().map(|d| Bytes::copy_from_slice(d)).collect(),
+            }),
+            metadata: None,
+        }
+        .encode_to_vec()
+        .into()
+    }
+
+    #[test]
+    fn verification() {
+        let ok = Payload {
+            seq_num: 7,
+            data: block_bytes(7, &[b"tx1", b"tx2"], false),
+            private_data: Vec::new(),
+        };
+        assert_eq!(verify_block(&ok), Ok(()));
+        let wrong_number = Payload {
+            seq_num: 8,
+            ..ok.clone()
+        };
+        assert!(matches!(
+            verify_block(&wrong_number),
+            Err(BlockError::NumberMismatch { .. })
+        ));
+        let tampered = Payload {
+            data: block_bytes(7, &[b"tx1"], true),
+            ..ok.clone()
+        };
+        assert_eq!(verify_block(&tampered), Err(BlockError::DataHash));
+        let garbage = Payload {
+            data: Bytes::from_static(&[0xff, 0xff, 0xff]),
+            ..ok
+        };
+        assert!(verify_block(&garbage).is_err());
+    }
+}

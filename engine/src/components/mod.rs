@@ -1,0 +1,10 @@
+//! Stage 2 of the pipeline: the sans-IO state machines. Each takes `now` and an
+//! [`Outbox`](crate::outbox::Outbox) and never sees a connection.
+//!
+//! - [`msgstore`]: Fabric's message store with replacement policies and expiry (spec 3.8).
+//! - [`discovery`]: membership, alive messages, bootstrap and anchor connects (spec 3.5, 2.4).
+//! - [`channel`]: per-channel StateInfo, blocks and in-order delivery, leadership (spec 3.7).
+
+pub mod channel;
+pub mod discovery;
+pub mod msgstore;

@@ -1,0 +1,45 @@
+//! Node counters.
+
+use std::collections::BTreeMap;
+
+use crate::components::discovery::DiscoveryStats;
+use crate::outbox::DropReason;
+
+/// A snapshot of the node's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Messages that entered the emitter.
+    pub emitted: u64,
+    /// Transmits handed out by `poll_transmit`.
+    pub transmits: u64,
+    /// Events handed out by `poll_event`.
+    pub events: u64,
+    /// IO requests handed out by `poll_io`.
+    pub io_requests: u64,
+    /// Blocks delivered in order, all channels.
+    pub blocks_delivered: u64,
+    /// Messages handled (`handle_message` calls).
+    pub messages_handled: u64,
+    /// Outputs lost because an outbox queue was full (the host did not drain).
+    pub outbox_overflowed: u64,
+    /// Dropped messages and items, by reason.
+    pub dropped: BTreeMap<DropReason, u64>,
+    /// Alive members now.
+    pub members_alive: usize,
+    /// Dead members now.
+    pub members_dead: usize,
+    /// Discovery's own counters.
+    pub discovery: DiscoveryStats,
+}
+
+impl NodeStats {
+    /// Drops for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// All drops.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+}
