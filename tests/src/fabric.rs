@@ -19,14 +19,15 @@ use crate::node::SimNode;
 use crate::scenario::{Bootstrap, Externals, Nodes, Op, Scenario, secs};
 use crate::sim::Sim;
 
-/// Fabric's defaults with the timers of its tests: alive every 1 s, dead after 5 s, pull and
-/// StateInfo every 1 s, reconnect every 2 s.
+/// Fabric's defaults with the timers of its tests: alive every 1 s, dead after 5 s, StateInfo
+/// every 1 s, pull (and membership sync) every 2 s, reconnect every 2 s. Membership sync is the
+/// costliest traffic (a response carries every member's signed alive message), hence 2 s.
 pub fn fast_gossip() -> GossipConfig {
     GossipConfig {
         alive_time_interval: secs(1),
         alive_expiration_timeout: secs(5),
         reconnect_interval: secs(2),
-        pull_interval: secs(1),
+        pull_interval: secs(2),
         publish_state_info_interval: secs(1),
         request_state_info_interval: secs(1),
         ..GossipConfig::default()
@@ -68,16 +69,16 @@ pub fn membership<N: SimNode>(peers: usize) -> Scenario<N> {
         })))
 }
 
-/// TestMembershipConvergence: three bootstrap groups of three, a bridge node bootstrapping to
+/// TestMembershipConvergence: three bootstrap groups of two, a bridge node bootstrapping to
 /// each group's head joins them; the bridge dies, is detected dead everywhere, and the others stay
 /// converged.
 pub fn membership_convergence<N: SimNode>() -> Scenario<N> {
-    let bridge = 9;
-    let mut lists: Vec<Vec<usize>> = (0..9)
-        .map(|i| if i % 3 == 0 { vec![] } else { vec![i - i % 3] })
+    let bridge = 6;
+    let mut lists: Vec<Vec<usize>> = (0..6)
+        .map(|i| if i % 2 == 0 { vec![] } else { vec![i - 1] })
         .collect();
-    lists.push(vec![0, 3, 6]);
-    base("membership-convergence", 10)
+    lists.push(vec![0, 2, 4]);
+    base("membership-convergence", 7)
         .bootstrap(Bootstrap::Explicit(lists))
         .step(Op::AwaitConverged { within: secs(30) })
         .step(Op::Crash(bridge))
@@ -86,7 +87,7 @@ pub fn membership_convergence<N: SimNode>() -> Scenario<N> {
             within: secs(15),
         })
         .step(Op::AwaitConverged { within: secs(5) })
-        .step(Op::Wait(secs(10)))
+        .step(Op::Wait(secs(5)))
         .step(Op::AwaitConverged { within: secs(1) })
 }
 
@@ -126,9 +127,21 @@ fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
     .step(Op::Wait(secs(4)))
 }
 
-/// TestDissemination: blocks from one source reach every peer, in order.
-pub fn dissemination<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
-    let s = base("dissemination", peers).step(Op::AwaitConverged { within: secs(30) });
+/// Push fan-out covering every other peer: push alone must then deliver every block on a
+/// loss-free network (Fabric's fan-out of 3 relies on pull for completeness).
+pub fn push_to_all(peers: usize) -> GossipConfig {
+    GossipConfig {
+        propagate_peer_num: peers.saturating_sub(1).max(1),
+        ..fast_gossip()
+    }
+}
+
+/// TestDissemination: blocks from one source reach every peer, in order. With Fabric's fan-out
+/// of 3 this needs pull; [`push_to_all`] makes it a push-only check.
+pub fn dissemination<N: SimNode>(peers: usize, blocks: u64, gossip: GossipConfig) -> Scenario<N> {
+    let s = base("dissemination", peers)
+        .gossip(gossip)
+        .step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
         .step(Op::InjectBlocks {
             from: 0,
@@ -157,10 +170,11 @@ pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N>
             channel: "A",
             count: blocks,
         })
-        .step(Op::Wait(secs(10)))
+        .step(Op::Wait(secs(5)))
 }
 
-/// Dissemination with duplication and heavy reordering but no loss: still complete and in order.
+/// Dissemination with duplication and heavy reordering but no loss: still complete (push to all)
+/// and in order.
 pub fn dissemination_duplicating<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
     let s = base("dissemination-duplicating", peers).step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
@@ -181,8 +195,10 @@ pub fn dissemination_duplicating<N: SimNode>(peers: usize, blocks: u64) -> Scena
 }
 
 /// TestDisseminateAll2All: one block from each peer (peer i injects block i + 1).
-pub fn all_to_all<N: SimNode>(peers: usize) -> Scenario<N> {
-    let s = base("all-to-all", peers).step(Op::AwaitConverged { within: secs(30) });
+pub fn all_to_all<N: SimNode>(peers: usize, gossip: GossipConfig) -> Scenario<N> {
+    let s = base("all-to-all", peers)
+        .gossip(gossip)
+        .step(Op::AwaitConverged { within: secs(30) });
     let mut s = join_all(s, "A");
     for from in 0..peers {
         s = s.step(Op::InjectBlocks {
@@ -201,7 +217,9 @@ pub fn all_to_all<N: SimNode>(peers: usize) -> Scenario<N> {
 /// is sent back to the peer it came from) and the order checker (the source never delivers its
 /// own block twice) run throughout.
 pub fn no_self_loop<N: SimNode>() -> Scenario<N> {
-    let s = base("no-self-loop", 3).step(Op::AwaitConverged { within: secs(20) });
+    let s = base("no-self-loop", 3)
+        .gossip(push_to_all(3))
+        .step(Op::AwaitConverged { within: secs(20) });
     join_all(s, "A")
         .step(Op::InjectBlocks {
             from: 0,
@@ -309,7 +327,7 @@ pub fn endpoint_leakage<N: SimNode>() -> Scenario<N> {
             nodes: Nodes::All,
         })
         .step(Op::AwaitConverged { within: secs(30) })
-        .step(Op::Wait(secs(10)))
+        .step(Op::Wait(secs(5)))
         .step(Op::AwaitConverged { within: secs(1) })
 }
 
@@ -317,6 +335,7 @@ pub fn endpoint_leakage<N: SimNode>() -> Scenario<N> {
 /// exactly that channel's peers.
 pub fn data_leakage<N: SimNode>() -> Scenario<N> {
     base("data-leakage", 6)
+        .gossip(push_to_all(6))
         .step(Op::AwaitConverged { within: secs(20) })
         .step(Op::JoinChan {
             channel: "A",

@@ -15,6 +15,7 @@
 //! No tokio, no clock, no threads: a run is a pure function of its seed.
 
 pub mod checkers;
+pub mod engine;
 pub mod fabric;
 pub mod faults;
 pub mod figures;

@@ -18,10 +18,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_engine::config::GossipConfig;
+use gossip_engine::crypto::sha256;
 use gossip_engine::event::{AnchorPeer, ChannelConfig, Command};
 use gossip_engine::types::{OrgId, PkiId};
+use gossip_proto::common::{Block, BlockData, BlockHeader};
 use gossip_proto::gossip::gossip_message::{Content, Tag};
 use gossip_proto::gossip::{DataMessage, GossipMessage, Payload};
+use prost::Message;
 
 use crate::checkers::Violation;
 use crate::faults::LinkConfig;
@@ -492,8 +495,22 @@ impl<N: SimNode> Runner<'_, N> {
     }
 }
 
-/// A block of `channel` with number `seq` (a data message, tag CHAN_AND_ORG).
+/// A block of `channel` with number `seq`: a data message (tag CHAN_AND_ORG) whose payload is a
+/// `common.Block` with that number and a correct data hash, as the channel's block check wants.
 pub fn block(channel: &str, seq: u64) -> GossipMessage {
+    let data = vec![Bytes::from(
+        format!("tx of block {seq} of {channel}").into_bytes(),
+    )];
+    let concatenated: Vec<u8> = data.iter().flat_map(|d| d.iter().copied()).collect();
+    let common_block = Block {
+        header: Some(BlockHeader {
+            number: seq,
+            previous_hash: Bytes::new(),
+            data_hash: Bytes::copy_from_slice(&sha256(&concatenated)),
+        }),
+        data: Some(BlockData { data }),
+        metadata: None,
+    };
     GossipMessage {
         nonce: 0,
         channel: channel_bytes(channel),
@@ -501,7 +518,7 @@ pub fn block(channel: &str, seq: u64) -> GossipMessage {
         content: Some(Content::DataMsg(DataMessage {
             payload: Some(Payload {
                 seq_num: seq,
-                data: Bytes::from(format!("block {seq} of {channel}").into_bytes()),
+                data: common_block.encode_to_vec().into(),
                 private_data: Vec::new(),
             }),
         })),

@@ -734,6 +734,9 @@ impl<N: SimNode> Sim<N> {
             Event::ChannelPeerUpdated {
                 channel, pki_id, ..
             } => self.trace(("chan_peer", i, channel, *pki_id)),
+            Event::Leadership { channel, from, .. } => {
+                self.trace(("leadership", i, channel, *from))
+            }
         }
     }
 
