@@ -176,7 +176,9 @@ pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N>
 /// Dissemination with duplication and heavy reordering but no loss: still complete (push to all)
 /// and in order.
 pub fn dissemination_duplicating<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
-    let s = base("dissemination-duplicating", peers).step(Op::AwaitConverged { within: secs(30) });
+    let s = base("dissemination-duplicating", peers)
+        .gossip(push_to_all(peers))
+        .step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
         .step(Op::SetLink(LinkConfig {
             duplicate_probability: 0.2,

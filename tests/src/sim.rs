@@ -144,8 +144,21 @@ pub struct Sim<N> {
     stats: SimStats,
     trace: DefaultHasher,
     trace_len: u64,
+    /// Print every transmit, delivery and event to stderr (`SIM_VERBOSE=1`).
+    verbose: bool,
     /// (receiver, subject) → newest accepted alive message's (inc_num, seq_num, metadata).
     alive_seen: BTreeMap<(usize, usize), (u64, u64, bytes::Bytes)>,
+}
+
+/// The block number of a data message envelope (for verbose traces).
+fn block_seq(envelope: &Envelope) -> Option<u64> {
+    match GossipMessage::decode(envelope.payload.clone())
+        .ok()?
+        .content?
+    {
+        Content::DataMsg(d) => d.payload.map(|p| p.seq_num),
+        _ => None,
+    }
 }
 
 /// Simulated time zero.
@@ -240,6 +253,7 @@ impl<N: SimNode> Sim<N> {
             trace: DefaultHasher::new(),
             trace_len: 0,
             alive_seen: BTreeMap::new(),
+            verbose: std::env::var_os("SIM_VERBOSE").is_some(),
         };
         for i in 0..sim.slots.len() {
             sim.boot(i);
@@ -645,6 +659,11 @@ impl<N: SimNode> Sim<N> {
             .map(|m| ContentKind::of(&m))
             .unwrap_or(ContentKind::None);
         let len_bytes = t.envelope.encoded_len();
+        if self.verbose {
+            let to = self.resolve(t.to.pki_id.as_ref(), &t.to.endpoint);
+            let seq = block_seq(&t.envelope);
+            eprintln!("{:?} {a} -> {to:?} {} {seq:?}", self.elapsed(), kind.name());
+        }
         self.stats.record_transmit(kind, len_bytes);
         let Some(b) = self.resolve(t.to.pki_id.as_ref(), &t.to.endpoint) else {
             self.stats.unroutable += 1;
@@ -719,6 +738,9 @@ impl<N: SimNode> Sim<N> {
     }
 
     fn event(&mut self, i: usize, event: Event) {
+        if self.verbose {
+            eprintln!("{:?} event at {i}: {event:?}", self.elapsed());
+        }
         match &event {
             Event::Block {
                 channel, payload, ..
@@ -752,9 +774,21 @@ impl<N: SimNode> Sim<N> {
         self.stats.delivered += 1;
         self.checkers.on_wire(from, to, &envelope);
         let from_pki = self.pki_id(from);
+        let seq = if self.verbose {
+            block_seq(&envelope)
+        } else {
+            None
+        };
         let received = self.slots[to]
             .ingress
             .receive_inline(from_pki, envelope, self.now);
+        if self.verbose {
+            let what = received
+                .as_ref()
+                .map(|m| m.kind.name())
+                .map_err(|r| r.reason());
+            eprintln!("{:?} {from} => {to} {what:?} {seq:?}", self.elapsed());
+        }
         match received {
             Ok(message) => self.handle_verified(from, to, message),
             Err(reject) => {
