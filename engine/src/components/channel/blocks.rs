@@ -194,6 +194,12 @@ impl Channel {
     }
 }
 
+/// A valid block payload for tests: one data entry, correct number and hash.
+#[cfg(test)]
+pub(crate) fn block_fixture(seq: u64) -> Bytes {
+    tests::block_bytes(seq, &[b"tx"], false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

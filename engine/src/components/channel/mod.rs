@@ -17,6 +17,9 @@ use gossip_proto::gossip::{Chaincode, Envelope, GossipMessage, Properties};
 pub use blocks::{Delivery, REORDER_BUFFER_LEN_MAX, StoredBlock, verify_block};
 pub use state_info::StoredStateInfo;
 
+#[cfg(test)]
+pub(crate) use blocks::block_fixture as verify_block_fixture;
+
 use crate::components::discovery::{Discovery, due};
 use crate::components::msgstore::{MsgStore, PeerTime, PeerTimePolicy, PeerTimed};
 use crate::config::GossipConfig;
