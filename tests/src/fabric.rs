@@ -1,0 +1,392 @@
+//! Fabric's gossip test scenarios (spec section 6), ported to the scenario DSL. Each is generic
+//! over the node so the same definitions run the engine's `Node` (`tests/tests/*.rs`).
+//!
+//! Timers are shortened the way Fabric's own tests shorten them (alive every second, dead after
+//! five), so a seed needs only tens of simulated seconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gossip_engine::config::GossipConfig;
+use gossip_engine::crypto::envelope::{noop_sign, sign_envelope};
+use gossip_proto::gossip::gossip_message::{Content, Tag};
+use gossip_proto::gossip::{AliveMessage, GossipMessage, Member, MembershipRequest, PeerTime};
+use prost::Message;
+
+use crate::faults::LinkConfig;
+use crate::node::SimNode;
+use crate::scenario::{Bootstrap, Externals, Nodes, Op, Scenario, secs};
+use crate::sim::Sim;
+
+/// Fabric's defaults with the timers of its tests: alive every 1 s, dead after 5 s, StateInfo
+/// every 1 s, pull (and membership sync) every 2 s, reconnect every 2 s. Membership sync is the
+/// costliest traffic (a response carries every member's signed alive message), hence 2 s.
+pub fn fast_gossip() -> GossipConfig {
+    GossipConfig {
+        alive_time_interval: secs(1),
+        alive_expiration_timeout: secs(5),
+        reconnect_interval: secs(2),
+        pull_interval: secs(2),
+        publish_state_info_interval: secs(1),
+        request_state_info_interval: secs(1),
+        ..GossipConfig::default()
+    }
+}
+
+fn base<N: SimNode>(name: &'static str, peers: usize) -> Scenario<N> {
+    Scenario::new(name)
+        .orgs(1)
+        .peers_per_org(peers)
+        .gossip(fast_gossip())
+}
+
+/// TestMembership: `peers` nodes bootstrapping to node 0 reach full views; a metadata update of
+/// one node then reaches every other node.
+pub fn membership<N: SimNode>(peers: usize) -> Scenario<N> {
+    base("membership", peers)
+        .step(Op::AwaitConverged { within: secs(30) })
+        .step(Op::UpdateMetadata {
+            node: 1,
+            metadata: b"updated-metadata",
+        })
+        .step(Op::Custom(Arc::new(move |sim: &mut Sim<N>| {
+            let ok = sim.run_until(secs(20), Duration::from_millis(500), |s| {
+                (0..s.len()).filter(|&i| i != 1).all(|i| {
+                    s.alive_metadata(i, 1) == Some(&Bytes::from_static(b"updated-metadata"))
+                })
+            });
+            let lagging: Vec<usize> = (0..sim.len())
+                .filter(|&i| {
+                    i != 1
+                        && sim.alive_metadata(i, 1)
+                            != Some(&Bytes::from_static(b"updated-metadata"))
+                })
+                .collect();
+            ok.then_some(()).ok_or(format!(
+                "metadata update of node 1 not received by {lagging:?}"
+            ))
+        })))
+}
+
+/// TestMembershipConvergence: three bootstrap groups of two, a bridge node bootstrapping to
+/// each group's head joins them; the bridge dies, is detected dead everywhere, and the others stay
+/// converged.
+pub fn membership_convergence<N: SimNode>() -> Scenario<N> {
+    let bridge = 6;
+    let mut lists: Vec<Vec<usize>> = (0..6)
+        .map(|i| if i % 2 == 0 { vec![] } else { vec![i - 1] })
+        .collect();
+    lists.push(vec![0, 2, 4]);
+    base("membership-convergence", 7)
+        .bootstrap(Bootstrap::Explicit(lists))
+        .step(Op::AwaitConverged { within: secs(30) })
+        .step(Op::Crash(bridge))
+        .step(Op::AwaitDead {
+            node: bridge,
+            within: secs(15),
+        })
+        .step(Op::AwaitConverged { within: secs(5) })
+        .step(Op::Wait(secs(5)))
+        .step(Op::AwaitConverged { within: secs(1) })
+}
+
+/// TestExpiration and resurrection: a crashed node is dead everywhere after the expiration
+/// timeout; restarted, it is alive everywhere again.
+pub fn expiration<N: SimNode>() -> Scenario<N> {
+    base("expiration", 5)
+        .step(Op::AwaitConverged { within: secs(20) })
+        .step(Op::Crash(3))
+        .step(Op::AwaitDead {
+            node: 3,
+            within: secs(15),
+        })
+        .step(Op::Custom(Arc::new(|sim: &mut Sim<N>| {
+            let target = sim.pki_id(3);
+            let missing: Vec<usize> = (0..sim.len())
+                .filter(|&i| {
+                    sim.node(i)
+                        .is_some_and(|n| !n.dead_members().contains(&target))
+                })
+                .collect();
+            missing
+                .is_empty()
+                .then_some(())
+                .ok_or(format!("node 3 not in the dead list of {missing:?}"))
+        })))
+        .step(Op::Restart(3))
+        .step(Op::AwaitConverged { within: secs(20) })
+}
+
+fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
+    s.step(Op::JoinChan {
+        channel,
+        nodes: Nodes::All,
+    })
+    // StateInfo must spread before blocks are routed (blocks go to peers known in the channel).
+    .step(Op::Wait(secs(4)))
+}
+
+/// Push fan-out covering every other peer: push alone must then deliver every block on a
+/// loss-free network (Fabric's fan-out of 3 relies on pull for completeness).
+pub fn push_to_all(peers: usize) -> GossipConfig {
+    GossipConfig {
+        propagate_peer_num: peers.saturating_sub(1).max(1),
+        ..fast_gossip()
+    }
+}
+
+/// TestDissemination: blocks from one source reach every peer, in order. With Fabric's fan-out
+/// of 3 this needs pull; [`push_to_all`] makes it a push-only check.
+pub fn dissemination<N: SimNode>(peers: usize, blocks: u64, gossip: GossipConfig) -> Scenario<N> {
+    let s = base("dissemination", peers)
+        .gossip(gossip)
+        .step(Op::AwaitConverged { within: secs(30) });
+    join_all(s, "A")
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: blocks,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(20),
+        })
+}
+
+/// Dissemination over a lossy, duplicating, reordering network. Without pull, completeness is
+/// not guaranteed: this checks safety only (order, no duplicates, no leaks).
+pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
+    let s = base("dissemination-lossy", peers).step(Op::AwaitConverged { within: secs(30) });
+    join_all(s, "A")
+        .step(Op::SetLink(LinkConfig {
+            loss_probability: 0.05,
+            duplicate_probability: 0.05,
+            latency_jitter: Duration::from_millis(50),
+            ..LinkConfig::default()
+        }))
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: blocks,
+        })
+        .step(Op::Wait(secs(5)))
+}
+
+/// Dissemination with duplication and heavy reordering but no loss: still complete (push to all)
+/// and in order.
+pub fn dissemination_duplicating<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
+    let s = base("dissemination-duplicating", peers)
+        .gossip(push_to_all(peers))
+        .step(Op::AwaitConverged { within: secs(30) });
+    join_all(s, "A")
+        .step(Op::SetLink(LinkConfig {
+            duplicate_probability: 0.2,
+            latency_jitter: Duration::from_millis(100),
+            ..LinkConfig::default()
+        }))
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: blocks,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(20),
+        })
+}
+
+/// TestDisseminateAll2All: one block from each peer (peer i injects block i + 1).
+pub fn all_to_all<N: SimNode>(peers: usize, gossip: GossipConfig) -> Scenario<N> {
+    let s = base("all-to-all", peers)
+        .gossip(gossip)
+        .step(Op::AwaitConverged { within: secs(30) });
+    let mut s = join_all(s, "A");
+    for from in 0..peers {
+        s = s.step(Op::InjectBlocks {
+            from,
+            channel: "A",
+            count: 1,
+        });
+    }
+    s.step(Op::AwaitBlocks {
+        channel: "A",
+        within: secs(20),
+    })
+}
+
+/// TestNoMessagesSelfLoop: blocks from two sources among three peers; the echo checker (no block
+/// is sent back to the peer it came from) and the order checker (the source never delivers its
+/// own block twice) run throughout.
+pub fn no_self_loop<N: SimNode>() -> Scenario<N> {
+    let s = base("no-self-loop", 3)
+        .gossip(push_to_all(3))
+        .step(Op::AwaitConverged { within: secs(20) });
+    join_all(s, "A")
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 3,
+        })
+        .step(Op::InjectBlocks {
+            from: 1,
+            channel: "A",
+            count: 3,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
+}
+
+fn alive_of<N: SimNode>(sim: &Sim<N>, about: usize) -> GossipMessage {
+    GossipMessage {
+        tag: Tag::Empty as i32,
+        content: Some(Content::AliveMsg(AliveMessage {
+            membership: Some(Member {
+                endpoint: sim.internal_endpoint_of(about).to_owned(),
+                metadata: Bytes::new(),
+                pki_id: Bytes::copy_from_slice(sim.pki_id(about).as_bytes()),
+            }),
+            timestamp: Some(PeerTime {
+                inc_num: 1,
+                seq_num: 1,
+            }),
+            identity: Bytes::new(),
+        })),
+        ..GossipMessage::default()
+    }
+}
+
+/// A membership request from `from` whose self information is `about`'s alive message, signed
+/// by `about`.
+pub fn membership_request<N: SimNode>(
+    sim: &Sim<N>,
+    about: usize,
+    nonce: u64,
+) -> Result<gossip_proto::gossip::Envelope, String> {
+    let info = sign_envelope(
+        alive_of(sim, about).encode_to_vec().into(),
+        sim.signer(about).key(),
+    )
+    .map_err(|e| e.to_string())?;
+    let request = GossipMessage {
+        tag: Tag::Empty as i32,
+        nonce,
+        content: Some(Content::MemReq(MembershipRequest {
+            self_information: Some(info),
+            known: Vec::new(),
+        })),
+        ..GossipMessage::default()
+    };
+    Ok(noop_sign(request.encode_to_vec().into()))
+}
+
+/// TestMembershipRequestSpoofing: node 1 sends node 0 a membership request carrying node 2's
+/// (validly signed) alive message; node 0 ignores it (no response). A genuine request from node 1
+/// gets a response (the control).
+pub fn membership_request_spoofing<N: SimNode>() -> Scenario<N> {
+    base("membership-request-spoofing", 3)
+        .step(Op::AwaitConverged { within: secs(20) })
+        .step(Op::Custom(Arc::new(|sim: &mut Sim<N>| {
+            let responses_before = sim.stats().link_transmits(0, 1, "mem_res");
+            let spoofed = membership_request(sim, 2, 0x5eed)?;
+            sim.inject(1, 0, spoofed);
+            sim.run_for(Duration::from_millis(200));
+            let after_spoof = sim.stats().link_transmits(0, 1, "mem_res");
+            if after_spoof != responses_before {
+                return Err("node 0 answered a spoofed membership request".into());
+            }
+            if sim.checkers().rejects().get("spoofed") != Some(&1) {
+                return Err(format!(
+                    "spoofed request not rejected: {:?}",
+                    sim.checkers().rejects()
+                ));
+            }
+            let genuine = membership_request(sim, 1, 0x600d)?;
+            sim.inject(1, 0, genuine);
+            sim.run_for(Duration::from_millis(200));
+            let after_genuine = sim.stats().link_transmits(0, 1, "mem_res");
+            (after_genuine > after_spoof)
+                .then_some(())
+                .ok_or("node 0 did not answer a genuine membership request".into())
+        })))
+}
+
+/// TestMultipleOrgEndpointLeakage / TestConfidentiality: 2 orgs × 5 peers, peers 0 and 1 of each
+/// org have external endpoints; after joining a shared channel, external peers see each other
+/// across orgs, internal-only peers stay invisible to the other org, and no internal endpoint or
+/// secret envelope ever crosses orgs (checked on every delivery).
+pub fn endpoint_leakage<N: SimNode>() -> Scenario<N> {
+    Scenario::new("endpoint-leakage")
+        .orgs(2)
+        .peers_per_org(5)
+        .gossip(fast_gossip())
+        .externals(Externals::FirstTwoOfEachOrg)
+        .step(Op::AwaitConverged { within: secs(20) })
+        .step(Op::JoinChan {
+            channel: "A",
+            nodes: Nodes::All,
+        })
+        .step(Op::AwaitConverged { within: secs(30) })
+        .step(Op::Wait(secs(5)))
+        .step(Op::AwaitConverged { within: secs(1) })
+}
+
+/// TestDataLeakage: channels A (peers 0–2) and B (peers 3–5) in one org; blocks of each reach
+/// exactly that channel's peers.
+pub fn data_leakage<N: SimNode>() -> Scenario<N> {
+    base("data-leakage", 6)
+        .gossip(push_to_all(6))
+        .step(Op::AwaitConverged { within: secs(20) })
+        .step(Op::JoinChan {
+            channel: "A",
+            nodes: Nodes::List(vec![0, 1, 2]),
+        })
+        .step(Op::JoinChan {
+            channel: "B",
+            nodes: Nodes::List(vec![3, 4, 5]),
+        })
+        .step(Op::Wait(secs(4)))
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 5,
+        })
+        .step(Op::InjectBlocks {
+            from: 3,
+            channel: "B",
+            count: 5,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
+        .step(Op::AwaitBlocks {
+            channel: "B",
+            within: secs(10),
+        })
+}
+
+/// Membership after a partition heals: two halves lose each other, declare each other dead, and
+/// reconverge after the heal.
+pub fn partition_heal<N: SimNode>() -> Scenario<N> {
+    base("partition-heal", 6)
+        .step(Op::AwaitConverged { within: secs(20) })
+        .step(Op::Partition(vec![vec![0, 1, 2]]))
+        .step(Op::Custom(Arc::new(|sim: &mut Sim<N>| {
+            let (left, right) = ([0, 1, 2], [3, 4, 5]);
+            let split = |s: &Sim<N>| {
+                left.iter().chain(&right).all(|&i| {
+                    let far: &[usize] = if i < 3 { &right } else { &left };
+                    let alive = s.node(i).map(|n| n.alive_members()).unwrap_or_default();
+                    far.iter().all(|&j| !alive.contains(&s.pki_id(j)))
+                })
+            };
+            sim.run_until(secs(15), Duration::from_millis(500), split)
+                .then_some(())
+                .ok_or("the halves still see each other alive".into())
+        })))
+        .step(Op::Heal)
+        .step(Op::AwaitConverged { within: secs(30) })
+}

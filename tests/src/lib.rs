@@ -1,0 +1,30 @@
+//! # gossip-harness
+//!
+//! A deterministic simulator of N sans-IO gossip nodes (ARCHITECTURE.md, testing tier 2):
+//!
+//! - [`sim`]: the discrete-event loop: one priority queue ordered by (simulated time, insertion
+//!   sequence), logical connections and handshakes, per-node ingress, IO answered by the simulator;
+//! - [`faults`]: latency, jitter, loss, duplication, partitions, all drawn from one seeded RNG;
+//! - [`checkers`]: the safety invariants checked as the simulation runs;
+//! - [`scenario`]: the DSL for cluster tests and `run_seeds`, which prints
+//!   `SIM FAILED seed=... scenario=...` and replays one seed with `SIM_SEED=<seed>`;
+//! - [`figures`]: deterministic figures of a fixed scenario and seed for regression gates;
+//! - [`node`]: the node contract as a trait; [`toy`]: a small node that tests the simulator itself;
+//! - [`pki`]: the committed test PKI, so PKI-IDs are the same in every process.
+//!
+//! No tokio, no clock, no threads: a run is a pure function of its seed.
+
+pub mod checkers;
+pub mod engine;
+pub mod fabric;
+pub mod faults;
+pub mod figures;
+pub mod node;
+pub mod pki;
+pub mod scenario;
+pub mod sim;
+pub mod stats;
+pub mod toy;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! Traffic counters of one simulation run.
+
+use std::collections::BTreeMap;
+
+use gossip_engine::wire::ContentKind;
+
+/// What the simulated network carried.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Messages the nodes transmitted, per content kind name.
+    pub transmits_by_kind: BTreeMap<&'static str, u64>,
+    /// Envelope bytes the nodes transmitted, per content kind name (signature lengths vary by a
+    /// byte or two between runs; data messages are unsigned and exact).
+    pub bytes_by_kind: BTreeMap<&'static str, u64>,
+    /// Envelopes that reached a live node (duplicates included).
+    pub delivered: u64,
+    /// Envelopes dropped by link loss.
+    pub lost: u64,
+    /// Envelopes the link duplicated.
+    pub duplicated: u64,
+    /// Envelopes in flight to a node that went down.
+    pub dropped_down: u64,
+    /// Envelopes in flight across a partition cut after they were sent.
+    pub dropped_partition: u64,
+    /// Sends to a down or partitioned node (answered `PresumedDead`).
+    pub send_failures: u64,
+    /// Sends to a PKI-ID or endpoint no node has.
+    pub unroutable: u64,
+    /// Sends a node addressed to itself.
+    pub self_sends: u64,
+    /// Logical handshakes (first send on a link).
+    pub handshakes: u64,
+    /// Timer firings.
+    pub timers: u64,
+    /// `Event::Block` raised, all nodes.
+    pub blocks_delivered: u64,
+    /// Simulated time of the last `Event::Block`, nanoseconds since the start.
+    pub last_block_at_ns: u64,
+    /// Membership requests and responses per `(source, target, kind name)` (only these kinds,
+    /// to keep large runs cheap).
+    pub membership_by_link: BTreeMap<(usize, usize, &'static str), u64>,
+}
+
+impl SimStats {
+    pub(crate) fn record_transmit(&mut self, kind: ContentKind, len_bytes: usize) {
+        *self.transmits_by_kind.entry(kind.name()).or_default() += 1;
+        *self.bytes_by_kind.entry(kind.name()).or_default() += len_bytes as u64;
+    }
+
+    /// The counters that are exact functions of the seed: everything but the byte counts of
+    /// kinds that carry signatures (ECDSA DER signatures vary in length by a byte or two).
+    pub fn exact(&self) -> SimStats {
+        let mut exact = self.clone();
+        exact
+            .bytes_by_kind
+            .retain(|kind, _| *kind == ContentKind::DataMsg.name());
+        exact
+    }
+
+    pub(crate) fn record_link(&mut self, from: usize, to: usize, kind: ContentKind) {
+        if matches!(kind, ContentKind::MemReq | ContentKind::MemRes) {
+            *self
+                .membership_by_link
+                .entry((from, to, kind.name()))
+                .or_default() += 1;
+        }
+    }
+
+    /// Membership messages (`"mem_req"` or `"mem_res"`) sent from `from` to `to`.
+    pub fn link_transmits(&self, from: usize, to: usize, kind: &str) -> u64 {
+        self.membership_by_link
+            .iter()
+            .filter(|((f, t, k), _)| *f == from && *t == to && *k == kind)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    /// Messages transmitted, all kinds.
+    pub fn transmits(&self) -> u64 {
+        self.transmits_by_kind.values().sum()
+    }
+
+    /// Messages transmitted of one kind.
+    pub fn transmits_of(&self, kind: ContentKind) -> u64 {
+        self.transmits_by_kind
+            .get(kind.name())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Bytes transmitted of one kind.
+    pub fn bytes_of(&self, kind: ContentKind) -> u64 {
+        self.bytes_by_kind.get(kind.name()).copied().unwrap_or(0)
+    }
+}
