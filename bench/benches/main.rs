@@ -10,4 +10,5 @@ criterion::criterion_main!(
     suites::crypto::benches,
     suites::pool::benches,
     suites::egress::benches,
+    suites::sim::benches,
 );

@@ -2,14 +2,11 @@
 //! bootstrapping to peer 0, membership and channel settling, 10 blocks from peer 0) at 4 to 128
 //! nodes, every node a real engine `Node` with real ECDSA, no IO. Throughput is simulated
 //! messages (every kind) per wall-clock second.
-//!
-//! Needs `gossip-harness = { workspace = true }` in this crate's `[dev-dependencies]`, and in
-//! `main.rs`: `pub mod sim;` under `mod suites` and `criterion_group!(sim, suites::sim::benches);`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group};
 use gossip_harness::engine::EngineNode;
 use gossip_harness::figures::{dissemination_figures, dissemination_scenario};
 
@@ -20,7 +17,7 @@ const BLOCKS: u64 = 10;
 /// The seed of every run (runs are deterministic: every iteration does the same work).
 const SEED: u64 = 1;
 
-pub fn benches(c: &mut Criterion) {
+fn sim(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim/dissemination");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
@@ -45,3 +42,5 @@ pub fn benches(c: &mut Criterion) {
     }
     group.finish();
 }
+
+criterion_group!(benches, sim);
