@@ -101,6 +101,11 @@ enum IoOutcome {
     Sent,
 }
 
+/// A hook on the transmit path, above the socket: called for each message to each peer before it
+/// is handed to comm; `false` drops it. For fault injection in benchmarks (`gossip-node
+/// --fault-drop-share`); the filter counts what it drops.
+pub type TransmitFilter = Box<dyn FnMut(&Transmit) -> bool + Send>;
+
 /// Everything the driver task owns.
 pub(crate) struct Driver {
     pub(crate) node: Node,
@@ -115,6 +120,7 @@ pub(crate) struct Driver {
     io_tasks: JoinSet<IoOutcome>,
     deferred: VecDeque<IoResult>,
     stats: DriverStats,
+    transmit_filter: Option<TransmitFilter>,
 }
 
 /// Whether the driver feeds a received message to the node: everything but handshakes, empty
@@ -187,7 +193,14 @@ impl Driver {
             io_tasks: JoinSet::new(),
             deferred: VecDeque::new(),
             stats: DriverStats::default(),
+            transmit_filter: None,
         }
+    }
+
+    /// Installs a [`TransmitFilter`].
+    pub(crate) fn with_transmit_filter(mut self, filter: Option<TransmitFilter>) -> Driver {
+        self.transmit_filter = filter;
+        self
     }
 
     /// Runs until stopped (a `Stop` request, every handle dropped, or comm closed), then stops
@@ -341,6 +354,11 @@ impl Driver {
     }
 
     fn transmit(&mut self, t: Transmit) {
+        if let Some(filter) = self.transmit_filter.as_mut()
+            && !filter(&t)
+        {
+            return;
+        }
         self.stats.transmits += 1;
         if let Some(pki_id) = t.to.pki_id {
             let peer = CommPeer {

@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use super::clock;
 use super::comm::{Comm, CommError, CommParams};
-use super::driver::{Driver, DriverStats, QueryCtx, REQUEST_QUEUE_LEN_MAX, Request, is_for_node};
+use super::driver::{
+    Driver, DriverStats, QueryCtx, REQUEST_QUEUE_LEN_MAX, Request, TransmitFilter, is_for_node,
+};
 use super::fanout::{AcceptPredicate, Accepted, Fanout, SUBSCRIBER_QUEUE_LEN_MAX, SubscribeError};
 use super::stats::CommStats;
 use super::tls::TlsMaterial;
@@ -149,6 +151,14 @@ impl std::fmt::Debug for GossipHandle {
 impl GossipHandle {
     /// Starts comm (listening) and the driver task. Must run inside a tokio runtime.
     pub async fn start(params: GossipParams) -> Result<GossipHandle, StartError> {
+        Self::start_with_transmit_filter(params, None).await
+    }
+
+    /// [`start`](Self::start) with a [`TransmitFilter`] on the transmit path (fault injection).
+    pub async fn start_with_transmit_filter(
+        params: GossipParams,
+        transmit_filter: Option<TransmitFilter>,
+    ) -> Result<GossipHandle, StartError> {
         params.node.config.validate()?;
         params.ingress.validate()?;
         let ingress = Arc::new(Ingress::with_msp(params.ingress, Arc::clone(&params.msp)));
@@ -194,7 +204,8 @@ impl GossipHandle {
             Arc::clone(&fanout),
             identities,
             self_identity,
-        );
+        )
+        .with_transmit_filter(transmit_filter);
         let task = tokio::spawn(driver.run());
         tracing::info!(target: "gossip.service", %pki_id, %local_addr, "gossip started");
         Ok(GossipHandle {

@@ -47,7 +47,7 @@ pub use comm::{
 };
 pub use conn::Direction;
 pub use demux::Subscription;
-pub use driver::DriverStats;
+pub use driver::{DriverStats, TransmitFilter};
 pub use fanout::{Accepted, SubscribeError};
 pub use handle::{
     CommSettings, GossipError, GossipHandle, GossipParams, GossipStats, NodeSettings,

@@ -94,11 +94,9 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         {
             Err("bad request: empty channel".into())
         }
-        Request::InjectBlock { size_bytes, .. } if *size_bytes > INJECT_BLOCK_LEN_MAX_BYTES => {
-            Err(format!(
-                "bad request: size_bytes {size_bytes} exceeds {INJECT_BLOCK_LEN_MAX_BYTES}"
-            ))
-        }
+        Request::InjectBlock { size_bytes, .. } if *size_bytes > INJECT_BLOCK_LEN_MAX_BYTES => Err(
+            format!("bad request: size_bytes {size_bytes} exceeds {INJECT_BLOCK_LEN_MAX_BYTES}"),
+        ),
         _ => Ok(req),
     }
 }
@@ -208,7 +206,7 @@ pub fn block_event(
     seq: u64,
     from_hex: Option<String>,
     size_bytes: usize,
-    received_unix_ns: u128,
+    received_unix_ns: u64,
 ) -> String {
     json!({
         "event": "block",
@@ -216,7 +214,7 @@ pub fn block_event(
         "seq": seq,
         "from": from_hex,
         "size_bytes": size_bytes,
-        "received_unix_ns": received_unix_ns as u64,
+        "received_unix_ns": received_unix_ns,
     })
     .to_string()
 }
@@ -235,22 +233,34 @@ mod tests {
     fn parses_every_request() {
         let r = |s: &str| parse_request(s);
         assert_eq!(
-            r(r#"{"op":"join_channel","channel":"mychannel","orgs":["Org1MSP","Org2MSP"],"anchors":[{"org":"Org1MSP","host":"127.0.0.1","port":7051}]}"#),
+            r(
+                r#"{"op":"join_channel","channel":"mychannel","orgs":["Org1MSP","Org2MSP"],"anchors":[{"org":"Org1MSP","host":"127.0.0.1","port":7051}]}"#
+            ),
             Ok(Request::JoinChannel {
                 channel: "mychannel".into(),
                 orgs: vec!["Org1MSP".into(), "Org2MSP".into()],
-                anchors: vec![Anchor { org: "Org1MSP".into(), host: "127.0.0.1".into(), port: 7051 }],
+                anchors: vec![Anchor {
+                    org: "Org1MSP".into(),
+                    host: "127.0.0.1".into(),
+                    port: 7051
+                }],
             })
         );
         assert_eq!(
             r(r#"{"op":"inject_block","channel":"c","seq":1,"size_bytes":10240}"#),
-            Ok(Request::InjectBlock { channel: "c".into(), seq: 1, size_bytes: 10240 })
+            Ok(Request::InjectBlock {
+                channel: "c".into(),
+                seq: 1,
+                size_bytes: 10240
+            })
         );
         assert_eq!(r(r#"{"op":"subscribe"}"#), Ok(Request::Subscribe));
         assert_eq!(r(r#"{"op":"peers"}"#), Ok(Request::Peers));
         assert_eq!(
             r(r#"{"op":"peers_of_channel","channel":"c"}"#),
-            Ok(Request::PeersOfChannel { channel: "c".into() })
+            Ok(Request::PeersOfChannel {
+                channel: "c".into()
+            })
         );
         assert_eq!(r(r#"{"op":"stats"}"#), Ok(Request::Stats));
         assert_eq!(r(" {\"op\":\"shutdown\"}\r"), Ok(Request::Shutdown));
@@ -299,13 +309,27 @@ mod tests {
             "ch",
             &["Org1MSP".into()],
             &[
-                Anchor { org: "Org1MSP".into(), host: "h1".into(), port: 1 },
-                Anchor { org: "Org2MSP".into(), host: "h2".into(), port: 2 },
+                Anchor {
+                    org: "Org1MSP".into(),
+                    host: "h1".into(),
+                    port: 1,
+                },
+                Anchor {
+                    org: "Org2MSP".into(),
+                    host: "h2".into(),
+                    port: 2,
+                },
             ],
         );
         assert_eq!(cfg.sequence, 1);
         assert_eq!(cfg.orgs.len(), 2);
-        assert_eq!(cfg.orgs[1].1, vec![AnchorPeer { host: "h2".into(), port: 2 }]);
+        assert_eq!(
+            cfg.orgs[1].1,
+            vec![AnchorPeer {
+                host: "h2".into(),
+                port: 2
+            }]
+        );
     }
 
     #[test]
@@ -318,8 +342,7 @@ mod tests {
         let err: Value = serde_json::from_str(&error_reply("x\ny")).expect("json");
         assert_eq!(err["error"], json!("x\ny"));
         assert!(!error_reply("x\ny").contains('\n'));
-        let ev: Value =
-            serde_json::from_str(&block_event(b"ch", 3, None, 10, 99)).expect("json");
+        let ev: Value = serde_json::from_str(&block_event(b"ch", 3, None, 10, 99)).expect("json");
         assert_eq!(ev["from"], Value::Null);
         assert!(ev.get("ok").is_none());
     }

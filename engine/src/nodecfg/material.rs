@@ -38,7 +38,9 @@ pub fn parse_org_msp_arg(arg: &str) -> Result<(String, PathBuf), NodeConfigError
         arg: arg.to_owned(),
         reason: reason.to_owned(),
     };
-    let (mspid, dir) = arg.split_once('=').ok_or_else(|| bad("expected MSPID=DIR"))?;
+    let (mspid, dir) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected MSPID=DIR"))?;
     if mspid.trim().is_empty() || dir.trim().is_empty() {
         return Err(bad("expected MSPID=DIR with both parts non-empty"));
     }
@@ -74,8 +76,8 @@ pub fn load(cfg: &NodeConfig, org_msps: &[(String, PathBuf)]) -> Result<Material
     }
     let signer = LocalSigner::from_msp_dir(&cfg.mspid, &cfg.msp_dir)
         .map_err(|e| identity_error(key, &cfg.msp_dir, e))?;
-    let mut local =
-        OrgMsp::from_msp_dir(&cfg.mspid, &cfg.msp_dir).map_err(|e| identity_error(key, &cfg.msp_dir, e))?;
+    let mut local = OrgMsp::from_msp_dir(&cfg.mspid, &cfg.msp_dir)
+        .map_err(|e| identity_error(key, &cfg.msp_dir, e))?;
     if local.root_cas.is_empty() {
         return Err(NodeConfigError::File {
             key: key.into(),

@@ -203,9 +203,13 @@ impl NodeConfig {
         cfg.config_file = Some(file);
         for name in unmatched {
             let upper = name.to_ascii_uppercase();
-            if ["CORE_PEER_GOSSIP_", "CORE_PEER_TLS_", "CORE_PEER_KEEPALIVE_"]
-                .iter()
-                .any(|p| upper.starts_with(p))
+            if [
+                "CORE_PEER_GOSSIP_",
+                "CORE_PEER_TLS_",
+                "CORE_PEER_KEEPALIVE_",
+            ]
+            .iter()
+            .any(|p| upper.starts_with(p))
             {
                 cfg.warn(format!("{name}: unknown key, ignored"));
             }
@@ -255,8 +259,7 @@ impl NodeConfig {
         };
         let d = GossipConfig::default();
         let alive_time_interval = dur(g("aliveTimeInterval"), d.alive_time_interval)?;
-        let alive_expiration_timeout =
-            dur(g("aliveExpirationTimeout"), alive_time_interval * 5)?;
+        let alive_expiration_timeout = dur(g("aliveExpirationTimeout"), alive_time_interval * 5)?;
         let gossip = GossipConfig {
             max_propagation_burst_latency: dur(
                 g("maxPropagationBurstLatency"),
@@ -283,11 +286,7 @@ impl NodeConfig {
                 d.leader_alive_threshold,
             )?,
             propagate_peer_num: uint_or(raw, &g("propagatePeerNum"), d.propagate_peer_num)?,
-            propagate_iterations: uint_or(
-                raw,
-                &g("propagateIterations"),
-                d.propagate_iterations,
-            )?,
+            propagate_iterations: uint_or(raw, &g("propagateIterations"), d.propagate_iterations)?,
             max_propagation_burst_len: uint_or(
                 raw,
                 &g("maxPropagationBurstSize"),
@@ -315,7 +314,10 @@ impl NodeConfig {
         let comm = CommConfig {
             dial_timeout: dur(g("dialTimeout"), c.dial_timeout)?,
             conn_timeout: dur(g("connTimeout"), c.conn_timeout)?,
-            keepalive_interval: dur("peer.keepalive.client.interval".into(), c.keepalive_interval)?,
+            keepalive_interval: dur(
+                "peer.keepalive.client.interval".into(),
+                c.keepalive_interval,
+            )?,
             keepalive_timeout: dur("peer.keepalive.client.timeout".into(), c.keepalive_timeout)?,
             send_buff_len_max: uint_or(raw, &g("sendBuffSize"), c.send_buff_len_max)?,
             recv_buff_len_max: uint_or(raw, &g("recvBuffSize"), c.recv_buff_len_max)?,
@@ -382,7 +384,9 @@ impl NodeConfig {
         };
         let mut cfg = NodeConfig {
             config_file: None,
-            peer_id: raw.string("peer.id").unwrap_or_else(|| "gossip-node".into()),
+            peer_id: raw
+                .string("peer.id")
+                .unwrap_or_else(|| "gossip-node".into()),
             mspid,
             msp_dir,
             listen_addr,
@@ -429,7 +433,10 @@ impl NodeConfig {
                 let child = rest.split('.').next().unwrap_or(rest);
                 if !PEER_CHILDREN_KNOWN.contains(&child) {
                     unknown.push(raw.spelled(key).to_owned());
-                } else if !unused_sections.iter().any(|s| s == &format!("peer.{child}")) {
+                } else if !unused_sections
+                    .iter()
+                    .any(|s| s == &format!("peer.{child}"))
+                {
                     unused_sections.push(format!("peer.{child}"));
                 }
             } else {

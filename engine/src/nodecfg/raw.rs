@@ -362,12 +362,16 @@ mod tests {
 
     #[test]
     fn duration_values_like_viper() {
-        let mut raw = RawConfig::from_yaml("a: 4s\nb: 1500\nc: '250'\nd: ''\ne: [1]\nf: 1m\n")
-            .expect("yaml");
+        let mut raw =
+            RawConfig::from_yaml("a: 4s\nb: 1500\nc: '250'\nd: ''\ne: [1]\nf: 1m\n").expect("yaml");
         raw.set("g", RawValue::Str("-1s".into()), Source::File);
         let d = |k: &str| raw.duration(k).expect(k);
         assert_eq!(d("a"), Some((Duration::from_secs(4), false)));
-        assert_eq!(d("b"), Some((Duration::from_nanos(1500), true)), "bare = ns");
+        assert_eq!(
+            d("b"),
+            Some((Duration::from_nanos(1500), true)),
+            "bare = ns"
+        );
         assert_eq!(d("c"), Some((Duration::from_nanos(250), true)));
         assert_eq!(d("d"), None);
         assert_eq!(d("f"), Some((Duration::from_secs(60), false)));
