@@ -40,6 +40,7 @@ pub const CHANNELS_LEN_MAX: usize = 1_024;
 pub const NODE_STATE_INFOS_LEN_MAX: usize = 16_384;
 
 /// What a node is built from.
+#[derive(Clone, Debug)]
 pub struct NodeParams {
     /// `peer.gossip.*`.
     pub config: GossipConfig,

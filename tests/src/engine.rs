@@ -2,7 +2,7 @@
 
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
 use gossip_engine::ingress::{ReceivedMessage, Verified};
-use gossip_engine::node::{Node, NodeParams};
+use gossip_engine::node::Node;
 use gossip_engine::time::Instant;
 use gossip_engine::types::PkiId;
 
@@ -18,18 +18,7 @@ fn sorted(mut ids: Vec<PkiId>) -> Vec<PkiId> {
 
 impl SimNode for Node {
     fn start(setup: NodeSetup, now: Instant) -> Self {
-        Node::new(
-            NodeParams {
-                config: setup.config,
-                external_endpoint: setup.external_endpoint,
-                internal_endpoint: setup.internal_endpoint,
-                bootstrap: setup.bootstrap,
-                signer: setup.signer,
-                identities: setup.identities,
-                rng_seed: setup.rng_seed,
-            },
-            now,
-        )
+        Node::new(setup, now)
     }
 
     fn handle_message(&mut self, message: Verified<ReceivedMessage>, now: Instant) {

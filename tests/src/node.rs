@@ -2,34 +2,15 @@
 //! as a trait, so the simulator is tested with a small toy node of its own ([`crate::toy`]) and runs
 //! the engine's `Node` through the same code.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use gossip_engine::config::GossipConfig;
-use gossip_engine::crypto::LocalSigner;
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
-use gossip_engine::ingress::{IdentityStore, ReceivedMessage, Verified};
+use gossip_engine::ingress::{ReceivedMessage, Verified};
 use gossip_engine::time::Instant;
 use gossip_engine::types::PkiId;
 
-/// Everything a node is built from (the engine's `NodeParams`, field for field).
-#[derive(Clone, Debug)]
-pub struct NodeSetup {
-    /// Protocol settings.
-    pub config: GossipConfig,
-    /// External endpoint (empty: invisible to other orgs).
-    pub external_endpoint: String,
-    /// Internal endpoint, `peerX.orgY:7051`.
-    pub internal_endpoint: String,
-    /// Bootstrap endpoints.
-    pub bootstrap: Vec<String>,
-    /// The node's identity and key.
-    pub signer: Arc<LocalSigner>,
-    /// The identity store the node shares with its ingress (and the simulated handshake).
-    pub identities: Arc<IdentityStore>,
-    /// The node's RNG seed, derived from the master seed.
-    pub rng_seed: u64,
-}
+/// Everything a node is built from: the engine's own parameters, so the simulator starts real
+/// nodes and toy nodes from the same value.
+pub use gossip_engine::node::NodeParams as NodeSetup;
 
 /// The sans-IO node contract. After any `handle_*` the simulator drains `poll_transmit`,
 /// `poll_io` and `poll_event` until `None`, then re-arms `poll_timeout`.

@@ -467,13 +467,7 @@ impl Comm {
         expected: Option<PkiId>,
     ) -> Result<Identity, CommError> {
         let shared = &self.shared;
-        let mut dialed = client::dial(
-            endpoint,
-            shared.tls.as_ref().map(|t| t.client.clone()),
-            &shared.config,
-        )
-        .await?;
-        client::ping(&mut dialed, endpoint, &shared.config).await?;
+        let dialed = self.dial_and_ping(endpoint).await?;
         let hs = client_handshake(shared, dialed, true, shared.config.handshake_timeout)
             .await
             .inspect_err(|e| record_handshake_failure(shared, endpoint, e))?;
@@ -490,6 +484,11 @@ impl Comm {
 
     /// Liveness probe (Fabric's `Probe`): dial and Ping only.
     pub async fn probe(&self, endpoint: &str) -> Result<(), CommError> {
+        self.dial_and_ping(endpoint).await.map(drop)
+    }
+
+    /// Dials `endpoint` (TLS when on) and checks it answers `Ping` within the conn timeout.
+    async fn dial_and_ping(&self, endpoint: &str) -> Result<client::Dialed, CommError> {
         let shared = &self.shared;
         let mut dialed = client::dial(
             endpoint,
@@ -498,7 +497,7 @@ impl Comm {
         )
         .await?;
         client::ping(&mut dialed, endpoint, &shared.config).await?;
-        Ok(())
+        Ok(dialed)
     }
 
     /// Closes and forgets the connection to `peer`; a later send reconnects.
