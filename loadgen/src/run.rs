@@ -347,16 +347,37 @@ fn sample(handles: &[Option<Box<dyn NodeHandle>>], c: &Cluster, t_s: f64) -> Sam
 }
 
 /// A scheduled fault action.
-#[derive(Clone, Debug)]
-enum Action {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Set links between the two sides (both directions) to the mode.
     Partition(Vec<usize>, Vec<usize>, LinkMode),
+    /// Reopen links between the two sides.
     Heal(Vec<usize>, Vec<usize>),
+    /// SIGKILL a node.
     Kill(usize),
+    /// Start a killed node again with the same spec.
     Restart(usize),
 }
 
-fn fault_plan(s: &Scenario) -> Vec<(u64, Action)> {
-    // Times are relative to block 1's due time, fixed later: store offsets, add start in `run`.
+impl Action {
+    /// Applies a link action to `links`; `None` for process actions (the runner does those).
+    pub fn apply_links(&self, links: &crate::proxy::Links) -> Option<String> {
+        match self {
+            Action::Partition(x, y, mode) => {
+                links.set_between(x, y, *mode);
+                Some(format!("partition {x:?} | {y:?} ({mode:?})"))
+            }
+            Action::Heal(x, y) => {
+                links.set_between(x, y, LinkMode::Open);
+                Some(format!("heal {x:?} | {y:?}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The fault schedule of `s`: (ns after block 1's due time, action), sorted by time.
+pub fn fault_plan(s: &Scenario) -> Vec<(u64, Action)> {
     let mut plan = Vec::new();
     let all: Vec<usize> = (0..s.nodes).collect();
     for p in &s.faults.partitions {
@@ -399,15 +420,11 @@ fn apply_fault(
     s: &Scenario,
     restarts: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> String {
+    if let Some(what) = a.apply_links(&c.links) {
+        return what;
+    }
     match a {
-        Action::Partition(x, y, mode) => {
-            c.links.set_between(x, y, *mode);
-            format!("partition {x:?} | {y:?} ({mode:?})")
-        }
-        Action::Heal(x, y) => {
-            c.links.set_between(x, y, LinkMode::Open);
-            format!("heal {x:?} | {y:?}")
-        }
+        Action::Partition(..) | Action::Heal(..) => String::new(),
         Action::Kill(k) => {
             if let Some(mut h) = handles[*k].take() {
                 h.kill();
