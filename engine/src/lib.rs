@@ -35,6 +35,8 @@ pub mod ingress;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod node;
+#[cfg(feature = "node")]
+pub mod nodecfg;
 pub mod outbox;
 pub mod time;
 pub mod types;

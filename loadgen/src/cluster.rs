@@ -94,7 +94,7 @@ fn free_port() -> Result<SocketAddr, ClusterError> {
 /// Fabric's `peer.gossip` defaults (sampleconfig core.yaml, spec 4.1).
 pub fn fabric_gossip_defaults() -> Value {
     json!({
-        "bootstrap": "127.0.0.1:7051",
+        "bootstrap": ["127.0.0.1:7051"],
         "useLeaderElection": false,
         "orgLeader": true,
         "membershipTrackerInterval": "5s",
@@ -167,7 +167,7 @@ pub fn core_yaml(
 ) -> Value {
     let mut gossip = fabric_gossip_defaults();
     let boot: Vec<String> = bootstrap.iter().map(ToString::to_string).collect();
-    set_dotted(&mut gossip, "bootstrap", json!(boot.join(" ")));
+    set_dotted(&mut gossip, "bootstrap", json!(boot));
     set_dotted(&mut gossip, "orgLeader", json!(is_leader));
     set_dotted(&mut gossip, "endpoint", json!(endpoint.to_string()));
     set_dotted(&mut gossip, "externalEndpoint", json!(endpoint.to_string()));

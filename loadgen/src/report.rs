@@ -210,6 +210,18 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     let key = DATA_RECEIVED_KEYS
         .iter()
         .find(|k| deltas.iter().any(|d| d.contains_key(**k)));
+    // Per receiving peer per block, with the background (quiet-window) rate subtracted.
+    let per_peer_per_block = |k: &str| -> f64 {
+        let total: f64 = receivers
+            .iter()
+            .map(|&r| {
+                let d = deltas[r].get(k).copied().unwrap_or(0.0);
+                let bg = quiet[r].get(k).copied().unwrap_or(0.0) / out.quiet_s.max(1e-3);
+                (d - bg * window_s).max(0.0)
+            })
+            .sum();
+        total / (receivers.len().max(1) as f64 * blocks)
+    };
     let (method, copies) = match key {
         Some(k) => {
             let total: f64 = receivers
@@ -221,25 +233,18 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
                 total / (receivers.len().max(1) as f64 * blocks),
             )
         }
-        None => {
-            let k = "messages_received";
-            let total: f64 = receivers
-                .iter()
-                .map(|&r| {
-                    let d = deltas[r].get(k).copied().unwrap_or(0.0);
-                    let bg = quiet[r].get(k).copied().unwrap_or(0.0) / out.quiet_s.max(1e-3);
-                    (d - bg * window_s).max(0.0)
-                })
-                .sum();
-            (
-                format!(
-                    "Δ{k} over the injection window minus the background rate of a {}s quiet window before it",
-                    out.quiet_s
-                ),
-                total / (receivers.len().max(1) as f64 * blocks),
-            )
-        }
+        None => (
+            format!(
+                "Δcomm.messages_received over the injection window minus the background rate of a {}s quiet window before it, per receiving (non-injector) peer per block (channels × blocks); an estimate: the node has no per-kind receive counter",
+                out.quiet_s
+            ),
+            per_peer_per_block("comm.messages_received"),
+        ),
     };
+    put(
+        "stale_drops_per_peer_per_block",
+        per_peer_per_block("node.dropped.Stale"),
+    );
     put("copies_per_peer_per_block", copies);
 
     let (rows, bytes_source) = timeseries(out);

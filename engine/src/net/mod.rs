@@ -14,6 +14,8 @@
 //! - `conn`, `conn_store`, `lanes`, `queue`, `demux`: connections, the store, send lanes, the
 //!   bounded async queues and the subscriber demux.
 //! - [`clock`]: the only real clock read.
+//! - [`handle`]: [`GossipHandle`], the public API of a running instance; [`driver`]: the task that
+//!   owns the node and pumps it; [`fanout`]: events to application subscribers.
 //!
 //! Where this differs from Fabric's comm (on purpose, for now):
 //! - One shared inbound queue (`inbound_queue_len_max`) replaces Fabric's per-connection `msgChan`
@@ -29,6 +31,9 @@ pub mod comm;
 mod conn;
 mod conn_store;
 pub mod demux;
+pub mod driver;
+pub mod fanout;
+pub mod handle;
 pub mod handshake;
 pub mod lanes;
 mod queue;
@@ -42,6 +47,12 @@ pub use comm::{
 };
 pub use conn::Direction;
 pub use demux::Subscription;
+pub use driver::{DriverStats, TransmitFilter};
+pub use fanout::{Accepted, SubscribeError};
+pub use handle::{
+    CommSettings, GossipError, GossipHandle, GossipParams, GossipStats, NodeSettings,
+    PeerIdentityInfo, StartError,
+};
 pub use handshake::{HandshakeError, RemotePeerInfo};
 pub use lanes::{EnqueueError, Lane};
 pub use stats::CommStats;

@@ -1,0 +1,318 @@
+//! The control listener of `engine/CONTROL.md`: newline-delimited JSON over TCP. Each connection
+//! has one writer task fed by a bounded queue, so replies and (after `subscribe`) event lines
+//! never interleave inside a line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use gossip_engine::net::{GossipHandle, GossipStats, clock};
+use gossip_engine::nodecfg::control::{
+    self, REQUEST_LINE_LEN_MAX_BYTES, Request, error_reply, ok_reply,
+};
+use gossip_engine::types::NetworkMember;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// Lines waiting for one connection's writer.
+const CONN_QUEUE_LEN_MAX: usize = 4096;
+
+/// What every connection shares.
+pub struct Ctl {
+    /// The running gossip instance.
+    pub handle: GossipHandle,
+    /// Event lines for subscribers.
+    pub events: broadcast::Sender<Arc<str>>,
+    /// The fault filter's drop counter, when fault hooks are on.
+    pub fault_dropped: Option<Arc<AtomicU64>>,
+    /// Set to `true` to shut the process down.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// Resolves when the shutdown flag turns true (or its sender is gone).
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let stop = rx.wait_for(|s| *s).await.is_ok();
+    let _ = stop;
+}
+
+/// Accepts control connections until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, ctl: Arc<Ctl>) {
+    let mut stop = ctl.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let ctl = Arc::clone(&ctl);
+                    tokio::spawn(async move { connection(stream, peer, ctl).await });
+                }
+                Err(e) => {
+                    tracing::warn!(target: "gossip-node.control", error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, ctl: Arc<Ctl>) {
+    tracing::debug!(target: "gossip-node.control", %peer, "control connection");
+    let (read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Arc<str>>(CONN_QUEUE_LEN_MAX);
+    let writer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if write.write_all(line.as_bytes()).await.is_err()
+                || write.write_all(b"\n").await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut reader = BufReader::new(read);
+    let mut stop = ctl.shutdown.subscribe();
+    let mut subscribed = false;
+    loop {
+        let line = tokio::select! {
+            _ = stopped(&mut stop) => break,
+            line = read_line(&mut reader) => line,
+        };
+        let reply = match line {
+            Ok(None) => break,
+            Ok(Some(Err(too_long))) => error_reply(&too_long),
+            Ok(Some(Ok(text))) if text.trim().is_empty() => continue,
+            Ok(Some(Ok(text))) => match control::parse_request(&text) {
+                Err(e) => error_reply(&e),
+                Ok(Request::Subscribe) if !subscribed => {
+                    subscribed = true;
+                    let events = ctl.events.subscribe();
+                    if tx.send(ok_reply(Map::new()).into()).await.is_err() {
+                        break;
+                    }
+                    tokio::spawn(forward_events(events, tx.clone()));
+                    continue;
+                }
+                Ok(req) => handle(&ctl, req).await,
+            },
+            Err(e) => {
+                tracing::debug!(target: "gossip-node.control", %peer, error = %e, "read failed");
+                break;
+            }
+        };
+        if tx.send(reply.into()).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Reads one line of at most [`REQUEST_LINE_LEN_MAX_BYTES`]: `None` at end of stream,
+/// `Some(Err)` for an over-long line (skipped up to its newline).
+async fn read_line(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<Option<Result<String, String>>> {
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() && !too_long {
+                None
+            } else if too_long {
+                Some(Err(too_long_message()))
+            } else {
+                Some(Ok(String::from_utf8_lossy(&line).into_owned()))
+            });
+        }
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], i + 1),
+            None => (buf, buf.len()),
+        };
+        let found = done != chunk.len();
+        if !too_long {
+            if line.len() + chunk.len() > REQUEST_LINE_LEN_MAX_BYTES {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        reader.consume(done);
+        if found {
+            return Ok(Some(if too_long {
+                Err(too_long_message())
+            } else {
+                Ok(String::from_utf8_lossy(&line).into_owned())
+            }));
+        }
+    }
+}
+
+fn too_long_message() -> String {
+    format!("bad request: line longer than {REQUEST_LINE_LEN_MAX_BYTES} bytes")
+}
+
+async fn forward_events(mut events: broadcast::Receiver<Arc<str>>, tx: mpsc::Sender<Arc<str>>) {
+    loop {
+        match events.recv().await {
+            Ok(line) => {
+                if tx.send(line).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(target: "gossip-node.control", missed, "slow control subscriber lost events");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn handle(ctl: &Ctl, req: Request) -> String {
+    let stopped = |e: gossip_engine::net::GossipError| error_reply(&e.to_string());
+    let h = &ctl.handle;
+    match req {
+        Request::JoinChannel {
+            channel,
+            orgs,
+            anchors,
+        } => match h
+            .join_chan(control::channel_config(&channel, &orgs, &anchors))
+            .await
+        {
+            Ok(()) => ok_reply(Map::new()),
+            Err(e) => stopped(e),
+        },
+        Request::InjectBlock {
+            channel,
+            seq,
+            size_bytes,
+        } => {
+            let block = control::build_block(seq, size_bytes);
+            let message = control::block_message(&channel, seq, block);
+            let injected_unix_ns = clock::now().as_nanos();
+            match h.gossip(message).await {
+                Ok(()) => ok_reply(fields([("injected_unix_ns", json!(injected_unix_ns))])),
+                Err(e) => stopped(e),
+            }
+        }
+        Request::Subscribe => error_reply("already subscribed"),
+        Request::Peers => match (h.peers().await, h.dead_peers().await) {
+            (Ok(alive), Ok(dead)) => ok_reply(fields([
+                ("alive", members_json(&alive)),
+                ("dead", members_json(&dead)),
+            ])),
+            (Err(e), _) | (_, Err(e)) => stopped(e),
+        },
+        Request::PeersOfChannel { channel } => {
+            match h
+                .peers_of_channel(Bytes::copy_from_slice(channel.as_bytes()))
+                .await
+            {
+                Ok(peers) => {
+                    let list: Vec<Value> = peers
+                        .iter()
+                        .map(|(m, props)| {
+                            json!({
+                                "pki_id": m.pki_id.to_string(),
+                                "endpoint": m.preferred_endpoint(),
+                                "ledger_height": props.ledger_height,
+                            })
+                        })
+                        .collect();
+                    ok_reply(fields([("peers", Value::Array(list))]))
+                }
+                Err(e) => stopped(e),
+            }
+        }
+        Request::Stats => match h.stats().await {
+            Ok(stats) => {
+                let dropped = ctl
+                    .fault_dropped
+                    .as_ref()
+                    .map_or(0, |c| c.load(Ordering::Relaxed));
+                ok_reply(fields([("stats", stats_json(&stats, dropped))]))
+            }
+            Err(e) => stopped(e),
+        },
+        Request::Shutdown => {
+            tracing::info!(target: "gossip-node", "shutdown requested over the control connection");
+            let _ = ctl.shutdown.send(true);
+            ok_reply(Map::new())
+        }
+    }
+}
+
+fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+fn members_json(members: &[NetworkMember]) -> Value {
+    Value::Array(
+        members
+            .iter()
+            .map(|m| json!({"pki_id": m.pki_id.to_string(), "endpoint": m.preferred_endpoint()}))
+            .collect(),
+    )
+}
+
+/// `{"node":{...NodeStats},"comm":{...CommStats},"driver":{...DriverStats},"fault_dropped":N}`.
+pub fn stats_json(s: &GossipStats, fault_dropped: u64) -> Value {
+    let n = &s.node;
+    let c = &s.comm;
+    let d = &s.driver;
+    let map_of =
+        |m: Vec<(String, u64)>| Value::Object(m.into_iter().map(|(k, v)| (k, json!(v))).collect());
+    json!({
+        "node": {
+            "emitted": n.emitted,
+            "transmits": n.transmits,
+            "events": n.events,
+            "io_requests": n.io_requests,
+            "blocks_delivered": n.blocks_delivered,
+            "messages_handled": n.messages_handled,
+            "outbox_overflowed": n.outbox_overflowed,
+            "dropped": map_of(n.dropped.iter().map(|(r, v)| (format!("{r:?}"), *v)).collect()),
+            "members_alive": n.members_alive,
+            "members_dead": n.members_dead,
+            "discovery": {
+                "alive_created": n.discovery.alive_created,
+                "became_alive": n.discovery.became_alive,
+                "became_dead": n.discovery.became_dead,
+                "purged": n.discovery.purged,
+                "connects_abandoned": n.discovery.connects_abandoned,
+            },
+        },
+        "comm": {
+            "messages_sent": c.messages_sent,
+            "messages_received": c.messages_received,
+            "overflow_count": c.overflow_count,
+            "connections_opened": c.connections_opened,
+            "connections_closed": c.connections_closed,
+            "presumed_dead_dropped": c.presumed_dead_dropped,
+            "identity_switches_dropped": c.identity_switches_dropped,
+            "verified_inline_pool_full": c.verified_inline_pool_full,
+            "rejects": map_of(c.rejects.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
+            "handshake_failures": map_of(c.handshake_failures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
+            "overflow_by_peer": map_of(c.overflow_by_peer.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+        },
+        "driver": {
+            "messages_handled": d.messages_handled,
+            "bursts_limited": d.bursts_limited,
+            "timeouts": d.timeouts,
+            "commands": d.commands,
+            "transmits": d.transmits,
+            "transmits_unidentified": d.transmits_unidentified,
+            "io_started": d.io_started,
+            "io_refused": d.io_refused,
+            "io_results_dropped": d.io_results_dropped,
+            "io_tasks_failed": d.io_tasks_failed,
+            "events_dropped": d.events_dropped,
+            "pass_through_dropped": d.pass_through_dropped,
+        },
+        "fault_dropped": fault_dropped,
+    })
+}

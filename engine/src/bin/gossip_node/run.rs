@@ -1,0 +1,188 @@
+//! Starting the gossip instance from a loaded config, fanning its events out to control
+//! subscribers, and waiting for SIGTERM, SIGINT or the `shutdown` op.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use gossip_engine::event::Event;
+use gossip_engine::net::{
+    CommSettings, GossipHandle, GossipParams, NodeSettings, TlsMaterial, TransmitFilter, clock,
+};
+use gossip_engine::nodecfg::NodeConfig;
+use gossip_engine::nodecfg::control;
+use gossip_engine::nodecfg::fault::DropFilter;
+use gossip_engine::nodecfg::material::Material;
+use gossip_engine::types::PkiId;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::control::{Ctl, serve, stopped};
+
+/// Event lines buffered for slow control subscribers before they lose some.
+const EVENT_LINES_LEN_MAX: usize = 1 << 16;
+
+/// What the command line adds to the config.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// `--control-addr`.
+    pub control_addr: Option<SocketAddr>,
+    /// `--fault-drop-share` with `--fault-seed`, when `--enable-fault-hooks`.
+    pub fault: Option<(f64, u64)>,
+}
+
+async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("{key} = {addr}: cannot resolve"))?
+        .next()
+        .ok_or_else(|| anyhow!("{key} = {addr}: resolves to no address"))
+}
+
+/// Runs the node until it is told to stop.
+pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Result<()> {
+    let listen = resolve("peer.listenAddress", &cfg.listen_addr).await?;
+    let signer = Arc::new(material.signer);
+    let pki_id = signer.pki_id();
+    let params = GossipParams {
+        comm: CommSettings {
+            config: cfg.comm.clone(),
+            listen,
+            tls: material.tls.map(|t| TlsMaterial {
+                cert_chain_pem: t.cert_chain_pem,
+                key_pem: t.key_pem,
+            }),
+        },
+        node: NodeSettings {
+            config: cfg.gossip.clone(),
+            external_endpoint: cfg.external_endpoint.clone(),
+            internal_endpoint: cfg.internal_endpoint.clone(),
+            bootstrap: cfg.bootstrap.clone(),
+            rng_seed: clock::now().as_nanos() ^ u64::from(std::process::id()),
+        },
+        signer,
+        msp: Arc::new(material.msp),
+        ingress: GossipParams::ingress_config(),
+    };
+    let mut fault_dropped = None;
+    let filter: Option<TransmitFilter> = match opts.fault {
+        None => None,
+        Some((share, seed)) => {
+            let mut f = DropFilter::new(share, seed)?;
+            fault_dropped = Some(f.dropped_counter());
+            tracing::warn!(target: "gossip-node", share, seed, "fault hook on: dropping outgoing messages");
+            Some(Box::new(move |_| f.keep()))
+        }
+    };
+    let handle = GossipHandle::start_with_transmit_filter(params, filter)
+        .await
+        .with_context(|| format!("starting gossip on {listen}"))?;
+    tracing::info!(
+        target: "gossip-node",
+        peer_id = %cfg.peer_id, %pki_id, listen = %handle.local_addr(),
+        endpoint = %cfg.internal_endpoint, external = %cfg.external_endpoint,
+        bootstrap = ?cfg.bootstrap, tls = cfg.tls.is_some(),
+        "gossip-node started"
+    );
+    let (events_tx, _) = broadcast::channel(EVENT_LINES_LEN_MAX);
+    let events = handle.events().context("subscribing to events")?;
+    let event_task = tokio::spawn(fan_out(events, events_tx.clone()));
+    let (shutdown, _) = watch::channel(false);
+    let ctl = Arc::new(Ctl {
+        handle: handle.clone(),
+        events: events_tx,
+        fault_dropped,
+        shutdown,
+    });
+    let control_task = match opts.control_addr {
+        None => None,
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--control-addr {addr}: cannot listen"))?;
+            tracing::info!(target: "gossip-node", addr = %listener.local_addr().unwrap_or(addr), "control listener");
+            Some(tokio::spawn(serve(listener, Arc::clone(&ctl))))
+        }
+    };
+    wait_for_stop(&ctl).await;
+    let _ = ctl.shutdown.send(true);
+    handle.stop().await;
+    let _ = event_task.await;
+    if let Some(t) = control_task {
+        let _ = t.await;
+    }
+    tracing::info!(target: "gossip-node", "stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(ctl: &Ctl) {
+    let mut stop = ctl.shutdown.subscribe();
+    let sigterm = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "gossip-node", error = %e, "no SIGTERM handler");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = sigterm => tracing::info!(target: "gossip-node", "SIGTERM: stopping"),
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => tracing::info!(target: "gossip-node", "SIGINT: stopping"),
+            Err(e) => tracing::warn!(target: "gossip-node", error = %e, "SIGINT handler failed: stopping"),
+        },
+        _ = stopped(&mut stop) => {}
+    }
+}
+
+/// Turns node events into control event lines: blocks, and membership counts on each change.
+async fn fan_out(mut events: mpsc::Receiver<Event>, tx: broadcast::Sender<Arc<str>>) {
+    let mut alive: BTreeSet<PkiId> = BTreeSet::new();
+    let mut dead: BTreeSet<PkiId> = BTreeSet::new();
+    while let Some(event) = events.recv().await {
+        let line = match event {
+            Event::Block {
+                channel,
+                payload,
+                from,
+            } => control::block_event(
+                &channel,
+                payload.seq_num,
+                from.map(|p| p.to_string()),
+                control::block_data_len(&payload.data),
+                clock::now().as_nanos(),
+            ),
+            Event::MemberAlive(m) => {
+                dead.remove(&m.pki_id);
+                if !alive.insert(m.pki_id) {
+                    continue;
+                }
+                control::membership_event(alive.len(), dead.len())
+            }
+            Event::MemberDead(p) => {
+                alive.remove(&p);
+                dead.insert(p);
+                control::membership_event(alive.len(), dead.len())
+            }
+            Event::MemberPurged(p) => {
+                if !(alive.remove(&p) | dead.remove(&p)) {
+                    continue;
+                }
+                control::membership_event(alive.len(), dead.len())
+            }
+            _ => continue,
+        };
+        // No subscriber is fine: the line is just not wanted.
+        let _ = tx.send(line.into());
+    }
+}

@@ -1,0 +1,133 @@
+//! `FABRIC_LOGGING_SPEC` → `tracing_subscriber::EnvFilter` directives.
+//!
+//! Fabric's grammar is `[<logger>[,<logger>...]=]<level>[:[<logger>[,<logger>...]=]<level>...]`:
+//! a term without loggers sets the default level, a term with loggers sets those loggers (and
+//! their children: `gossip` covers `gossip.comm`). Levels are FATAL, PANIC, ERROR, WARNING (or
+//! WARN), INFO, DEBUG, case-insensitive. Our tracing targets are Fabric's logger names
+//! (`gossip.comm`, `gossip.discovery`, ...), so a logger maps to a target prefix.
+//!
+//! tracing has no FATAL or PANIC: both map to `error`. `EnvFilter` matches a target directive by
+//! string prefix, so the directive `gossip=debug` covers the targets `gossip.comm`,
+//! `gossip.discovery`, ... as Fabric's logger hierarchy does.
+
+/// Why a spec was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogSpecError {
+    /// A level word is not one of Fabric's.
+    #[error("invalid logging level {0:?} (expected FATAL, PANIC, ERROR, WARNING, INFO or DEBUG)")]
+    Level(String),
+    /// A logger name is empty or has characters tracing cannot match.
+    #[error("invalid logger name {0:?}")]
+    Logger(String),
+}
+
+/// Maps a Fabric level word to a tracing level name.
+pub fn level(word: &str) -> Result<&'static str, LogSpecError> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "fatal" | "panic" | "error" => Ok("error"),
+        "warning" | "warn" => Ok("warn"),
+        "info" => Ok("info"),
+        "debug" => Ok("debug"),
+        _ => Err(LogSpecError::Level(word.to_owned())),
+    }
+}
+
+/// Translates a spec into `EnvFilter` directives, e.g. `gossip=debug:info` → `info,gossip=debug`.
+/// An empty spec is `info` (Fabric's default). Later terms win, as in Fabric.
+pub fn to_env_filter(spec: &str) -> Result<String, LogSpecError> {
+    let mut default = "info";
+    let mut loggers: Vec<(String, &'static str)> = Vec::new();
+    for term in spec.split(':') {
+        let term = term.trim();
+        if term.is_empty() {
+            continue;
+        }
+        match term.split_once('=') {
+            None => default = level(term)?,
+            Some((names, lvl)) => {
+                let lvl = level(lvl)?;
+                for name in names.split(',') {
+                    let name = name.trim();
+                    if name.is_empty()
+                        || !name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+                    {
+                        return Err(LogSpecError::Logger(name.to_owned()));
+                    }
+                    loggers.retain(|(n, _)| n != name);
+                    loggers.push((name.to_owned(), lvl));
+                }
+            }
+        }
+    }
+    let mut out = default.to_owned();
+    for (name, lvl) in loggers {
+        out.push(',');
+        out.push_str(&name);
+        out.push('=');
+        out.push_str(lvl);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translates_fabric_specs() {
+        let table: &[(&str, &str)] = &[
+            ("", "info"),
+            ("info", "info"),
+            ("DEBUG", "debug"),
+            ("warning", "warn"),
+            ("Fatal", "error"),
+            ("panic", "error"),
+            ("gossip=debug:info", "info,gossip=debug"),
+            (
+                "gossip.comm,gossip.discovery=debug:warning",
+                "warn,gossip.comm=debug,gossip.discovery=debug",
+            ),
+            ("info:gossip=debug", "info,gossip=debug"),
+            (
+                "gossip=warning:gossip.comm=debug:ERROR",
+                "error,gossip=warn,gossip.comm=debug",
+            ),
+            ("gossip=debug:gossip=info", "info,gossip=info"),
+        ];
+        for (spec, want) in table {
+            assert_eq!(to_env_filter(spec).as_deref(), Ok(*want), "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_specs() {
+        assert_eq!(
+            to_env_filter("verbose"),
+            Err(LogSpecError::Level("verbose".into()))
+        );
+        assert!(matches!(
+            to_env_filter("gossip=loud"),
+            Err(LogSpecError::Level(_))
+        ));
+        assert!(matches!(
+            to_env_filter("=debug"),
+            Err(LogSpecError::Logger(_))
+        ));
+        assert!(matches!(
+            to_env_filter("a b=debug"),
+            Err(LogSpecError::Logger(_))
+        ));
+    }
+
+    #[test]
+    fn output_parses_as_env_filter_directives() {
+        // Each directive has the `target=level` or `level` form EnvFilter accepts.
+        let out = to_env_filter("gossip.comm,gossip.state=debug:warning").expect("spec");
+        for d in out.split(',') {
+            let lvl = d.rsplit('=').next().expect("level");
+            assert!(["error", "warn", "info", "debug"].contains(&lvl), "{d}");
+        }
+    }
+}

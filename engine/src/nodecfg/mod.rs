@@ -1,0 +1,81 @@
+//! Library side of the `gossip-node` binary (feature `node`): loading Fabric's `core.yaml` with
+//! `CORE_*` overrides, the `FABRIC_LOGGING_SPEC` translator, the control protocol's messages and
+//! block builder, and the fault hook. This module reads files and the environment, so it is **not**
+//! part of the sans-IO core; the core never depends on it.
+//!
+//! - [`raw`]: viper's layer: flattened case-insensitive keys, env overrides, Go durations.
+//! - [`peer`]: [`NodeConfig`] from the keys, with startup diagnostics.
+//! - [`material`]: reading the MSP and TLS files a [`NodeConfig`] names.
+//! - [`logspec`]: `FABRIC_LOGGING_SPEC` → `EnvFilter` directives.
+//! - [`control`]: the control protocol of `engine/CONTROL.md`.
+//! - [`fault`]: the seeded drop filter of `--fault-drop-share`.
+
+pub mod control;
+pub mod fault;
+pub mod logspec;
+pub mod material;
+pub mod peer;
+pub mod raw;
+
+use std::path::PathBuf;
+
+pub use peer::{Diagnostic, NodeConfig, Severity, TlsFiles};
+pub use raw::{RawConfig, RawValue, Source, parse_go_duration};
+
+/// Why the node's configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeConfigError {
+    /// The config file could not be read.
+    #[error("reading config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// No config file was given and `FABRIC_CFG_PATH` is not set.
+    #[error("no config file: pass --config FILE or set FABRIC_CFG_PATH to the folder of core.yaml")]
+    NoConfigFile,
+    /// The YAML does not parse.
+    #[error("core.yaml does not parse: {0}")]
+    Yaml(String),
+    /// A key has a value of the wrong type or form.
+    #[error("{key}: {value:?} is not {expected}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A required key is unset.
+    #[error("{key} is not set: {why}")]
+    Missing {
+        /// The key.
+        key: &'static str,
+        /// Why it is needed.
+        why: &'static str,
+    },
+    /// The values are inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file named by a key cannot be read or parsed.
+    #[error("{key} = {path}: {reason}")]
+    File {
+        /// The key that names the file (or folder).
+        key: String,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An `--org-msp MSPID=DIR` argument is malformed or its folder does not load.
+    #[error("--org-msp {arg}: {reason}")]
+    OrgMsp {
+        /// The argument.
+        arg: String,
+        /// Why.
+        reason: String,
+    },
+}

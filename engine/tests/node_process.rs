@@ -1,0 +1,325 @@
+//! Starts two real `gossip-node` processes of one org (mutual TLS), drives them over the control
+//! protocol (engine/CONTROL.md): join a channel on both, inject 5 blocks on one, see all 5 block
+//! events in order on the other, then `shutdown` both and check they exit 0. Every wait is
+//! bounded; nothing asserts on timing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
+use gossip_engine::net::clock;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Node {
+    child: Child,
+    control: SocketAddr,
+    log: PathBuf,
+}
+
+impl Node {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn core_yaml(name: &str, port: u16, bootstrap_port: u16) -> String {
+    format!(
+        r#"# Trimmed Fabric core.yaml (relative paths resolve against this folder).
+peer:
+  id: {name}
+  networkId: dev
+  listenAddress: 127.0.0.1:{port}
+  address: 127.0.0.1:{port}
+  localMspId: Org1MSP
+  mspConfigPath: msp
+  gossip:
+    bootstrap: 127.0.0.1:{bootstrap_port}
+    useLeaderElection: false
+    orgLeader: true
+    endpoint:
+    externalEndpoint: 127.0.0.1:{port}
+    pullInterval: 1s
+    requestStateInfoInterval: 1s
+    publishStateInfoInterval: 1s
+    aliveTimeInterval: 1s
+    maxPropagationBurstLatency: 10ms
+    pvtData:
+      pullRetryThreshold: 60s
+    state:
+      enabled: false
+  tls:
+    enabled: true
+    clientAuthRequired: true
+    cert:
+      file: tls/server.crt
+    key:
+      file: tls/server.key
+    rootcert:
+      file: tls/ca.crt
+  keepalive:
+    client:
+      interval: 60s
+      timeout: 20s
+ledger:
+  state:
+    stateDatabase: goleveldb
+"#
+    )
+}
+
+fn start(bin: &Path, dir: &Path, name: &str) -> Node {
+    let control = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let log = dir.join("node.log");
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(dir.join("core.yaml"))
+        .arg("--control-addr")
+        .arg(control.to_string())
+        .env("FABRIC_LOGGING_SPEC", "gossip=info:info")
+        .env_remove("FABRIC_CFG_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+    Node {
+        child,
+        control,
+        log,
+    }
+}
+
+/// A control connection: requests get their reply; event lines are collected on the side.
+struct Control {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    events: Vec<Value>,
+}
+
+impl Control {
+    fn connect(node: &Node) -> Control {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match TcpStream::connect(node.control) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))
+                        .expect("timeout");
+                    return Control {
+                        reader: BufReader::new(s.try_clone().expect("clone")),
+                        writer: s,
+                        events: Vec::new(),
+                    };
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(e) => panic!("control {}: {e}\n{}", node.control, node.log_text()),
+            }
+        }
+    }
+
+    /// Reads one line; `None` on read timeout.
+    fn line(&mut self) -> Option<Value> {
+        let mut text = String::new();
+        match self.reader.read_line(&mut text) {
+            Ok(0) => panic!("control connection closed"),
+            Ok(_) => Some(serde_json::from_str(&text).expect("json line")),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(e) => panic!("control read: {e}"),
+        }
+    }
+
+    fn request(&mut self, req: Value) -> Value {
+        let mut text = req.to_string();
+        text.push('\n');
+        self.writer.write_all(text.as_bytes()).expect("write");
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(v) = self.line() {
+                if v.get("event").is_some() {
+                    self.events.push(v);
+                } else {
+                    return v;
+                }
+            }
+        }
+        panic!("no reply to {req}");
+    }
+
+    fn ok(&mut self, req: Value) -> Value {
+        let reply = self.request(req.clone());
+        assert_eq!(reply["ok"], json!(true), "{req} -> {reply}");
+        reply
+    }
+}
+
+fn wait_exit(node: &mut Node) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = node.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node did not exit\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_processes_disseminate_blocks_over_control_protocol() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pki =
+        TestPki::generate(&TestPkiSpec::uniform(1, 2, clock::now().as_unix_secs())).expect("pki");
+    pki.write_msp_dirs(tmp.path()).expect("msp dirs");
+    let org = &pki.orgs[0];
+    let ports = [free_port(), free_port()];
+    let dirs: Vec<PathBuf> = org
+        .peers
+        .iter()
+        .map(|p| tmp.path().join(&org.domain).join("peers").join(&p.name))
+        .collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        let yaml = core_yaml(&org.peers[i].name, ports[i], ports[1 - i]);
+        std::fs::write(dir.join("core.yaml"), yaml).expect("core.yaml");
+    }
+    let mut a = start(bin, &dirs[0], "peer0");
+    let mut b = start(bin, &dirs[1], "peer1");
+    let mut ca = Control::connect(&a);
+    let mut cb = Control::connect(&b);
+    let join =
+        json!({"op": "join_channel", "channel": "mychannel", "orgs": ["Org1MSP"], "anchors": []});
+    ca.ok(join.clone());
+    cb.ok(join);
+    cb.ok(json!({"op": "subscribe"}));
+
+    // Wait until A sees B in the channel, so the push has a target (pull would recover anyway).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = ca.ok(json!({"op": "peers_of_channel", "channel": "mychannel"}));
+        if r["peers"].as_array().is_some_and(|p| !p.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never saw B in the channel\nA:\n{}\nB:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    for seq in 1..=5u64 {
+        let r = ca.ok(
+            json!({"op": "inject_block", "channel": "mychannel", "seq": seq, "size_bytes": 1024}),
+        );
+        assert!(r["injected_unix_ns"].as_u64().is_some(), "{r}");
+    }
+    let deadline = Instant::now() + WAIT;
+    let mut blocks: Vec<Value> = Vec::new();
+    while blocks.len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "B saw {blocks:?}\nA:\n{}\nB:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        blocks.extend(cb.events.drain(..).filter(|e| e["event"] == "block"));
+        if let Some(v) = cb.line()
+            && v["event"] == "block"
+        {
+            blocks.push(v);
+        }
+    }
+    let seqs: Vec<u64> = blocks.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "in order, first delivery only");
+    for e in &blocks {
+        assert_eq!(e["channel"], json!("mychannel"));
+        assert_eq!(e["size_bytes"], json!(1024));
+        assert!(e["received_unix_ns"].as_u64().is_some());
+    }
+
+    let stats = ca.ok(json!({"op": "stats"}));
+    assert!(
+        stats["stats"]["comm"]["messages_sent"].as_u64() > Some(0),
+        "{stats}"
+    );
+    assert_eq!(stats["stats"]["fault_dropped"], json!(0));
+    let peers = cb.ok(json!({"op": "peers"}));
+    assert_eq!(peers["alive"].as_array().map(Vec::len), Some(1), "{peers}");
+    let bad = cb.request(json!({"op": "no_such_op"}));
+    assert_eq!(bad["ok"], json!(false));
+
+    ca.ok(json!({"op": "shutdown"}));
+    cb.ok(json!({"op": "shutdown"}));
+    let sa = wait_exit(&mut a);
+    let sb = wait_exit(&mut b);
+    assert!(sa.success(), "A exit {sa}\n{}", a.log_text());
+    assert!(sb.success(), "B exit {sb}\n{}", b.log_text());
+    assert!(a.log_text().contains("stopped"), "{}", a.log_text());
+}
+
+#[test]
+fn config_errors_exit_nonzero_with_a_message() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let core = tmp.path().join("core.yaml");
+    std::fs::write(
+        &core,
+        "peer:\n  address: 127.0.0.1:7051\n  localMspId: Org1MSP\n  mspConfigPath: nosuchmsp\n",
+    )
+    .expect("write");
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&core)
+        .env_remove("FABRIC_CFG_PATH")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("peer.mspConfigPath") && stderr.contains("nosuchmsp"),
+        "{stderr}"
+    );
+
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&core)
+        .args(["--fault-drop-share", "0.1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--enable-fault-hooks"));
+}
