@@ -124,6 +124,14 @@ pub fn timeseries(out: &RunOutput) -> (Vec<SecondRow>, &'static str) {
     }
     let proxied = out.samples.iter().any(|s| s.proxy_bytes > 0);
     let source = if proxied { "proxy" } else { "proc_io" };
+    for smp in out.samples.iter().filter(|x| x.t_s >= 0.0) {
+        if let Some(r) = rows.get_mut(smp.t_s.floor() as usize) {
+            for (k, p) in smp.procs.iter().enumerate().take(n) {
+                r.node_rss_bytes[k] = p.map_or(0, |p| p.rss_bytes);
+            }
+            r.rss_bytes = r.node_rss_bytes.iter().sum();
+        }
+    }
     for w in out.samples.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         if b.t_s < 0.0 {
@@ -222,6 +230,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             .sum();
         total / (receivers.len().max(1) as f64 * blocks)
     };
+    let duplicates = per_peer_per_block("comm.rejects.duplicate");
+    put("duplicates_per_peer_per_block", duplicates);
     let (method, copies) = match key {
         Some(k) => {
             let total: f64 = receivers
@@ -235,10 +245,10 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         }
         None => (
             format!(
-                "Δcomm.messages_received over the injection window minus the background rate of a {}s quiet window before it, per receiving (non-injector) peer per block (channels × blocks); an estimate: the node has no per-kind receive counter",
+                "(Δcomm.messages_received + Δcomm.rejects.duplicate) over the injection window, each minus its background rate in a {}s quiet window before it, per receiving (non-injector) peer per block (channels × blocks). Duplicates are rejected at ingress, before messages_received counts; the background subtraction removes alive/state-info traffic. An estimate: the node has no per-kind receive counter",
                 out.quiet_s
             ),
-            per_peer_per_block("comm.messages_received"),
+            per_peer_per_block("comm.messages_received") + duplicates,
         ),
     };
     put(

@@ -240,7 +240,7 @@ pub fn run(
     let last_due = schedule.due_ns(schedule.blocks);
     let end_ns = last_due + (s.drain_s * 1e9) as u64;
     let t_of = |ns: u64| (ns as f64 - schedule.start_unix_ns as f64) / 1e9;
-    let mut next_sample = schedule.start_unix_ns;
+    let mut next_sample = schedule.start_unix_ns - s.sample_ms * 1_000_000;
     let mut restarts: Vec<std::thread::JoinHandle<()>> = Vec::new();
     // Main loop: deliveries, faults, samples, progress; bounded by `end_ns`.
     for _ in 0..100_000_000u64 {
