@@ -3,7 +3,7 @@
 //! Topology (all on 127.0.0.1). Node `k` listens for gossip on its real port `L_k`
 //! (`peer.listenAddress`) and for control on `C_k`. Without the proxy it advertises `L_k`
 //! (`peer.address`, `peer.gossip.endpoint`, `peer.gossip.externalEndpoint`) and bootstraps to its
-//! org peer's `L`. With the proxy, every node advertises an *ingress proxy* port `E_k → L_k`, so
+//! org leader's `L` (a star; the leader has no bootstrap). With the proxy, every node advertises an *ingress proxy* port `E_k → L_k`, so
 //! every gossip connection to `k` (learned from membership or anchors) passes the proxy, which
 //! finds the dialing node from `/proc`; each bootstrap address is a *per-link proxy* `B_{k→j} → L_j`
 //! whose source is known statically. Delay, jitter and partitions apply per directed link
@@ -268,10 +268,12 @@ pub fn build(
         let o = &pki.orgs[org];
         let peer = &o.peers[k / s.orgs];
         let dir = crypto.join(&o.domain).join("peers").join(&peer.name);
-        // Bootstrap: the org leader; the leader itself bootstraps to its org's second peer.
-        let boot_to = if k == org { k + s.orgs } else { org };
+        // Bootstrap: a star on the org leader (node `org`), which has none itself. Mutual
+        // bootstrap entries make both ends dial each other at once, and gossip-node's comm then
+        // may close both connections (seen with proxy delay); a star avoids that start-up race.
+        let boot_to = org;
         let mut bootstrap = Vec::new();
-        if boot_to < s.nodes {
+        if boot_to != k {
             if proxied {
                 let p = Proxy::start(
                     "127.0.0.1:0".parse().expect("literal"),

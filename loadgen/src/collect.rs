@@ -78,6 +78,8 @@ pub struct Collector {
     pub unexpected: u64,
     /// Per-second buckets.
     pub seconds: BTreeMap<u64, SecondBucket>,
+    /// First deliveries of measured (post-warm-up) blocks, per node.
+    pub delivered: Vec<u64>,
 }
 
 impl Collector {
@@ -102,6 +104,7 @@ impl Collector {
             redeliveries: 0,
             unexpected: 0,
             seconds: BTreeMap::new(),
+            delivered: vec![0; nodes],
         }
     }
 
@@ -132,6 +135,9 @@ impl Collector {
             .received_unix_ns
             .saturating_sub(self.schedule.due_ns(d.seq));
         track.max_latency_ns = track.max_latency_ns.max(latency_ns);
+        if !self.schedule.is_warmup(d.seq) {
+            self.delivered[d.node] += 1;
+        }
         if self.injectors.contains(&d.node) {
             return; // its own block: no dissemination latency to measure
         }

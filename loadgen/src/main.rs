@@ -129,7 +129,9 @@ impl loadgen::run::Progress for Progress {
             }
             None => {
                 // Plain lines, at most every 10 % of the blocks.
-                if due == total || due >= self.last_line + (total / 10).max(1) {
+                if (due == total && self.last_line != total)
+                    || due >= self.last_line + (total / 10).max(1)
+                {
                     self.last_line = due;
                     eprintln!(
                         "loadgen: {due}/{total} blocks due, {deliveries} measured deliveries"

@@ -301,7 +301,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "peak_rss_bytes": peak,
             "latency_p50_ms": ms(h, 0.5),
             "latency_p99_ms": ms(h, 0.99),
-            "deliveries_measured": h.len(),
+            "latency_samples": h.len(),
+            "blocks_delivered_measured": c.delivered.get(k),
             "stats_delta": deltas.get(k),
         }));
     }

@@ -192,6 +192,26 @@ pub fn run(
         })
     });
     let converge_s = (unix_now_ns() - launch_ns) as f64 / 1e9;
+    if !converged {
+        let views: Vec<String> = clients
+            .iter_mut()
+            .enumerate()
+            .map(|(k, c)| {
+                let alive = c.peers().map_or(-1, |(a, _)| a as i64);
+                let chans: Vec<i64> = s
+                    .channels
+                    .iter()
+                    .map(|ch| c.peers_of_channel(ch).map_or(-1, |p| p as i64))
+                    .collect();
+                format!("node {k}: alive {alive}, channel peers {chans:?}")
+            })
+            .collect();
+        progress.phase(&format!(
+            "views at the convergence limit (want alive and channel peers = {}): {}",
+            s.nodes - 1,
+            views.join("; ")
+        ));
+    }
     progress.phase(&format!(
         "{} after {converge_s:.1} s",
         if converged {
