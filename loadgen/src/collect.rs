@@ -14,13 +14,17 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// The injection schedule: block `seq` (1-based) of every channel is due at
-/// `start_unix_ns + (seq - 1) × interval_ns`.
+/// `start_unix_ns + (seq - 1) × interval_ns + offset(seq)`, where `offset` is a fixed
+/// pseudo-random value in `[0, jitter_ns)` (so the schedule does not phase-lock with the node's
+/// periodic emitter flush; it is still known exactly, so latency is measured from it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Schedule {
     /// Due time of block 1, Unix ns.
     pub start_unix_ns: u64,
     /// Interval between blocks, ns.
     pub interval_ns: u64,
+    /// Spread of due times within their interval, ns (`< interval_ns`; 0 for a strict grid).
+    pub jitter_ns: u64,
     /// Blocks per channel.
     pub blocks: u64,
     /// Blocks `1..=warmup_blocks` are warm-up.
@@ -30,7 +34,16 @@ pub struct Schedule {
 impl Schedule {
     /// Due time of `seq`, Unix ns.
     pub fn due_ns(&self, seq: u64) -> u64 {
-        self.start_unix_ns + seq.saturating_sub(1) * self.interval_ns
+        let offset = if self.jitter_ns == 0 {
+            0
+        } else {
+            // splitmix64 of seq: fixed per block, uniform enough.
+            let mut z = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % self.jitter_ns.min(self.interval_ns.max(1))
+        };
+        self.start_unix_ns + seq.saturating_sub(1) * self.interval_ns + offset
     }
 
     /// Whether `seq` is in the warm-up window.
@@ -266,10 +279,30 @@ mod tests {
     }
 
     #[test]
+    fn jittered_due_times_stay_in_their_interval_and_increase() {
+        let s = Schedule {
+            start_unix_ns: 1_000,
+            interval_ns: 100,
+            jitter_ns: 10,
+            blocks: 1000,
+            warmup_blocks: 0,
+        };
+        let mut offsets = std::collections::BTreeSet::new();
+        for seq in 1..=1000u64 {
+            let grid = 1_000 + (seq - 1) * 100;
+            assert!((grid..grid + 10).contains(&s.due_ns(seq)));
+            assert!(seq == 1 || s.due_ns(seq) > s.due_ns(seq - 1));
+            offsets.insert(s.due_ns(seq) - grid);
+        }
+        assert!(offsets.len() > 5, "offsets vary: {offsets:?}");
+    }
+
+    #[test]
     fn latency_is_measured_from_the_scheduled_time() {
         let s = Schedule {
             start_unix_ns: 1_000_000_000,
             interval_ns: 100_000_000,
+            jitter_ns: 0,
             blocks: 3,
             warmup_blocks: 1,
         };

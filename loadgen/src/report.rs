@@ -331,7 +331,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "converged": out.converged,
         "warmup": {"blocks_per_channel": out.schedule.warmup_blocks, "seconds": s.warmup_s,
                    "note": "warm-up blocks are excluded from every figure except warmup_*"},
-        "schedule": {"start_unix_ns": out.schedule.start_unix_ns, "interval_ns": out.schedule.interval_ns,
+        "schedule": {"start_unix_ns": out.schedule.start_unix_ns, "interval_ns": out.schedule.interval_ns, "jitter_ns": out.schedule.jitter_ns,
                      "blocks_per_channel": out.schedule.blocks},
         "methods": {
             "latency": "received_unix_ns at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",

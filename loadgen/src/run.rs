@@ -235,6 +235,7 @@ pub fn run(
     let schedule = Schedule {
         start_unix_ns: unix_now_ns() + 300_000_000,
         interval_ns: s.interval_ns(),
+        jitter_ns: ((s.arrival_jitter_ms * 1e6) as u64).min(s.interval_ns().saturating_sub(1)),
         blocks: s.block_count(),
         warmup_blocks: s.warmup_blocks(),
     };

@@ -125,6 +125,10 @@ pub struct Scenario {
     pub block_size_bytes: u64,
     /// Blocks per second per channel (open loop: the schedule never waits for the system).
     pub rate_per_s: f64,
+    /// Each block's due time is offset by a fixed pseudo-random amount in `[0, this)` ms within
+    /// its interval, so a constant rate does not phase-lock with the node's periodic emitter
+    /// flush (`maxPropagationBurstLatency`, 10 ms). 0 gives a strict grid.
+    pub arrival_jitter_ms: f64,
     /// Injection length in seconds (warm-up included); ignored when `blocks` is set.
     pub duration_s: f64,
     /// Blocks per channel; overrides `duration_s`.
@@ -163,6 +167,7 @@ impl Default for Scenario {
             channels: vec!["mychannel".into()],
             block_size_bytes: 10 * 1024,
             rate_per_s: 10.0,
+            arrival_jitter_ms: 10.0,
             duration_s: 20.0,
             blocks: None,
             warmup_s: 3.0,
@@ -254,7 +259,8 @@ impl Scenario {
         if !(0.0..=1.0).contains(&self.faults.drop_share) {
             return bad("faults.drop_share must be in [0, 1]".into());
         }
-        if self.faults.delay_ms < 0.0 || self.faults.jitter_ms < 0.0 {
+        if self.arrival_jitter_ms < 0.0 || self.faults.delay_ms < 0.0 || self.faults.jitter_ms < 0.0
+        {
             return bad("delay and jitter must be >= 0".into());
         }
         for p in &self.faults.partitions {
