@@ -211,9 +211,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     // Redundancy: data messages received per receiving peer per block.
     let deltas = stat_delta(&out.stats_before, &out.stats_after);
     let quiet = stat_delta(&out.stats_quiet_start, &out.stats_before);
-    let receivers: Vec<usize> = (0..s.nodes)
-        .filter(|k| !s.injector_nodes().contains(k))
-        .collect();
+    // Every node counts: injectors receive echoes of their own blocks, which is redundancy too.
+    let receivers: Vec<usize> = (0..s.nodes).collect();
     let blocks = (s.block_count() * s.channels.len() as u64).max(1) as f64;
     let key = DATA_RECEIVED_KEYS
         .iter()
@@ -231,6 +230,19 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         total / (receivers.len().max(1) as f64 * blocks)
     };
     let duplicates = per_peer_per_block("comm.rejects.duplicate");
+    // Upper bound: every message received (accepted or duplicate) in the window, no subtraction.
+    let raw: f64 = receivers
+        .iter()
+        .map(|&r| {
+            let d = &deltas[r];
+            d.get("comm.messages_received").copied().unwrap_or(0.0)
+                + d.get("comm.rejects.duplicate").copied().unwrap_or(0.0)
+        })
+        .sum();
+    put(
+        "msgs_received_per_peer_per_block_upper",
+        raw / (receivers.len().max(1) as f64 * blocks),
+    );
     put("duplicates_per_peer_per_block", duplicates);
     let (method, copies) = match key {
         Some(k) => {
@@ -245,7 +257,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         }
         None => (
             format!(
-                "(Δcomm.messages_received + Δcomm.rejects.duplicate) over the injection window, each minus its background rate in a {}s quiet window before it, per receiving (non-injector) peer per block (channels × blocks). Duplicates are rejected at ingress, before messages_received counts; the background subtraction removes alive/state-info traffic. An estimate: the node has no per-kind receive counter",
+                "(Δcomm.messages_received + Δcomm.rejects.duplicate) over the injection window, each minus its background rate in a {}s quiet window before it, per node per block (channels × blocks). Duplicates are rejected at ingress, before messages_received counts; the background subtraction removes alive/state-info traffic. An estimate: the node has no per-kind receive counter",
                 out.quiet_s
             ),
             per_peer_per_block("comm.messages_received") + duplicates,

@@ -225,8 +225,9 @@ pub fn run(
     for n in &cluster.nodes {
         control::subscribe(n.index, n.control, tx.clone())?;
     }
-    // A quiet window before injection estimates background (non-data) traffic.
-    let quiet_s = 2.0;
+    // A quiet window before injection estimates background (non-data) traffic. Alive messages
+    // come every aliveTimeInterval (5 s by default): a window of one period averages them.
+    let quiet_s = 5.0;
     let stats_quiet_start = stats_all(&mut clients);
     std::thread::sleep(Duration::from_secs_f64(quiet_s));
     let stats_before = stats_all(&mut clients);
