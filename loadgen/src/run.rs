@@ -149,6 +149,9 @@ pub fn run(
     let cluster = cluster::build(s, work, bin, (launch_ns / 1_000_000_000) as i64 - 3600)?;
     let mut handles: Vec<Option<Box<dyn NodeHandle>>> = Vec::new();
     for n in &cluster.nodes {
+        if n.index > 0 {
+            std::thread::sleep(Duration::from_millis(s.start_stagger_ms));
+        }
         let h = launcher.start(&n.spec)?;
         cluster.links.set_pid(n.index, h.pid());
         handles.push(Some(h));

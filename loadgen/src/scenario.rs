@@ -150,6 +150,10 @@ pub struct Scenario {
     pub gossip: BTreeMap<String, toml::Value>,
     /// Faults.
     pub faults: Faults,
+    /// Pause between node starts, ms. Nodes started together run their alive timers in phase;
+    /// then pairs dial each other at the same moment, and gossip-node's comm may close both
+    /// connections of such a simultaneous dial, again each period. Staggering avoids that.
+    pub start_stagger_ms: u64,
     /// Resource sampling period in milliseconds.
     pub sample_ms: u64,
     /// The gossip-node binary (default: beside loadgen's own executable, then `$PATH`).
@@ -178,6 +182,7 @@ impl Default for Scenario {
             injectors: Injectors::PerOrg,
             gossip: BTreeMap::new(),
             faults: Faults::default(),
+            start_stagger_ms: 250,
             sample_ms: 1000,
             node_bin: None,
             env: BTreeMap::new(),
