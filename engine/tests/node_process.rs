@@ -3,6 +3,8 @@
 //! events in order on the other, then `shutdown` both and check they exit 0. Every wait is
 //! bounded; nothing asserts on timing.
 
+#![allow(clippy::disallowed_methods)] // bounded waits on the real clock
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -598,3 +598,7 @@ fn tls_files(
         client_auth_required: raw.bool("peer.tls.clientAuthRequired")?.unwrap_or(false),
     })
 }
+
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;
