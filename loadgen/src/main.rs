@@ -195,6 +195,15 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             let bin = find_node_bin(node_bin.as_ref().or(s.node_bin.as_ref()));
+            let on_path = || {
+                std::env::var_os("PATH")
+                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&bin).is_file()))
+            };
+            anyhow::ensure!(
+                bin.is_file() || (bin.components().count() == 1 && on_path()),
+                "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
+                bin.display()
+            );
             let work =
                 std::env::temp_dir().join(format!("loadgen-{}-{}", s.name, std::process::id()));
             std::fs::create_dir_all(&work)?;
