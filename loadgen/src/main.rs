@@ -1,15 +1,26 @@
 //! `loadgen`: drives local clusters of gossip peers and writes reports to `results/`.
 //!
-//! Subcommands so far:
+//! Subcommands:
 //! - `pki`: generate a test PKI (org CAs, peer enrollment and TLS certificates) in Fabric's MSP
 //!   folder layout, usable by gossip-node and by a Fabric peer alike.
+//! - `run [SCENARIO.toml]`: launch a local cluster, inject blocks at a constant rate, measure, and
+//!   write `results/<name>/{run.json,timeseries.csv,latency.hgrm,report.html}`.
+//! - `compare BASE.json NEW.json --threshold NAME=+10%`: difference table, non-zero exit on a
+//!   regression.
+//! - `sim-figures`: deterministic figures of the simulator for the CI gate.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
+use indicatif::{ProgressBar, ProgressStyle};
+use loadgen::compare::{self, Threshold};
+use loadgen::launcher::{LocalLauncher, find_node_bin};
+use loadgen::scenario::Scenario;
 
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -41,6 +52,101 @@ enum Command {
         #[arg(long)]
         now_unix_s: Option<i64>,
     },
+    /// Run a scenario against a local cluster of gossip-node processes.
+    Run {
+        /// Scenario file (TOML); without it the built-in default scenario (6 nodes, 2 orgs,
+        /// 10 blocks/s of 10 KiB for 20 s) runs.
+        scenario: Option<PathBuf>,
+        /// Results folder; the run writes `<results>/<name>/`.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// The gossip-node binary (default: beside loadgen, then $GOSSIP_NODE_BIN, then $PATH).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+        /// Override the scenario's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print the effective scenario as TOML and exit.
+        #[arg(long)]
+        print_scenario: bool,
+    },
+    /// Compare two run.json (or sim-figures) files; exits 1 on a regression beyond a threshold.
+    Compare {
+        /// Baseline.
+        base: PathBuf,
+        /// New run.
+        new: PathBuf,
+        /// `NAME=+10%` (NEW at most 10 % higher), `NAME=-10%`, `NAME=~10%`, or absolute without `%`.
+        #[arg(long = "threshold", short = 't')]
+        thresholds: Vec<String>,
+    },
+    /// Deterministic dissemination figures of the simulator (for the CI gate).
+    SimFigures {
+        /// Nodes.
+        #[arg(long, default_value_t = 16)]
+        nodes: usize,
+        /// Blocks.
+        #[arg(long, default_value_t = 10)]
+        blocks: u64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_line: u64,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        let bar = (!ci && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new(0);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} blocks {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b
+        });
+        Progress { bar, last_line: 0 }
+    }
+}
+
+impl loadgen::run::Progress for Progress {
+    fn tick(&mut self, due: u64, total: u64, deliveries: u64) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total);
+                b.set_position(due);
+                b.set_message(format!("{deliveries} deliveries"));
+            }
+            None => {
+                // Plain lines, at most every 10 % of the blocks.
+                if (due == total && self.last_line != total)
+                    || due >= self.last_line + (total / 10).max(1)
+                {
+                    self.last_line = due;
+                    eprintln!(
+                        "loadgen: {due}/{total} blocks due, {deliveries} measured deliveries"
+                    );
+                }
+            }
+        }
+    }
+
+    fn phase(&mut self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(format!("loadgen: {msg}")),
+            None => eprintln!("loadgen: {msg}"),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,7 +164,7 @@ fn main() -> anyhow::Result<()> {
             );
             let now_unix_s = match now_unix_s {
                 Some(s) => s,
-                None => unix_now_s()?,
+                None => (loadgen::inject::unix_now_ns() / 1_000_000_000) as i64,
             };
             let pki = TestPki::generate(&TestPkiSpec::uniform(orgs, peers, now_unix_s))
                 .context("generating PKI")?;
@@ -70,12 +176,97 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Run {
+            scenario,
+            results,
+            node_bin,
+            name,
+            print_scenario,
+        } => {
+            let mut s = match &scenario {
+                Some(p) => Scenario::load(p)?,
+                None => Scenario::default(),
+            };
+            if let Some(n) = name {
+                s.name = n;
+            }
+            if print_scenario {
+                print!("{}", toml::to_string(&s)?);
+                return Ok(());
+            }
+            let bin = find_node_bin(node_bin.as_ref().or(s.node_bin.as_ref()));
+            let on_path = || {
+                std::env::var_os("PATH")
+                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&bin).is_file()))
+            };
+            anyhow::ensure!(
+                bin.is_file() || (bin.components().count() == 1 && on_path()),
+                "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
+                bin.display()
+            );
+            let work =
+                std::env::temp_dir().join(format!("loadgen-{}-{}", s.name, std::process::id()));
+            std::fs::create_dir_all(&work)?;
+            let mut progress = Progress::new();
+            let out = loadgen::run::run(&s, &mut LocalLauncher, &bin, &work, &mut progress)
+                .with_context(|| format!("running scenario {} with {}", s.name, bin.display()))?;
+            if let Some(b) = &progress.bar {
+                b.finish_and_clear();
+            }
+            let doc = loadgen::report::run_json(
+                &out,
+                &loadgen::procfs::machine(),
+                loadgen::procfs::git_commit().as_deref(),
+            );
+            let dir = results.join(&s.name);
+            loadgen::report::write_all(&dir, &out, &doc)
+                .with_context(|| format!("writing {}", dir.display()))?;
+            let logs = dir.join("logs");
+            std::fs::create_dir_all(&logs)?;
+            for (name, log) in out.node_names.iter().zip(&out.logs) {
+                let _ = std::fs::copy(log, logs.join(format!("{name}.log")));
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            println!("{}", loadgen::report::summary(&doc));
+            println!(
+                "wrote {}/{{run.json,timeseries.csv,latency.hgrm,report.html,logs/}}",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Compare {
+            base,
+            new,
+            thresholds,
+        } => {
+            let ts = thresholds
+                .iter()
+                .map(|t| Threshold::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let b = compare::load_figures(&base)?;
+            let n = compare::load_figures(&new)?;
+            let c = compare::compare(&b, &n, &ts);
+            print!("{}", compare::render(&c));
+            if c.regressions > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::SimFigures {
+            nodes,
+            blocks,
+            seed,
+            out,
+        } => {
+            let doc = loadgen::figures::sim_figures(nodes, blocks, seed);
+            let text = serde_json::to_string_pretty(&doc)? + "\n";
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
     }
-}
-
-#[allow(clippy::disallowed_methods)] // binaries read the real clock
-fn unix_now_s() -> anyhow::Result<i64> {
-    Ok(std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64)
 }

@@ -1,0 +1,219 @@
+//! Client of gossip-node's control protocol (engine/CONTROL.md): newline-delimited JSON over TCP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A control request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Connecting, reading or writing failed.
+    #[error("control {addr}: {source}")]
+    Io {
+        /// The node's control address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The node closed the connection.
+    #[error("control {0}: connection closed")]
+    Closed(SocketAddr),
+    /// A line was not JSON.
+    #[error("control {addr}: bad reply {line:?}")]
+    BadReply {
+        /// The node's control address.
+        addr: SocketAddr,
+        /// The line.
+        line: String,
+    },
+    /// The node answered `ok: false`.
+    #[error("control {addr}: {op} refused: {error}")]
+    Refused {
+        /// The node's control address.
+        addr: SocketAddr,
+        /// The request's op.
+        op: String,
+        /// The node's error text.
+        error: String,
+    },
+}
+
+/// One request/reply connection.
+pub struct ControlClient {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl ControlClient {
+    /// Connects (one attempt, `timeout` for connect and for each reply).
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ControlError> {
+        let io = |source| ControlError::Io { addr, source };
+        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        let _ = stream.set_nodelay(true);
+        let writer = stream.try_clone().map_err(io)?;
+        Ok(ControlClient {
+            addr,
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Sends `request` and returns the reply object (events before it are skipped).
+    pub fn request(&mut self, request: &Value) -> Result<Value, ControlError> {
+        let addr = self.addr;
+        let mut line = serde_json::to_string(request).unwrap_or_default();
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|source| ControlError::Io { addr, source })?;
+        // Bounded: at most this many event lines before the reply.
+        for _ in 0..1_000_000 {
+            let v = read_line(&mut self.reader, addr)?;
+            if v.get("event").is_some() {
+                continue;
+            }
+            if v.get("ok").and_then(Value::as_bool) == Some(true) {
+                return Ok(v);
+            }
+            let op = request.get("op").and_then(Value::as_str).unwrap_or("?");
+            return Err(ControlError::Refused {
+                addr,
+                op: op.into(),
+                error: v
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no error text")
+                    .into(),
+            });
+        }
+        Err(ControlError::Closed(addr))
+    }
+
+    /// `join_channel`.
+    pub fn join_channel(
+        &mut self,
+        channel: &str,
+        orgs: &[String],
+        anchors: &[(String, SocketAddr)],
+    ) -> Result<(), ControlError> {
+        let anchors: Vec<Value> = anchors
+            .iter()
+            .map(|(org, a)| json!({"org": org, "host": a.ip().to_string(), "port": a.port()}))
+            .collect();
+        self.request(
+            &json!({"op": "join_channel", "channel": channel, "orgs": orgs, "anchors": anchors}),
+        )
+        .map(|_| ())
+    }
+
+    /// `inject_block`: returns the node's `injected_unix_ns`.
+    pub fn inject_block(
+        &mut self,
+        channel: &str,
+        seq: u64,
+        size: u64,
+    ) -> Result<u64, ControlError> {
+        let v = self.request(
+            &json!({"op": "inject_block", "channel": channel, "seq": seq, "size_bytes": size}),
+        )?;
+        Ok(v.get("injected_unix_ns")
+            .and_then(Value::as_u64)
+            .unwrap_or(0))
+    }
+
+    /// `peers`: (alive, dead) counts.
+    pub fn peers(&mut self) -> Result<(usize, usize), ControlError> {
+        let v = self.request(&json!({"op": "peers"}))?;
+        let len = |k: &str| v.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+        Ok((len("alive"), len("dead")))
+    }
+
+    /// `peers_of_channel`: how many peers this node sees in `channel`.
+    pub fn peers_of_channel(&mut self, channel: &str) -> Result<usize, ControlError> {
+        let v = self.request(&json!({"op": "peers_of_channel", "channel": channel}))?;
+        Ok(v.get("peers").and_then(Value::as_array).map_or(0, Vec::len))
+    }
+
+    /// `stats`: the node's counters object.
+    pub fn stats(&mut self) -> Result<Value, ControlError> {
+        let v = self.request(&json!({"op": "stats"}))?;
+        Ok(v.get("stats").cloned().unwrap_or(Value::Null))
+    }
+
+    /// `shutdown`.
+    pub fn shutdown(&mut self) -> Result<(), ControlError> {
+        self.request(&json!({"op": "shutdown"})).map(|_| ())
+    }
+}
+
+fn read_line(reader: &mut BufReader<TcpStream>, addr: SocketAddr) -> Result<Value, ControlError> {
+    let mut line = String::new();
+    let n = reader
+        .read_line(&mut line)
+        .map_err(|source| ControlError::Io { addr, source })?;
+    if n == 0 {
+        return Err(ControlError::Closed(addr));
+    }
+    serde_json::from_str(line.trim()).map_err(|_| ControlError::BadReply { addr, line })
+}
+
+/// A block delivery seen by a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Node index.
+    pub node: usize,
+    /// Channel.
+    pub channel: String,
+    /// Block number.
+    pub seq: u64,
+    /// The node's `received_unix_ns`.
+    pub received_unix_ns: u64,
+}
+
+/// Subscribes on a new connection and forwards block events to `tx` from a thread, until the
+/// connection ends or `tx`'s receiver is gone.
+pub fn subscribe(
+    node: usize,
+    addr: SocketAddr,
+    tx: Sender<Delivery>,
+) -> Result<JoinHandle<()>, ControlError> {
+    let mut c = ControlClient::connect(addr, Duration::from_secs(5))?;
+    c.request(&json!({"op": "subscribe"}))?;
+    // Events may be far apart: wait indefinitely (the node's exit closes the socket).
+    let _ = c.writer.set_read_timeout(None);
+    std::thread::Builder::new()
+        .name(format!("sub-{node}"))
+        .spawn(move || {
+            loop {
+                let Ok(v) = read_line(&mut c.reader, addr) else {
+                    return;
+                };
+                if v.get("event").and_then(Value::as_str) != Some("block") {
+                    continue;
+                }
+                let d = Delivery {
+                    node,
+                    channel: v
+                        .get("channel")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .into(),
+                    seq: v.get("seq").and_then(Value::as_u64).unwrap_or(0),
+                    received_unix_ns: v
+                        .get("received_unix_ns")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                };
+                if tx.send(d).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|source| ControlError::Io { addr, source })
+}

@@ -1,0 +1,16 @@
+//! `loadgen` library: scenario files, a launcher for node processes, the control-protocol client,
+//! a fault-injecting TCP proxy, open-loop injection, measurement, reports and comparison.
+
+pub mod cluster;
+pub mod collect;
+pub mod compare;
+pub mod control;
+pub mod figures;
+pub mod html;
+pub mod inject;
+pub mod launcher;
+pub mod procfs;
+pub mod proxy;
+pub mod report;
+pub mod run;
+pub mod scenario;

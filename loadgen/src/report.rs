@@ -1,0 +1,446 @@
+//! Turning a [`RunOutput`] into `results/<name>/`: `run.json` (schema `loadgen.run/v1`),
+//! `timeseries.csv`, `latency.hgrm`, `report.html`, and the summary table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value, json};
+
+use crate::collect::hgrm;
+use crate::procfs::Machine;
+use crate::run::RunOutput;
+
+/// Schema tag of run.json.
+pub const SCHEMA: &str = "loadgen.run/v1";
+
+/// One second of the time series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecondRow {
+    /// Seconds since block 1 was due.
+    pub t_s: u64,
+    /// Blocks due in this second (per channel counted once per channel).
+    pub blocks_injected: u64,
+    /// Deliveries at non-injector peers received in this second.
+    pub deliveries: u64,
+    /// Median latency of those deliveries, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Gossip bytes in this second, all nodes (see `bytes_source`).
+    pub bytes: u64,
+    /// CPU of all nodes, percent of one core.
+    pub cpu_pct: f64,
+    /// Resident memory of all nodes, bytes.
+    pub rss_bytes: u64,
+    /// Per node CPU, percent of one core.
+    pub node_cpu_pct: Vec<f64>,
+    /// Per node RSS, bytes.
+    pub node_rss_bytes: Vec<u64>,
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// Flattens numeric leaves of a JSON tree into dotted keys.
+pub fn flatten(v: &Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(v, &key, out);
+            }
+        }
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64() {
+                out.insert(prefix.to_string(), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn stat_delta(before: &[Value], after: &[Value]) -> Vec<BTreeMap<String, f64>> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let (mut fb, mut fa) = (BTreeMap::new(), BTreeMap::new());
+            flatten(b, "", &mut fb);
+            flatten(a, "", &mut fa);
+            fa.iter()
+                .map(|(k, v)| (k.clone(), v - fb.get(k).copied().unwrap_or(0.0)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Stats keys that count received data (block) messages, most specific first.
+const DATA_RECEIVED_KEYS: &[&str] = &[
+    "data_msgs_received",
+    "received_data_msgs",
+    "received_by_kind.data_msg",
+    "received_by_kind.DataMsg",
+    "messages_received_by_kind.data_msg",
+];
+
+/// Builds the time series.
+pub fn timeseries(out: &RunOutput) -> (Vec<SecondRow>, &'static str) {
+    let n = out.scenario.nodes;
+    let last_t = out.samples.last().map_or(0.0, |s| s.t_s).max(0.0).ceil() as u64;
+    let mut rows: Vec<SecondRow> = (0..=last_t)
+        .map(|t| SecondRow {
+            t_s: t,
+            node_cpu_pct: vec![0.0; n],
+            node_rss_bytes: vec![0; n],
+            ..SecondRow::default()
+        })
+        .collect();
+    let mut due: BTreeSet<(usize, u64)> = BTreeSet::new();
+    for i in &out.injections {
+        if due.insert((i.channel, i.seq)) {
+            let t = i.due_ns.saturating_sub(out.schedule.start_unix_ns) / 1_000_000_000;
+            if let Some(r) = rows.get_mut(t as usize) {
+                r.blocks_injected += 1;
+            }
+        }
+    }
+    for (t, b) in &out.collector.seconds {
+        if let Some(r) = rows.get_mut(*t as usize) {
+            r.deliveries = b.deliveries;
+            r.p50_ms = ms(&b.latency, 0.5);
+            r.p99_ms = ms(&b.latency, 0.99);
+        }
+    }
+    let proxied = out.samples.iter().any(|s| s.proxy_bytes > 0);
+    let source = if proxied { "proxy" } else { "proc_io" };
+    for smp in out.samples.iter().filter(|x| x.t_s >= 0.0) {
+        if let Some(r) = rows.get_mut(smp.t_s.floor() as usize) {
+            for (k, p) in smp.procs.iter().enumerate().take(n) {
+                r.node_rss_bytes[k] = p.map_or(0, |p| p.rss_bytes);
+            }
+            r.rss_bytes = r.node_rss_bytes.iter().sum();
+        }
+    }
+    for w in out.samples.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if b.t_s < 0.0 {
+            continue;
+        }
+        let dt = (b.t_s - a.t_s).max(1e-3);
+        let Some(r) = rows.get_mut(b.t_s.floor() as usize) else {
+            continue;
+        };
+        for k in 0..n {
+            let (Some(pa), Some(pb)) = (
+                a.procs.get(k).copied().flatten(),
+                b.procs.get(k).copied().flatten(),
+            ) else {
+                continue;
+            };
+            let cpu = ((pb.cpu_s - pa.cpu_s) / dt * 100.0).max(0.0);
+            r.node_cpu_pct[k] = cpu;
+            r.node_rss_bytes[k] = pb.rss_bytes;
+            if !proxied {
+                r.bytes += pb.io_bytes.saturating_sub(pa.io_bytes);
+            }
+        }
+        if proxied {
+            r.bytes += b.proxy_bytes.saturating_sub(a.proxy_bytes);
+        }
+        r.cpu_pct = r.node_cpu_pct.iter().sum();
+        r.rss_bytes = r.node_rss_bytes.iter().sum();
+    }
+    (rows, source)
+}
+
+/// The run.json document.
+pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value {
+    let s = &out.scenario;
+    let c = &out.collector;
+    let lat = &c.latency;
+    let tta = c.time_to_all();
+    let window_s = out.stats_window_s.max(1e-3);
+    let mut f = Map::new();
+    let mut put = |k: &str, v: f64| {
+        f.insert(k.into(), json!(v));
+    };
+    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+        put(&format!("latency_{name}_ms"), ms(lat, q));
+    }
+    put("latency_max_ms", lat.max() as f64 / 1000.0);
+    put("latency_mean_ms", lat.mean() / 1000.0);
+    put("latency_samples", lat.len() as f64);
+    put("warmup_latency_p99_ms", ms(&c.warmup_latency, 0.99));
+    put("warmup_deliveries", c.warmup_latency.len() as f64);
+    put("time_to_all_p50_ms", ms(&tta, 0.5));
+    put("time_to_all_p99_ms", ms(&tta, 0.99));
+    put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
+    put("completeness", c.completeness());
+    put("blocks_measured", c.measured_blocks() as f64);
+    put("blocks_complete", c.complete_blocks() as f64);
+    put("deliveries_measured", c.measured_deliveries() as f64);
+    put(
+        "deliveries_expected",
+        (c.measured_blocks() * s.nodes as u64) as f64,
+    );
+    put("order_violations", c.order_violations as f64);
+    put("redeliveries", c.redeliveries as f64);
+    let mut lag = crate::collect::new_histogram();
+    for i in &out.injections {
+        lag.saturating_record((i.sent_ns.saturating_sub(i.due_ns) / 1000).max(1));
+    }
+    put("inject_lag_p99_ms", ms(&lag, 0.99));
+    put(
+        "inject_errors",
+        out.injections.iter().filter(|i| i.error.is_some()).count() as f64,
+    );
+    put("blocks_injected", out.injections.len() as f64);
+    put("converge_s", out.converge_s);
+
+    // Redundancy: data messages received per receiving peer per block.
+    let deltas = stat_delta(&out.stats_before, &out.stats_after);
+    let quiet = stat_delta(&out.stats_quiet_start, &out.stats_before);
+    // Every node counts: injectors receive echoes of their own blocks, which is redundancy too.
+    let receivers: Vec<usize> = (0..s.nodes).collect();
+    let blocks = (s.block_count() * s.channels.len() as u64).max(1) as f64;
+    let key = DATA_RECEIVED_KEYS
+        .iter()
+        .find(|k| deltas.iter().any(|d| d.contains_key(**k)));
+    // Per receiving peer per block, with the background (quiet-window) rate subtracted.
+    let per_peer_per_block = |k: &str| -> f64 {
+        let total: f64 = receivers
+            .iter()
+            .map(|&r| {
+                let d = deltas[r].get(k).copied().unwrap_or(0.0);
+                let bg = quiet[r].get(k).copied().unwrap_or(0.0) / out.quiet_s.max(1e-3);
+                (d - bg * window_s).max(0.0)
+            })
+            .sum();
+        total / (receivers.len().max(1) as f64 * blocks)
+    };
+    let duplicates = per_peer_per_block("comm.rejects.duplicate");
+    // Upper bound: every message received (accepted or duplicate) in the window, no subtraction.
+    let raw: f64 = receivers
+        .iter()
+        .map(|&r| {
+            let d = &deltas[r];
+            d.get("comm.messages_received").copied().unwrap_or(0.0)
+                + d.get("comm.rejects.duplicate").copied().unwrap_or(0.0)
+        })
+        .sum();
+    put(
+        "msgs_received_per_peer_per_block_upper",
+        raw / (receivers.len().max(1) as f64 * blocks),
+    );
+    put("duplicates_per_peer_per_block", duplicates);
+    let (method, copies) = match key {
+        Some(k) => {
+            let total: f64 = receivers
+                .iter()
+                .map(|&r| deltas[r].get(*k).copied().unwrap_or(0.0))
+                .sum();
+            (
+                format!("Δ{k} over the injection window"),
+                total / (receivers.len().max(1) as f64 * blocks),
+            )
+        }
+        None => (
+            format!(
+                "(Δcomm.messages_received + Δcomm.rejects.duplicate) over the injection window, each minus its background rate in a {}s quiet window before it, per node per block (channels × blocks). Duplicates are rejected at ingress, before messages_received counts; the background subtraction removes alive/state-info traffic. An estimate: the node has no per-kind receive counter",
+                out.quiet_s
+            ),
+            per_peer_per_block("comm.messages_received") + duplicates,
+        ),
+    };
+    put(
+        "stale_drops_per_peer_per_block",
+        per_peer_per_block("node.dropped.Stale"),
+    );
+    put("copies_per_peer_per_block", copies);
+
+    let (rows, bytes_source) = timeseries(out);
+    let bytes: u64 = rows.iter().map(|r| r.bytes).sum();
+    let active_s = rows.len().max(1) as f64;
+    put(
+        "bytes_per_peer_per_s",
+        bytes as f64 / s.nodes as f64 / active_s,
+    );
+
+    // CPU over the injection window and peak RSS, per node.
+    let first = out
+        .samples
+        .iter()
+        .find(|x| x.t_s >= 0.0)
+        .or(out.samples.first());
+    let last = out.samples.last();
+    let mut nodes = Vec::new();
+    let (mut cpu_total, mut cpu_max, mut rss_max, mut rss_sum) = (0.0f64, 0.0f64, 0u64, 0u64);
+    for k in 0..s.nodes {
+        let a = first.and_then(|x| x.procs.get(k).copied().flatten());
+        let b = last.and_then(|x| x.procs.get(k).copied().flatten());
+        let peak = out
+            .samples
+            .iter()
+            .filter_map(|x| x.procs.get(k).copied().flatten())
+            .map(|p| p.peak_rss_bytes)
+            .max()
+            .unwrap_or(0);
+        let cpu = match (a, b) {
+            (Some(a), Some(b)) => (b.cpu_s - a.cpu_s).max(0.0),
+            _ => 0.0,
+        };
+        cpu_total += cpu;
+        cpu_max = cpu_max.max(cpu);
+        rss_max = rss_max.max(peak);
+        rss_sum += peak;
+        let h = &c.per_node[k];
+        nodes.push(json!({
+            "index": k,
+            "name": out.node_names.get(k),
+            "cpu_s_window": cpu,
+            "cpu_s_lifetime": b.map_or(0.0, |p| p.cpu_s),
+            "peak_rss_bytes": peak,
+            "latency_p50_ms": ms(h, 0.5),
+            "latency_p99_ms": ms(h, 0.99),
+            "latency_samples": h.len(),
+            "blocks_delivered_measured": c.delivered.get(k),
+            "stats_delta": deltas.get(k),
+        }));
+    }
+    let window = last
+        .map_or(1.0, |l| l.t_s - first.map_or(0.0, |f| f.t_s))
+        .max(1e-3);
+    put("cpu_s_total", cpu_total);
+    put("cpu_s_per_node_max", cpu_max);
+    put(
+        "cpu_pct_per_node_mean",
+        cpu_total / window / s.nodes as f64 * 100.0,
+    );
+    put("peak_rss_mib_max", rss_max as f64 / 1048576.0);
+    put(
+        "peak_rss_mib_mean",
+        rss_sum as f64 / s.nodes as f64 / 1048576.0,
+    );
+    put("blocks_complete_per_s", c.complete_blocks() as f64 / window);
+
+    json!({
+        "schema": SCHEMA,
+        "scenario": s,
+        "git_commit": git,
+        "machine": machine,
+        "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
+        "converged": out.converged,
+        "warmup": {"blocks_per_channel": out.schedule.warmup_blocks, "seconds": s.warmup_s,
+                   "note": "warm-up blocks are excluded from every figure except warmup_*"},
+        "schedule": {"start_unix_ns": out.schedule.start_unix_ns, "interval_ns": out.schedule.interval_ns, "jitter_ns": out.schedule.jitter_ns,
+                     "blocks_per_channel": out.schedule.blocks},
+        "methods": {
+            "latency": "received_unix_ns at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",
+            "time_to_all": "per complete block: the latest first delivery at any peer minus the due time",
+            "completeness": "share of post-warm-up blocks (all channels) delivered to every node",
+            "copies_per_peer_per_block": method,
+            "bytes_per_peer_per_s": match bytes_source {
+                "proxy" => "bytes forwarded by the fault proxies (every gossip byte), / nodes / seconds",
+                _ => "rchar+wchar of /proc/<pid>/io (all socket and file IO of the node, control included), / nodes / seconds",
+            },
+            "cpu": "utime+stime of /proc/<pid>/stat over the injection window",
+            "peak_rss": "VmHWM of /proc/<pid>/status",
+        },
+        "figures": f,
+        "nodes": nodes,
+        "faults": out.faults,
+        "stats_delta_total": sum_maps(&deltas),
+    })
+}
+
+fn sum_maps(maps: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
+    let mut total = BTreeMap::new();
+    for m in maps {
+        for (k, v) in m {
+            *total.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+    total
+}
+
+/// The CSV time series.
+pub fn timeseries_csv(rows: &[SecondRow]) -> String {
+    let mut out = String::from(
+        "t_s,blocks_injected,deliveries,latency_p50_ms,latency_p99_ms,bytes,cpu_pct,rss_bytes\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{:.3},{:.3},{},{:.1},{}",
+            r.t_s,
+            r.blocks_injected,
+            r.deliveries,
+            r.p50_ms,
+            r.p99_ms,
+            r.bytes,
+            r.cpu_pct,
+            r.rss_bytes
+        );
+    }
+    out
+}
+
+/// The summary table printed at the end of a run.
+pub fn summary(doc: &Value) -> String {
+    let f = &doc["figures"];
+    let g = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<28} {:>12}", "figure", "value");
+    for k in [
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "latency_p999_ms",
+        "latency_max_ms",
+        "time_to_all_p50_ms",
+        "time_to_all_p99_ms",
+        "completeness",
+        "blocks_measured",
+        "order_violations",
+        "copies_per_peer_per_block",
+        "bytes_per_peer_per_s",
+        "cpu_s_total",
+        "cpu_pct_per_node_mean",
+        "peak_rss_mib_max",
+        "inject_lag_p99_ms",
+        "converge_s",
+    ] {
+        let _ = writeln!(out, "{k:<28} {:>12.3}", g(k));
+    }
+    out
+}
+
+/// Writes `run.json`, `timeseries.csv`, `latency.hgrm` and `report.html` into `dir`.
+pub fn write_all(dir: &Path, out: &RunOutput, doc: &Value) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let (rows, _) = timeseries(out);
+    std::fs::write(
+        dir.join("run.json"),
+        serde_json::to_string_pretty(doc).unwrap_or_default(),
+    )?;
+    std::fs::write(dir.join("timeseries.csv"), timeseries_csv(&rows))?;
+    std::fs::write(
+        dir.join("latency.hgrm"),
+        hgrm(&out.collector.latency, 1000.0),
+    )?;
+    std::fs::write(
+        dir.join("report.html"),
+        crate::html::report(doc, &rows, &out.collector.time_to_all(), &out.node_names),
+    )?;
+    Ok(())
+}

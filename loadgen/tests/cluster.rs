@@ -1,0 +1,87 @@
+//! A real 4-node cluster of gossip-node processes through the launcher: every injected block
+//! reaches every peer, in order. With fan-out 3 and 4 nodes push alone reaches everyone.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use loadgen::launcher::{LocalLauncher, find_node_bin};
+use loadgen::run::Progress;
+use loadgen::scenario::Scenario;
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn tick(&mut self, _due: u64, _total: u64, _deliveries: u64) {}
+    fn phase(&mut self, msg: &str) {
+        eprintln!("cluster test: {msg}");
+    }
+}
+
+/// The gossip-node binary of this workspace, built if `cargo test -p loadgen` alone did not.
+fn node_bin() -> PathBuf {
+    let bin = find_node_bin(None);
+    if bin.is_file() {
+        return bin;
+    }
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "gossip-engine", "--bin", "gossip-node"])
+        .status()
+        .expect("running cargo build for gossip-node");
+    assert!(status.success(), "building gossip-node failed");
+    let bin = find_node_bin(None);
+    assert!(bin.is_file(), "gossip-node not found beside {bin:?}");
+    bin
+}
+
+#[test]
+fn four_nodes_deliver_every_block_in_order() {
+    let s = Scenario::from_toml(
+        r#"
+        name = "cluster-test"
+        nodes = 4
+        orgs = 1
+        blocks = 12
+        rate_per_s = 20
+        warmup_s = 0
+        drain_s = 20
+        converge_timeout_s = 60
+        block_size_bytes = 2048
+        [gossip]
+        propagatePeerNum = 3
+        "#,
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = loadgen::run::run(&s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
+        .expect("run");
+    let c = &out.collector;
+    let logs = || {
+        out.logs
+            .iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    assert!(out.converged, "membership converged\n{}", logs());
+    assert_eq!(out.injections.len(), 12, "one injector, 12 blocks");
+    assert!(
+        out.injections.iter().all(|i| i.error.is_none()),
+        "{:?}",
+        out.injections
+    );
+    assert!(
+        c.all_delivered(),
+        "every block at every peer; completeness {}\n{}",
+        c.completeness(),
+        logs()
+    );
+    assert_eq!(c.completeness(), 1.0);
+    assert_eq!(c.order_violations, 0, "in order, from block 1");
+    assert_eq!(c.redeliveries, 0);
+    assert_eq!(c.measured_deliveries(), 4 * 12);
+    // The report builds from a real run.
+    let doc = loadgen::report::run_json(&out, &loadgen::procfs::machine(), None);
+    assert_eq!(doc["schema"], "loadgen.run/v1");
+    assert_eq!(doc["figures"]["completeness"], 1.0);
+    assert!(doc["figures"]["peak_rss_mib_max"].as_f64().unwrap() > 0.0);
+}
