@@ -114,6 +114,57 @@ async fn concurrent_senders_to_a_new_peer_open_one_connection() {
     b.stop().await;
 }
 
+/// Two peers that dial each other at the same moment keep exactly one connection between them
+/// (the one dialled by the lower PKI-ID, on both sides) and traffic flows both ways. Before the
+/// tie-break each side closed the connection the other kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_settle_on_one_connection() {
+    init_tracing();
+    const ROUNDS: u64 = 8;
+    let pki = pki();
+    for round in 0..ROUNDS {
+        let a = Arc::new(start_peer(&pki, 0, 0, true, CommConfig::for_test()).await);
+        let b = Arc::new(start_peer(&pki, 1, 0, true, CommConfig::for_test()).await);
+        let (sub_a, sub_b) = (a.accept(|_| true), b.accept(|_| true));
+        let (to_a, to_b) = (remote(&a), remote(&b));
+        // Both dial at once: each blocking send waits for its own connection.
+        let (ra, rb) = tokio::join!(
+            a.send_blocking(data_envelope(1), &to_b),
+            b.send_blocking(data_envelope(2), &to_a),
+        );
+        ra.expect("A's first send");
+        rb.expect("B's first send");
+        assert_eq!(seq_of(&recv(&sub_b).await), Some(1), "round {round}");
+        assert_eq!(seq_of(&recv(&sub_a).await), Some(2), "round {round}");
+        // Settled: one connection each way of looking, and later traffic uses it.
+        assert!(
+            eventually(|| a.connected_peers() == vec![b.pki_id()]
+                && b.connected_peers() == vec![a.pki_id()])
+            .await,
+            "round {round}: one connection on each side"
+        );
+        for seq in 10..20 {
+            a.send_blocking(data_envelope(seq), &to_b)
+                .await
+                .expect("A sends");
+            b.send_blocking(data_envelope(seq + 100), &to_a)
+                .await
+                .expect("B sends");
+        }
+        for seq in 10..20 {
+            assert_eq!(seq_of(&recv(&sub_b).await), Some(seq), "round {round}");
+            assert_eq!(
+                seq_of(&recv(&sub_a).await),
+                Some(seq + 100),
+                "round {round}"
+            );
+        }
+        assert!(a.connected_peers() == vec![b.pki_id()] && b.connected_peers() == vec![a.pki_id()]);
+        a.stop().await;
+        b.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_handshake_returns_identity_and_registers_nothing() {
     init_tracing();

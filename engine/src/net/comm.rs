@@ -15,7 +15,7 @@ use super::client::{
     self, DialError, client_handshake, outbound_conn, record_handshake_failure, record_opened,
 };
 use super::conn::{Conn, run_reader};
-use super::conn_store::ConnStore;
+use super::conn_store::{ConnStore, Registration};
 use super::demux::{Demux, Subscription};
 use super::handshake::HandshakeError;
 use super::lanes::{EnqueueError, Lane};
@@ -190,6 +190,15 @@ impl Shared {
         }
     }
 
+    /// Closes `old`, which `new` replaced, and moves the envelopes it never wrote onto `new`, so a
+    /// replacement (a reconnect, or the simultaneous-dial tie-break) loses nothing that was queued.
+    pub(crate) fn hand_over(&self, old: &Conn, new: &Conn) {
+        old.close();
+        for (lane, envelope) in old.lanes.take_pending() {
+            self.enqueue(new, lane, envelope);
+        }
+    }
+
     /// Queues on an open connection without waiting; a full lane drops and counts.
     fn enqueue(&self, conn: &Conn, lane: Lane, envelope: Envelope) {
         match conn.lanes.try_push(lane, envelope) {
@@ -256,13 +265,22 @@ impl Shared {
         }
         if switched {
             if let Some(old) = self.store.insert_replace(conn.clone()) {
-                old.close();
+                self.hand_over(&old, &conn);
             }
-        } else if let Err(existing) = self.store.insert_if_absent(conn.clone()) {
-            // An inbound connection from that peer arrived while we dialled: keep it.
-            tracing::debug!(peer = %peer.pki_id, "inbound connection appeared during dial, closing ours");
-            conn.close();
-            return Ok(existing);
+        } else {
+            match self.store.register(conn.clone(), self.signer.pki_id()) {
+                Registration::Registered { replaced } => {
+                    if let Some(old) = replaced {
+                        tracing::debug!(peer = %peer.pki_id, "our dial wins the simultaneous-dial tie-break");
+                        self.hand_over(&old, &conn);
+                    }
+                }
+                Registration::KeptExisting(existing) => {
+                    tracing::debug!(peer = %peer.pki_id, "inbound connection appeared during dial and wins the tie-break, closing ours");
+                    conn.close();
+                    return Ok(existing);
+                }
+            }
         }
         record_opened(self);
         tracing::debug!(peer = %conn.pki_id(), endpoint = %peer.endpoint, "outbound connection registered");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::conn::Conn;
+use super::conn::{Conn, Direction};
 use crate::types::PkiId;
 
 /// Number of shards; PKI-IDs are SHA-256 outputs, so the first byte spreads evenly.
@@ -16,6 +16,18 @@ const SHARD_COUNT: usize = 16;
 struct Shard {
     conns: HashMap<PkiId, Arc<Conn>>,
     dial_locks: HashMap<PkiId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// The outcome of [`ConnStore::register`].
+#[derive(Debug)]
+pub(crate) enum Registration {
+    /// The new connection is registered; the caller closes the one it replaced, if any.
+    Registered {
+        /// The connection it replaced.
+        replaced: Option<Arc<Conn>>,
+    },
+    /// The registered connection wins the tie-break: the caller closes the new one and uses this.
+    KeptExisting(Arc<Conn>),
 }
 
 /// Connections by remote PKI-ID.
@@ -57,14 +69,28 @@ impl ConnStore {
             .insert(conn.pki_id(), conn)
     }
 
-    /// Registers `conn` unless an open connection to the same peer exists, which is returned.
-    pub(crate) fn insert_if_absent(&self, conn: Arc<Conn>) -> Result<(), Arc<Conn>> {
-        let mut shard = self.shard(&conn.pki_id()).lock();
-        if let Some(existing) = shard.conns.get(&conn.pki_id()).filter(|c| !c.is_closed()) {
-            return Err(existing.clone());
+    /// Registers `conn` (just authenticated, either direction) unless the open connection already
+    /// registered for that peer wins the simultaneous-dial tie-break; see [`Registration`].
+    ///
+    /// Two peers that dial each other at the same moment each end up with an inbound and an
+    /// outbound connection. If each kept the one it saw last, both would close the connection the
+    /// other kept, possibly over and over. Both sides instead keep the connection dialled by the
+    /// peer with the lower PKI-ID, which they compute alike. A connection meeting one of the same
+    /// direction replaces it (a peer that reconnects: Fabric's "inbound replaces existing").
+    pub(crate) fn register(&self, conn: Arc<Conn>, local: PkiId) -> Registration {
+        let remote = conn.pki_id();
+        let mut shard = self.shard(&remote).lock();
+        if let Some(existing) = shard.conns.get(&remote).filter(|c| !c.is_closed())
+            && existing.direction != conn.direction
+        {
+            let outbound_wins = local < remote;
+            if (existing.direction == Direction::Outbound) == outbound_wins {
+                return Registration::KeptExisting(existing.clone());
+            }
         }
-        shard.conns.insert(conn.pki_id(), conn);
-        Ok(())
+        Registration::Registered {
+            replaced: shard.conns.insert(remote, conn),
+        }
     }
 
     /// Unregisters the connection with id `conn_id` if it is still the one registered.

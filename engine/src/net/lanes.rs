@@ -103,6 +103,20 @@ impl Lanes {
         }
     }
 
+    /// Takes every envelope still queued, control first. Call after [`Lanes::close`]: the writer
+    /// no longer pops, so what is taken here was never written.
+    pub(crate) fn take_pending(&self) -> Vec<(Lane, Envelope)> {
+        let mut out = Vec::with_capacity(self.pending());
+        while let Some(envelope) = self.control.pop() {
+            out.push((Lane::Control, envelope));
+        }
+        while let Some(envelope) = self.data.pop() {
+            out.push((Lane::Data, envelope));
+        }
+        self.space_or_close.notify_waiters();
+        out
+    }
+
     /// Closes the lanes: the writer ends, blocked senders return, `closed()` completes.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);

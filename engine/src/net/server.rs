@@ -19,6 +19,7 @@ use super::client::{read_first, record_handshake_failure, record_opened};
 use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, run_reader, writer_stream};
+use super::conn_store::Registration;
 use super::handshake::{build_conn_establish, check_tls_presence, verify_conn_establish};
 use super::lanes::Lanes;
 use super::tls::{NetIo, PeerInfo};
@@ -127,9 +128,22 @@ async fn serve_inbound(
         lanes,
         None,
     ));
-    if let Some(old) = shared.store.insert_replace(conn.clone()) {
-        tracing::debug!(peer = %conn.pki_id(), "inbound connection replaces an existing one");
-        old.close();
+    match shared.store.register(conn.clone(), shared.signer.pki_id()) {
+        Registration::Registered {
+            replaced: Some(old),
+        } => {
+            tracing::debug!(peer = %conn.pki_id(), "inbound connection replaces an existing one");
+            shared.hand_over(&old, &conn);
+        }
+        Registration::Registered { replaced: None } => {}
+        Registration::KeptExisting(_) => {
+            // Our own dial wins the simultaneous-dial tie-break. The remote computes the same and
+            // closes this connection (its losing dial) itself; until then, read what it already
+            // sent on it so nothing is lost. Nothing is sent here: it is not registered.
+            tracing::debug!(peer = %conn.pki_id(), "our dial wins the simultaneous-dial tie-break; reading this inbound one until the peer closes it");
+            run_reader(shared, conn, inbound).await;
+            return;
+        }
     }
     record_opened(&shared);
     tracing::debug!(peer = %conn.pki_id(), endpoint, "inbound connection registered");
