@@ -96,6 +96,19 @@ pub enum Event {
         /// Who it came from (`None` when injected locally).
         from: Option<PkiId>,
     },
+    /// A block of a joined channel arrived from a peer for the first time and passed the checks
+    /// (before in-order delivery: a gap does not hold it back). Gossip dissemination is measured on
+    /// this event; [`Event::Block`] follows once every earlier block is in.
+    BlockReceived {
+        /// The channel.
+        channel: Bytes,
+        /// The block number.
+        seq_num: u64,
+        /// The peer it came from.
+        from: PkiId,
+        /// Length of the block bytes.
+        size_bytes: usize,
+    },
     /// A member became alive (newly learnt or resurrected).
     MemberAlive(NetworkMember),
     /// A member expired to dead.

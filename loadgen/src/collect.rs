@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
-use crate::control::Delivery;
+use crate::control::{Delivery, DeliveryKind};
 
 /// Histogram range: 1 µs to 1 hour, 3 significant digits; values are microseconds.
 pub fn new_histogram() -> Histogram<u64> {
@@ -81,18 +81,23 @@ pub struct Collector {
     pub warmup_latency: Histogram<u64>,
     /// Measured latency per node (empty for injectors), µs.
     pub per_node: Vec<Histogram<u64>>,
+    /// Receipts (`block_received`) by non-injector nodes, per (channel, block).
     blocks: HashMap<(usize, u64), BlockTrack>,
+    /// In-order deliveries (`block`) by every node, per (channel, block): a bit per node.
+    in_order: HashMap<(usize, u64), u64>,
     last_seq: HashMap<(usize, usize), u64>,
-    /// Deliveries that were not `previous + 1` on their node and channel.
+    /// In-order deliveries that were not `previous + 1` on their node and channel.
     pub order_violations: u64,
-    /// Deliveries of a block the node had already delivered (after a restart, say).
+    /// In-order deliveries of a block the node had already delivered (after a restart, say).
     pub redeliveries: u64,
     /// Deliveries for unknown channels or sequence numbers.
     pub unexpected: u64,
     /// Per-second buckets.
     pub seconds: BTreeMap<u64, SecondBucket>,
-    /// First deliveries of measured (post-warm-up) blocks, per node.
+    /// First receipts of measured (post-warm-up) blocks, per node (0 for injectors).
     pub delivered: Vec<u64>,
+    /// In-order deliveries of measured blocks, per node (injectors included).
+    pub delivered_in_order: Vec<u64>,
 }
 
 impl Collector {
@@ -112,16 +117,26 @@ impl Collector {
             warmup_latency: new_histogram(),
             per_node: (0..nodes).map(|_| new_histogram()).collect(),
             blocks: HashMap::new(),
+            in_order: HashMap::new(),
             last_seq: HashMap::new(),
             order_violations: 0,
             redeliveries: 0,
             unexpected: 0,
             seconds: BTreeMap::new(),
             delivered: vec![0; nodes],
+            delivered_in_order: vec![0; nodes],
         }
     }
 
-    /// Records one delivery.
+    /// Nodes that must receive each block by gossip: every node but the injectors.
+    fn receivers(&self) -> usize {
+        (0..self.nodes)
+            .filter(|n| !self.injectors.contains(n))
+            .count()
+    }
+
+    /// Records one delivery: a receipt feeds latency, time-to-all and completeness; an in-order
+    /// delivery feeds the order checks and the in-order counts.
     pub fn record(&mut self, d: &Delivery) {
         let Some(ch) = self.channels.iter().position(|c| *c == d.channel) else {
             self.unexpected += 1;
@@ -131,16 +146,38 @@ impl Collector {
             self.unexpected += 1;
             return;
         }
+        match d.kind {
+            DeliveryKind::InOrder => self.record_in_order(d, ch),
+            DeliveryKind::Received => self.record_received(d, ch),
+        }
+    }
+
+    fn record_in_order(&mut self, d: &Delivery, ch: usize) {
         let last = self.last_seq.entry((d.node, ch)).or_insert(0);
         if d.seq != *last + 1 {
             self.order_violations += 1;
         }
         *last = (*last).max(d.seq);
+        let reached = self.in_order.entry((ch, d.seq)).or_default();
+        let bit = 1u64 << d.node;
+        if *reached & bit != 0 {
+            self.redeliveries += 1;
+            return;
+        }
+        *reached |= bit;
+        if !self.schedule.is_warmup(d.seq) {
+            self.delivered_in_order[d.node] += 1;
+        }
+    }
+
+    fn record_received(&mut self, d: &Delivery, ch: usize) {
+        if self.injectors.contains(&d.node) {
+            return; // injectors have every block already: nothing to disseminate to them
+        }
         let track = self.blocks.entry((ch, d.seq)).or_default();
         let bit = 1u64 << d.node;
         if track.reached & bit != 0 {
-            self.redeliveries += 1;
-            return;
+            return; // the node reports first receipts only; a restarted node may repeat one
         }
         track.reached |= bit;
         track.count += 1;
@@ -150,9 +187,6 @@ impl Collector {
         track.max_latency_ns = track.max_latency_ns.max(latency_ns);
         if !self.schedule.is_warmup(d.seq) {
             self.delivered[d.node] += 1;
-        }
-        if self.injectors.contains(&d.node) {
-            return; // its own block: no dissemination latency to measure
         }
         let us = (latency_ns / 1000).max(1);
         if self.schedule.is_warmup(d.seq) {
@@ -178,15 +212,28 @@ impl Collector {
         (self.schedule.blocks - self.schedule.warmup_blocks) * self.channels.len() as u64
     }
 
-    /// Measured blocks that reached every node.
+    /// Measured blocks that reached every node (by gossip, or as their injector).
     pub fn complete_blocks(&self) -> u64 {
+        let receivers = self.receivers();
         self.blocks
             .iter()
-            .filter(|((_, seq), t)| !self.schedule.is_warmup(*seq) && t.count == self.nodes)
+            .filter(|((_, seq), t)| !self.schedule.is_warmup(*seq) && t.count == receivers)
             .count() as u64
     }
 
-    /// Deliveries of measured blocks (first per node).
+    /// In-order deliveries of measured blocks, every node (injectors included).
+    pub fn measured_in_order_deliveries(&self) -> u64 {
+        self.delivered_in_order.iter().sum()
+    }
+
+    /// Share of (measured block, node) pairs delivered in order, `0..=1`: below completeness's
+    /// level a gap holds back every later block at that node (no pull or state transfer yet).
+    pub fn in_order_share(&self) -> f64 {
+        self.measured_in_order_deliveries() as f64
+            / (self.measured_blocks() * self.nodes as u64).max(1) as f64
+    }
+
+    /// Receipts of measured blocks by non-injector nodes (first per node).
     pub fn measured_deliveries(&self) -> u64 {
         self.blocks
             .iter()
@@ -203,8 +250,9 @@ impl Collector {
     /// Time from due time to the last node, µs, for every complete measured block.
     pub fn time_to_all(&self) -> Histogram<u64> {
         let mut h = new_histogram();
+        let receivers = self.receivers();
         for ((_, seq), t) in &self.blocks {
-            if !self.schedule.is_warmup(*seq) && t.count == self.nodes {
+            if !self.schedule.is_warmup(*seq) && t.count == receivers {
                 h.saturating_record((t.max_latency_ns / 1000).max(1));
             }
         }
@@ -213,10 +261,22 @@ impl Collector {
 
     /// Whether every block of every channel reached every node.
     pub fn all_delivered(&self) -> bool {
+        let receivers = self.receivers();
         self.blocks
             .values()
-            .filter(|t| t.count == self.nodes)
+            .filter(|t| t.count == receivers)
             .count() as u64
+            == self.schedule.blocks * self.channels.len() as u64
+    }
+
+    /// Whether every node delivered every block of every channel in order.
+    pub fn all_delivered_in_order(&self) -> bool {
+        let all = if self.nodes >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.nodes) - 1
+        };
+        self.in_order.values().filter(|r| **r & all == all).count() as u64
             == self.schedule.blocks * self.channels.len() as u64
     }
 }
@@ -269,12 +329,22 @@ pub fn hgrm(h: &Histogram<u64>, scale: f64) -> String {
 mod tests {
     use super::*;
 
+    /// A first receipt (`block_received`).
     fn d(node: usize, seq: u64, at: u64) -> Delivery {
         Delivery {
+            kind: DeliveryKind::Received,
             node,
             channel: "c".into(),
             seq,
             received_unix_ns: at,
+        }
+    }
+
+    /// An in-order delivery (`block`).
+    fn in_order(node: usize, seq: u64, at: u64) -> Delivery {
+        Delivery {
+            kind: DeliveryKind::InOrder,
+            ..d(node, seq, at)
         }
     }
 
@@ -312,15 +382,14 @@ mod tests {
         c.record(&d(1, 1, 1_010_000_000));
         c.record(&d(1, 2, 1_150_000_000));
         c.record(&d(1, 3, 1_500_000_000));
-        c.record(&d(0, 3, 1_200_000_000)); // injector: not in the latency histogram
+        c.record(&d(0, 3, 1_200_000_000)); // injector: not a receiver, not in the histogram
         assert_eq!(c.warmup_latency.len(), 1, "block 1 is warm-up");
         assert_eq!(c.latency.len(), 2);
         let max_ms = c.latency.max() as f64 / 1000.0;
         assert!((299.0..=301.0).contains(&max_ms), "{max_ms}");
         assert_eq!(c.complete_blocks(), 0, "node 2 missing everywhere");
         c.record(&d(2, 2, 1_300_000_000));
-        c.record(&d(0, 2, 1_100_000_000));
-        assert_eq!(c.complete_blocks(), 1);
+        assert_eq!(c.complete_blocks(), 1, "receivers 1 and 2 have block 2");
         assert!((c.completeness() - 0.5).abs() < 1e-9);
         let tta = c.time_to_all();
         assert_eq!(tta.len(), 1);
@@ -328,10 +397,22 @@ mod tests {
             (199_000..=201_000).contains(&tta.max()),
             "block 2: 1.3 s − 1.1 s"
         );
-        // Node 0 delivered 3 (not 1) then 2; node 2 started at 2.
-        assert_eq!(c.order_violations, 3);
-        c.record(&d(1, 3, 1_600_000_000));
+        // In-order deliveries: node 0 delivered 3 (not 1) then 2; node 2 started at 2.
+        c.record(&in_order(0, 3, 1_200_000_000));
+        c.record(&in_order(0, 2, 1_210_000_000));
+        c.record(&in_order(2, 2, 1_300_000_000));
+        assert_eq!(
+            c.order_violations, 3,
+            "receipts never count as order violations"
+        );
+        c.record(&in_order(1, 3, 1_600_000_000));
+        c.record(&in_order(1, 3, 1_600_000_000));
         assert_eq!(c.redeliveries, 1);
+        assert_eq!(
+            c.measured_in_order_deliveries(),
+            4,
+            "0: 3 and 2; 1: 3; 2: 2"
+        );
         let text = hgrm(&c.latency, 1000.0);
         assert!(
             text.contains("Percentile") && text.contains("#[Max"),

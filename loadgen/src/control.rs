@@ -163,9 +163,20 @@ fn read_line(reader: &mut BufReader<TcpStream>, addr: SocketAddr) -> Result<Valu
     serde_json::from_str(line.trim()).map_err(|_| ControlError::BadReply { addr, line })
 }
 
+/// Which block event a delivery comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// `block_received`: first receipt from a peer, in whatever order (dissemination).
+    Received,
+    /// `block`: delivered to the application in order (a gap holds later blocks back).
+    InOrder,
+}
+
 /// A block delivery seen by a subscription.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// Receipt or in-order delivery.
+    pub kind: DeliveryKind,
     /// Node index.
     pub node: usize,
     /// Channel.
@@ -194,10 +205,13 @@ pub fn subscribe(
                 let Ok(v) = read_line(&mut c.reader, addr) else {
                     return;
                 };
-                if v.get("event").and_then(Value::as_str) != Some("block") {
-                    continue;
-                }
+                let kind = match v.get("event").and_then(Value::as_str) {
+                    Some("block_received") => DeliveryKind::Received,
+                    Some("block") => DeliveryKind::InOrder,
+                    _ => continue,
+                };
                 let d = Delivery {
+                    kind,
                     node,
                     channel: v
                         .get("channel")

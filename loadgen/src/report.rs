@@ -190,10 +190,13 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("blocks_measured", c.measured_blocks() as f64);
     put("blocks_complete", c.complete_blocks() as f64);
     put("deliveries_measured", c.measured_deliveries() as f64);
+    let injector_nodes = s.injector_nodes();
+    let receivers = (0..s.nodes).filter(|n| !injector_nodes.contains(n)).count();
     put(
         "deliveries_expected",
-        (c.measured_blocks() * s.nodes as u64) as f64,
+        (c.measured_blocks() * receivers as u64) as f64,
     );
+    put("in_order_share", c.in_order_share());
     put("order_violations", c.order_violations as f64);
     put("redeliveries", c.redeliveries as f64);
     let mut lag = crate::collect::new_histogram();
@@ -314,7 +317,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "latency_p50_ms": ms(h, 0.5),
             "latency_p99_ms": ms(h, 0.99),
             "latency_samples": h.len(),
-            "blocks_delivered_measured": c.delivered.get(k),
+            "blocks_received_measured": c.delivered.get(k),
+            "blocks_delivered_in_order_measured": c.delivered_in_order.get(k),
             "stats_delta": deltas.get(k),
         }));
     }
@@ -346,9 +350,10 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "schedule": {"start_unix_ns": out.schedule.start_unix_ns, "interval_ns": out.schedule.interval_ns, "jitter_ns": out.schedule.jitter_ns,
                      "blocks_per_channel": out.schedule.blocks},
         "methods": {
-            "latency": "received_unix_ns at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",
+            "latency": "received_unix_ns of the first receipt (block_received event, before in-order delivery) at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",
             "time_to_all": "per complete block: the latest first delivery at any peer minus the due time",
-            "completeness": "share of post-warm-up blocks (all channels) delivered to every node",
+            "completeness": "share of post-warm-up blocks (all channels) received by gossip by every non-injector node",
+            "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
             "copies_per_peer_per_block": method,
             "bytes_per_peer_per_s": match bytes_source {
                 "proxy" => "bytes forwarded by the fault proxies (every gossip byte), / nodes / seconds",

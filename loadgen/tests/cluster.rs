@@ -76,9 +76,22 @@ fn four_nodes_deliver_every_block_in_order() {
         logs()
     );
     assert_eq!(c.completeness(), 1.0);
+    assert!(
+        c.all_delivered_in_order(),
+        "every node delivered every block in order"
+    );
     assert_eq!(c.order_violations, 0, "in order, from block 1");
     assert_eq!(c.redeliveries, 0);
-    assert_eq!(c.measured_deliveries(), 4 * 12);
+    assert_eq!(
+        c.measured_deliveries(),
+        3 * 12,
+        "received by gossip: every peer but the injector"
+    );
+    assert_eq!(
+        c.measured_in_order_deliveries(),
+        4 * 12,
+        "delivered in order: every peer"
+    );
     // The report builds from a real run.
     let doc = loadgen::report::run_json(&out, &loadgen::procfs::machine(), None);
     assert_eq!(doc["schema"], "loadgen.run/v1");

@@ -200,8 +200,10 @@ pub fn error_reply(error: &str) -> String {
     json!({"ok": false, "error": error}).to_string()
 }
 
-/// A block event line.
+/// A block event line: `event` is `"block"` (in-order delivery) or `"block_received"` (first
+/// receipt from a peer).
 pub fn block_event(
+    event: &'static str,
     channel: &[u8],
     seq: u64,
     from_hex: Option<String>,
@@ -209,7 +211,7 @@ pub fn block_event(
     received_unix_ns: u64,
 ) -> String {
     json!({
-        "event": "block",
+        "event": event,
         "channel": String::from_utf8_lossy(channel),
         "seq": seq,
         "from": from_hex,
@@ -341,7 +343,8 @@ mod tests {
         let err: Value = serde_json::from_str(&error_reply("x\ny")).expect("json");
         assert_eq!(err["error"], json!("x\ny"));
         assert!(!error_reply("x\ny").contains('\n'));
-        let ev: Value = serde_json::from_str(&block_event(b"ch", 3, None, 10, 99)).expect("json");
+        let ev: Value =
+            serde_json::from_str(&block_event("block", b"ch", 3, None, 10, 99)).expect("json");
         assert_eq!(ev["from"], Value::Null);
         assert!(ev.get("ok").is_none());
     }

@@ -186,6 +186,9 @@ impl<N: SimNode> Sim<N> {
                 self.checkers.on_block_event(i, channel, payload.seq_num);
                 self.trace(("block", i, channel, payload.seq_num));
             }
+            Event::BlockReceived {
+                channel, seq_num, ..
+            } => self.trace(("block_received", i, channel, *seq_num)),
             Event::MemberAlive(m) => self.trace(("alive", i, m.pki_id)),
             Event::MemberDead(p) => self.trace(("dead", i, *p)),
             Event::MemberPurged(p) => self.trace(("purged", i, *p)),

@@ -156,10 +156,24 @@ async fn fan_out(mut events: mpsc::Receiver<Event>, tx: broadcast::Sender<Arc<st
                 payload,
                 from,
             } => control::block_event(
+                "block",
                 &channel,
                 payload.seq_num,
                 from.map(|p| p.to_string()),
                 control::block_data_len(&payload.data),
+                clock::now().as_nanos(),
+            ),
+            Event::BlockReceived {
+                channel,
+                seq_num,
+                from,
+                size_bytes,
+            } => control::block_event(
+                "block_received",
+                &channel,
+                seq_num,
+                Some(from.to_string()),
+                size_bytes,
                 clock::now().as_nanos(),
             ),
             Event::MemberAlive(m) => {

@@ -187,6 +187,12 @@ impl Channel {
         if self.blocks.add(block, ctx.now).is_err() {
             return out.count_drop(DropReason::Full);
         }
+        out.event(Event::BlockReceived {
+            channel: self.name.clone(),
+            seq_num: payload.seq_num,
+            from,
+            size_bytes: payload.data.len(),
+        });
         out.emit(envelope.clone(), message.clone(), Some(from));
         self.blocks_delivered += self
             .delivery
