@@ -14,7 +14,7 @@ use bytes::Bytes;
 use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{Envelope, GossipMessage, Properties};
 use prost::Message;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use route::{Emitted, Outgoing, Router};
@@ -124,10 +124,16 @@ impl Node {
         for endpoint in &params.bootstrap {
             discovery.connect(endpoint, ConnectKind::Bootstrap, &mut out);
         }
+        let mut rng = ChaCha8Rng::seed_from_u64(params.rng_seed);
+        let latency_ns = config
+            .max_propagation_burst_latency
+            .as_nanos()
+            .clamp(1, u128::from(u64::MAX)) as u64;
         let emitter = Emitter::new(EmitterConfig {
             burst_len_max: config.max_propagation_burst_len,
             burst_latency: config.max_propagation_burst_latency,
             iterations: config.propagate_iterations,
+            tick_phase: Duration::from_nanos(rng.random_range(0..latency_ns)),
         });
         let node_state_infos = MsgStore::new(
             PeerTimePolicy::default(),
@@ -138,7 +144,7 @@ impl Node {
             node_state_infos_expire_at: now + config.node_state_info_ttl() / 100,
             config,
             signer: params.signer,
-            rng: ChaCha8Rng::seed_from_u64(params.rng_seed),
+            rng,
             discovery,
             channels: BTreeMap::new(),
             node_state_infos,

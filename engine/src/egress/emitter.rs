@@ -8,7 +8,8 @@
 //! Fabric's emitter runs a goroutine that sleeps `burst_latency` and emits, forever. The ticks are
 //! on a fixed grid, independent of when messages arrive, so a message waits a uniformly distributed
 //! part of the period. We keep that grid: deadlines are multiples of `burst_latency` since the
-//! driver's epoch, and [`Emitter::poll_timeout`] only reports one while the buffer holds something.
+//! driver's epoch plus a per-node phase ([`EmitterConfig::tick_phase`]), and
+//! [`Emitter::poll_timeout`] only reports one while the buffer holds something.
 
 use std::time::Duration;
 
@@ -24,6 +25,12 @@ pub struct EmitterConfig {
     pub burst_latency: Duration,
     /// How many times each message is emitted (default 1; 0 disables emission, as in Fabric).
     pub iterations: u32,
+    /// Offset of this emitter's tick grid, below `burst_latency`. Give every node its own (the
+    /// node draws it from its seeded RNG): with one shared grid every node would tick at the
+    /// same instant, and a message forwarded on a tick would reach the next node just after its
+    /// tick and wait a whole period there, instead of half a period on average as with Fabric's
+    /// free-running per-peer loops.
+    pub tick_phase: Duration,
 }
 
 impl Default for EmitterConfig {
@@ -32,6 +39,7 @@ impl Default for EmitterConfig {
             burst_len_max: 10,
             burst_latency: Duration::from_millis(10),
             iterations: 1,
+            tick_phase: Duration::ZERO,
         }
     }
 }
@@ -99,9 +107,14 @@ impl<T: Clone> Emitter<T> {
             return None;
         }
         let period = self.config.burst_latency.as_nanos().min(u64::MAX as u128) as u64;
-        let next = (now.as_nanos() / period)
+        let phase = (self.config.tick_phase.as_nanos() % u128::from(period)) as u64;
+        let Some(since_phase) = now.as_nanos().checked_sub(phase) else {
+            return Some(Instant::from_nanos(phase));
+        };
+        let next = (since_phase / period)
             .saturating_add(1)
-            .saturating_mul(period);
+            .saturating_mul(period)
+            .saturating_add(phase);
         Some(Instant::from_nanos(next))
     }
 
@@ -135,7 +148,35 @@ mod tests {
             burst_len_max,
             burst_latency: Duration::from_millis(10),
             iterations,
+            tick_phase: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn ticks_follow_the_phase_of_this_node() {
+        let at_ms = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+        let phased = |phase_ms| {
+            let mut e = Emitter::new(EmitterConfig {
+                tick_phase: Duration::from_millis(phase_ms),
+                ..cfg(10, 1)
+            });
+            e.add(1u8, &mut Vec::new());
+            e
+        };
+        let e = phased(3);
+        assert_eq!(
+            e.poll_timeout(at_ms(0)),
+            Some(at_ms(3)),
+            "before the first tick"
+        );
+        assert_eq!(
+            e.poll_timeout(at_ms(3)),
+            Some(at_ms(13)),
+            "on a tick: the next one"
+        );
+        assert_eq!(e.poll_timeout(at_ms(21)), Some(at_ms(23)));
+        // A phase of a whole period or more wraps.
+        assert_eq!(phased(13).poll_timeout(at_ms(21)), Some(at_ms(23)));
     }
 
     #[test]
