@@ -483,7 +483,8 @@ pub fn confidentiality<N: SimNode>(peers_per_org: usize) -> Scenario<N> {
     }
     s.step(Op::AwaitConverged { within: secs(30) })
         .step(await_channel_views(secs(20)))
-        .step(Op::Wait(secs(2)))
+        // Settled views must stay exact: one more alive heartbeat and StateInfo pull round.
+        .step(Op::Wait(secs(1)))
         .step(Op::AwaitConverged { within: secs(1) })
         .step(await_channel_views(secs(1)))
         .step(Op::Custom(Arc::new(|sim: &mut Sim<N>| {
