@@ -8,7 +8,10 @@
 //!   even receives a data message (pushed or pulled) of C;
 //! - **no endpoint leak**: no envelope delivered to a node of another org carries a secret envelope
 //!   or, anywhere in its bytes, an internal endpoint of a peer outside the receiver's org;
-//! - **no echo**: a block is never sent back to the peer it was first received from.
+//! - **no echo**: a block is never sent back to the peer it was first received from;
+//! - **no disclosure** ([`disclosure`]): no delivered message tells a node about a peer of an org
+//!   that shares no channel with the node's, about a foreign peer without external endpoint, or
+//!   (membership and identities) about a peer of a third org.
 //!
 //! Liveness (convergence, completeness) is checked by the scenario after the safety phase.
 
@@ -17,11 +20,14 @@ use std::fmt;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use bytes::Bytes;
+use gossip_engine::types::PkiId;
 use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{Envelope, GossipMessage, PullMsgType};
 use prost::Message;
 
 use crate::node::channel_bytes;
+
+pub mod disclosure;
 
 /// A broken invariant, with what the checker saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +77,19 @@ pub enum Violation {
         /// Messages ingress reports accepted.
         accepted: u64,
     },
+    /// A delivered message told a node about a peer it may not learn of.
+    Disclosure {
+        /// Sender node.
+        from: usize,
+        /// Receiver node.
+        to: usize,
+        /// The peer the message told about.
+        about: usize,
+        /// The content that carried it (see [`disclosure::subjects`]).
+        via: &'static str,
+        /// Which rule it broke.
+        why: &'static str,
+    },
     /// A liveness expectation failed at its deadline.
     Liveness(String),
 }
@@ -110,6 +129,16 @@ impl fmt::Display for Violation {
                 f,
                 "unverified delivery: node {node} handled {handled}, ingress accepted {accepted}"
             ),
+            Violation::Disclosure {
+                from,
+                to,
+                about,
+                via,
+                why,
+            } => write!(
+                f,
+                "disclosure: {from} -> {to} told about node {about} in {via}, but {why}"
+            ),
             Violation::Liveness(what) => write!(f, "liveness: {what}"),
         }
     }
@@ -122,12 +151,23 @@ pub struct PeerFacts {
     pub org: usize,
     /// Internal endpoint.
     pub internal_endpoint: String,
+    /// PKI-ID.
+    pub pki_id: PkiId,
+    /// Whether it publishes an external endpoint.
+    pub external: bool,
 }
 
 /// The checkers' state.
 #[derive(Debug, Default)]
 pub struct Checkers {
     peers: Vec<PeerFacts>,
+    by_pki: HashMap<PkiId, usize>,
+    /// Whether every peer is of one org (the disclosure check has nothing to do).
+    single_org: bool,
+    /// (org, org) pairs listed together by some joined channel config, both ways.
+    org_links: BTreeSet<(usize, usize)>,
+    /// Subjects of cross-org deliveries inspected, per carrying content.
+    cross_org_subjects: BTreeMap<&'static str, u64>,
     /// Channels each node joined.
     joined: Vec<BTreeSet<Bytes>>,
     /// Highest block seq per (node, channel) and every seq delivered.
@@ -149,6 +189,12 @@ impl Checkers {
     pub fn new(peers: Vec<PeerFacts>) -> Self {
         let n = peers.len();
         Self {
+            by_pki: peers
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.pki_id, i))
+                .collect(),
+            single_org: peers.iter().all(|p| p.org == peers[0].org),
             peers,
             joined: vec![BTreeSet::new(); n],
             handled: vec![0; n],
@@ -213,6 +259,7 @@ impl Checkers {
         let Ok(message) = GossipMessage::decode(envelope.payload.clone()) else {
             return;
         };
+        self.check_disclosure(from, to, &message);
         match &message.content {
             Some(Content::DataMsg(_)) => self.check_channel(to, &message.channel, "data_msg"),
             Some(Content::DataUpdate(update))
@@ -247,11 +294,14 @@ impl Checkers {
             });
         }
         let receiver_org = self.peers[to].org;
+        // Endpoints are ASCII: the lossy text keeps every ASCII run of the payload, and `str`'s
+        // substring search is far cheaper than a byte-window scan in debug builds.
+        let text = String::from_utf8_lossy(&envelope.payload);
         let leaked = self
             .peers
             .iter()
             .filter(|p| p.org != receiver_org)
-            .find(|p| contains(&envelope.payload, p.internal_endpoint.as_bytes()))
+            .find(|p| contains(&text, &p.internal_endpoint))
             .map(|p| p.internal_endpoint.clone());
         if let Some(what) = leaked {
             self.violate(Violation::EndpointLeak { from, to, what });
@@ -328,8 +378,8 @@ pub fn digest(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+fn contains(haystack: &str, needle: &str) -> bool {
+    !needle.is_empty() && haystack.contains(needle)
 }
 
 #[cfg(test)]
@@ -341,6 +391,8 @@ mod tests {
             .map(|i| PeerFacts {
                 org: usize::from(i == 2),
                 internal_endpoint: format!("peer{i}.org:7051"),
+                pki_id: PkiId([i as u8; 32]),
+                external: true,
             })
             .collect()
     }

@@ -235,6 +235,8 @@ impl<N: SimNode> Sim<N> {
             .map(|s| PeerFacts {
                 org: s.spec.org,
                 internal_endpoint: s.internal_endpoint.clone(),
+                pki_id: s.signer.pki_id(),
+                external: s.spec.external,
             })
             .collect();
         let mut sim = Self {
@@ -550,6 +552,13 @@ impl<N: SimNode> Sim<N> {
             Command::JoinChan(config) => {
                 self.checkers
                     .on_join(i, &String::from_utf8_lossy(&config.channel));
+                let orgs: Vec<usize> = config
+                    .orgs
+                    .iter()
+                    .filter_map(|(org, _)| self.slots.iter().find(|s| s.org_id == *org))
+                    .map(|s| s.spec.org)
+                    .collect();
+                self.checkers.on_channel_orgs(&orgs);
                 self.slots[i]
                     .channels
                     .insert(config.channel.clone(), config.clone());
