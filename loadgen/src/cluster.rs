@@ -80,14 +80,36 @@ pub struct Cluster {
     pub proxies: Vec<Proxy>,
 }
 
+/// Listen ports come from below Linux's default ephemeral range (32768–60999). A port picked by
+/// binding port 0 is itself ephemeral, and between picking it and the node binding it an outgoing
+/// connection of another node may take it ("Address already in use" at start-up, seen at N = 25).
+const LISTEN_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free port on 127.0.0.1 outside the ephemeral range. Runs in parallel processes start at
+/// different offsets (by process id) and skip ports that are taken.
 fn free_port() -> Result<SocketAddr, ClusterError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(|source| ClusterError::Io {
-        what: "picking a free port".into(),
-        source,
-    })?;
-    l.local_addr().map_err(|source| ClusterError::Io {
-        what: "picking a free port".into(),
-        source,
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(LISTEN_PORTS.end - LISTEN_PORTS.start);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(97) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = LISTEN_PORTS.start + offset as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            return l.local_addr().map_err(|source| ClusterError::Io {
+                what: "picking a free port".into(),
+                source,
+            });
+        }
+    }
+    Err(ClusterError::Io {
+        what: format!("picking a free port in {LISTEN_PORTS:?}"),
+        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
     })
 }
 
