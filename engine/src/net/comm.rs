@@ -35,6 +35,8 @@ pub const PRESUMED_DEAD_QUEUE_LEN_MAX: usize = 100;
 pub const IDENTITY_SWITCH_QUEUE_LEN_MAX: usize = 16;
 /// Remote identities remembered from handshakes (for the same-org identity-switch check).
 const KNOWN_IDENTITIES_LEN_MAX: usize = 4096;
+/// How often a send follows a connection that was replaced under it before giving up.
+const REPLACED_RETRIES_MAX: usize = 3;
 /// How long `stop` waits for the server to drain before aborting it.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -201,16 +203,32 @@ impl Shared {
 
     /// Queues on an open connection without waiting; a full lane drops and counts.
     fn enqueue(&self, conn: &Conn, lane: Lane, envelope: Envelope) {
-        match conn.lanes.try_push(lane, envelope) {
-            Ok(()) => {}
-            Err(EnqueueError::Full) => {
-                self.stats.overflow(conn.pki_id());
-                tracing::debug!(peer = %conn.pki_id(), "send buffer overflow, message dropped");
-            }
-            Err(EnqueueError::Closed) => {
-                tracing::debug!(peer = %conn.pki_id(), "send on a closed connection, message dropped");
+        let mut replacement: Option<Arc<Conn>> = None;
+        for _ in 0..REPLACED_RETRIES_MAX {
+            let target = replacement.as_deref().unwrap_or(conn);
+            match target.lanes.try_push(lane, envelope.clone()) {
+                Ok(()) => return,
+                Err(EnqueueError::Full) => {
+                    self.stats.overflow(target.pki_id());
+                    tracing::debug!(peer = %target.pki_id(), "send buffer overflow, message dropped");
+                    return;
+                }
+                Err(EnqueueError::Closed) => match self.replacement_of(target) {
+                    Some(next) => replacement = Some(next),
+                    None => break,
+                },
             }
         }
+        tracing::debug!(peer = %conn.pki_id(), "send on a closed connection, message dropped");
+    }
+
+    /// The open connection that replaced `conn` (a reconnect, or the simultaneous-dial
+    /// tie-break), if any. The store registers the replacement before closing the old one, so a
+    /// sender that finds its connection closed finds the new one here.
+    pub(crate) fn replacement_of(&self, conn: &Conn) -> Option<Arc<Conn>> {
+        self.store
+            .get(&conn.pki_id())
+            .filter(|current| current.id != conn.id)
     }
 
     /// The connection to `peer`, dialling it if needed (one dial per destination at a time). A
@@ -441,14 +459,32 @@ impl Comm {
         if self.shared.is_stopped() {
             return Err(CommError::Stopped);
         }
-        let conn = self.shared.get_or_create(peer).await?;
-        conn.lanes
-            .push_wait(Lane::Data, envelope)
-            .await
-            .map_err(|source| CommError::Send {
-                peer: conn.pki_id(),
-                source,
-            })
+        let mut conn = self.shared.get_or_create(peer).await?;
+        let mut attempts = 1;
+        loop {
+            match conn.lanes.push_wait(Lane::Data, envelope.clone()).await {
+                Ok(()) => return Ok(()),
+                // Replaced while we held it: the envelope goes on the replacement.
+                Err(EnqueueError::Closed) if attempts < REPLACED_RETRIES_MAX => {
+                    match self.shared.replacement_of(&conn) {
+                        Some(next) => conn = next,
+                        None => {
+                            return Err(CommError::Send {
+                                peer: conn.pki_id(),
+                                source: EnqueueError::Closed,
+                            });
+                        }
+                    }
+                    attempts += 1;
+                }
+                Err(source) => {
+                    return Err(CommError::Send {
+                        peer: conn.pki_id(),
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// Subscribes to received messages matching `predicate` (Fabric's `Accept`).
