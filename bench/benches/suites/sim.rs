@@ -17,11 +17,23 @@ const BLOCKS: u64 = 10;
 /// The seed of every run (runs are deterministic: every iteration does the same work).
 const SEED: u64 = 1;
 
+/// Cluster sizes to run: `SIM_BENCH_NODES=4,16` picks some (each size first runs once untimed,
+/// whatever criterion's filter says, and the 128-node run takes minutes); default all of `NODES`.
+fn sizes() -> Vec<usize> {
+    match std::env::var("SIM_BENCH_NODES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+        Err(_) => NODES.to_vec(),
+    }
+}
+
 fn sim(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim/dissemination");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    for nodes in NODES {
+    for nodes in sizes() {
         // A first run gives the message count (the same in every run of this seed).
         let figures = dissemination_figures::<EngineNode>(nodes, BLOCKS, SEED);
         eprintln!(
