@@ -10,17 +10,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_engine::config::{CommConfig, GossipConfig};
+use gossip_engine::crypto::MspManager;
 use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
-use gossip_engine::crypto::{MspManager, sha256};
 use gossip_engine::event::{ChannelConfig, Event};
 use gossip_engine::net::{
     CommSettings, GossipHandle, GossipParams, NodeSettings, TlsMaterial, clock,
 };
+use gossip_engine::nodecfg::control;
 use gossip_engine::types::{OrgId, PkiId};
-use gossip_proto::common::{Block, BlockData, BlockHeader};
-use gossip_proto::gossip::gossip_message::{Content, Tag};
-use gossip_proto::gossip::{DataMessage, GossipMessage, Payload};
-use prost::Message;
+use gossip_proto::gossip::GossipMessage;
 use tokio::sync::mpsc;
 
 /// A bound on every wait, so a bug fails instead of hanging (never a timing assertion).
@@ -187,34 +185,18 @@ where
     }
 }
 
-/// A block message of `channel` numbered `seq`, with a valid data hash.
+/// A block message of `channel` numbered `seq`, with a valid data hash: what an org leader
+/// gossips for a block from the orderer (the same builder gossip-node's `inject_block` uses).
 pub fn block(channel: &str, seq: u64) -> GossipMessage {
-    let data = vec![Bytes::from(
-        format!("tx of block {seq} of {channel}").into_bytes(),
-    )];
-    let concatenated: Vec<u8> = data.iter().flat_map(|d| d.iter().copied()).collect();
-    let common_block = Block {
-        header: Some(BlockHeader {
-            number: seq,
-            previous_hash: Bytes::new(),
-            data_hash: Bytes::copy_from_slice(&sha256(&concatenated)),
-        }),
-        data: Some(BlockData { data }),
-        metadata: None,
-    };
-    GossipMessage {
-        nonce: 0,
-        channel: Bytes::copy_from_slice(channel.as_bytes()),
-        tag: Tag::ChanAndOrg as i32,
-        content: Some(Content::DataMsg(DataMessage {
-            payload: Some(Payload {
-                seq_num: seq,
-                data: common_block.encode_to_vec().into(),
-                private_data: Vec::new(),
-            }),
-        })),
-    }
+    control::block_message(
+        channel,
+        seq,
+        control::build_block(seq, BLOCK_DATA_LEN_BYTES),
+    )
 }
+
+/// Size of each test block's single data entry.
+const BLOCK_DATA_LEN_BYTES: usize = 64;
 
 /// Block numbers delivered per channel, in delivery order, read from an event stream.
 #[derive(Debug, Default)]
