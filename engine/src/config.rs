@@ -125,6 +125,11 @@ pub struct GossipConfig {
     pub max_propagation_burst_len: usize,
     /// `maxPropagationBurstLatency`: emitter flush period (10 ms).
     pub max_propagation_burst_latency: Duration,
+    /// Not a Fabric setting (`peer.gossip.emitWhenIdle` in gossip-node's core.yaml, default
+    /// true): the emitter sends a message at once when it emitted nothing for a whole
+    /// `max_propagation_burst_latency`, instead of waiting for its next tick. `false` gives
+    /// Fabric's fixed tick grid (`egress::emitter`, `engine/ALGORITHM.md`, "Leading-edge emitter").
+    pub emit_when_idle: bool,
     /// `maxBlockCountToStore`: in-memory block window per channel (10).
     pub max_block_count_to_store: u64,
     /// `pullInterval`: pull rounds and discovery sync period (4 s).
@@ -166,6 +171,7 @@ impl Default for GossipConfig {
             propagate_iterations: 1,
             max_propagation_burst_len: 10,
             max_propagation_burst_latency: Duration::from_millis(10),
+            emit_when_idle: true,
             max_block_count_to_store: 10,
             pull_interval: Duration::from_secs(4),
             pull_peer_num: 3,

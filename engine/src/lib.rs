@@ -26,6 +26,7 @@
 //! `SystemRandom`, which never affects control flow). Time is an argument ([`time::Instant`]).
 //! The crate builds with `--no-default-features`, and CI checks that.
 
+pub mod bounded;
 pub mod components;
 pub mod config;
 pub mod crypto;

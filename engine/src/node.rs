@@ -84,7 +84,7 @@ pub struct NodeParams {
 /// runs each task whose deadline is at or before `now` and sets its next deadline to
 /// `now + period`. Nothing is ever cancelled, so no tokens are needed: a call before any deadline
 /// does nothing, and `poll_timeout` is always the minimum of the live deadlines (including the
-/// emitter's next tick on the fixed `max_propagation_burst_latency` grid).
+/// emitter's next emission).
 ///
 /// # Determinism
 ///
@@ -134,6 +134,7 @@ impl Node {
             burst_latency: config.max_propagation_burst_latency,
             iterations: config.propagate_iterations,
             tick_phase: Duration::from_nanos(rng.random_range(0..latency_ns)),
+            flush_when_idle: config.emit_when_idle,
         });
         let node_state_infos = MsgStore::new(
             PeerTimePolicy::default(),
@@ -261,7 +262,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.emitter_deadline.is_some_and(|d| d <= now) {
             self.emitter_deadline = None;
-            self.emitter.handle_timeout(&mut self.flushed);
+            self.emitter.handle_timeout(now, &mut self.flushed);
             self.route_flushed(now);
         }
         self.discovery.refresh();
@@ -432,7 +433,7 @@ impl Node {
                 class,
                 source: emit.source,
             }));
-            self.emitter.add(item, &mut self.flushed);
+            self.emitter.add(item, now, &mut self.flushed);
             if !self.flushed.is_empty() {
                 self.route_flushed(now);
             }

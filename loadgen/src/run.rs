@@ -129,6 +129,27 @@ fn join_all(client: &mut ControlClient, c: &Cluster, s: &Scenario) -> Result<(),
     Ok(())
 }
 
+/// How long the nodes get to exit after the `shutdown` op before they are killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Asks every node to shut down (a clean exit flushes logs and lets profilers write their
+/// output), then kills whatever still runs after [`SHUTDOWN_GRACE`].
+fn stop_cluster(clients: &mut [ControlClient], handles: &mut [Option<Box<dyn NodeHandle>>]) {
+    for c in clients.iter_mut() {
+        // A node that is gone or does not answer is killed below.
+        let _ = c.shutdown();
+    }
+    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+    while std::time::Instant::now() < deadline
+        && handles.iter_mut().flatten().any(|h| h.is_running())
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for h in handles.iter_mut().flatten() {
+        h.kill();
+    }
+}
+
 fn stats_all(clients: &mut [ControlClient]) -> Vec<Value> {
     clients
         .iter_mut()
@@ -324,9 +345,7 @@ pub fn run(
     for h in restarts {
         let _ = h.join();
     }
-    for h in handles.iter_mut().flatten() {
-        h.kill();
-    }
+    stop_cluster(&mut clients, &mut handles);
     Ok(RunOutput {
         scenario: s.clone(),
         schedule,

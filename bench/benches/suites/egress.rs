@@ -85,9 +85,9 @@ fn egress(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for msg in &batch {
-                emitter.add(msg.clone(), &mut out);
+                emitter.add(msg.clone(), Instant::ZERO, &mut out);
             }
-            emitter.handle_timeout(&mut out);
+            emitter.handle_timeout(Instant::ZERO, &mut out);
             black_box(out.len())
         })
     });

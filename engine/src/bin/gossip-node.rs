@@ -19,6 +19,8 @@ use gossip_engine::nodecfg::{NodeConfig, Severity};
 
 use gossip_node::{logging, run};
 
+/// mimalloc unless built with `--features system-alloc` (for allocator comparisons).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -13,10 +13,10 @@
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
 use super::SignatureError;
 use crate::ingress::SignatureCheck;
@@ -101,6 +101,10 @@ impl Default for PoolConfig {
 /// Counters, read with [`VerifierPool::stats`].
 #[derive(Debug, Default)]
 struct Counters {
+    /// Jobs queued and not yet taken by a worker: the bound of the queue. The channel itself is
+    /// unbounded (its memory follows occupancy; a bounded crossbeam channel allocates and touches
+    /// every slot up front), and `submit` reserves a place here first.
+    queued: AtomicUsize,
     submitted: AtomicU64,
     refused_full: AtomicU64,
     completed: AtomicU64,
@@ -127,6 +131,7 @@ pub struct PoolStats {
 #[derive(Debug)]
 pub struct VerifierPool {
     sender: Option<Sender<VerifyJob>>,
+    queue_len_max: usize,
     workers: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -143,10 +148,11 @@ impl VerifierPool {
                 return Err(PoolError::Zero(name));
             }
         }
-        let (sender, receiver) = crossbeam_channel::bounded(config.queue_len_max);
+        let (sender, receiver) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let mut pool = Self {
             sender: Some(sender),
+            queue_len_max: config.queue_len_max,
             workers: Vec::with_capacity(config.workers_count),
             counters,
         };
@@ -167,21 +173,33 @@ impl VerifierPool {
         let Some(sender) = &self.sender else {
             return Err(PoolFull(job));
         };
-        match sender.try_send(job) {
+        let queue_len_max = self.queue_len_max;
+        let reserved =
+            self.counters
+                .queued
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+                    (len < queue_len_max).then_some(len + 1)
+                });
+        if reserved.is_err() {
+            self.counters.refused_full.fetch_add(1, Ordering::Relaxed);
+            return Err(PoolFull(job));
+        }
+        match sender.send(job) {
             Ok(()) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+            Err(back) => {
+                self.counters.queued.fetch_sub(1, Ordering::AcqRel);
                 self.counters.refused_full.fetch_add(1, Ordering::Relaxed);
-                Err(PoolFull(job))
+                Err(PoolFull(back.0))
             }
         }
     }
 
     /// Jobs waiting in the queue now.
     pub fn queue_len(&self) -> usize {
-        self.sender.as_ref().map_or(0, Sender::len)
+        self.counters.queued.load(Ordering::Acquire)
     }
 
     /// Worker threads running.
@@ -224,6 +242,7 @@ fn worker_loop(receiver: &Receiver<VerifyJob>, batch_len_max: usize, counters: &
                 Err(_) => break,
             }
         }
+        counters.queued.fetch_sub(batch.len(), Ordering::AcqRel);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         for job in batch.drain(..) {
             let outcome = job.outcome();

@@ -6,10 +6,19 @@
 //! each message is pushed `iterations` times.
 //!
 //! Fabric's emitter runs a goroutine that sleeps `burst_latency` and emits, forever. The ticks are
-//! on a fixed grid, independent of when messages arrive, so a message waits a uniformly distributed
-//! part of the period. We keep that grid: deadlines are multiples of `burst_latency` since the
-//! driver's epoch plus a per-node phase ([`EmitterConfig::tick_phase`]), and
-//! [`Emitter::poll_timeout`] only reports one while the buffer holds something.
+//! on a fixed grid, independent of when messages arrive, so every message waits a uniformly
+//! distributed part of the period (5 ms on average at the default 10 ms) at every hop.
+//!
+//! By default ([`EmitterConfig::flush_when_idle`]) we emit on the leading edge instead: a message
+//! that arrives when nothing was emitted for a whole `burst_latency` goes out at once, and the
+//! messages that follow it within the period wait for its end (or for a burst). The bounds are
+//! Fabric's: no message waits longer than `burst_latency`, and apart from full bursts there is at
+//! most one emission per `burst_latency`. Under a steady load the two behave alike; at low and
+//! medium rates the per-hop wait disappears (`engine/ALGORITHM.md`, "Leading-edge emitter").
+//!
+//! With `flush_when_idle` off the emitter keeps Fabric's grid: deadlines are multiples of
+//! `burst_latency` since the driver's epoch plus a per-node phase ([`EmitterConfig::tick_phase`]).
+//! Either way [`Emitter::poll_timeout`] only reports a deadline while the buffer holds something.
 
 use std::time::Duration;
 
@@ -31,6 +40,9 @@ pub struct EmitterConfig {
     /// tick and wait a whole period there, instead of half a period on average as with Fabric's
     /// free-running per-peer loops.
     pub tick_phase: Duration,
+    /// Emit a message at once when nothing was emitted for `burst_latency` (leading edge);
+    /// `false` keeps Fabric's fixed tick grid.
+    pub flush_when_idle: bool,
 }
 
 impl Default for EmitterConfig {
@@ -40,6 +52,7 @@ impl Default for EmitterConfig {
             burst_latency: Duration::from_millis(10),
             iterations: 1,
             tick_phase: Duration::ZERO,
+            flush_when_idle: true,
         }
     }
 }
@@ -58,6 +71,8 @@ pub struct Emitter<T> {
     buffer: Vec<Entry<T>>,
     /// Reused between emissions so emitting allocates nothing.
     spare: Vec<Entry<T>>,
+    /// When the last emission happened (leading-edge mode).
+    last_emit_at: Option<Instant>,
 }
 
 impl<T: Clone> Emitter<T> {
@@ -73,6 +88,7 @@ impl<T: Clone> Emitter<T> {
             },
             buffer: Vec::with_capacity(burst_len_max),
             spare: Vec::with_capacity(burst_len_max),
+            last_emit_at: None,
         }
     }
 
@@ -86,9 +102,10 @@ impl<T: Clone> Emitter<T> {
         self.buffer.is_empty()
     }
 
-    /// Adds a message. When the buffer reaches `burst_len_max`, the whole buffer is emitted into
-    /// `out` at once (Fabric's `Add`). With `iterations == 0` the message is dropped.
-    pub fn add(&mut self, item: T, out: &mut Vec<T>) {
+    /// Adds a message at `now`. When the buffer reaches `burst_len_max`, the whole buffer is
+    /// emitted into `out` at once (Fabric's `Add`); in leading-edge mode so is a message that finds
+    /// the emitter idle for a whole `burst_latency`. With `iterations == 0` the message is dropped.
+    pub fn add(&mut self, item: T, now: Instant, out: &mut Vec<T>) {
         if self.config.iterations == 0 {
             return;
         }
@@ -96,15 +113,26 @@ impl<T: Clone> Emitter<T> {
             item,
             iterations_left: self.config.iterations,
         });
-        if self.buffer.len() >= self.config.burst_len_max {
-            self.emit(out);
+        let idle = self.config.flush_when_idle
+            && self.buffer.len() == 1
+            && self
+                .last_emit_at
+                .is_none_or(|at| now >= at + self.config.burst_latency);
+        if idle || self.buffer.len() >= self.config.burst_len_max {
+            self.emit(now, out);
         }
     }
 
-    /// The next tick at which the buffer must be emitted, or `None` when it is empty.
+    /// When the buffer must next be emitted, or `None` when it is empty.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         if self.buffer.is_empty() {
             return None;
+        }
+        if self.config.flush_when_idle {
+            let due = self
+                .last_emit_at
+                .map_or(now, |at| at + self.config.burst_latency);
+            return Some(due);
         }
         let period = self.config.burst_latency.as_nanos().min(u64::MAX as u128) as u64;
         let phase = (self.config.tick_phase.as_nanos() % u128::from(period)) as u64;
@@ -119,12 +147,13 @@ impl<T: Clone> Emitter<T> {
     }
 
     /// Emits the whole buffer into `out` (the periodic tick); call when `poll_timeout` is due.
-    pub fn handle_timeout(&mut self, out: &mut Vec<T>) {
-        self.emit(out);
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<T>) {
+        self.emit(now, out);
     }
 
     /// Emits every entry in arrival order; entries with iterations left stay, in order.
-    fn emit(&mut self, out: &mut Vec<T>) {
+    fn emit(&mut self, now: Instant, out: &mut Vec<T>) {
+        self.last_emit_at = Some(now);
         out.reserve(self.buffer.len());
         std::mem::swap(&mut self.buffer, &mut self.spare);
         for mut entry in self.spare.drain(..) {
@@ -149,6 +178,7 @@ mod tests {
             burst_latency: Duration::from_millis(10),
             iterations,
             tick_phase: Duration::ZERO,
+            flush_when_idle: false,
         }
     }
 
@@ -160,7 +190,7 @@ mod tests {
                 tick_phase: Duration::from_millis(phase_ms),
                 ..cfg(10, 1)
             });
-            e.add(1u8, &mut Vec::new());
+            e.add(1u8, Instant::ZERO, &mut Vec::new());
             e
         };
         let e = phased(3);
@@ -183,10 +213,10 @@ mod tests {
     fn burst_size_triggers_emission() {
         let mut e = Emitter::new(cfg(3, 1));
         let mut out = Vec::new();
-        e.add(1, &mut out);
-        e.add(2, &mut out);
+        e.add(1, Instant::ZERO, &mut out);
+        e.add(2, Instant::ZERO, &mut out);
         assert!(out.is_empty());
-        e.add(3, &mut out);
+        e.add(3, Instant::ZERO, &mut out);
         assert_eq!(out, vec![1, 2, 3], "arrival order kept");
         assert!(e.is_empty());
         assert_eq!(e.poll_timeout(Instant::ZERO), None);
@@ -196,7 +226,7 @@ mod tests {
     fn ticks_are_on_a_fixed_grid() {
         let mut e = Emitter::new(cfg(10, 1));
         let mut out = Vec::new();
-        e.add(7, &mut out);
+        e.add(7, Instant::ZERO, &mut out);
         // 23 ms after the epoch: the next tick is at 30 ms.
         let now = Instant::from_nanos(23_000_000);
         assert_eq!(e.poll_timeout(now), Some(Instant::from_nanos(30_000_000)));
@@ -205,7 +235,7 @@ mod tests {
             e.poll_timeout(Instant::from_nanos(30_000_000)),
             Some(Instant::from_nanos(40_000_000))
         );
-        e.handle_timeout(&mut out);
+        e.handle_timeout(Instant::ZERO, &mut out);
         assert_eq!(out, vec![7]);
     }
 
@@ -213,12 +243,12 @@ mod tests {
     fn iterations_repeat_then_expire() {
         let mut e = Emitter::new(cfg(10, 3));
         let mut out = Vec::new();
-        e.add("a", &mut out);
+        e.add("a", Instant::ZERO, &mut out);
         for round in 1..=3 {
-            e.handle_timeout(&mut out);
+            e.handle_timeout(Instant::ZERO, &mut out);
             assert_eq!(out.len(), round);
         }
-        e.handle_timeout(&mut out);
+        e.handle_timeout(Instant::ZERO, &mut out);
         assert_eq!(out, vec!["a"; 3]);
         assert!(e.is_empty());
     }
@@ -227,8 +257,71 @@ mod tests {
     fn zero_iterations_never_emits() {
         let mut e = Emitter::new(cfg(1, 0));
         let mut out = Vec::new();
-        e.add(1, &mut out);
-        e.handle_timeout(&mut out);
+        e.add(1, Instant::ZERO, &mut out);
+        e.handle_timeout(Instant::ZERO, &mut out);
         assert!(out.is_empty());
+    }
+
+    fn leading(burst_len_max: usize, iterations: u32) -> Emitter<u32> {
+        Emitter::new(EmitterConfig {
+            flush_when_idle: true,
+            ..cfg(burst_len_max, iterations)
+        })
+    }
+
+    fn ms(ms: u64) -> Instant {
+        Instant::from_nanos(ms * 1_000_000)
+    }
+
+    #[test]
+    fn leading_edge_emits_an_idle_message_at_once_and_batches_what_follows() {
+        let mut e = leading(10, 1);
+        let mut out = Vec::new();
+        e.add(1, ms(3), &mut out);
+        assert_eq!(out, vec![1], "idle emitter: out at once");
+        assert_eq!(e.poll_timeout(ms(3)), None);
+        // Within the period: waits for its end (3 + 10 ms).
+        e.add(2, ms(5), &mut out);
+        e.add(3, ms(8), &mut out);
+        assert_eq!(out, vec![1]);
+        assert_eq!(e.poll_timeout(ms(8)), Some(ms(13)));
+        e.handle_timeout(ms(13), &mut out);
+        assert_eq!(out, vec![1, 2, 3]);
+        // 10 ms after that emission the emitter is idle again.
+        e.add(4, ms(22), &mut out);
+        assert_eq!(
+            out.len(),
+            3,
+            "still within the period of the 13 ms emission"
+        );
+        e.handle_timeout(ms(23), &mut out);
+        e.add(5, ms(40), &mut out);
+        assert_eq!(out, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn leading_edge_keeps_the_burst_rule_and_at_most_one_tick_per_period() {
+        let mut e = leading(3, 1);
+        let mut out = Vec::new();
+        e.add(1, ms(0), &mut out);
+        for v in 2..=4 {
+            e.add(v, ms(1), &mut out);
+        }
+        assert_eq!(out, vec![1, 2, 3, 4], "a full buffer is a burst");
+        e.add(5, ms(2), &mut out);
+        assert_eq!(out.len(), 4, "a burst starts a new period");
+        assert_eq!(e.poll_timeout(ms(2)), Some(ms(11)));
+    }
+
+    #[test]
+    fn leading_edge_repeats_iterations_once_per_period() {
+        let mut e = leading(10, 2);
+        let mut out = Vec::new();
+        e.add(1, ms(0), &mut out);
+        assert_eq!(out, vec![1]);
+        assert_eq!(e.poll_timeout(ms(0)), Some(ms(10)));
+        e.handle_timeout(ms(10), &mut out);
+        assert_eq!(out, vec![1, 1]);
+        assert!(e.is_empty());
     }
 }

@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_queue::ArrayQueue;
 use gossip_proto::gossip::Envelope;
 use tokio::sync::Notify;
+
+use crate::bounded::BoundedQueue;
 
 /// Which lane an envelope goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +31,8 @@ pub enum EnqueueError {
 /// The send side of one connection.
 #[derive(Debug)]
 pub(crate) struct Lanes {
-    control: ArrayQueue<Envelope>,
-    data: ArrayQueue<Envelope>,
+    control: BoundedQueue<Envelope>,
+    data: BoundedQueue<Envelope>,
     /// Wakes the single writer (permit semantics: no lost wake-ups).
     writer_wake: Notify,
     /// Wakes blocked senders when room appears, and everything waiting on close.
@@ -48,8 +49,8 @@ impl Lanes {
     /// Lanes with a data lane of `data_len_max` envelopes (Fabric's `sendBuffSize`).
     pub(crate) fn new(data_len_max: usize) -> Self {
         Self {
-            control: ArrayQueue::new(CONTROL_LANE_LEN_MAX),
-            data: ArrayQueue::new(data_len_max.max(1)),
+            control: BoundedQueue::new(CONTROL_LANE_LEN_MAX),
+            data: BoundedQueue::new(data_len_max),
             writer_wake: Notify::new(),
             space_or_close: Notify::new(),
             closed: AtomicBool::new(false),

@@ -1,16 +1,16 @@
-//! A bounded lock-free MPMC queue with async waits on both ends: crossbeam's `ArrayQueue` plus two
+//! A bounded lock-free MPMC queue with async waits on both ends: [`BoundedQueue`] (memory follows occupancy) plus two
 //! tokio `Notify`s. Used for the inbound queue (all connections to the demux) and for each
 //! subscriber's queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_queue::ArrayQueue;
+use crate::bounded::BoundedQueue;
 use tokio::sync::Notify;
 
 /// A bounded queue; `push_wait` waits for room (back-pressure), `pop_wait` waits for an item.
 #[derive(Debug)]
 pub(crate) struct AsyncQueue<T> {
-    items: ArrayQueue<T>,
+    items: BoundedQueue<T>,
     not_empty: Notify,
     not_full: Notify,
     closed: AtomicBool,
@@ -20,7 +20,7 @@ impl<T> AsyncQueue<T> {
     /// A queue holding at most `len_max` items (at least one).
     pub(crate) fn new(len_max: usize) -> Self {
         Self {
-            items: ArrayQueue::new(len_max.max(1)),
+            items: BoundedQueue::new(len_max),
             not_empty: Notify::new(),
             not_full: Notify::new(),
             closed: AtomicBool::new(false),

@@ -104,6 +104,8 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "maxConnectionAttempts",
     "msgExpirationFactor",
     "election.leaderAliveThreshold",
+    // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid.
+    "emitWhenIdle",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.
@@ -309,6 +311,7 @@ impl NodeConfig {
                 d.msg_expiration_factor,
             )?,
             skip_block_verification: raw.bool(&g("skipBlockVerification"))?.unwrap_or(false),
+            emit_when_idle: raw.bool(&g("emitWhenIdle"))?.unwrap_or(d.emit_when_idle),
         };
         let c = CommConfig::default();
         let comm = CommConfig {

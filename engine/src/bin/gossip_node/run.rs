@@ -20,8 +20,11 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use super::control::{Ctl, serve, stopped};
 
-/// Event lines buffered for slow control subscribers before they lose some.
-const EVENT_LINES_LEN_MAX: usize = 1 << 16;
+/// Event lines buffered for slow control subscribers before they lose some (a lagging subscriber
+/// is warned in the log). tokio's broadcast channel allocates every slot up front (40 bytes
+/// each), so this is also resident memory: 8,192 lines are 320 KiB, and several seconds of
+/// events at the rates loadgen drives.
+const EVENT_LINES_LEN_MAX: usize = 8_192;
 
 /// What the command line adds to the config.
 #[derive(Debug)]
