@@ -29,6 +29,7 @@ pub mod identity_store;
 pub mod seen;
 mod signers;
 pub mod stats;
+mod verified;
 
 use std::sync::Arc;
 
@@ -230,6 +231,10 @@ pub struct IngressConfig {
     pub nested_items_len_max: usize,
     /// What a nested item with an unknown signer does to its message.
     pub nested_signer_policy: NestedSignerPolicy,
+    /// Signature checks remembered as passed, so that the same signed item received again (a
+    /// member's alive message in every membership response, StateInfo in every snapshot) is not
+    /// verified again (0 disables; see `ingress::verified`).
+    pub verified_len_max: usize,
 }
 
 impl Default for IngressConfig {
@@ -239,6 +244,7 @@ impl Default for IngressConfig {
             seen_len_max: SEEN_LEN_MAX_DEFAULT,
             nested_items_len_max: 16_384,
             nested_signer_policy: NestedSignerPolicy::default(),
+            verified_len_max: 4_096,
         }
     }
 }
@@ -264,6 +270,8 @@ impl IngressConfig {
 pub struct Prechecked {
     received: ReceivedMessage,
     checks: Vec<SignatureCheck>,
+    /// Digests of `checks`, remembered once they pass.
+    check_digests: Vec<verified::CheckDigest>,
     seen_key: Option<SeenKey>,
     learn: Vec<Arc<Identity>>,
 }
@@ -298,6 +306,7 @@ pub struct Ingress {
     msp: Arc<MspManager>,
     identities: Arc<IdentityStore>,
     seen: SeenCache,
+    verified: verified::VerifiedSignatures,
     stats: IngressStats,
 }
 
@@ -332,11 +341,13 @@ impl Ingress {
         identities: Arc<IdentityStore>,
     ) -> Self {
         let seen = SeenCache::new(config.seen_len_max);
+        let verified = verified::VerifiedSignatures::new(config.verified_len_max);
         Self {
             config,
             msp,
             identities,
             seen,
+            verified,
             stats: IngressStats::default(),
         }
     }
@@ -407,6 +418,19 @@ impl Ingress {
         if resolver.nested_dropped > 0 {
             self.stats.add_nested_dropped(resolver.nested_dropped);
         }
+        let mut checks = resolver.checks;
+        let mut check_digests = Vec::with_capacity(checks.len());
+        let checks_len = checks.len();
+        checks.retain(|check| {
+            let digest = verified::VerifiedSignatures::digest(check);
+            let fresh = !self.verified.contains(&digest);
+            if fresh {
+                check_digests.push(digest);
+            }
+            fresh
+        });
+        self.stats
+            .add_checks_skipped_verified((checks_len - checks.len()) as u64);
         Ok(Prechecked {
             received: ReceivedMessage {
                 from,
@@ -415,7 +439,8 @@ impl Ingress {
                 envelope_len_bytes,
                 kind,
             },
-            checks: resolver.checks,
+            checks,
+            check_digests,
             seen_key,
             learn: resolver.learn,
         })
@@ -440,6 +465,7 @@ impl Ingress {
             self.stats.record_reject(&reject);
             return Err(reject);
         }
+        self.verified.insert_all(&prechecked.check_digests);
         for identity in prechecked.learn {
             let learned = self.identities.insert_validated(identity).is_ok();
             self.stats.record_identity_learned(learned);

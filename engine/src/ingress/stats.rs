@@ -53,6 +53,8 @@ counters! {
     bad_signature,
     /// Nested items with an unknown signer dropped (policy `DropItem`).
     nested_items_dropped,
+    /// Signature checks skipped: the same key, bytes and signature passed before.
+    checks_skipped_verified,
     /// Identities learned from accepted messages.
     identities_learned,
     /// Identities not learned because the identity store was full.
@@ -78,6 +80,12 @@ impl IngressStats {
 
     pub(crate) fn record_accepted(&self) {
         self.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_checks_skipped_verified(&self, n: u64) {
+        if n > 0 {
+            self.checks_skipped_verified.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn add_nested_dropped(&self, n: u64) {

@@ -693,3 +693,60 @@ fn pipeline_through_the_verifier_pool() {
         .expect("learnt");
     assert_eq!(ingress.identities().len(), 2);
 }
+
+#[test]
+fn checks_that_passed_are_not_run_again_and_failures_are_not_remembered() {
+    let Some(golden) = Golden::load() else { return };
+    let from = pki(&golden, PEER0_ORG1);
+    let original = envelope(&golden, "mem_res");
+    let tampered = edited(&original, |m| {
+        if let Some(Content::MemRes(r)) = &mut m.content {
+            let mut sig = r.alive[0].signature.to_vec();
+            let last = sig.len() - 1;
+            sig[last] ^= 1;
+            r.alive[0].signature = sig.into();
+        }
+    });
+    let ingress = ingress(&golden, &PEERS);
+    for _ in 0..2 {
+        let reject = ingress
+            .receive_inline(from, tampered.clone(), now())
+            .expect_err("tampered");
+        assert_eq!(
+            reject.reason(),
+            "bad_signature",
+            "a failure is never remembered"
+        );
+    }
+    assert_eq!(ingress.stats().snapshot().checks_skipped_verified, 0);
+
+    ingress
+        .receive_inline(from, original.clone(), now())
+        .expect("first copy verified");
+    let again = ingress
+        .precheck(from, original.clone(), now())
+        .expect("second copy");
+    assert!(again.checks().is_empty(), "all 5 checks passed before");
+    assert_eq!(ingress.stats().snapshot().checks_skipped_verified, 5);
+    ingress
+        .accept(again, Ok(()), now())
+        .expect("accepted without checks");
+
+    // The tampered copy differs only in one nested signature: that check alone runs, and fails.
+    let pre = ingress.precheck(from, tampered, now()).expect("precheck");
+    assert_eq!(pre.checks().len(), 1);
+    assert!(pre.run_checks().is_err());
+
+    let off = ingress_with(
+        &golden,
+        IngressConfig {
+            verified_len_max: 0,
+            ..IngressConfig::default()
+        },
+        &PEERS,
+    );
+    off.receive_inline(from, original.clone(), now())
+        .expect("verified");
+    let pre = off.precheck(from, original, now()).expect("precheck");
+    assert_eq!(pre.checks().len(), 5, "disabled: every check runs");
+}

@@ -568,7 +568,15 @@ impl Comm {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> CommStats {
-        self.shared.stats.snapshot()
+        CommStats {
+            checks_skipped_verified: self
+                .shared
+                .ingress
+                .stats()
+                .snapshot()
+                .checks_skipped_verified,
+            ..self.shared.stats.snapshot()
+        }
     }
 
     /// Closes every connection, ends the server and the demux, closes subscriptions. Idempotent.

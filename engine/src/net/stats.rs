@@ -53,6 +53,7 @@ impl Stats {
             presumed_dead_dropped: load(&self.presumed_dead_dropped),
             identity_switches_dropped: load(&self.identity_switches_dropped),
             verified_inline_pool_full: load(&self.verified_inline_pool_full),
+            checks_skipped_verified: 0,
             rejects: self.rejects.lock().iter().map(|(k, v)| (*k, *v)).collect(),
             handshake_failures: self
                 .handshake_failures
@@ -89,6 +90,9 @@ pub struct CommStats {
     pub identity_switches_dropped: u64,
     /// Signature checks run on the connection task because the verifier pool's queue was full.
     pub verified_inline_pool_full: u64,
+    /// Signature checks skipped because the same key, bytes and signature passed before
+    /// (ingress's `checks_skipped_verified`).
+    pub checks_skipped_verified: u64,
     /// Rejected envelopes by [`crate::ingress::Reject::reason`].
     pub rejects: BTreeMap<&'static str, u64>,
     /// Failed handshakes by [`super::HandshakeError::cause`].
