@@ -349,4 +349,26 @@ mod tests {
             "unknown keys refused"
         );
     }
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                Scenario::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n > 10, "{n} scenarios");
+        let c = Scenario::load(&dir.join("capacity-n25.toml")).unwrap();
+        assert_eq!((c.nodes, c.orgs, c.injectors), (25, 1, Injectors::Single));
+        assert_eq!(
+            (c.block_size_bytes, c.tls, c.skip_block_verification),
+            (10240, true, false)
+        );
+        assert_eq!((c.duration_s, c.warmup_s, c.blocks), (10.0, 2.0, None));
+        assert!(c.gossip.is_empty(), "Fabric's default gossip config");
+    }
 }
