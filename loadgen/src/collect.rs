@@ -50,6 +50,16 @@ impl Schedule {
     pub fn is_warmup(&self, seq: u64) -> bool {
         seq <= self.warmup_blocks
     }
+
+    /// Which third (0, 1, 2) of the measured blocks `seq` falls in; `None` for warm-up blocks.
+    /// With `m` measured blocks, measured block `i` (0-based) is in third `⌊3i/m⌋`.
+    pub fn third_of(&self, seq: u64) -> Option<usize> {
+        let measured = self.blocks.saturating_sub(self.warmup_blocks);
+        if self.is_warmup(seq) || seq > self.blocks || measured == 0 {
+            return None;
+        }
+        Some(((seq - self.warmup_blocks - 1) * 3 / measured) as usize)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -79,6 +89,9 @@ pub struct Collector {
     pub latency: Histogram<u64>,
     /// The same for warm-up blocks (reported separately, tagged `warmup_`).
     pub warmup_latency: Histogram<u64>,
+    /// `latency` split by the third of the measured blocks each block falls in
+    /// ([`Schedule::third_of`]): whether latency grows over a run.
+    pub thirds: [Histogram<u64>; 3],
     /// Measured latency per node (empty for injectors), µs.
     pub per_node: Vec<Histogram<u64>>,
     /// Receipts (`block_received`) by non-injector nodes, per (channel, block).
@@ -115,6 +128,7 @@ impl Collector {
             injectors,
             latency: new_histogram(),
             warmup_latency: new_histogram(),
+            thirds: [new_histogram(), new_histogram(), new_histogram()],
             per_node: (0..nodes).map(|_| new_histogram()).collect(),
             blocks: HashMap::new(),
             in_order: HashMap::new(),
@@ -194,6 +208,9 @@ impl Collector {
         } else {
             self.latency.saturating_record(us);
             self.per_node[d.node].saturating_record(us);
+            if let Some(t) = self.schedule.third_of(d.seq) {
+                self.thirds[t].saturating_record(us);
+            }
         }
         let sec = d
             .received_unix_ns
@@ -365,6 +382,32 @@ mod tests {
             offsets.insert(s.due_ns(seq) - grid);
         }
         assert!(offsets.len() > 5, "offsets vary: {offsets:?}");
+    }
+
+    #[test]
+    fn thirds_split_the_measured_blocks() {
+        let s = Schedule {
+            start_unix_ns: 0,
+            interval_ns: 1_000_000,
+            jitter_ns: 0,
+            blocks: 11,
+            warmup_blocks: 2,
+        };
+        let thirds: Vec<Option<usize>> = (0..=12).map(|q| s.third_of(q)).collect();
+        let (n, a, b, c) = (None, Some(0), Some(1), Some(2));
+        assert_eq!(thirds, vec![n, n, n, a, a, a, b, b, b, c, c, c, n]);
+        let mut col = Collector::new(s, 2, vec!["c".into()], vec![0]);
+        for seq in 1..=11u64 {
+            // Latency grows with the block: 1 ms for block 1 .. 11 ms for block 11.
+            col.record(&d(1, seq, s.due_ns(seq) + seq * 1_000_000));
+        }
+        let ms = |h: &Histogram<u64>| (h.len(), h.max() / 1000);
+        assert_eq!(ms(&col.thirds[0]), (3, 5), "blocks 3..=5");
+        assert_eq!(ms(&col.thirds[1]), (3, 8));
+        assert_eq!(ms(&col.thirds[2]), (3, 11));
+        assert_eq!(col.latency.len(), 9, "warm-up excluded");
+        let none = Schedule { blocks: 2, ..s };
+        assert_eq!(none.third_of(1), None, "no measured blocks");
     }
 
     #[test]

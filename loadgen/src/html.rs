@@ -86,6 +86,38 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The per-node table: latency, CPU under load and idle, and memory.
+fn node_table(doc: &Value) -> String {
+    let Some(nodes) = doc["nodes"].as_array() else {
+        return String::new();
+    };
+    let mut t = String::from(
+        "<h2>Per node</h2><table><tr><th>node</th><th>latency p50 ms</th><th>latency p99 ms</th>\
+         <th>CPU s (injection)</th><th>idle CPU %</th><th>peak RSS MiB</th>\
+         <th>RssAnon max MiB</th><th>PSS max MiB</th></tr>",
+    );
+    let num = |v: &Value, scale: f64, digits: usize| {
+        v.as_f64()
+            .map_or("-".to_string(), |x| format!("{:.digits$}", x / scale))
+    };
+    for n in nodes {
+        let _ = write!(
+            t,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(n["name"].as_str().unwrap_or("")),
+            num(&n["latency_p50_ms"], 1.0, 3),
+            num(&n["latency_p99_ms"], 1.0, 3),
+            num(&n["cpu_s_window"], 1.0, 2),
+            num(&n["cpu_pct_idle"], 1.0, 3),
+            num(&n["peak_rss_bytes"], 1048576.0, 1),
+            num(&n["rss_anon_bytes_max"], 1048576.0, 1),
+            num(&n["pss_bytes_max"], 1048576.0, 1),
+        );
+    }
+    t.push_str("</table>");
+    t
+}
+
 /// The whole report page.
 pub fn report(doc: &Value, rows: &[SecondRow], tta: &Histogram<u64>, names: &[String]) -> String {
     let mut page = String::new();
@@ -120,7 +152,9 @@ pub fn report(doc: &Value, rows: &[SecondRow], tta: &Histogram<u64>, names: &[St
             );
         }
     }
-    page.push_str("</table><h2>Methods</h2><ul>");
+    page.push_str("</table>");
+    page.push_str(&node_table(doc));
+    page.push_str("<h2>Methods</h2><ul>");
     if let Some(m) = doc["methods"].as_object() {
         for (k, v) in m {
             let _ = write!(
@@ -213,6 +247,18 @@ pub fn report(doc: &Value, rows: &[SecondRow], tta: &Histogram<u64>, names: &[St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_table_shows_memory_and_idle_cpu() {
+        let doc = serde_json::json!({"nodes": [{"name": "p<0>", "latency_p50_ms": 1.5,
+            "cpu_pct_idle": 0.25, "peak_rss_bytes": 10485760, "rss_anon_bytes_max": 5242880,
+            "pss_bytes_max": null}]});
+        let t = node_table(&doc);
+        for cell in ["p&lt;0&gt;", "1.500", "0.250", "10.0", "5.0", "<td>-</td>"] {
+            assert!(t.contains(cell), "{cell} in {t}");
+        }
+        assert_eq!(node_table(&serde_json::json!({})), "");
+    }
 
     #[test]
     fn chart_is_svg() {

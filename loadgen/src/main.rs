@@ -5,20 +5,23 @@
 //!   folder layout, usable by gossip-node and by a Fabric peer alike.
 //! - `run [SCENARIO.toml]`: launch a local cluster, inject blocks at a constant rate, measure, and
 //!   write `results/<name>/{run.json,timeseries.csv,latency.hgrm,report.html}`.
+//! - `sweep SCENARIO.toml --rates 100,200,400`: one run per rate, a sustainability verdict per
+//!   rate, `results/<name>/{sweep.json,sweep.md}` and the max sustainable rate.
 //! - `compare BASE.json NEW.json --threshold NAME=+10%`: difference table, non-zero exit on a
 //!   regression.
 //! - `sim-figures`: deterministic figures of the simulator for the CI gate.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use loadgen::compare::{self, Threshold};
-use loadgen::launcher::{LocalLauncher, find_node_bin};
+use loadgen::launcher::find_node_bin;
 use loadgen::scenario::Scenario;
+use loadgen::sweep::{self, Criteria};
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -69,6 +72,36 @@ enum Command {
         /// Print the effective scenario as TOML and exit.
         #[arg(long)]
         print_scenario: bool,
+    },
+    /// Run a scenario once per injection rate and find the highest sustainable rate.
+    Sweep {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Rates to test, blocks/s per channel, comma-separated (tested in ascending order).
+        #[arg(long)]
+        rates: String,
+        /// Results folder: each rate writes `<results>/<name>-r<rate>/`, the sweep
+        /// `<results>/<name>/{sweep.json,sweep.md}`.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// The gossip-node binary (default: beside loadgen, then $GOSSIP_NODE_BIN, then $PATH).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+        /// Sustainable only if inject_lag_p99_ms is at most this.
+        #[arg(long, default_value_t = Criteria::default().max_inject_lag_p99_ms)]
+        max_inject_lag_p99_ms: f64,
+        /// Sustainable only if coverage is at least the lowest rate's minus this.
+        #[arg(long, default_value_t = Criteria::default().max_coverage_drop)]
+        max_coverage_drop: f64,
+        /// Sustainable only if latency_p99_ms is at most this.
+        #[arg(long, default_value_t = Criteria::default().max_latency_p99_ms)]
+        max_latency_p99_ms: f64,
+        /// Sustainable only if the last third's latency p99 is at most this times the first's.
+        #[arg(long, default_value_t = Criteria::default().max_last_third_growth)]
+        max_last_third_growth: f64,
+        /// Sustainable only if overflowed sends are at most this % of sent messages.
+        #[arg(long, default_value_t = Criteria::default().max_overflow_pct)]
+        max_overflow_pct: f64,
     },
     /// Compare two run.json (or sim-figures) files; exits 1 on a regression beyond a threshold.
     Compare {
@@ -149,6 +182,32 @@ impl loadgen::run::Progress for Progress {
     }
 }
 
+/// The gossip-node binary for `s`: `--node-bin`, the scenario's `node_bin`, then the defaults.
+fn node_bin_for(explicit: Option<&PathBuf>, s: &Scenario) -> anyhow::Result<PathBuf> {
+    let bin = find_node_bin(explicit.or(s.node_bin.as_ref()));
+    let on_path = || {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&bin).is_file()))
+    };
+    anyhow::ensure!(
+        bin.is_file() || (bin.components().count() == 1 && on_path()),
+        "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// One scenario end to end with progress on stderr: what `run` does, and `sweep` per rate.
+fn run_job(s: &Scenario, bin: &Path, results: &Path) -> anyhow::Result<loadgen::job::JobOutput> {
+    let mut progress = Progress::new();
+    let job = loadgen::job::run_and_write(s, bin, results, &mut progress)
+        .with_context(|| format!("running scenario {} with {}", s.name, bin.display()));
+    if let Some(b) = &progress.bar {
+        b.finish_and_clear();
+    }
+    job
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -194,44 +253,57 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", toml::to_string(&s)?);
                 return Ok(());
             }
-            let bin = find_node_bin(node_bin.as_ref().or(s.node_bin.as_ref()));
-            let on_path = || {
-                std::env::var_os("PATH")
-                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&bin).is_file()))
-            };
-            anyhow::ensure!(
-                bin.is_file() || (bin.components().count() == 1 && on_path()),
-                "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
-                bin.display()
+            let bin = node_bin_for(node_bin.as_ref(), &s)?;
+            let job = run_job(&s, &bin, &results)?;
+            println!("{}", loadgen::report::summary(&job.doc));
+            println!(
+                "wrote {}/{{run.json,timeseries.csv,latency.hgrm,report.html,logs/}}",
+                job.dir.display()
             );
-            let work =
-                std::env::temp_dir().join(format!("loadgen-{}-{}", s.name, std::process::id()));
-            std::fs::create_dir_all(&work)?;
-            let mut progress = Progress::new();
-            let out = loadgen::run::run(&s, &mut LocalLauncher, &bin, &work, &mut progress)
-                .with_context(|| format!("running scenario {} with {}", s.name, bin.display()))?;
-            if let Some(b) = &progress.bar {
-                b.finish_and_clear();
-            }
-            let doc = loadgen::report::run_json(
-                &out,
+            Ok(())
+        }
+        Command::Sweep {
+            scenario,
+            rates,
+            results,
+            node_bin,
+            max_inject_lag_p99_ms,
+            max_coverage_drop,
+            max_latency_p99_ms,
+            max_last_third_growth,
+            max_overflow_pct,
+        } => {
+            let s = Scenario::load(&scenario)?;
+            let rates = sweep::parse_rates(&rates)?;
+            let criteria = Criteria {
+                max_inject_lag_p99_ms,
+                max_coverage_drop,
+                max_latency_p99_ms,
+                max_last_third_growth,
+                max_overflow_pct,
+            };
+            let bin = node_bin_for(node_bin.as_ref(), &s)?;
+            let sw = sweep::sweep(&s, &rates, &criteria, |rs| {
+                eprintln!(
+                    "loadgen sweep: rate {} blocks/s ({} blocks per channel)",
+                    sweep::rate_label(rs.rate_per_s),
+                    rs.block_count()
+                );
+                // A failed run makes its rate unsustainable (the reason says why); the sweep goes on.
+                let job = run_job(rs, &bin, &results).map_err(|e| format!("{e:#}"))?;
+                println!("{}", loadgen::report::summary(&job.doc));
+                Ok::<_, String>((job.doc, job.dir))
+            })?;
+            let doc = sweep::to_json(
+                &sw,
                 &loadgen::procfs::machine(),
                 loadgen::procfs::git_commit().as_deref(),
             );
+            let md = sweep::to_markdown(&sw);
             let dir = results.join(&s.name);
-            loadgen::report::write_all(&dir, &out, &doc)
-                .with_context(|| format!("writing {}", dir.display()))?;
-            let logs = dir.join("logs");
-            std::fs::create_dir_all(&logs)?;
-            for (name, log) in out.node_names.iter().zip(&out.logs) {
-                let _ = std::fs::copy(log, logs.join(format!("{name}.log")));
-            }
-            let _ = std::fs::remove_dir_all(&work);
-            println!("{}", loadgen::report::summary(&doc));
-            println!(
-                "wrote {}/{{run.json,timeseries.csv,latency.hgrm,report.html,logs/}}",
-                dir.display()
-            );
+            sweep::write(&dir, &doc, &md)?;
+            print!("{md}");
+            println!("wrote {}/{{sweep.json,sweep.md}}", dir.display());
             Ok(())
         }
         Command::Compare {

@@ -183,6 +183,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("latency_samples", lat.len() as f64);
     put("warmup_latency_p99_ms", ms(&c.warmup_latency, 0.99));
     put("warmup_deliveries", c.warmup_latency.len() as f64);
+    put("latency_p99_first_third_ms", ms(&c.thirds[0], 0.99));
+    put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
@@ -289,31 +291,41 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     let last = out.samples.last();
     let mut nodes = Vec::new();
     let (mut cpu_total, mut cpu_max, mut rss_max, mut rss_sum) = (0.0f64, 0.0f64, 0u64, 0u64);
+    let (mut anon_max, mut pss_peaks) = (0u64, Vec::new());
+    let mut idle_pcts = Vec::new();
     for k in 0..s.nodes {
         let a = first.and_then(|x| x.procs.get(k).copied().flatten());
         let b = last.and_then(|x| x.procs.get(k).copied().flatten());
-        let peak = out
-            .samples
-            .iter()
-            .filter_map(|x| x.procs.get(k).copied().flatten())
-            .map(|p| p.peak_rss_bytes)
-            .max()
-            .unwrap_or(0);
+        let node_samples = || {
+            out.samples
+                .iter()
+                .filter_map(move |x| x.procs.get(k).copied().flatten())
+        };
+        let peak = node_samples().map(|p| p.peak_rss_bytes).max().unwrap_or(0);
+        let anon = node_samples().map(|p| p.rss_anon_bytes).max().unwrap_or(0);
+        let pss = node_samples().filter_map(|p| p.pss_bytes).max();
         let cpu = match (a, b) {
             (Some(a), Some(b)) => (b.cpu_s - a.cpu_s).max(0.0),
             _ => 0.0,
         };
+        let idle = out.idle_cpu.get(k).copied().flatten();
+        idle_pcts.extend(idle.map(|w| w.pct_of_core()));
         cpu_total += cpu;
         cpu_max = cpu_max.max(cpu);
         rss_max = rss_max.max(peak);
         rss_sum += peak;
+        anon_max = anon_max.max(anon);
+        pss_peaks.extend(pss);
         let h = &c.per_node[k];
         nodes.push(json!({
             "index": k,
             "name": out.node_names.get(k),
             "cpu_s_window": cpu,
             "cpu_s_lifetime": b.map_or(0.0, |p| p.cpu_s),
+            "cpu_pct_idle": idle.map(|w| w.pct_of_core()),
             "peak_rss_bytes": peak,
+            "rss_anon_bytes_max": anon,
+            "pss_bytes_max": pss,
             "latency_p50_ms": ms(h, 0.5),
             "latency_p99_ms": ms(h, 0.99),
             "latency_samples": h.len(),
@@ -336,7 +348,33 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "peak_rss_mib_mean",
         rss_sum as f64 / s.nodes as f64 / 1048576.0,
     );
+    put("rss_anon_mib_max", anon_max as f64 / 1048576.0);
+    // Nodes whose smaps_rollup was never readable are left out; no figure when none was.
+    if !pss_peaks.is_empty() {
+        put(
+            "pss_mib_mean",
+            pss_peaks.iter().sum::<u64>() as f64 / pss_peaks.len() as f64 / 1048576.0,
+        );
+    }
+    if !idle_pcts.is_empty() {
+        put(
+            "cpu_pct_per_node_idle_mean",
+            idle_pcts.iter().sum::<f64>() / idle_pcts.len() as f64,
+        );
+        put(
+            "cpu_pct_per_node_idle_max",
+            idle_pcts.iter().copied().fold(0.0, f64::max),
+        );
+    }
     put("blocks_complete_per_s", c.complete_blocks() as f64 / window);
+    let idle_source = match out.idle_cpu.iter().flatten().next().map(|w| w.source) {
+        Some(crate::procfs::CpuSource::StatTicks) => {
+            "utime+stime ticks of /proc/<pid>/stat (10 ms resolution; schedstat was unreadable)"
+        }
+        _ => {
+            "the first field of /proc/<pid>/task/<tid>/schedstat (se.sum_exec_runtime, ns), per thread: a thread present at both reads counts its growth, one started in between all of its run time, one that exited in between nothing (its run time is gone with it)"
+        }
+    };
 
     json!({
         "schema": SCHEMA,
@@ -360,7 +398,13 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
                 _ => "rchar+wchar of /proc/<pid>/io (all socket and file IO of the node, control included), / nodes / seconds",
             },
             "cpu": "utime+stime of /proc/<pid>/stat over the injection window",
+            "cpu_idle": format!(
+                "CPU of each node over the {}s quiet window after convergence and before injection (idle_s: alive and state-info traffic only), read at its start and end (inside the stats requests that bound it) as {idle_source}; divided by the monotonic wall time between the reads, as % of one core. cpu_pct_per_node_idle_mean/_max: mean/max over nodes",
+                out.quiet_s
+            ),
             "peak_rss": "VmHWM of /proc/<pid>/status",
+            "rss_anon": "RssAnon of /proc/<pid>/status (private anonymous memory: heap, stacks), sampled every sample_ms; rss_anon_mib_max is the max over samples and nodes",
+            "pss": "Pss of /proc/<pid>/smaps_rollup (resident pages, each shared page such as the binary's code divided among the processes mapping it), sampled every sample_ms; pss_mib_mean is the mean over nodes of each node's max over samples",
         },
         "figures": f,
         "nodes": nodes,
@@ -412,6 +456,8 @@ pub fn summary(doc: &Value) -> String {
         "latency_p99_ms",
         "latency_p999_ms",
         "latency_max_ms",
+        "latency_p99_first_third_ms",
+        "latency_p99_last_third_ms",
         "time_to_all_p50_ms",
         "time_to_all_p99_ms",
         "completeness",
@@ -421,7 +467,12 @@ pub fn summary(doc: &Value) -> String {
         "bytes_per_peer_per_s",
         "cpu_s_total",
         "cpu_pct_per_node_mean",
+        "cpu_pct_per_node_idle_mean",
+        "cpu_pct_per_node_idle_max",
         "peak_rss_mib_max",
+        "peak_rss_mib_mean",
+        "rss_anon_mib_max",
+        "pss_mib_mean",
         "inject_lag_p99_ms",
         "converge_s",
     ] {

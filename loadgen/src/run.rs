@@ -14,7 +14,7 @@ use crate::collect::{Collector, Schedule};
 use crate::control::{self, ControlClient, ControlError, Delivery};
 use crate::inject::{Injection, Injector, unix_now_ns};
 use crate::launcher::{Launcher, NodeHandle};
-use crate::procfs::{self, ProcSample};
+use crate::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::proxy::LinkMode;
 use crate::scenario::{PartitionMode, Scenario};
 
@@ -76,8 +76,10 @@ pub struct RunOutput {
     pub stats_after: Vec<Value>,
     /// Stats of a quiet window of `quiet_s` before injection (background traffic estimate).
     pub stats_quiet_start: Vec<Value>,
-    /// Length of the quiet window, s.
+    /// Length of the quiet window, s (the scenario's `idle_s`).
     pub quiet_s: f64,
+    /// Per node, CPU over the quiet window (`None` where unreadable or the node was down).
+    pub idle_cpu: Vec<Option<CpuWindow>>,
     /// Seconds between `stats_before` and `stats_after`.
     pub stats_window_s: f64,
     /// Seconds from launch to convergence.
@@ -134,6 +136,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Asks every node to shut down (a clean exit flushes logs and lets profilers write their
 /// output), then kills whatever still runs after [`SHUTDOWN_GRACE`].
+#[allow(clippy::disallowed_methods)] // the driver reads the real clock
 fn stop_cluster(clients: &mut [ControlClient], handles: &mut [Option<Box<dyn NodeHandle>>]) {
     for c in clients.iter_mut() {
         // A node that is gone or does not answer is killed below.
@@ -249,12 +252,20 @@ pub fn run(
     for n in &cluster.nodes {
         control::subscribe(n.index, n.control, tx.clone())?;
     }
-    // A quiet window before injection estimates background (non-data) traffic. Alive messages
-    // come every aliveTimeInterval (5 s by default): a window of one period averages them.
-    let quiet_s = 5.0;
+    // A quiet window before injection estimates background (non-data) traffic and measures idle
+    // CPU. Alive messages come every aliveTimeInterval (5 s by default): a window of one period
+    // averages them. The CPU readings sit inside the stats requests, which cost the nodes CPU.
+    let quiet_s = s.idle_s;
     let stats_quiet_start = stats_all(&mut clients);
+    let cpu_idle_start = cpu_readings(&handles);
     std::thread::sleep(Duration::from_secs_f64(quiet_s));
+    let cpu_idle_end = cpu_readings(&handles);
     let stats_before = stats_all(&mut clients);
+    let idle_cpu = cpu_idle_start
+        .iter()
+        .zip(&cpu_idle_end)
+        .map(|(a, b)| CpuWindow::between(a.as_ref()?, b.as_ref()?))
+        .collect();
     let before_ns = unix_now_ns();
 
     let schedule = Schedule {
@@ -356,6 +367,7 @@ pub fn run(
         stats_after,
         stats_quiet_start,
         quiet_s,
+        idle_cpu,
         stats_window_s,
         converge_s,
         converged,
@@ -377,6 +389,17 @@ fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(250));
     }
     false
+}
+
+fn cpu_readings(handles: &[Option<Box<dyn NodeHandle>>]) -> Vec<Option<CpuReading>> {
+    handles
+        .iter()
+        .map(|h| {
+            h.as_ref()
+                .and_then(|h| h.pid())
+                .and_then(procfs::cpu_reading)
+        })
+        .collect()
 }
 
 fn sample(handles: &[Option<Box<dyn NodeHandle>>], c: &Cluster, t_s: f64) -> Sample {

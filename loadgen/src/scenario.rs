@@ -139,6 +139,10 @@ pub struct Scenario {
     pub drain_s: f64,
     /// Limit on the wait for membership and channel convergence, seconds.
     pub converge_timeout_s: f64,
+    /// Quiet window after convergence and before injection, seconds: the nodes' idle CPU and
+    /// the background (alive, state-info) message rates are measured in it. One
+    /// `aliveTimeInterval` (5 s by default) averages the periodic alive traffic.
+    pub idle_s: f64,
     /// TLS between peers (`peer.tls.enabled`).
     pub tls: bool,
     /// `peer.gossip.skipBlockVerification` (Fabric reads it but does not use it).
@@ -177,6 +181,7 @@ impl Default for Scenario {
             warmup_s: 3.0,
             drain_s: 8.0,
             converge_timeout_s: 60.0,
+            idle_s: 5.0,
             tls: true,
             skip_block_verification: false,
             injectors: Injectors::PerOrg,
@@ -278,6 +283,9 @@ impl Scenario {
                 return bad(format!("kill of node {} >= nodes", k.node));
             }
         }
+        if !(self.idle_s > 0.0 && self.idle_s.is_finite()) {
+            return bad(format!("idle_s {} must be > 0", self.idle_s));
+        }
         if self.sample_ms == 0 {
             return bad("sample_ms must be > 0".into());
         }
@@ -297,6 +305,7 @@ mod tests {
         assert_eq!(s.warmup_blocks(), 30);
         assert_eq!(s.injector_nodes(), vec![0, 1]);
         assert_eq!(s.peers_per_org(), vec![3, 3]);
+        assert_eq!(s.idle_s, 5.0);
     }
 
     #[test]
@@ -331,9 +340,35 @@ mod tests {
         assert_eq!(s.faults.partitions[0].mode, PartitionMode::BlackHole);
         assert_eq!(s.faults.kills[0].restart_after_s, Some(2.0));
         assert!(Scenario::from_toml("nodes = 2\norgs = 3").is_err());
+        assert_eq!(Scenario::from_toml("idle_s = 2.5").unwrap().idle_s, 2.5);
+        for bad in ["idle_s = 0", "idle_s = -1", "idle_s = nan"] {
+            assert!(Scenario::from_toml(bad).is_err(), "{bad}");
+        }
         assert!(
             Scenario::from_toml("bogus = 1").is_err(),
             "unknown keys refused"
         );
+    }
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                Scenario::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n > 10, "{n} scenarios");
+        let c = Scenario::load(&dir.join("capacity-n25.toml")).unwrap();
+        assert_eq!((c.nodes, c.orgs, c.injectors), (25, 1, Injectors::Single));
+        assert_eq!(
+            (c.block_size_bytes, c.tls, c.skip_block_verification),
+            (10240, true, false)
+        );
+        assert_eq!((c.duration_s, c.warmup_s, c.blocks), (10.0, 2.0, None));
+        assert!(c.gossip.is_empty(), "Fabric's default gossip config");
     }
 }

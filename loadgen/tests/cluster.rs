@@ -46,6 +46,7 @@ fn four_nodes_deliver_every_block_in_order() {
         drain_s = 20
         converge_timeout_s = 60
         block_size_bytes = 2048
+        idle_s = 2
         [gossip]
         propagatePeerNum = 3
         "#,
@@ -63,6 +64,14 @@ fn four_nodes_deliver_every_block_in_order() {
             .join("\n---\n")
     };
     assert!(out.converged, "membership converged\n{}", logs());
+    assert_eq!(out.quiet_s, 2.0);
+    for w in &out.idle_cpu {
+        let w = w.expect("idle CPU of every node");
+        assert!(
+            (1.9e9..10e9).contains(&(w.wall_ns as f64)) && w.pct_of_core() < 100.0,
+            "{w:?}"
+        );
+    }
     assert_eq!(out.injections.len(), 12, "one injector, 12 blocks");
     assert!(
         out.injections.iter().all(|i| i.error.is_none()),
@@ -76,6 +85,8 @@ fn four_nodes_deliver_every_block_in_order() {
         logs()
     );
     assert_eq!(c.completeness(), 1.0);
+    let thirds: Vec<u64> = c.thirds.iter().map(|h| h.len()).collect();
+    assert_eq!(thirds, [12, 12, 12], "4 blocks x 3 receivers per third");
     assert!(
         c.all_delivered_in_order(),
         "every node delivered every block in order"

@@ -1,0 +1,699 @@
+//! `loadgen sweep`: one run per injection rate, a sustainability verdict per rate, and the
+//! highest rate the cluster sustains.
+//!
+//! A rate is sustainable when every [`Criteria`] holds ([`judge`], a pure function of the run's
+//! figures): the injector kept to its schedule, no delivery was lost to overload (coverage
+//! relative to the lowest rate's), latency stayed bounded and did not grow over the run, and the
+//! nodes' send buffers did not overflow. The max sustainable rate is the highest rate such that it
+//! and every lower rate tested are sustainable ([`max_sustainable`]); the sweep skips the rates
+//! above two consecutive unsustainable ones.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::scenario::{Scenario, ScenarioError};
+
+/// Schema tag of sweep.json.
+pub const SCHEMA: &str = "loadgen.sweep/v1";
+
+/// After this many consecutive unsustainable rates the higher rates are skipped.
+pub const STOP_AFTER_UNSUSTAINABLE: usize = 2;
+
+/// A sweep could not start or write its results.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// `--rates` does not parse.
+    #[error(
+        "bad rates {0:?}: expected a comma-separated list of positive numbers, like 100,200,400"
+    )]
+    Rates(String),
+    /// The scenario of one rate is invalid.
+    #[error("scenario for rate {rate}: {source}")]
+    Scenario {
+        /// The rate.
+        rate: f64,
+        /// Why.
+        source: ScenarioError,
+    },
+    /// run.json lacks figures a verdict needs.
+    #[error("run.json lacks {0:?}")]
+    MissingFigures(Vec<String>),
+    /// sweep.json or sweep.md could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Parses `100,200,400` into ascending, distinct rates.
+pub fn parse_rates(text: &str) -> Result<Vec<f64>, SweepError> {
+    let bad = || SweepError::Rates(text.to_string());
+    let mut rates = text
+        .split(',')
+        .map(|r| r.trim().parse::<f64>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if rates.is_empty() || rates.iter().any(|r| !(*r > 0.0 && r.is_finite())) {
+        return Err(bad());
+    }
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    Ok(rates)
+}
+
+/// The thresholds of sustainability (each a `loadgen sweep` flag; recorded in sweep.json).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Criteria {
+    /// `inject_lag_p99_ms` at most this: the injector kept to the schedule.
+    pub max_inject_lag_p99_ms: f64,
+    /// Coverage (deliveries_measured / deliveries_expected) at least the lowest rate's minus this.
+    pub max_coverage_drop: f64,
+    /// `latency_p99_ms` at most this.
+    pub max_latency_p99_ms: f64,
+    /// `latency_p99_last_third_ms` at most this times `latency_p99_first_third_ms`.
+    pub max_last_third_growth: f64,
+    /// Σ Δcomm.overflow_count at most this percentage of Σ Δcomm.messages_sent.
+    pub max_overflow_pct: f64,
+}
+
+impl Default for Criteria {
+    fn default() -> Self {
+        Criteria {
+            max_inject_lag_p99_ms: 50.0,
+            max_coverage_drop: 0.02,
+            max_latency_p99_ms: 250.0,
+            max_last_third_growth: 2.0,
+            max_overflow_pct: 0.1,
+        }
+    }
+}
+
+/// The figures of one run that the verdict reads, plus a few shown beside it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RateFigures {
+    /// How late the injector sent, p99, ms.
+    pub inject_lag_p99_ms: f64,
+    /// deliveries_measured / deliveries_expected (1 when nothing is expected).
+    pub coverage: f64,
+    /// Delivery latency p50, ms.
+    pub latency_p50_ms: f64,
+    /// Delivery latency p99, ms.
+    pub latency_p99_ms: f64,
+    /// p99 of the first third of the measured blocks, ms.
+    pub latency_p99_first_third_ms: f64,
+    /// p99 of the last third of the measured blocks, ms.
+    pub latency_p99_last_third_ms: f64,
+    /// Σ over nodes of Δcomm.overflow_count over the injection window.
+    pub overflow_count: f64,
+    /// Σ over nodes of Δcomm.messages_sent over the injection window.
+    pub messages_sent: f64,
+    /// Share of blocks that reached every peer (shown, not judged).
+    pub completeness: f64,
+    /// Time for a block to reach every peer, p99, ms (shown, not judged).
+    pub time_to_all_p99_ms: f64,
+    /// CPU per node under load, % of one core (shown, not judged).
+    pub cpu_pct_per_node_mean: f64,
+    /// Traffic per peer, bytes/s (shown, not judged).
+    pub bytes_per_peer_per_s: f64,
+}
+
+impl RateFigures {
+    /// Reads the figures from a run.json document.
+    pub fn from_run_json(doc: &Value) -> Result<Self, SweepError> {
+        let mut missing = Vec::new();
+        let mut get = |v: &Value, name: &str| {
+            v.get(name).and_then(Value::as_f64).unwrap_or_else(|| {
+                missing.push(name.to_string());
+                0.0
+            })
+        };
+        let f = &doc["figures"];
+        let d = &doc["stats_delta_total"];
+        let measured = get(f, "deliveries_measured");
+        let expected = get(f, "deliveries_expected");
+        let out = RateFigures {
+            inject_lag_p99_ms: get(f, "inject_lag_p99_ms"),
+            coverage: if expected > 0.0 {
+                measured / expected
+            } else {
+                1.0
+            },
+            latency_p50_ms: get(f, "latency_p50_ms"),
+            latency_p99_ms: get(f, "latency_p99_ms"),
+            latency_p99_first_third_ms: get(f, "latency_p99_first_third_ms"),
+            latency_p99_last_third_ms: get(f, "latency_p99_last_third_ms"),
+            overflow_count: get(d, "comm.overflow_count"),
+            messages_sent: get(d, "comm.messages_sent"),
+            completeness: get(f, "completeness"),
+            time_to_all_p99_ms: get(f, "time_to_all_p99_ms"),
+            cpu_pct_per_node_mean: get(f, "cpu_pct_per_node_mean"),
+            bytes_per_peer_per_s: get(f, "bytes_per_peer_per_s"),
+        };
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(SweepError::MissingFigures(missing))
+        }
+    }
+
+    /// Overflowed sends as a percentage of sent messages.
+    pub fn overflow_pct(&self) -> f64 {
+        if self.overflow_count <= 0.0 {
+            0.0
+        } else {
+            self.overflow_count / self.messages_sent.max(1.0) * 100.0
+        }
+    }
+}
+
+/// Whether a rate is sustainable, and why (every failed criterion, or why it held).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Every criterion held.
+    pub sustainable: bool,
+    /// One line per failed criterion, each starting with the figure it is about.
+    pub failed: Vec<String>,
+}
+
+impl Verdict {
+    /// The reason as one line.
+    pub fn reason(&self) -> String {
+        if self.failed.is_empty() {
+            "all criteria hold".into()
+        } else {
+            self.failed.join("; ")
+        }
+    }
+
+    fn failed_run(why: String) -> Self {
+        Verdict {
+            sustainable: false,
+            failed: vec![why],
+        }
+    }
+}
+
+/// Judges one rate's figures; `baseline_coverage` is the lowest rate's coverage.
+pub fn judge(f: &RateFigures, baseline_coverage: f64, c: &Criteria) -> Verdict {
+    let mut failed = Vec::new();
+    if f.inject_lag_p99_ms > c.max_inject_lag_p99_ms {
+        failed.push(format!(
+            "inject_lag_p99_ms {:.1} > {} (the injector fell behind its schedule)",
+            f.inject_lag_p99_ms, c.max_inject_lag_p99_ms
+        ));
+    }
+    let min_coverage = baseline_coverage - c.max_coverage_drop;
+    if f.coverage < min_coverage {
+        failed.push(format!(
+            "coverage {:.4} < {min_coverage:.4} (lowest rate's {baseline_coverage:.4} - {}: deliveries lost to overload)",
+            f.coverage, c.max_coverage_drop
+        ));
+    }
+    if f.latency_p99_ms > c.max_latency_p99_ms {
+        failed.push(format!(
+            "latency_p99_ms {:.1} > {}",
+            f.latency_p99_ms, c.max_latency_p99_ms
+        ));
+    }
+    let growth_limit = c.max_last_third_growth * f.latency_p99_first_third_ms;
+    if f.latency_p99_last_third_ms > growth_limit {
+        failed.push(format!(
+            "latency_p99_last_third_ms {:.1} > {} x latency_p99_first_third_ms {:.1} (latency grows over the run)",
+            f.latency_p99_last_third_ms, c.max_last_third_growth, f.latency_p99_first_third_ms
+        ));
+    }
+    if f.overflow_pct() > c.max_overflow_pct {
+        failed.push(format!(
+            "comm.overflow_count {} = {:.3}% of comm.messages_sent {} > {}% (send buffers overflowed)",
+            f.overflow_count,
+            f.overflow_pct(),
+            f.messages_sent,
+            c.max_overflow_pct
+        ));
+    }
+    Verdict {
+        sustainable: failed.is_empty(),
+        failed,
+    }
+}
+
+/// The highest rate such that it and every lower rate are sustainable; `verdicts` are
+/// `(rate, sustainable)` in ascending rate order. `None` when the lowest is not sustainable.
+pub fn max_sustainable(verdicts: &[(f64, bool)]) -> Option<f64> {
+    verdicts
+        .iter()
+        .take_while(|(_, ok)| *ok)
+        .last()
+        .map(|(r, _)| *r)
+}
+
+/// Whether the last [`STOP_AFTER_UNSUSTAINABLE`] verdicts were all unsustainable.
+pub fn should_stop(sustainable: &[bool]) -> bool {
+    sustainable.len() >= STOP_AFTER_UNSUSTAINABLE
+        && sustainable
+            .iter()
+            .rev()
+            .take(STOP_AFTER_UNSUSTAINABLE)
+            .all(|ok| !ok)
+}
+
+/// A rate as it appears in names and tables: `100`, `12.5`.
+pub fn rate_label(rate: f64) -> String {
+    format!("{rate}")
+}
+
+/// The scenario of one rate: `rate_per_s` set, named `<name>-r<rate>`. A scenario that fixes
+/// `blocks` keeps its duration (`blocks / rate_per_s` seconds) rather than its block count, so
+/// every rate runs as long: `duration_s` becomes that duration and `blocks` is cleared, making
+/// the block count `duration_s × rate`. Warm-up stays in seconds.
+pub fn scenario_for_rate(base: &Scenario, rate: f64) -> Result<Scenario, SweepError> {
+    let mut s = base.clone();
+    if let Some(blocks) = base.blocks {
+        s.duration_s = blocks as f64 / base.rate_per_s;
+        s.blocks = None;
+    }
+    s.rate_per_s = rate;
+    s.name = format!("{}-r{}", base.name, rate_label(rate));
+    s.validate()
+        .map_err(|source| SweepError::Scenario { rate, source })?;
+    Ok(s)
+}
+
+/// The outcome of one rate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateOutcome {
+    /// Blocks per second per channel.
+    pub rate: f64,
+    /// The run's name (`<name>-r<rate>`).
+    pub name: String,
+    /// Its results folder, when the run finished.
+    pub dir: Option<PathBuf>,
+    /// Its figures, when it finished and they were complete.
+    pub figures: Option<RateFigures>,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// A whole sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    /// The scenario as given.
+    pub base: Scenario,
+    /// The thresholds.
+    pub criteria: Criteria,
+    /// Rates asked for, ascending.
+    pub rates: Vec<f64>,
+    /// Rates run, ascending.
+    pub outcomes: Vec<RateOutcome>,
+    /// Coverage that the coverage criterion is relative to: the lowest rate with figures.
+    pub baseline_coverage: Option<f64>,
+}
+
+impl Sweep {
+    /// Rates not run because of two consecutive unsustainable rates below them.
+    pub fn skipped(&self) -> &[f64] {
+        &self.rates[self.outcomes.len()..]
+    }
+
+    /// See [`max_sustainable`].
+    pub fn max_sustainable(&self) -> Option<f64> {
+        let v: Vec<(f64, bool)> = self
+            .outcomes
+            .iter()
+            .map(|o| (o.rate, o.verdict.sustainable))
+            .collect();
+        max_sustainable(&v)
+    }
+}
+
+/// Runs every rate of `rates` (ascending) through `run_one`, which runs a scenario the way
+/// `loadgen run` does and returns its run.json and results folder, and judges each.
+pub fn sweep<E: std::fmt::Display>(
+    base: &Scenario,
+    rates: &[f64],
+    criteria: &Criteria,
+    mut run_one: impl FnMut(&Scenario) -> Result<(Value, PathBuf), E>,
+) -> Result<Sweep, SweepError> {
+    let scenarios = rates
+        .iter()
+        .map(|&r| scenario_for_rate(base, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sweep = Sweep {
+        base: base.clone(),
+        criteria: criteria.clone(),
+        rates: rates.to_vec(),
+        outcomes: Vec::new(),
+        baseline_coverage: None,
+    };
+    for s in scenarios {
+        let (dir, figures, verdict) = match run_one(&s) {
+            Err(e) => (None, None, Verdict::failed_run(format!("run failed: {e}"))),
+            Ok((doc, dir)) => match RateFigures::from_run_json(&doc) {
+                Err(e) => (Some(dir), None, Verdict::failed_run(e.to_string())),
+                Ok(f) => {
+                    let base_cov = *sweep.baseline_coverage.get_or_insert(f.coverage);
+                    let v = judge(&f, base_cov, criteria);
+                    (Some(dir), Some(f), v)
+                }
+            },
+        };
+        sweep.outcomes.push(RateOutcome {
+            rate: s.rate_per_s,
+            name: s.name.clone(),
+            dir,
+            figures,
+            verdict,
+        });
+        let oks: Vec<bool> = sweep
+            .outcomes
+            .iter()
+            .map(|o| o.verdict.sustainable)
+            .collect();
+        if should_stop(&oks) {
+            break;
+        }
+    }
+    Ok(sweep)
+}
+
+/// The line printed at the end: `max sustainable rate: X blocks/s`.
+pub fn conclusion(sw: &Sweep) -> String {
+    let per = if sw.base.channels.len() > 1 {
+        " per channel"
+    } else {
+        ""
+    };
+    match sw.max_sustainable() {
+        Some(r) => format!("max sustainable rate: {} blocks/s{per}", rate_label(r)),
+        None => format!(
+            "max sustainable rate: none (the lowest rate tested, {} blocks/s{per}, is not sustainable)",
+            sw.rates.first().map_or("-".into(), |r| rate_label(*r))
+        ),
+    }
+}
+
+/// The sweep.json document.
+pub fn to_json(sw: &Sweep, machine: &crate::procfs::Machine, git: Option<&str>) -> Value {
+    let rates: Vec<Value> = sw
+        .outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "rate_per_s": o.rate,
+                "name": o.name,
+                "run_json": o.dir.as_ref().map(|d| d.join("run.json")),
+                "sustainable": o.verdict.sustainable,
+                "reason": o.verdict.reason(),
+                "failed_criteria": o.verdict.failed,
+                "figures": o.figures.as_ref().map(|f| {
+                    let mut v = serde_json::to_value(f).unwrap_or(Value::Null);
+                    v["overflow_pct"] = json!(f.overflow_pct());
+                    v
+                }),
+            })
+        })
+        .collect();
+    json!({
+        "schema": SCHEMA,
+        "scenario": sw.base,
+        "git_commit": git,
+        "machine": machine,
+        "rates_requested": sw.rates,
+        "rates_tested": sw.outcomes.iter().map(|o| o.rate).collect::<Vec<_>>(),
+        "rates_skipped": sw.skipped(),
+        "criteria": sw.criteria,
+        "rules": {
+            "sustainable": "every criterion holds: inject_lag_p99_ms <= max_inject_lag_p99_ms; coverage (deliveries_measured / deliveries_expected) >= baseline_coverage - max_coverage_drop; latency_p99_ms <= max_latency_p99_ms; latency_p99_last_third_ms <= max_last_third_growth x latency_p99_first_third_ms; sum over nodes of Δcomm.overflow_count <= max_overflow_pct % of Δcomm.messages_sent (injection window)",
+            "baseline_coverage": "coverage of the lowest rate that produced figures",
+            "max_sustainable_rate": "the highest rate such that it and every lower rate tested are sustainable",
+            "stop": format!("rates above {STOP_AFTER_UNSUSTAINABLE} consecutive unsustainable rates are skipped"),
+            "rate": "rate_per_s (blocks per second per channel) is overridden; a scenario that sets blocks keeps its duration (blocks / rate_per_s), so the block count is duration_s x rate; warm-up stays in seconds",
+        },
+        "baseline_coverage": sw.baseline_coverage,
+        "rates": rates,
+        "max_sustainable_rate_per_s": sw.max_sustainable(),
+    })
+}
+
+/// The markdown table of sweep.md (also printed).
+pub fn to_markdown(sw: &Sweep) -> String {
+    let mut out = format!(
+        "# Capacity sweep: {}\n\n| rate/s | verdict | coverage | p50 ms | p99 ms | p99 first 1/3 ms | p99 last 1/3 ms | inject lag p99 ms | overflow % | CPU %/node | reason |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        sw.base.name
+    );
+    for o in &sw.outcomes {
+        let verdict = if o.verdict.sustainable { "ok" } else { "FAIL" };
+        let cells = match &o.figures {
+            Some(f) => format!(
+                "{:.4} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1}",
+                f.coverage,
+                f.latency_p50_ms,
+                f.latency_p99_ms,
+                f.latency_p99_first_third_ms,
+                f.latency_p99_last_third_ms,
+                f.inject_lag_p99_ms,
+                f.overflow_pct(),
+                f.cpu_pct_per_node_mean
+            ),
+            None => ["-"; 8].join(" | "),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {verdict} | {cells} | {} |",
+            rate_label(o.rate),
+            o.verdict.reason().replace('|', "\\|")
+        );
+    }
+    for r in sw.skipped() {
+        let _ = writeln!(
+            out,
+            "| {} | skipped | {} | {STOP_AFTER_UNSUSTAINABLE} lower rates in a row were unsustainable |",
+            rate_label(*r),
+            ["-"; 8].join(" | ")
+        );
+    }
+    let _ = writeln!(out, "\n{}", conclusion(sw));
+    out
+}
+
+/// Writes `sweep.json` and `sweep.md` into `dir`.
+pub fn write(dir: &Path, doc: &Value, markdown: &str) -> Result<(), SweepError> {
+    let err = |path: PathBuf| move |source| SweepError::Write { path, source };
+    std::fs::create_dir_all(dir).map_err(err(dir.to_path_buf()))?;
+    let json_path = dir.join("sweep.json");
+    let text = serde_json::to_string_pretty(doc).unwrap_or_default() + "\n";
+    std::fs::write(&json_path, text).map_err(err(json_path.clone()))?;
+    let md_path = dir.join("sweep.md");
+    std::fs::write(&md_path, markdown).map_err(err(md_path.clone()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run.json with the figures a verdict reads.
+    fn doc(lag: f64, measured: f64, p99: f64, thirds: (f64, f64), overflow: f64) -> Value {
+        json!({
+            "figures": {
+                "inject_lag_p99_ms": lag,
+                "deliveries_measured": measured,
+                "deliveries_expected": 1000.0,
+                "latency_p50_ms": 10.0,
+                "latency_p99_ms": p99,
+                "latency_p99_first_third_ms": thirds.0,
+                "latency_p99_last_third_ms": thirds.1,
+                "completeness": 0.8,
+                "time_to_all_p99_ms": 40.0,
+                "cpu_pct_per_node_mean": 3.0,
+                "bytes_per_peer_per_s": 1e5,
+            },
+            "stats_delta_total": {"comm.overflow_count": overflow, "comm.messages_sent": 10_000.0},
+        })
+    }
+
+    fn good() -> Value {
+        doc(1.0, 950.0, 30.0, (25.0, 30.0), 0.0)
+    }
+
+    fn figures(v: &Value) -> RateFigures {
+        RateFigures::from_run_json(v).unwrap()
+    }
+
+    #[test]
+    fn rates_parse_sorted_and_distinct() {
+        assert_eq!(
+            parse_rates("400, 100,200,100,12.5").unwrap(),
+            vec![12.5, 100.0, 200.0, 400.0]
+        );
+        for bad in ["", "a", "100,,200", "0", "-5", "inf", "NaN"] {
+            assert!(parse_rates(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_run_within_every_criterion_is_sustainable() {
+        let f = figures(&good());
+        assert!((f.coverage - 0.95).abs() < 1e-12);
+        let v = judge(&f, 0.95, &Criteria::default());
+        assert!(v.sustainable, "{v:?}");
+        assert_eq!(v.reason(), "all criteria hold");
+        // Exactly at every limit still holds (the limits are inclusive).
+        let f = figures(&doc(50.0, 930.0, 250.0, (100.0, 200.0), 10.0));
+        let v = judge(&f, 0.95, &Criteria::default());
+        assert!(v.sustainable, "{v:?}");
+    }
+
+    #[test]
+    fn each_failed_criterion_is_named_in_the_reason() {
+        let c = Criteria::default();
+        let cases = [
+            (
+                doc(50.5, 950.0, 30.0, (25.0, 30.0), 0.0),
+                "inject_lag_p99_ms",
+            ),
+            (doc(1.0, 929.0, 30.0, (25.0, 30.0), 0.0), "coverage"),
+            (doc(1.0, 950.0, 251.0, (25.0, 30.0), 0.0), "latency_p99_ms"),
+            (
+                doc(1.0, 950.0, 60.0, (25.0, 50.5), 0.0),
+                "latency_p99_last_third_ms",
+            ),
+            (
+                doc(1.0, 950.0, 30.0, (25.0, 30.0), 11.0),
+                "comm.overflow_count",
+            ),
+        ];
+        for (d, name) in cases {
+            let v = judge(&figures(&d), 0.95, &c);
+            assert!(!v.sustainable, "{name}: {v:?}");
+            assert_eq!(v.failed.len(), 1, "{name} alone fails: {v:?}");
+            assert!(v.reason().starts_with(name), "{name}: {}", v.reason());
+        }
+        // Everything at once: every criterion named.
+        let v = judge(
+            &figures(&doc(99.0, 500.0, 900.0, (100.0, 900.0), 500.0)),
+            0.95,
+            &c,
+        );
+        assert_eq!(v.failed.len(), 5, "{v:?}");
+    }
+
+    #[test]
+    fn coverage_is_relative_to_the_lowest_rate_and_thresholds_are_flags() {
+        let f = figures(&doc(1.0, 900.0, 30.0, (25.0, 30.0), 0.0));
+        assert!(judge(&f, 0.91, &Criteria::default()).sustainable);
+        assert!(!judge(&f, 0.93, &Criteria::default()).sustainable);
+        let loose = Criteria {
+            max_coverage_drop: 0.05,
+            ..Criteria::default()
+        };
+        assert!(judge(&f, 0.93, &loose).sustainable);
+        let strict = Criteria {
+            max_latency_p99_ms: 20.0,
+            ..Criteria::default()
+        };
+        assert!(!judge(&f, 0.9, &strict).sustainable);
+    }
+
+    #[test]
+    fn missing_figures_are_named() {
+        let mut d = good();
+        d["figures"]
+            .as_object_mut()
+            .unwrap()
+            .remove("latency_p99_last_third_ms");
+        d["stats_delta_total"] = json!({});
+        let e = RateFigures::from_run_json(&d).unwrap_err().to_string();
+        for name in [
+            "latency_p99_last_third_ms",
+            "comm.overflow_count",
+            "comm.messages_sent",
+        ] {
+            assert!(e.contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn max_sustainable_needs_every_lower_rate() {
+        let v = [(10.0, true), (20.0, true), (40.0, false), (80.0, true)];
+        assert_eq!(max_sustainable(&v), Some(20.0));
+        assert_eq!(max_sustainable(&[(10.0, false), (20.0, true)]), None);
+        assert_eq!(max_sustainable(&[]), None);
+        assert_eq!(max_sustainable(&[(5.0, true)]), Some(5.0));
+        assert!(!should_stop(&[true, false]));
+        assert!(!should_stop(&[false, true, false]));
+        assert!(should_stop(&[true, false, false]));
+        assert!(!should_stop(&[false]));
+    }
+
+    #[test]
+    fn rate_scenarios_keep_the_duration() {
+        let base = Scenario::from_toml("name = \"a\"\nrate_per_s = 20\nblocks = 200").unwrap();
+        let s = scenario_for_rate(&base, 100.0).unwrap();
+        assert_eq!((s.name.as_str(), s.rate_per_s), ("a-r100", 100.0));
+        assert_eq!(
+            (s.blocks, s.duration_s, s.block_count()),
+            (None, 10.0, 1000)
+        );
+        assert_eq!(s.warmup_s, base.warmup_s, "warm-up stays in seconds");
+        let base = Scenario::from_toml("name = \"b\"\nduration_s = 3").unwrap();
+        let s = scenario_for_rate(&base, 12.5).unwrap();
+        assert_eq!((s.name.as_str(), s.block_count()), ("b-r12.5", 38));
+        assert!(scenario_for_rate(&base, 0.01).is_err(), "no blocks at all");
+    }
+
+    #[test]
+    fn sweep_stops_after_two_unsustainable_rates() {
+        let base = Scenario::from_toml("name = \"x\"\nduration_s = 3").unwrap();
+        let rates = parse_rates("10,20,40,80,160,320").unwrap();
+        let mut ran = Vec::new();
+        let sw = sweep(&base, &rates, &Criteria::default(), |s| {
+            ran.push(s.name.clone());
+            let d = match s.rate_per_s as u64 {
+                10 | 20 => good(),
+                40 => doc(1.0, 950.0, 300.0, (25.0, 30.0), 0.0),
+                80 => return Err("node 3 exited during start-up"),
+                _ => good(), // sustainable again, but after two failures in a row
+            };
+            Ok((d, PathBuf::from(format!("results/{}", s.name))))
+        })
+        .unwrap();
+        assert_eq!(ran, ["x-r10", "x-r20", "x-r40", "x-r80"]);
+        assert_eq!(sw.skipped(), [160.0, 320.0]);
+        assert_eq!(sw.max_sustainable(), Some(20.0));
+        assert_eq!(sw.baseline_coverage, Some(0.95));
+        assert_eq!(
+            sw.outcomes[3].verdict.reason(),
+            "run failed: node 3 exited during start-up"
+        );
+        assert_eq!(conclusion(&sw), "max sustainable rate: 20 blocks/s");
+        let md = to_markdown(&sw);
+        assert!(md.contains("| 40 | FAIL |") && md.contains("latency_p99_ms 300.0 > 250"));
+        assert!(md.contains("| 160 | skipped |") && md.contains("max sustainable rate: 20"));
+        let j = to_json(&sw, &crate::procfs::Machine::default(), Some("abc"));
+        assert_eq!(j["schema"], SCHEMA);
+        assert_eq!(j["max_sustainable_rate_per_s"], 20.0);
+        assert_eq!(j["criteria"]["max_inject_lag_p99_ms"], 50.0);
+        assert_eq!(j["rates"][2]["sustainable"], false);
+        assert_eq!(j["rates"][0]["run_json"], "results/x-r10/run.json");
+        assert_eq!(j["rates_skipped"], json!([160.0, 320.0]));
+        assert_eq!(j["git_commit"], "abc");
+    }
+
+    #[test]
+    fn a_failing_lowest_rate_means_none_is_sustainable() {
+        let base = Scenario::from_toml("name = \"y\"\nduration_s = 3").unwrap();
+        let sw = sweep(&base, &[5.0, 10.0], &Criteria::default(), |s| {
+            let lag = if s.rate_per_s < 6.0 { 80.0 } else { 1.0 };
+            Ok::<_, String>((doc(lag, 950.0, 30.0, (25.0, 30.0), 0.0), PathBuf::new()))
+        })
+        .unwrap();
+        assert_eq!(sw.max_sustainable(), None);
+        assert!(conclusion(&sw).starts_with("max sustainable rate: none"));
+    }
+}
