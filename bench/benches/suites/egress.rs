@@ -7,6 +7,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use gossip_engine::egress::{
     Emitter, EmitterConfig, InOrg, NotSame, Partition, Routable, RouteClass, combine, select_peers,
 };
+use gossip_engine::time::Instant;
 use gossip_engine::types::{NetworkMember, PkiId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -52,9 +52,17 @@ struct Args {
     /// Seed of the fault RNG.
     #[arg(long, value_name = "N", default_value_t = 0)]
     fault_seed: u64,
-    /// Tokio worker threads.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    /// Tokio worker threads (many nodes on few cores: 1).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        env = "GOSSIP_NODE_WORKER_THREADS"
+    )]
     worker_threads: usize,
+    /// Signature-verifier threads (default: one per core; 0 verifies on the connection tasks).
+    #[arg(long, value_name = "N", env = "GOSSIP_NODE_VERIFIER_THREADS")]
+    verifier_threads: Option<usize>,
 }
 
 fn control_addr(text: &str) -> Result<SocketAddr> {
@@ -98,6 +106,10 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
         orgs.push((mspid, dir));
     }
     let material = material::load(&cfg, &orgs)?;
+    let mut cfg = cfg;
+    if let Some(n) = args.verifier_threads {
+        cfg.comm.verifier_workers_count = Some(n);
+    }
     let fault = match args.fault_drop_share {
         Some(share) if share > 0.0 => Some((share, args.fault_seed)),
         Some(share) if !(0.0..=1.0).contains(&share) => {
