@@ -99,6 +99,9 @@ enum Command {
         /// Sustainable only if the last third's latency p99 is at most this times the first's.
         #[arg(long, default_value_t = Criteria::default().max_last_third_growth)]
         max_last_third_growth: f64,
+        /// ...or if it exceeds the first third's p99 by at most this many ms.
+        #[arg(long, default_value_t = Criteria::default().last_third_growth_slack_ms)]
+        last_third_growth_slack_ms: f64,
         /// Sustainable only if overflowed sends are at most this % of sent messages.
         #[arg(long, default_value_t = Criteria::default().max_overflow_pct)]
         max_overflow_pct: f64,
@@ -271,6 +274,7 @@ fn main() -> anyhow::Result<()> {
             max_coverage_drop,
             max_latency_p99_ms,
             max_last_third_growth,
+            last_third_growth_slack_ms,
             max_overflow_pct,
         } => {
             let s = Scenario::load(&scenario)?;
@@ -280,6 +284,7 @@ fn main() -> anyhow::Result<()> {
                 max_coverage_drop,
                 max_latency_p99_ms,
                 max_last_third_growth,
+                last_third_growth_slack_ms,
                 max_overflow_pct,
             };
             let bin = node_bin_for(node_bin.as_ref(), &s)?;
