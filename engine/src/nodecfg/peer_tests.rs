@@ -307,3 +307,22 @@ fn material_loads_and_errors_name_the_file_and_key() {
     assert!(material::parse_org_msp_arg("Org1MSP").is_err());
     assert!(material::parse_org_msp_arg("=/x").is_err());
 }
+
+#[test]
+fn emit_when_idle_is_our_key_and_defaults_on() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    assert!(cfg.gossip.emit_when_idle, "leading-edge emitter by default");
+    let cfg = load_text(SAMPLE, &[("CORE_PEER_GOSSIP_EMITWHENIDLE", "false")]).expect("loads");
+    assert!(
+        !cfg.gossip.emit_when_idle,
+        "false restores Fabric's tick grid"
+    );
+    assert!(
+        !warnings(&cfg).iter().any(|m| m.contains("EMITWHENIDLE")),
+        "a known key: no unknown-key warning"
+    );
+    let text = SAMPLE.replacen("  gossip:\n", "  gossip:\n    emitWhenIdle: false\n", 1);
+    assert_ne!(text, SAMPLE, "the sample has a peer.gossip section");
+    let cfg = load_text(&text, &[]).expect("loads");
+    assert!(!cfg.gossip.emit_when_idle);
+}
