@@ -58,11 +58,17 @@ pub fn run_and_write(
             return Err(e.into());
         }
     };
-    let doc = crate::report::run_json(
+    let mut doc = crate::report::run_json(
         &out,
         &crate::procfs::machine(),
         crate::procfs::git_commit().as_deref(),
     );
+    let dirty = crate::procfs::git_dirty();
+    if dirty == Some(true) {
+        progress
+            .phase("warning: tracked files differ from git_commit (run.json: git_dirty = true)");
+    }
+    doc["git_dirty"] = serde_json::json!(dirty);
     let dir = results.join(&s.name);
     crate::report::write_all(&dir, &out, &doc).map_err(write_err(&dir))?;
     let logs = dir.join("logs");

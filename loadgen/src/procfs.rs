@@ -232,6 +232,16 @@ pub fn git_commit() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Whether tracked files differ from `HEAD` (the run is then not exactly of `git_commit`);
+/// `None` outside a git checkout.
+pub fn git_dirty() -> Option<bool> {
+    let out = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()?;
+    out.status.success().then_some(!out.stdout.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,7 +259,8 @@ fn members_json(members: &[NetworkMember]) -> Value {
     )
 }
 
-/// `{"node":{...NodeStats},"comm":{...CommStats},"driver":{...DriverStats},"fault_dropped":N}`.
+/// `{"node":{...NodeStats},"comm":{...CommStats},"driver":{...DriverStats},"fault_dropped":N,
+/// "allocator":"mimalloc"|"system"}`.
 pub fn stats_json(s: &GossipStats, fault_dropped: u64) -> Value {
     let n = &s.node;
     let c = &s.comm;
@@ -315,5 +316,6 @@ pub fn stats_json(s: &GossipStats, fault_dropped: u64) -> Value {
             "pass_through_dropped": d.pass_through_dropped,
         },
         "fault_dropped": fault_dropped,
+        "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
     })
 }
