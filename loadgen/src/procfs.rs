@@ -232,11 +232,19 @@ pub fn git_commit() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Whether tracked files differ from `HEAD` (the run is then not exactly of `git_commit`);
-/// `None` outside a git checkout.
+/// Whether tracked files outside `results/` differ from `HEAD` (the run is then not exactly of
+/// `git_commit`; earlier runs rewriting committed reports do not count); `None` outside a git
+/// checkout.
 pub fn git_dirty() -> Option<bool> {
     let out = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        .args([
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":(top)",
+            ":(top,exclude)results",
+        ])
         .output()
         .ok()?;
     out.status.success().then_some(!out.stdout.is_empty())
