@@ -11,13 +11,59 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_queue::SegQueue;
 
+/// A count with a bound, for queues whose storage does not enforce one: a producer reserves a
+/// place before it enqueues, and a consumer releases places as it takes items.
+#[derive(Debug)]
+pub struct LenBound {
+    len: AtomicUsize,
+    len_max: usize,
+}
+
+impl LenBound {
+    /// A bound of `len_max` (at least one).
+    pub fn new(len_max: usize) -> Self {
+        Self {
+            len: AtomicUsize::new(0),
+            len_max: len_max.max(1),
+        }
+    }
+
+    /// Reserves one place; `false` when `len_max` are taken.
+    pub fn try_reserve(&self) -> bool {
+        self.len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
+                (len < self.len_max).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `n` places.
+    pub fn release(&self, n: usize) {
+        self.len.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Places taken.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Whether no place is taken.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bound.
+    pub fn len_max(&self) -> usize {
+        self.len_max
+    }
+}
+
 /// A bounded MPMC queue; `push` hands the item back when `len_max` items are queued.
 #[derive(Debug)]
 pub struct BoundedQueue<T> {
     items: SegQueue<T>,
     /// Items queued plus pushes in progress that reserved a place.
-    len: AtomicUsize,
-    len_max: usize,
+    bound: LenBound,
 }
 
 impl<T> BoundedQueue<T> {
@@ -25,19 +71,13 @@ impl<T> BoundedQueue<T> {
     pub fn new(len_max: usize) -> Self {
         Self {
             items: SegQueue::new(),
-            len: AtomicUsize::new(0),
-            len_max: len_max.max(1),
+            bound: LenBound::new(len_max),
         }
     }
 
     /// Adds an item; gives it back when the queue is full.
     pub fn push(&self, item: T) -> Result<(), T> {
-        let reserved = self
-            .len
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
-                (len < self.len_max).then_some(len + 1)
-            });
-        if reserved.is_err() {
+        if !self.bound.try_reserve() {
             return Err(item);
         }
         self.items.push(item);
@@ -47,23 +87,23 @@ impl<T> BoundedQueue<T> {
     /// Takes the oldest item.
     pub fn pop(&self) -> Option<T> {
         let item = self.items.pop()?;
-        self.len.fetch_sub(1, Ordering::AcqRel);
+        self.bound.release(1);
         Some(item)
     }
 
     /// Items queued (pushes in progress included).
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
+        self.bound.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.bound.is_empty()
     }
 
     /// The bound.
     pub fn len_max(&self) -> usize {
-        self.len_max
+        self.bound.len_max()
     }
 }
 

@@ -42,6 +42,12 @@ pub fn unix_now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// The monotonic clock now (for intervals and deadlines; the one place loadgen reads it).
+#[allow(clippy::disallowed_methods)] // the driver reads the real clock
+pub fn mono_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Sleeps until Unix time `t_ns` or until `stop` (checked every 50 ms).
 pub fn sleep_until(t_ns: u64, stop: &AtomicBool) {
     for _ in 0..1_000_000 {

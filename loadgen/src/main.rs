@@ -87,24 +87,9 @@ enum Command {
         /// The gossip-node binary (default: beside loadgen, then $GOSSIP_NODE_BIN, then $PATH).
         #[arg(long)]
         node_bin: Option<PathBuf>,
-        /// Sustainable only if inject_lag_p99_ms is at most this.
-        #[arg(long, default_value_t = Criteria::default().max_inject_lag_p99_ms)]
-        max_inject_lag_p99_ms: f64,
-        /// Sustainable only if coverage is at least the lowest rate's minus this.
-        #[arg(long, default_value_t = Criteria::default().max_coverage_drop)]
-        max_coverage_drop: f64,
-        /// Sustainable only if latency_p99_ms is at most this.
-        #[arg(long, default_value_t = Criteria::default().max_latency_p99_ms)]
-        max_latency_p99_ms: f64,
-        /// Sustainable only if the last third's latency p99 is at most this times the first's.
-        #[arg(long, default_value_t = Criteria::default().max_last_third_growth)]
-        max_last_third_growth: f64,
-        /// ...or if it exceeds the first third's p99 by at most this many ms.
-        #[arg(long, default_value_t = Criteria::default().last_third_growth_slack_ms)]
-        last_third_growth_slack_ms: f64,
-        /// Sustainable only if overflowed sends are at most this % of sent messages.
-        #[arg(long, default_value_t = Criteria::default().max_overflow_pct)]
-        max_overflow_pct: f64,
+        /// Sustainability thresholds.
+        #[command(flatten)]
+        criteria: Criteria,
     },
     /// Compare two run.json (or sim-figures) files; exits 1 on a regression beyond a threshold.
     Compare {
@@ -270,23 +255,10 @@ fn main() -> anyhow::Result<()> {
             rates,
             results,
             node_bin,
-            max_inject_lag_p99_ms,
-            max_coverage_drop,
-            max_latency_p99_ms,
-            max_last_third_growth,
-            last_third_growth_slack_ms,
-            max_overflow_pct,
+            criteria,
         } => {
             let s = Scenario::load(&scenario)?;
             let rates = sweep::parse_rates(&rates)?;
-            let criteria = Criteria {
-                max_inject_lag_p99_ms,
-                max_coverage_drop,
-                max_latency_p99_ms,
-                max_last_third_growth,
-                last_third_growth_slack_ms,
-                max_overflow_pct,
-            };
             let bin = node_bin_for(node_bin.as_ref(), &s)?;
             let sw = sweep::sweep(&s, &rates, &criteria, |rs| {
                 eprintln!(

@@ -5,6 +5,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::inject::mono_now;
+
 /// One sample of a process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct ProcSample {
@@ -98,11 +100,6 @@ pub fn parse_schedstat(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-#[allow(clippy::disallowed_methods)] // the driver reads the real clock
-fn now() -> Instant {
-    Instant::now()
-}
-
 /// Reads the CPU time of `pid`: every thread's `schedstat` run time (ns), or, when no thread's
 /// is readable, the process's `utime + stime` ticks. `None` when the process is gone.
 pub fn cpu_reading(pid: u32) -> Option<CpuReading> {
@@ -125,14 +122,14 @@ pub fn cpu_reading(pid: u32) -> Option<CpuReading> {
         return Some(CpuReading {
             source: CpuSource::Schedstat,
             threads,
-            at: now(),
+            at: mono_now(),
         });
     }
     let ticks = parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
     Some(CpuReading {
         source: CpuSource::StatTicks,
         threads: BTreeMap::from([(pid, ticks * (1e9 / USER_HZ) as u64)]),
-        at: now(),
+        at: mono_now(),
     })
 }
 
@@ -283,7 +280,7 @@ mod tests {
         CpuReading {
             source,
             threads: threads.iter().copied().collect(),
-            at: now(),
+            at: mono_now(),
         }
     }
 

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::inject::mono_now;
+
 /// How long blocking reads and accepts wait before rechecking link state and shutdown.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -351,11 +353,6 @@ fn delayed_writer(
         }
         bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
     }
-}
-
-#[allow(clippy::disallowed_methods)] // the proxy delays in real time
-fn mono_now() -> Instant {
-    Instant::now()
 }
 
 /// A small seeded RNG for jitter.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::cluster::{self, Cluster};
 use crate::collect::{Collector, Schedule};
 use crate::control::{self, ControlClient, ControlError, Delivery};
-use crate::inject::{Injection, Injector, unix_now_ns};
+use crate::inject::{Injection, Injector, mono_now, unix_now_ns};
 use crate::launcher::{Launcher, NodeHandle};
 use crate::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::proxy::LinkMode;
@@ -136,16 +136,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Asks every node to shut down (a clean exit flushes logs and lets profilers write their
 /// output), then kills whatever still runs after [`SHUTDOWN_GRACE`].
-#[allow(clippy::disallowed_methods)] // the driver reads the real clock
 fn stop_cluster(clients: &mut [ControlClient], handles: &mut [Option<Box<dyn NodeHandle>>]) {
     for c in clients.iter_mut() {
         // A node that is gone or does not answer is killed below.
         let _ = c.shutdown();
     }
-    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    while std::time::Instant::now() < deadline
-        && handles.iter_mut().flatten().any(|h| h.is_running())
-    {
+    let deadline = mono_now() + SHUTDOWN_GRACE;
+    while mono_now() < deadline && handles.iter_mut().flatten().any(|h| h.is_running()) {
         std::thread::sleep(Duration::from_millis(20));
     }
     for h in handles.iter_mut().flatten() {

@@ -67,20 +67,26 @@ pub fn parse_rates(text: &str) -> Result<Vec<f64>, SweepError> {
 }
 
 /// The thresholds of sustainability (each a `loadgen sweep` flag; recorded in sweep.json).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, clap::Args)]
 pub struct Criteria {
     /// `inject_lag_p99_ms` at most this: the injector kept to the schedule.
+    #[arg(long, default_value_t = Criteria::default().max_inject_lag_p99_ms)]
     pub max_inject_lag_p99_ms: f64,
     /// Coverage (deliveries_measured / deliveries_expected) at least the lowest rate's minus this.
+    #[arg(long, default_value_t = Criteria::default().max_coverage_drop)]
     pub max_coverage_drop: f64,
     /// `latency_p99_ms` at most this.
+    #[arg(long, default_value_t = Criteria::default().max_latency_p99_ms)]
     pub max_latency_p99_ms: f64,
     /// `latency_p99_last_third_ms` at most this times `latency_p99_first_third_ms`...
+    #[arg(long, default_value_t = Criteria::default().max_last_third_growth)]
     pub max_last_third_growth: f64,
     /// ...unless it exceeds the first third's by no more than this many ms (at a few ms of
     /// latency one outlier doubles a p99 without any queue growing).
+    #[arg(long, default_value_t = Criteria::default().last_third_growth_slack_ms)]
     pub last_third_growth_slack_ms: f64,
     /// Σ Δcomm.overflow_count at most this percentage of Σ Δcomm.messages_sent.
+    #[arg(long, default_value_t = Criteria::default().max_overflow_pct)]
     pub max_overflow_pct: f64,
 }
 

@@ -13,12 +13,13 @@
 use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::SignatureError;
+use crate::bounded::LenBound;
 use crate::ingress::SignatureCheck;
 
 /// What a job's callback receives: `Ok` when every check of the job passed.
@@ -99,12 +100,12 @@ impl Default for PoolConfig {
 }
 
 /// Counters, read with [`VerifierPool::stats`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     /// Jobs queued and not yet taken by a worker: the bound of the queue. The channel itself is
     /// unbounded (its memory follows occupancy; a bounded crossbeam channel allocates and touches
     /// every slot up front), and `submit` reserves a place here first.
-    queued: AtomicUsize,
+    queued: LenBound,
     submitted: AtomicU64,
     refused_full: AtomicU64,
     completed: AtomicU64,
@@ -131,7 +132,6 @@ pub struct PoolStats {
 #[derive(Debug)]
 pub struct VerifierPool {
     sender: Option<Sender<VerifyJob>>,
-    queue_len_max: usize,
     workers: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -149,10 +149,16 @@ impl VerifierPool {
             }
         }
         let (sender, receiver) = crossbeam_channel::unbounded();
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            queued: LenBound::new(config.queue_len_max),
+            submitted: AtomicU64::new(0),
+            refused_full: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            callback_panics: AtomicU64::new(0),
+        });
         let mut pool = Self {
             sender: Some(sender),
-            queue_len_max: config.queue_len_max,
             workers: Vec::with_capacity(config.workers_count),
             counters,
         };
@@ -173,14 +179,7 @@ impl VerifierPool {
         let Some(sender) = &self.sender else {
             return Err(PoolFull(job));
         };
-        let queue_len_max = self.queue_len_max;
-        let reserved =
-            self.counters
-                .queued
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |len| {
-                    (len < queue_len_max).then_some(len + 1)
-                });
-        if reserved.is_err() {
+        if !self.counters.queued.try_reserve() {
             self.counters.refused_full.fetch_add(1, Ordering::Relaxed);
             return Err(PoolFull(job));
         }
@@ -190,7 +189,7 @@ impl VerifierPool {
                 Ok(())
             }
             Err(back) => {
-                self.counters.queued.fetch_sub(1, Ordering::AcqRel);
+                self.counters.queued.release(1);
                 self.counters.refused_full.fetch_add(1, Ordering::Relaxed);
                 Err(PoolFull(back.0))
             }
@@ -199,7 +198,7 @@ impl VerifierPool {
 
     /// Jobs waiting in the queue now.
     pub fn queue_len(&self) -> usize {
-        self.counters.queued.load(Ordering::Acquire)
+        self.counters.queued.len()
     }
 
     /// Worker threads running.
@@ -242,7 +241,7 @@ fn worker_loop(receiver: &Receiver<VerifyJob>, batch_len_max: usize, counters: &
                 Err(_) => break,
             }
         }
-        counters.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        counters.queued.release(batch.len());
         counters.batches.fetch_add(1, Ordering::Relaxed);
         for job in batch.drain(..) {
             let outcome = job.outcome();

@@ -568,15 +568,7 @@ impl Comm {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> CommStats {
-        CommStats {
-            checks_skipped_verified: self
-                .shared
-                .ingress
-                .stats()
-                .snapshot()
-                .checks_skipped_verified,
-            ..self.shared.stats.snapshot()
-        }
+        self.shared.stats.snapshot(self.shared.ingress.stats())
     }
 
     /// Closes every connection, ends the server and the demux, closes subscriptions. Idempotent.

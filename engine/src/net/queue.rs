@@ -1,6 +1,6 @@
-//! A bounded lock-free MPMC queue with async waits on both ends: [`BoundedQueue`] (memory follows occupancy) plus two
-//! tokio `Notify`s. Used for the inbound queue (all connections to the demux) and for each
-//! subscriber's queue.
+//! A bounded lock-free MPMC queue with async waits on both ends: [`BoundedQueue`] (its memory
+//! follows its occupancy) plus two tokio `Notify`s. Used for the inbound queue (all connections to
+//! the demux) and for each subscriber's queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

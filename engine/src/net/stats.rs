@@ -42,7 +42,8 @@ impl Stats {
         *self.overflow_by_peer.lock().entry(peer).or_default() += 1;
     }
 
-    pub(crate) fn snapshot(&self) -> CommStats {
+    /// The counters, with the ingress's count of skipped signature checks (`ingress`).
+    pub(crate) fn snapshot(&self, ingress: &crate::ingress::stats::IngressStats) -> CommStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CommStats {
             messages_sent: load(&self.messages_sent),
@@ -53,7 +54,7 @@ impl Stats {
             presumed_dead_dropped: load(&self.presumed_dead_dropped),
             identity_switches_dropped: load(&self.identity_switches_dropped),
             verified_inline_pool_full: load(&self.verified_inline_pool_full),
-            checks_skipped_verified: 0,
+            checks_skipped_verified: ingress.snapshot().checks_skipped_verified,
             rejects: self.rejects.lock().iter().map(|(k, v)| (*k, *v)).collect(),
             handshake_failures: self
                 .handshake_failures
