@@ -27,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(grpc)
         .build_server(grpc)
         .build_transport(false)
+        .codec_path("crate::codec::GossipCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -132,6 +132,11 @@ pub struct GossipConfig {
     pub emit_when_idle: bool,
     /// `maxBlockCountToStore`: in-memory block window per channel (10).
     pub max_block_count_to_store: u64,
+    /// `state.blockBufferSize`: how far past the ledger height a gossiped block may wait for its
+    /// predecessors (20). A block at `height + state_block_buffer_len` or beyond is dropped, as
+    /// Fabric's state provider drops it in non-blocking mode; this also bounds the blocks held
+    /// per channel while a gap lasts.
+    pub state_block_buffer_len: u64,
     /// `pullInterval`: pull rounds and discovery sync period (4 s).
     pub pull_interval: Duration,
     /// `pullPeerNum`: peers per pull round, membership sync and StateInfo pull (3).
@@ -173,6 +178,7 @@ impl Default for GossipConfig {
             max_propagation_burst_latency: Duration::from_millis(10),
             emit_when_idle: true,
             max_block_count_to_store: 10,
+            state_block_buffer_len: 20,
             pull_interval: Duration::from_secs(4),
             pull_peer_num: 3,
             request_state_info_interval: Duration::from_secs(4),
@@ -232,6 +238,10 @@ impl GossipConfig {
             (
                 "max_block_count_to_store",
                 self.max_block_count_to_store as usize,
+            ),
+            (
+                "state_block_buffer_len",
+                self.state_block_buffer_len as usize,
             ),
         ] {
             if v == 0 {

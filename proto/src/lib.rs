@@ -5,34 +5,40 @@
 //! payloads are zero-copy slices of it.
 //!
 //! With the default `grpc` feature, `gossip::gossip_client` and `gossip::gossip_server` hold the tonic
-//! client and server for the `gossip.Gossip` service.
-
-#![allow(clippy::all, clippy::pedantic, missing_docs)]
+//! client and server for the `gossip.Gossip` service, using [`codec::GossipCodec`].
 
 /// Package `gossip`: envelopes, every GossipMessage content type, and the service.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod gossip {
     include!(concat!(env!("OUT_DIR"), "/gossip.rs"));
 }
 
 /// Package `msp`: serialized identities.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod msp {
     include!(concat!(env!("OUT_DIR"), "/msp.rs"));
 }
 
 /// Package `common`: blocks, signature policies and MSP principals.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod common {
     include!(concat!(env!("OUT_DIR"), "/common.rs"));
 }
 
 /// Package `protos`: collection configuration and application policies.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod protos {
     include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 }
 
 /// Package `rwset`: private read-write sets.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod rwset {
     include!(concat!(env!("OUT_DIR"), "/rwset.rs"));
 }
+
+#[cfg(feature = "grpc")]
+pub mod codec;
 
 /// Fabric's gRPC message limit (100 MiB), for both directions.
 pub const MAX_MESSAGE_LEN_BYTES: usize = 100 * 1024 * 1024;

@@ -104,6 +104,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "maxConnectionAttempts",
     "msgExpirationFactor",
     "election.leaderAliveThreshold",
+    "state.blockBufferSize",
     // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid.
     "emitWhenIdle",
 ];
@@ -115,7 +116,10 @@ pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
     ("nonBlockingCommitMode", "no ledger"),
     ("election.", "leader election is not implemented"),
     ("pvtData.", "private data is not implemented"),
-    ("state.", "state transfer is not implemented"),
+    (
+        "state.",
+        "state transfer is not implemented (only state.blockBufferSize is read)",
+    ),
 ];
 
 /// Other keys gossip-node reads.
@@ -298,6 +302,11 @@ impl NodeConfig {
                 raw,
                 &g("maxBlockCountToStore"),
                 d.max_block_count_to_store,
+            )?,
+            state_block_buffer_len: uint_or(
+                raw,
+                &g("state.blockBufferSize"),
+                d.state_block_buffer_len,
             )?,
             pull_peer_num: uint_or(raw, &g("pullPeerNum"), d.pull_peer_num)?,
             max_connection_attempts: uint_or(

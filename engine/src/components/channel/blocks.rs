@@ -4,8 +4,10 @@
 //! Delivery: the next expected block number is the ledger height (height `h` means blocks
 //! `0..h` are committed, so block `h` is next; a new channel has height 1). A block at the
 //! expected number is delivered at once, followed by any buffered successors; a later block waits
-//! in a reorder buffer of at most [`REORDER_BUFFER_LEN_MAX`] numbers past the expected one; an
+//! in a reorder buffer of fewer than `state.blockBufferSize` (20) numbers past the expected one, and
+//! one further ahead is dropped, as Fabric's state provider drops it in non-blocking mode; an
 //! earlier one was delivered already (or committed by the application) and is not delivered again.
+//! While a gap lasts the buffer holds at most that many blocks.
 
 use std::collections::BTreeMap;
 
@@ -21,9 +23,6 @@ use crate::crypto::sha256;
 use crate::event::Event;
 use crate::outbox::{DropReason, Outbox};
 use crate::types::PkiId;
-
-/// How far past the next expected block a block may be buffered.
-pub const REORDER_BUFFER_LEN_MAX: u64 = 1_024;
 
 /// What the block store keeps per block: the number is all the comparator needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,14 +86,18 @@ pub fn verify_block(payload: &Payload) -> Result<(), BlockError> {
 #[derive(Debug)]
 pub struct Delivery {
     next_seq: u64,
+    /// Blocks at `next_seq + buffer_len_max` or beyond are dropped.
+    buffer_len_max: u64,
     buffer: BTreeMap<u64, (Payload, Option<PkiId>)>,
 }
 
 impl Delivery {
-    /// Delivery expecting block `next_seq` first.
-    pub fn new(next_seq: u64) -> Self {
+    /// Delivery expecting block `next_seq` first, buffering blocks fewer than `buffer_len_max`
+    /// numbers past the expected one (`state.blockBufferSize`).
+    pub fn new(next_seq: u64, buffer_len_max: u64) -> Self {
         Self {
             next_seq,
+            buffer_len_max,
             buffer: BTreeMap::new(),
         }
     }
@@ -118,7 +121,7 @@ impl Delivery {
         out: &mut Outbox,
     ) -> u64 {
         let seq = payload.seq_num;
-        if seq < self.next_seq || seq >= self.next_seq.saturating_add(REORDER_BUFFER_LEN_MAX) {
+        if seq < self.next_seq || seq >= self.next_seq.saturating_add(self.buffer_len_max) {
             out.count_drop(DropReason::OutOfWindow);
             return 0;
         }
@@ -211,6 +214,9 @@ mod tests {
     use super::*;
     use gossip_proto::common::{BlockData, BlockHeader};
 
+    /// Fabric's `state.blockBufferSize` default.
+    const BUFFER_LEN_MAX: u64 = 20;
+
     fn payload(seq: u64) -> Payload {
         Payload {
             seq_num: seq,
@@ -232,7 +238,7 @@ mod tests {
     #[test]
     fn delivers_in_order_once() {
         let ch = Bytes::from_static(b"ch");
-        let mut d = Delivery::new(1);
+        let mut d = Delivery::new(1, BUFFER_LEN_MAX);
         let mut out = Outbox::default();
         assert_eq!(d.offer(&ch, payload(3), None, &mut out), 0);
         assert_eq!(d.offer(&ch, payload(2), None, &mut out), 0);
@@ -241,17 +247,30 @@ mod tests {
         assert_eq!(d.offer(&ch, payload(2), None, &mut out), 0, "below next");
         assert_eq!(d.offer(&ch, payload(0), None, &mut out), 0);
         assert_eq!(d.next_seq(), 4);
-        assert_eq!(
-            d.offer(&ch, payload(4 + REORDER_BUFFER_LEN_MAX), None, &mut out),
-            0
-        );
+        assert_eq!(d.offer(&ch, payload(4 + BUFFER_LEN_MAX), None, &mut out), 0);
         assert_eq!(d.buffered_len(), 0);
+    }
+
+    #[test]
+    fn a_gap_holds_at_most_the_buffer_window() {
+        let ch = Bytes::from_static(b"ch");
+        let mut d = Delivery::new(1, BUFFER_LEN_MAX);
+        let mut out = Outbox::default();
+        // Block 1 never comes: 2..=20 wait for it, 21 and later are dropped.
+        for seq in 2..=100 {
+            assert_eq!(d.offer(&ch, payload(seq), None, &mut out), 0);
+        }
+        assert_eq!(d.buffered_len(), 19);
+        assert_eq!(out.drops.get(&DropReason::OutOfWindow), Some(&(100 - 20)));
+        assert_eq!(d.offer(&ch, payload(1), None, &mut out), 20);
+        assert_eq!(delivered(&mut out), (1..=20).collect::<Vec<_>>());
+        assert_eq!(d.next_seq(), 21);
     }
 
     #[test]
     fn ledger_height_skips_ahead() {
         let ch = Bytes::from_static(b"ch");
-        let mut d = Delivery::new(1);
+        let mut d = Delivery::new(1, BUFFER_LEN_MAX);
         let mut out = Outbox::default();
         d.offer(&ch, payload(3), None, &mut out);
         d.offer(&ch, payload(6), None, &mut out);

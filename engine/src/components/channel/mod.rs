@@ -14,7 +14,7 @@ mod tests;
 use bytes::Bytes;
 use gossip_proto::gossip::{Chaincode, Envelope, GossipMessage, Properties};
 
-pub use blocks::{Delivery, REORDER_BUFFER_LEN_MAX, StoredBlock, verify_block};
+pub use blocks::{Delivery, StoredBlock, verify_block};
 pub use state_info::StoredStateInfo;
 
 #[cfg(test)]
@@ -129,7 +129,7 @@ impl Channel {
                 Some(gossip.leadership_msg_ttl()),
                 LEADERS_LEN_MAX,
             ),
-            delivery: Delivery::new(1),
+            delivery: Delivery::new(1, gossip.state_block_buffer_len),
             timers: Timers {
                 publish: now + gossip.publish_state_info_interval,
                 pull: now + gossip.request_state_info_interval,
