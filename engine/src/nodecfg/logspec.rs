@@ -1,4 +1,4 @@
-//! `FABRIC_LOGGING_SPEC` → `tracing_subscriber::EnvFilter` directives.
+//! `FABRIC_LOGGING_SPEC` → `tracing_subscriber` filter directives (`EnvFilter` or `Targets`).
 //!
 //! Fabric's grammar is `[<logger>[,<logger>...]=]<level>[:[<logger>[,<logger>...]=]<level>...]`:
 //! a term without loggers sets the default level, a term with loggers sets those loggers (and
@@ -6,8 +6,8 @@
 //! WARN), INFO, DEBUG, case-insensitive. Our tracing targets are Fabric's logger names
 //! (`gossip.comm`, `gossip.discovery`, ...), so a logger maps to a target prefix.
 //!
-//! tracing has no FATAL or PANIC: both map to `error`. `EnvFilter` matches a target directive by
-//! string prefix, so the directive `gossip=debug` covers the targets `gossip.comm`,
+//! tracing has no FATAL or PANIC: both map to `error`. `EnvFilter` and `Targets` match a target
+//! directive by string prefix, so the directive `gossip=debug` covers the targets `gossip.comm`,
 //! `gossip.discovery`, ... as Fabric's logger hierarchy does.
 
 /// Why a spec was refused.
