@@ -130,4 +130,23 @@ mod tests {
             assert!(["error", "warn", "info", "debug"].contains(&lvl), "{d}");
         }
     }
+
+    #[test]
+    fn targets_filter_by_logger_prefix() {
+        // gossip-node installs the translation as tracing-subscriber's `Targets`.
+        use tracing::Level;
+        use tracing_subscriber::filter::Targets;
+        let t: Targets = to_env_filter("gossip.comm=debug:warning")
+            .expect("spec")
+            .parse()
+            .expect("Targets accepts the directives");
+        assert!(t.would_enable("gossip.comm", &Level::DEBUG));
+        assert!(
+            t.would_enable("gossip.comm.conn", &Level::DEBUG),
+            "child logger"
+        );
+        assert!(!t.would_enable("gossip.discovery", &Level::INFO));
+        assert!(t.would_enable("gossip.discovery", &Level::WARN));
+        assert!(!t.would_enable("gossip_node", &Level::INFO));
+    }
 }
