@@ -419,16 +419,8 @@ impl Ingress {
             self.stats.add_nested_dropped(resolver.nested_dropped);
         }
         let mut checks = resolver.checks;
-        let mut check_digests = Vec::with_capacity(checks.len());
         let checks_len = checks.len();
-        checks.retain(|check| {
-            let digest = verified::VerifiedSignatures::digest(check);
-            let fresh = !self.verified.contains(&digest);
-            if fresh {
-                check_digests.push(digest);
-            }
-            fresh
-        });
+        let check_digests = self.verified.retain_unverified(&mut checks);
         self.stats
             .add_checks_skipped_verified((checks_len - checks.len()) as u64);
         Ok(Prechecked {

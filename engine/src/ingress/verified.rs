@@ -57,8 +57,34 @@ impl VerifiedSignatures {
     }
 
     /// Whether this check passed before.
+    #[cfg(test)]
     pub(crate) fn contains(&self, digest: &CheckDigest) -> bool {
         self.len_max > 0 && self.inner.lock().set.contains(digest)
+    }
+
+    /// Drops from `checks` those that passed before, under one lock, and returns the digests of
+    /// the rest (to [`insert_all`](Self::insert_all) once they pass). Disabled, it keeps every
+    /// check and computes no digest.
+    pub(crate) fn retain_unverified(&self, checks: &mut Vec<SignatureCheck>) -> Vec<CheckDigest> {
+        if self.len_max == 0 || checks.is_empty() {
+            return Vec::new();
+        }
+        let digests: Vec<CheckDigest> = checks.iter().map(Self::digest).collect();
+        let inner = self.inner.lock();
+        let mut fresh = Vec::with_capacity(digests.len());
+        let mut digests = digests.into_iter();
+        checks.retain(|_| {
+            // One digest per check, in order.
+            let Some(digest) = digests.next() else {
+                return true;
+            };
+            let unverified = !inner.set.contains(&digest);
+            if unverified {
+                fresh.push(digest);
+            }
+            unverified
+        });
+        fresh
     }
 
     /// Remembers checks that passed, forgetting the oldest beyond the bound.
