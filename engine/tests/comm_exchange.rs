@@ -213,6 +213,13 @@ async fn signed_messages_verify_with_the_handshake_identity() {
     );
     // The two sends may take either order on the wire; wait for the forgery's verdict.
     assert!(eventually(|| b.stats().rejects_of("bad_signature") == 1).await);
+    // B runs a verifier pool (one thread per core), but a message verified while no other is
+    // being verified is checked on its connection task.
+    assert!(
+        b.stats().verified_inline_uncontended >= 1,
+        "{:?}",
+        b.stats()
+    );
     assert!(
         sub_b.try_recv().is_none(),
         "the forgery never reaches a subscriber"

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gossip_proto::gossip::Envelope;
@@ -123,6 +123,10 @@ pub(crate) struct Shared {
     pub(crate) ingress: Arc<Ingress>,
     /// Signature checks of received messages; `None` verifies on the connection tasks.
     pub(crate) verifier_pool: Option<VerifierPool>,
+    /// Messages whose signature checks are running now (inline or on the pool).
+    pub(crate) verifying_count: AtomicUsize,
+    /// When the last verification started (Unix ns), for the inline-when-rare rule.
+    pub(crate) verify_started_last_ns: AtomicU64,
     pub(crate) inbound: AsyncQueue<Verified<ReceivedMessage>>,
     pub(crate) demux: Demux,
     pub(crate) stats: Stats,
@@ -385,6 +389,8 @@ impl Comm {
             store: ConnStore::default(),
             ingress: params.ingress,
             verifier_pool,
+            verifying_count: AtomicUsize::new(0),
+            verify_started_last_ns: AtomicU64::new(0),
             demux: Demux::default(),
             stats: Stats::default(),
             runtime: tokio::runtime::Handle::current(),

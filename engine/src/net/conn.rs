@@ -2,6 +2,7 @@
 //! which runs every received envelope through ingress and onto the shared inbound queue.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::Stream;
 use gossip_proto::gossip::Envelope;
@@ -101,8 +102,15 @@ pub(crate) fn writer_stream(
     })
 }
 
-/// Runs a message's signature checks: on the verifier pool when the comm has one and it has room,
-/// inline otherwise. Unsigned messages have no checks and never leave the connection task.
+/// Runs a message's signature checks: inline when the comm has no verifier pool, or when the
+/// message is rare (no other message is being verified and the previous verification started at
+/// least [`VERIFY_INLINE_GAP_NS`] earlier); otherwise on the pool when it has room, inline when it
+/// is full. Unsigned messages have no checks and never leave the connection task.
+///
+/// A rare message goes inline because handing it to a pool thread and back costs two thread
+/// wake-ups, about as much CPU as an ECDSA verification: at idle (alive and StateInfo traffic
+/// only) that hand-off was a third of a node's CPU. Frequent messages go to the pool, so that
+/// under load ECDSA spreads over its threads and never holds up an IO thread.
 pub(crate) async fn verify_checks(
     shared: &Shared,
     prechecked: &Prechecked,
@@ -113,6 +121,16 @@ pub(crate) async fn verify_checks(
     let Some(pool) = &shared.verifier_pool else {
         return prechecked.run_checks();
     };
+    let verifying = Verifying::enter(&shared.verifying_count);
+    let now_ns = clock::now().as_nanos();
+    let last_ns = shared
+        .verify_started_last_ns
+        .swap(now_ns, Ordering::Relaxed);
+    let rare = now_ns.saturating_sub(last_ns) >= VERIFY_INLINE_GAP_NS;
+    if verifying.alone && rare {
+        Stats::incr(&shared.stats.verified_inline_uncontended);
+        return prechecked.run_checks();
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job = VerifyJob::new(prechecked.checks().to_vec(), move |outcome| {
         // The reader may have gone (connection closed): nothing to deliver then.
@@ -128,6 +146,33 @@ pub(crate) async fn verify_checks(
             Stats::incr(&shared.stats.verified_inline_pool_full);
             prechecked.run_checks()
         }
+    }
+}
+
+/// A verification starting this long after the previous one (fewer than 100 a second) runs
+/// inline when nothing else is being verified; more frequent ones go to the pool, so that under
+/// load ECDSA never holds up an IO thread.
+const VERIFY_INLINE_GAP_NS: u64 = 10_000_000;
+
+/// Counts a message as being verified while it lives; `alone` when no other message was.
+struct Verifying<'a> {
+    count: &'a AtomicUsize,
+    alone: bool,
+}
+
+impl<'a> Verifying<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        Self {
+            count,
+            alone: before == 0,
+        }
+    }
+}
+
+impl Drop for Verifying<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -233,4 +278,25 @@ fn on_reject(shared: &Shared, conn: &Conn, reject: Reject) -> Result<(), ReaderE
     }
     tracing::debug!(peer = %conn.pki_id(), reason = reject.reason(), error = %reject, "dropped envelope");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verification_is_alone_only_when_none_overlaps_it() {
+        let count = AtomicUsize::new(0);
+        let first = Verifying::enter(&count);
+        assert!(first.alone);
+        let second = Verifying::enter(&count);
+        assert!(!second.alone, "overlaps the first: goes to the pool");
+        drop(first);
+        let third = Verifying::enter(&count);
+        assert!(!third.alone, "the second still runs");
+        drop(second);
+        drop(third);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert!(Verifying::enter(&count).alone);
+    }
 }

@@ -296,6 +296,7 @@ pub fn stats_json(s: &GossipStats, fault_dropped: u64) -> Value {
             "presumed_dead_dropped": c.presumed_dead_dropped,
             "identity_switches_dropped": c.identity_switches_dropped,
             "verified_inline_pool_full": c.verified_inline_pool_full,
+            "verified_inline_uncontended": c.verified_inline_uncontended,
             "checks_skipped_verified": c.checks_skipped_verified,
             "rejects": map_of(c.rejects.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "handshake_failures": map_of(c.handshake_failures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
