@@ -10,6 +10,8 @@
 //! - `compare BASE.json NEW.json --threshold NAME=+10%`: difference table, non-zero exit on a
 //!   regression.
 //! - `sim-figures`: deterministic figures of the simulator for the CI gate.
+//! - `sim-rate --rates 20,500`: what push gossip itself delivers at each rate in the simulator
+//!   (zero processing cost), beside which a capacity sweep's coverage drop can be judged.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -113,6 +115,35 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Simulate push gossip at each injection rate with zero processing cost (one org, peer 0
+    /// injects, Fabric's default gossip config): coverage, completeness and latency that the
+    /// protocol itself gives, to set beside a `sweep` of real nodes.
+    SimRate {
+        /// Peers.
+        #[arg(long, default_value_t = 25)]
+        nodes: usize,
+        /// Rates, blocks/s, comma-separated.
+        #[arg(long)]
+        rates: String,
+        /// Injection time per rate, seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+        /// One-way link latency, fixed part, µs.
+        #[arg(long, default_value_t = 300)]
+        link_latency_us: u64,
+        /// One-way link latency, uniform extra up to this, µs.
+        #[arg(long, default_value_t = 600)]
+        link_jitter_us: u64,
+        /// `peer.gossip.maxBlockCountToStore` (Fabric's default 10).
+        #[arg(long)]
+        max_block_count_to_store: Option<u64>,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// JSON output file (the table goes to stdout either way).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -308,13 +339,59 @@ fn main() -> anyhow::Result<()> {
             out,
         } => {
             let doc = loadgen::figures::sim_figures(nodes, blocks, seed);
-            let text = serde_json::to_string_pretty(&doc)? + "\n";
+            write_or_print(&doc, out.as_deref())
+        }
+        Command::SimRate {
+            nodes,
+            rates,
+            duration_s,
+            link_latency_us,
+            link_jitter_us,
+            max_block_count_to_store,
+            seed,
+            out,
+        } => {
+            anyhow::ensure!(nodes >= 2, "--nodes must be at least 2");
+            anyhow::ensure!(
+                duration_s.is_finite() && duration_s > 0.0,
+                "--duration-s must be positive"
+            );
+            let rates = sweep::parse_rates(&rates)?;
+            let mut gossip = gossip_engine::config::GossipConfig::default();
+            if let Some(window) = max_block_count_to_store {
+                gossip.max_block_count_to_store = window;
+            }
+            let base = gossip_harness::rate::RateSetup {
+                nodes,
+                rate_per_s: rates[0],
+                duration: std::time::Duration::from_secs_f64(duration_s),
+                link: gossip_harness::faults::LinkConfig {
+                    latency_base: std::time::Duration::from_micros(link_latency_us),
+                    latency_jitter: std::time::Duration::from_micros(link_jitter_us),
+                    ..Default::default()
+                },
+                gossip,
+                seed,
+            };
+            let figures = loadgen::figures::sim_rate(&base, &rates);
+            print!("{}", loadgen::figures::sim_rate_table(&figures));
             match out {
                 Some(p) => {
-                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                    write_or_print(&loadgen::figures::sim_rate_json(&base, &figures), Some(&p))
                 }
-                None => print!("{text}"),
+                None => Ok(()),
             }
+        }
+    }
+}
+
+/// Writes a JSON document to `out`, or prints it when there is no `out`.
+fn write_or_print(doc: &serde_json::Value, out: Option<&Path>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(doc)? + "\n";
+    match out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display())),
+        None => {
+            print!("{text}");
             Ok(())
         }
     }

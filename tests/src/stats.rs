@@ -36,9 +36,23 @@ pub struct SimStats {
     pub blocks_delivered: u64,
     /// Simulated time of the last `Event::Block`, nanoseconds since the start.
     pub last_block_at_ns: u64,
+    /// Every `Event::BlockReceived` (a block's first receipt at a node, before in-order
+    /// delivery): `(node, seq_num, nanoseconds since the start)`, in order of occurrence.
+    pub block_receipts: Vec<BlockReceipt>,
     /// Membership requests and responses per `(source, target, kind name)` (only these kinds,
     /// to keep large runs cheap).
     pub membership_by_link: BTreeMap<(usize, usize, &'static str), u64>,
+}
+
+/// One first receipt of a block at a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockReceipt {
+    /// The receiving node.
+    pub node: usize,
+    /// The block number.
+    pub seq_num: u64,
+    /// When, nanoseconds of simulated time since the start.
+    pub at_ns: u64,
 }
 
 impl SimStats {

@@ -188,7 +188,14 @@ impl<N: SimNode> Sim<N> {
             }
             Event::BlockReceived {
                 channel, seq_num, ..
-            } => self.trace(("block_received", i, channel, *seq_num)),
+            } => {
+                self.stats.block_receipts.push(crate::stats::BlockReceipt {
+                    node: i,
+                    seq_num: *seq_num,
+                    at_ns: self.elapsed().as_nanos() as u64,
+                });
+                self.trace(("block_received", i, channel, *seq_num));
+            }
             Event::MemberAlive(m) => self.trace(("alive", i, m.pki_id)),
             Event::MemberDead(p) => self.trace(("dead", i, *p)),
             Event::MemberPurged(p) => self.trace(("purged", i, *p)),
