@@ -14,11 +14,21 @@ use std::marker::PhantomData;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstEncoder;
 
 /// Messages up to this size are copied out of the stream buffer before decoding.
 pub const DETACH_LEN_MAX: usize = 64 * 1024;
+
+/// The buffers tonic keeps per stream: each starts at `CODEC_BUFFER_LEN` bytes and grows in steps
+/// of it (tonic's default is 8 KiB). Gossip's frequent messages (alive, StateInfo) are a few
+/// hundred bytes and blocks grow the buffers to their own size anyway, so a small start keeps
+/// what 24 idle streams hold low. The yield threshold stays tonic's.
+pub const CODEC_BUFFER_LEN: usize = 1024;
+
+fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(CODEC_BUFFER_LEN, 32 * 1024)
+}
 
 /// Prost encoding plus [`DetachingDecoder`]; `tonic_prost_build` generates the service with it.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +51,7 @@ where
     type Decoder = DetachingDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder::default()
+        ProstEncoder::new(buffer_settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -61,6 +71,10 @@ impl<U: Message + Default> Decoder for DetachingDecoder<U> {
         U::decode(take_message(buf))
             .map(Some)
             .map_err(|e| Status::internal(e.to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        buffer_settings()
     }
 }
 

@@ -15,21 +15,60 @@ use gossip_engine::types::NetworkMember;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, watch};
 
-/// Lines waiting for one connection's writer.
-const CONN_QUEUE_LEN_MAX: usize = 4096;
+/// Lines waiting for one connection's writer: replies, and event lines for a slow subscriber
+/// before it loses some. tokio's channel allocates its slots in blocks as they fill, so an idle
+/// or keeping-up connection holds a few KiB, not the whole bound.
+const CONN_QUEUE_LEN_MAX: usize = 8_192;
 
 /// What every connection shares.
 pub struct Ctl {
     /// The running gossip instance.
     pub handle: GossipHandle,
-    /// Event lines for subscribers.
-    pub events: broadcast::Sender<Arc<str>>,
+    /// The connections subscribed to event lines.
+    pub subscribers: Arc<Subscribers>,
     /// The fault filter's drop counter, when fault hooks are on.
     pub fault_dropped: Option<Arc<AtomicU64>>,
     /// Set to `true` to shut the process down.
     pub shutdown: watch::Sender<bool>,
+}
+
+/// The control connections subscribed to event lines, by their writer queues.
+#[derive(Debug, Default)]
+pub struct Subscribers {
+    writers: parking_lot::Mutex<Vec<mpsc::Sender<Arc<str>>>>,
+    lost_lines: AtomicU64,
+}
+
+impl Subscribers {
+    /// Adds a connection's writer queue.
+    pub fn add(&self, writer: mpsc::Sender<Arc<str>>) {
+        self.writers.lock().push(writer);
+    }
+
+    /// Offers `line` to every subscriber without waiting: a subscriber whose queue is full loses
+    /// it (counted, and warned at the 1st, 2nd, 4th, 8th... loss), a closed one is removed.
+    pub fn publish(&self, line: Arc<str>) {
+        let mut writers = self.writers.lock();
+        writers.retain(|w| match w.try_send(Arc::clone(&line)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                let lost = self.lost_lines.fetch_add(1, Ordering::Relaxed) + 1;
+                if lost.is_power_of_two() {
+                    tracing::warn!(target: "gossip-node.control", lost_total = lost, "slow control subscriber lost events");
+                }
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        });
+    }
+
+    /// Event lines lost to full subscriber queues so far.
+    pub fn lost_lines(&self) -> u64 {
+        self.lost_lines.load(Ordering::Relaxed)
+    }
 }
 
 /// Resolves when the shutdown flag turns true (or its sender is gone).
@@ -87,11 +126,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctl: Arc<Ctl>) {
                 Err(e) => error_reply(&e),
                 Ok(Request::Subscribe) if !subscribed => {
                     subscribed = true;
-                    let events = ctl.events.subscribe();
+                    // The reply goes first: event lines follow it on the same queue.
                     if tx.send(ok_reply(Map::new()).into()).await.is_err() {
                         break;
                     }
-                    tokio::spawn(forward_events(events, tx.clone()));
+                    ctl.subscribers.add(tx.clone());
                     continue;
                 }
                 Ok(req) => handle(&ctl, req).await,
@@ -153,22 +192,6 @@ async fn read_line(
 
 fn too_long_message() -> String {
     format!("bad request: line longer than {REQUEST_LINE_LEN_MAX_BYTES} bytes")
-}
-
-async fn forward_events(mut events: broadcast::Receiver<Arc<str>>, tx: mpsc::Sender<Arc<str>>) {
-    loop {
-        match events.recv().await {
-            Ok(line) => {
-                if tx.send(line).await.is_err() {
-                    return;
-                }
-            }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(target: "gossip-node.control", missed, "slow control subscriber lost events");
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }
 
 async fn handle(ctl: &Ctl, req: Request) -> String {
@@ -234,7 +257,8 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
                     .fault_dropped
                     .as_ref()
                     .map_or(0, |c| c.load(Ordering::Relaxed));
-                ok_reply(fields([("stats", stats_json(&stats, dropped))]))
+                let lost = ctl.subscribers.lost_lines();
+                ok_reply(fields([("stats", stats_json(&stats, dropped, lost))]))
             }
             Err(e) => stopped(e),
         },
@@ -260,8 +284,8 @@ fn members_json(members: &[NetworkMember]) -> Value {
 }
 
 /// `{"node":{...NodeStats},"comm":{...CommStats},"driver":{...DriverStats},"fault_dropped":N,
-/// "allocator":"mimalloc"|"system"}`.
-pub fn stats_json(s: &GossipStats, fault_dropped: u64) -> Value {
+/// "control_lines_lost":N,"allocator":"mimalloc"|"system"}`.
+pub fn stats_json(s: &GossipStats, fault_dropped: u64, control_lines_lost: u64) -> Value {
     let n = &s.node;
     let c = &s.comm;
     let d = &s.driver;
@@ -317,6 +341,7 @@ pub fn stats_json(s: &GossipStats, fault_dropped: u64) -> Value {
             "pass_through_dropped": d.pass_through_dropped,
         },
         "fault_dropped": fault_dropped,
+        "control_lines_lost": control_lines_lost,
         "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
     })
 }

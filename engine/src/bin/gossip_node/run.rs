@@ -16,15 +16,9 @@ use gossip_engine::nodecfg::fault::DropFilter;
 use gossip_engine::nodecfg::material::Material;
 use gossip_engine::types::PkiId;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::control::{Ctl, serve, stopped};
-
-/// Event lines buffered for slow control subscribers before they lose some (a lagging subscriber
-/// is warned in the log). tokio's broadcast channel allocates every slot up front (40 bytes
-/// each), so this is also resident memory: 8,192 lines are 320 KiB, and several seconds of
-/// events at the rates loadgen drives.
-const EVENT_LINES_LEN_MAX: usize = 8_192;
+use super::control::{Ctl, Subscribers, serve, stopped};
 
 /// What the command line adds to the config.
 #[derive(Debug)]
@@ -88,13 +82,13 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         bootstrap = ?cfg.bootstrap, tls = cfg.tls.is_some(),
         "gossip-node started"
     );
-    let (events_tx, _) = broadcast::channel(EVENT_LINES_LEN_MAX);
+    let subscribers = Arc::new(Subscribers::default());
     let events = handle.events().context("subscribing to events")?;
-    let event_task = tokio::spawn(fan_out(events, events_tx.clone()));
+    let event_task = tokio::spawn(fan_out(events, Arc::clone(&subscribers)));
     let (shutdown, _) = watch::channel(false);
     let ctl = Arc::new(Ctl {
         handle: handle.clone(),
-        events: events_tx,
+        subscribers,
         fault_dropped,
         shutdown,
     });
@@ -149,7 +143,7 @@ async fn wait_for_stop(ctl: &Ctl) {
 }
 
 /// Turns node events into control event lines: blocks, and membership counts on each change.
-async fn fan_out(mut events: mpsc::Receiver<Event>, tx: broadcast::Sender<Arc<str>>) {
+async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers>) {
     let mut alive: BTreeSet<PkiId> = BTreeSet::new();
     let mut dead: BTreeSet<PkiId> = BTreeSet::new();
     while let Some(event) = events.recv().await {
@@ -200,6 +194,6 @@ async fn fan_out(mut events: mpsc::Receiver<Event>, tx: broadcast::Sender<Arc<st
             _ => continue,
         };
         // No subscriber is fine: the line is just not wanted.
-        let _ = tx.send(line.into());
+        subscribers.publish(line.into());
     }
 }
