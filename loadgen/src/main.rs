@@ -357,6 +357,12 @@ fn main() -> anyhow::Result<()> {
                 "--duration-s must be positive"
             );
             let rates = sweep::parse_rates(&rates)?;
+            let blocks_max = gossip_harness::rate::BLOCKS_MAX as f64;
+            if let Some(r) = rates.iter().find(|r| *r * duration_s > blocks_max) {
+                anyhow::bail!(
+                    "rate {r} for {duration_s} s is more than {blocks_max} blocks: lower the rate or --duration-s"
+                );
+            }
             let mut gossip = gossip_engine::config::GossipConfig::default();
             if let Some(window) = max_block_count_to_store {
                 gossip.max_block_count_to_store = window;

@@ -29,6 +29,8 @@ const CHANNEL: &str = "A";
 const FIRST_SEQ: u64 = 1;
 /// Time after the last injection for the last blocks to spread.
 pub const DRAIN: Duration = Duration::from_secs(2);
+/// Most blocks one run injects (every block is a scheduled command and every receipt is kept).
+pub const BLOCKS_MAX: u64 = 1_000_000;
 
 /// One simulated run at one rate.
 #[derive(Clone, Debug)]
@@ -80,10 +82,12 @@ pub fn block_count(rate_per_s: f64, duration: Duration) -> u64 {
 }
 
 /// Runs one rate: membership converges, every peer joins the channel, StateInfo settles, then
-/// peer 0 gossips `block_count` blocks one `period` apart, and the run ends `DRAIN` after the last.
+/// peer 0 gossips `block_count` blocks (at most [`BLOCKS_MAX`]) one `period` apart, and the run
+/// ends `DRAIN` after the last.
 pub fn rate_figures(setup: &RateSetup) -> RateFigures {
-    let blocks = block_count(setup.rate_per_s, setup.duration);
+    let blocks = block_count(setup.rate_per_s, setup.duration).min(BLOCKS_MAX);
     let step = period(setup.rate_per_s);
+    let step_ns = step.as_nanos() as u64;
     let inject_started_ns = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = inject_started_ns.clone();
     let scenario = Scenario::<EngineNode>::new("rate")
@@ -107,14 +111,13 @@ pub fn rate_figures(setup: &RateSetup) -> RateFigures {
             );
             for k in 0..blocks {
                 let command = Command::Gossip(block(CHANNEL, FIRST_SEQ + k));
-                sim.command_in(step * k as u32, 0, command);
+                sim.command_in(Duration::from_nanos(step_ns * k), 0, command);
             }
-            sim.run_for(step * blocks as u32 + DRAIN);
+            sim.run_for(Duration::from_nanos(step_ns * blocks) + DRAIN);
             Ok(())
         })));
     let (outcome, _) = scenario.run(setup.seed);
     let t0_ns = inject_started_ns.load(std::sync::atomic::Ordering::Relaxed);
-    let step_ns = step.as_nanos() as u64;
     let mut latencies_ns = Vec::new();
     let mut reached = vec![0usize; blocks as usize];
     for r in &outcome.stats.block_receipts {
