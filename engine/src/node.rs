@@ -135,6 +135,7 @@ impl Node {
             iterations: config.propagate_iterations,
             tick_phase: Duration::from_nanos(rng.random_range(0..latency_ns)),
             flush_when_idle: config.emit_when_idle,
+            interval_min: config.emitter_interval_min(),
         });
         let node_state_infos = MsgStore::new(
             PeerTimePolicy::default(),

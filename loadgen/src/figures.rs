@@ -72,6 +72,7 @@ pub fn sim_rate_json(base: &RateSetup, figures: &[RateFigures]) -> Value {
             "max_block_count_to_store": base.gossip.max_block_count_to_store,
             "max_propagation_burst_latency_ms": base.gossip.max_propagation_burst_latency.as_secs_f64() * 1e3,
             "max_propagation_burst_size": base.gossip.max_propagation_burst_len,
+            "emit_interval_min_us": base.gossip.emitter_interval_min().as_micros() as u64,
             "propagate_peer_num": base.gossip.propagate_peer_num,
             "seed": base.seed,
         },

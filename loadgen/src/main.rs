@@ -140,6 +140,10 @@ enum Command {
         /// `peer.gossip.maxBlockCountToStore` (Fabric's default 10).
         #[arg(long)]
         max_block_count_to_store: Option<u64>,
+        /// `peer.gossip.emitIntervalMin` in µs (default `maxPropagationBurstLatency`: at most one
+        /// timed flush per Fabric period).
+        #[arg(long)]
+        emit_interval_min_us: Option<u64>,
         /// Seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -348,6 +352,7 @@ fn main() -> anyhow::Result<()> {
             link_latency_us,
             link_jitter_us,
             max_block_count_to_store,
+            emit_interval_min_us,
             seed,
             out,
         } => {
@@ -367,6 +372,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(window) = max_block_count_to_store {
                 gossip.max_block_count_to_store = window;
             }
+            gossip.emit_interval_min = emit_interval_min_us.map(std::time::Duration::from_micros);
             let base = gossip_harness::rate::RateSetup {
                 nodes,
                 rate_per_s: rates[0],

@@ -9,13 +9,16 @@
 //! on a fixed grid, independent of when messages arrive, so every message waits a uniformly
 //! distributed part of the period (5 ms on average at the default 10 ms) at every hop.
 //!
-//! By default ([`EmitterConfig::flush_when_idle`]) we emit on the leading edge instead: a message
-//! that arrives when nothing was emitted for a whole `burst_latency` goes out at once, and the
-//! messages that follow it within the period wait for its end (or for a burst). The bounds are
-//! Fabric's: no message waits longer than `burst_latency`, and apart from full bursts there is at
-//! most one emission per `burst_latency`. Under a steady load the two behave alike; at low and
-//! medium rates the per-hop wait disappears (`engine/ALGORITHM.md`, "Leading-edge emitter").
-//!
+//! By default ([`EmitterConfig::flush_when_idle`]) we emit on the leading edge instead, paced by
+//! [`EmitterConfig::interval_min`] (the whole `burst_latency` unless configured): a message that
+//! arrives when nothing was emitted for `interval_min` goes out at once, and the messages that
+//! follow it wait until `interval_min` after that emission (or for a burst). No message waits
+//! longer than `interval_min`, so Fabric's bound of `burst_latency` holds, and apart from full
+//! bursts there is at most one emission per `interval_min`. At low and medium rates the per-hop
+//! wait disappears; under a steady load a message waits `interval_min / 2` on average. A shorter
+//! `interval_min` keeps a block's arrival times at its peers closer together, which matters at
+//! high rates where `maxBlockCountToStore`'s window drops late blocks (`engine/ALGORITHM.md`,
+//! "Leading-edge emitter").
 //! With `flush_when_idle` off the emitter keeps Fabric's grid: deadlines are multiples of
 //! `burst_latency` since the driver's epoch plus a per-node phase ([`EmitterConfig::tick_phase`]).
 //! Either way [`Emitter::poll_timeout`] only reports a deadline while the buffer holds something.
@@ -40,9 +43,12 @@ pub struct EmitterConfig {
     /// tick and wait a whole period there, instead of half a period on average as with Fabric's
     /// free-running per-peer loops.
     pub tick_phase: Duration,
-    /// Emit a message at once when nothing was emitted for `burst_latency` (leading edge);
+    /// Emit a message at once when nothing was emitted for `interval_min` (leading edge);
     /// `false` keeps Fabric's fixed tick grid.
     pub flush_when_idle: bool,
+    /// Leading-edge mode: the least time between two emissions other than full bursts, and so
+    /// the longest any message waits. Clamped to `1 ns..=burst_latency`; unused on the grid.
+    pub interval_min: Duration,
 }
 
 impl Default for EmitterConfig {
@@ -53,6 +59,7 @@ impl Default for EmitterConfig {
             iterations: 1,
             tick_phase: Duration::ZERO,
             flush_when_idle: true,
+            interval_min: Duration::from_millis(10),
         }
     }
 }
@@ -76,14 +83,18 @@ pub struct Emitter<T> {
 }
 
 impl<T: Clone> Emitter<T> {
-    /// An empty emitter. A zero `burst_latency` is treated as 1 ns.
+    /// An empty emitter. A zero `burst_latency` or `interval_min` is treated as 1 ns.
     pub fn new(config: EmitterConfig) -> Self {
         let burst_latency = config.burst_latency.max(Duration::from_nanos(1));
+        let interval_min = config
+            .interval_min
+            .clamp(Duration::from_nanos(1), burst_latency);
         let burst_len_max = config.burst_len_max.max(1);
         Self {
             config: EmitterConfig {
                 burst_latency,
                 burst_len_max,
+                interval_min,
                 ..config
             },
             buffer: Vec::with_capacity(burst_len_max),
@@ -104,7 +115,7 @@ impl<T: Clone> Emitter<T> {
 
     /// Adds a message at `now`. When the buffer reaches `burst_len_max`, the whole buffer is
     /// emitted into `out` at once (Fabric's `Add`); in leading-edge mode so is a message that finds
-    /// the emitter idle for a whole `burst_latency`. With `iterations == 0` the message is dropped.
+    /// the emitter idle for `interval_min`. With `iterations == 0` the message is dropped.
     pub fn add(&mut self, item: T, now: Instant, out: &mut Vec<T>) {
         if self.config.iterations == 0 {
             return;
@@ -117,7 +128,7 @@ impl<T: Clone> Emitter<T> {
             && self.buffer.len() == 1
             && self
                 .last_emit_at
-                .is_none_or(|at| now >= at + self.config.burst_latency);
+                .is_none_or(|at| now >= at + self.config.interval_min);
         if idle || self.buffer.len() >= self.config.burst_len_max {
             self.emit(now, out);
         }
@@ -131,7 +142,7 @@ impl<T: Clone> Emitter<T> {
         if self.config.flush_when_idle {
             let due = self
                 .last_emit_at
-                .map_or(now, |at| at + self.config.burst_latency);
+                .map_or(now, |at| at + self.config.interval_min);
             return Some(due);
         }
         let period = self.config.burst_latency.as_nanos().min(u64::MAX as u128) as u64;
@@ -179,6 +190,7 @@ mod tests {
             iterations,
             tick_phase: Duration::ZERO,
             flush_when_idle: false,
+            interval_min: Duration::from_millis(10),
         }
     }
 
@@ -323,5 +335,56 @@ mod tests {
         e.handle_timeout(ms(10), &mut out);
         assert_eq!(out, vec![1, 1]);
         assert!(e.is_empty());
+    }
+
+    fn paced(interval_min: Duration) -> Emitter<u32> {
+        Emitter::new(EmitterConfig {
+            interval_min,
+            ..leading(10, 1).config
+        })
+    }
+
+    #[test]
+    fn leading_edge_paces_emissions_by_interval_min() {
+        let mut e = paced(Duration::from_micros(2_500));
+        let at_us = |us: u64| Instant::from_nanos(us * 1_000);
+        let mut out = Vec::new();
+        e.add(1, at_us(0), &mut out);
+        assert_eq!(out, vec![1], "idle: out at once");
+        e.add(2, at_us(1_000), &mut out);
+        assert_eq!(
+            out,
+            vec![1],
+            "within interval_min of the last emission: waits"
+        );
+        assert_eq!(
+            e.poll_timeout(at_us(1_000)),
+            Some(at_us(2_500)),
+            "due interval_min after the last emission, not a whole burst_latency"
+        );
+        e.handle_timeout(at_us(2_500), &mut out);
+        assert_eq!(out, vec![1, 2]);
+        // Idle again once interval_min has passed since that emission.
+        e.add(3, at_us(5_000), &mut out);
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn interval_min_is_clamped_to_burst_latency_and_unused_on_the_grid() {
+        let mut e = paced(Duration::from_secs(1));
+        let mut out = Vec::new();
+        e.add(1, ms(0), &mut out);
+        e.add(2, ms(1), &mut out);
+        assert_eq!(
+            e.poll_timeout(ms(1)),
+            Some(ms(10)),
+            "never waits longer than burst_latency"
+        );
+        let mut grid = Emitter::new(EmitterConfig {
+            interval_min: Duration::from_millis(1),
+            ..cfg(10, 1)
+        });
+        grid.add(1, ms(3), &mut out);
+        assert_eq!(grid.poll_timeout(ms(3)), Some(ms(10)), "Fabric's grid");
     }
 }

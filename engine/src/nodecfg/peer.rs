@@ -105,8 +105,10 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "msgExpirationFactor",
     "election.leaderAliveThreshold",
     "state.blockBufferSize",
-    // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid.
+    // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid;
+    // the leading-edge emitter's pacing (default maxPropagationBurstLatency).
     "emitWhenIdle",
+    "emitIntervalMin",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.
@@ -321,6 +323,8 @@ impl NodeConfig {
             )?,
             skip_block_verification: raw.bool(&g("skipBlockVerification"))?.unwrap_or(false),
             emit_when_idle: raw.bool(&g("emitWhenIdle"))?.unwrap_or(d.emit_when_idle),
+            emit_interval_min: Some(dur(g("emitIntervalMin"), Duration::ZERO)?)
+                .filter(|d| !d.is_zero()),
         };
         let c = CommConfig::default();
         let comm = CommConfig {

@@ -326,3 +326,46 @@ fn emit_when_idle_is_our_key_and_defaults_on() {
     let cfg = load_text(&text, &[]).expect("loads");
     assert!(!cfg.gossip.emit_when_idle);
 }
+
+#[test]
+fn emit_interval_min_is_our_key_and_defaults_to_the_burst_latency() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    assert_eq!(cfg.gossip.emit_interval_min, None);
+    assert_eq!(
+        cfg.gossip.emitter_interval_min(),
+        Duration::from_millis(10),
+        "one timed flush per maxPropagationBurstLatency"
+    );
+    let cfg = load_text(
+        SAMPLE,
+        &[
+            ("CORE_PEER_GOSSIP_EMITINTERVALMIN", "2500us"),
+            ("CORE_PEER_GOSSIP_MAXPROPAGATIONBURSTLATENCY", "20ms"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(
+        cfg.gossip.emitter_interval_min(),
+        Duration::from_micros(2_500)
+    );
+    assert!(
+        !warnings(&cfg).iter().any(|m| m.contains("EMITINTERVALMIN")),
+        "a known key: no unknown-key warning"
+    );
+    let cfg = load_text(
+        SAMPLE,
+        &[("CORE_PEER_GOSSIP_MAXPROPAGATIONBURSTLATENCY", "20ms")],
+    )
+    .expect("loads");
+    assert_eq!(
+        cfg.gossip.emitter_interval_min(),
+        Duration::from_millis(20),
+        "follows the burst latency"
+    );
+    let cfg = load_text(SAMPLE, &[("CORE_PEER_GOSSIP_EMITINTERVALMIN", "1s")]).expect("loads");
+    assert_eq!(
+        cfg.gossip.emitter_interval_min(),
+        Duration::from_millis(10),
+        "never longer than maxPropagationBurstLatency"
+    );
+}
