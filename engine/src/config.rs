@@ -126,8 +126,8 @@ pub struct GossipConfig {
     /// `maxPropagationBurstLatency`: emitter flush period (10 ms).
     pub max_propagation_burst_latency: Duration,
     /// Not a Fabric setting (`peer.gossip.emitWhenIdle` in gossip-node's core.yaml, default
-    /// true): the emitter sends a message at once when it emitted nothing for a whole
-    /// `max_propagation_burst_latency`, instead of waiting for its next tick. `false` gives
+    /// true): the emitter sends a message at once when it emitted nothing for
+    /// [`GossipConfig::emitter_interval_min`], instead of waiting for its next tick. `false` gives
     /// Fabric's fixed tick grid (`egress::emitter`, `engine/ALGORITHM.md`, "Leading-edge emitter").
     pub emit_when_idle: bool,
     /// Not a Fabric setting (`peer.gossip.emitIntervalMin`): with `emit_when_idle`, the least

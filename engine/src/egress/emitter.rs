@@ -19,6 +19,7 @@
 //! `interval_min` keeps a block's arrival times at its peers closer together, which matters at
 //! high rates where `maxBlockCountToStore`'s window drops late blocks (`engine/ALGORITHM.md`,
 //! "Leading-edge emitter").
+//!
 //! With `flush_when_idle` off the emitter keeps Fabric's grid: deadlines are multiples of
 //! `burst_latency` since the driver's epoch plus a per-node phase ([`EmitterConfig::tick_phase`]).
 //! Either way [`Emitter::poll_timeout`] only reports a deadline while the buffer holds something.
