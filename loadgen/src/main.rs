@@ -387,12 +387,11 @@ fn main() -> anyhow::Result<()> {
             };
             let figures = loadgen::figures::sim_rate(&base, &rates);
             print!("{}", loadgen::figures::sim_rate_table(&figures));
-            match out {
-                Some(p) => {
-                    write_or_print(&loadgen::figures::sim_rate_json(&base, &figures), Some(&p))
-                }
-                None => Ok(()),
+            // The table is the printed form; the JSON only goes to a file.
+            if let Some(p) = out {
+                write_or_print(&loadgen::figures::sim_rate_json(&base, &figures), Some(&p))?;
             }
+            Ok(())
         }
     }
 }

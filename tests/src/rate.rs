@@ -5,14 +5,16 @@
 //! gossiping blocks at a constant rate. No node ever takes time to decode, verify or send, so
 //! whatever is lost here is lost by the protocol and its settings: above all, a block whose first
 //! copy reaches a peer after `maxBlockCountToStore` newer ones is dropped as stale, and with the
-//! emitter's wait of up to `maxPropagationBurstLatency` per hop that window (10 blocks: 20 ms at
-//! 500 blocks/s) becomes shorter than the spread of arrival times over three or four hops.
+//! emitter's wait of up to `emitIntervalMin` (by default `maxPropagationBurstLatency`) per hop
+//! that window (10 blocks: 20 ms at 500 blocks/s) becomes shorter than the spread of arrival times
+//! over three or four hops.
 //!
 //! A real cluster can only do worse. `loadgen sim-rate` prints these figures beside a capacity
 //! sweep's, so a coverage drop can be told apart: the protocol's (present here too) or the
 //! engine's (overload: present only in the real run).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gossip_engine::config::GossipConfig;
@@ -88,7 +90,7 @@ pub fn rate_figures(setup: &RateSetup) -> RateFigures {
     let blocks = block_count(setup.rate_per_s, setup.duration).min(BLOCKS_MAX);
     let step = period(setup.rate_per_s);
     let step_ns = step.as_nanos() as u64;
-    let inject_started_ns = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let inject_started_ns = Arc::new(AtomicU64::new(0));
     let started = inject_started_ns.clone();
     let scenario = Scenario::<EngineNode>::new("rate")
         .orgs(1)
@@ -105,10 +107,7 @@ pub fn rate_figures(setup: &RateSetup) -> RateFigures {
             setup.gossip.publish_state_info_interval * 2 + secs(1),
         ))
         .step(Op::Custom(Arc::new(move |sim: &mut Sim<EngineNode>| {
-            started.store(
-                sim.elapsed().as_nanos() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            started.store(sim.elapsed().as_nanos() as u64, Ordering::Relaxed);
             for k in 0..blocks {
                 let command = Command::Gossip(block(CHANNEL, FIRST_SEQ + k));
                 sim.command_in(Duration::from_nanos(step_ns * k), 0, command);
@@ -117,7 +116,7 @@ pub fn rate_figures(setup: &RateSetup) -> RateFigures {
             Ok(())
         })));
     let (outcome, _) = scenario.run(setup.seed);
-    let t0_ns = inject_started_ns.load(std::sync::atomic::Ordering::Relaxed);
+    let t0_ns = inject_started_ns.load(Ordering::Relaxed);
     let mut latencies_ns = Vec::new();
     let mut reached = vec![0usize; blocks as usize];
     for r in &outcome.stats.block_receipts {
