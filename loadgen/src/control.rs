@@ -42,6 +42,10 @@ pub enum ControlError {
     },
 }
 
+/// A connection's read buffer: a few hundred event lines, which gossip-node writes in batches
+/// (what queued within 10 ms) to a subscription.
+const READ_LEN_BYTES: usize = 64 * 1024;
+
 /// One request/reply connection.
 pub struct ControlClient {
     addr: SocketAddr,
@@ -59,7 +63,7 @@ impl ControlClient {
         let writer = stream.try_clone().map_err(io)?;
         Ok(ControlClient {
             addr,
-            reader: BufReader::new(stream),
+            reader: BufReader::with_capacity(READ_LEN_BYTES, stream),
             writer,
         })
     }
@@ -187,6 +191,37 @@ pub struct Delivery {
     pub received_unix_ns: u64,
 }
 
+/// The fields of an event line a subscription uses; others are ignored.
+#[derive(serde::Deserialize)]
+struct EventLine<'a> {
+    #[serde(borrow)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    channel: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    received_unix_ns: u64,
+}
+
+/// A block event line of `node` as a delivery; `None` for other lines (replies, membership
+/// events, anything unparsable).
+fn parse_delivery(node: usize, line: &str) -> Option<Delivery> {
+    let e: EventLine<'_> = serde_json::from_str(line.trim()).ok()?;
+    let kind = match e.event.as_deref() {
+        Some("block_received") => DeliveryKind::Received,
+        Some("block") => DeliveryKind::InOrder,
+        _ => return None,
+    };
+    Some(Delivery {
+        kind,
+        node,
+        channel: e.channel.into_owned(),
+        seq: e.seq,
+        received_unix_ns: e.received_unix_ns,
+    })
+}
+
 /// Subscribes on a new connection and forwards block events to `tx` from a thread, until the
 /// connection ends or `tx`'s receiver is gone.
 pub fn subscribe(
@@ -198,31 +233,19 @@ pub fn subscribe(
     c.request(&json!({"op": "subscribe"}))?;
     // Events may be far apart: wait indefinitely (the node's exit closes the socket).
     let _ = c.writer.set_read_timeout(None);
+    // The same reader: lines already buffered behind the reply are events.
+    let mut reader = c.reader;
     std::thread::Builder::new()
         .name(format!("sub-{node}"))
         .spawn(move || {
+            let mut line = String::new();
             loop {
-                let Ok(v) = read_line(&mut c.reader, addr) else {
+                line.clear();
+                if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
                     return;
-                };
-                let kind = match v.get("event").and_then(Value::as_str) {
-                    Some("block_received") => DeliveryKind::Received,
-                    Some("block") => DeliveryKind::InOrder,
-                    _ => continue,
-                };
-                let d = Delivery {
-                    kind,
-                    node,
-                    channel: v
-                        .get("channel")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .into(),
-                    seq: v.get("seq").and_then(Value::as_u64).unwrap_or(0),
-                    received_unix_ns: v
-                        .get("received_unix_ns")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
+                }
+                let Some(d) = parse_delivery(node, &line) else {
+                    continue;
                 };
                 if tx.send(d).is_err() {
                     return;
@@ -230,4 +253,36 @@ pub fn subscribe(
             }
         })
         .map_err(|source| ControlError::Io { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_event_lines_become_deliveries_and_other_lines_are_skipped() {
+        let line = r#"{"event":"block_received","channel":"ch","seq":7,"from":"ab","size_bytes":10,"received_unix_ns":99}"#;
+        assert_eq!(
+            parse_delivery(3, &format!("{line}\n")),
+            Some(Delivery {
+                kind: DeliveryKind::Received,
+                node: 3,
+                channel: "ch".into(),
+                seq: 7,
+                received_unix_ns: 99,
+            })
+        );
+        let in_order = r#"{"channel":"c\"h","event":"block","from":null,"received_unix_ns":5,"seq":1,"size_bytes":1}"#;
+        let d = parse_delivery(0, in_order).expect("in-order event");
+        assert_eq!(
+            (d.kind, d.channel.as_str()),
+            (DeliveryKind::InOrder, "c\"h")
+        );
+        assert_eq!(
+            parse_delivery(0, r#"{"event":"membership","alive":3,"dead":0}"#),
+            None
+        );
+        assert_eq!(parse_delivery(0, r#"{"ok":true}"#), None);
+        assert_eq!(parse_delivery(0, "not json"), None);
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::collect::hgrm;
 use crate::procfs::Machine;
-use crate::run::RunOutput;
+use crate::run::{RunOutput, Sample};
 
 /// Schema tag of run.json.
 pub const SCHEMA: &str = "loadgen.run/v1";
@@ -164,6 +164,20 @@ pub fn timeseries(out: &RunOutput) -> (Vec<SecondRow>, &'static str) {
     (rows, source)
 }
 
+/// The samples bounding the injection window: the first taken at or after block 1's due time, and
+/// the one taken when injection ended (one interval after the last block was due), or the last
+/// sample when the run stopped before that.
+fn injection_window(
+    samples: &[Sample],
+    inject_end_sample: Option<usize>,
+) -> (Option<&Sample>, Option<&Sample>) {
+    let first = samples.iter().find(|x| x.t_s >= 0.0).or(samples.first());
+    let last = inject_end_sample
+        .and_then(|i| samples.get(i))
+        .or(samples.last());
+    (first, last)
+}
+
 /// The run.json document.
 pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value {
     let s = &out.scenario;
@@ -274,21 +288,33 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     );
     put("copies_per_peer_per_block", copies);
 
-    let (rows, bytes_source) = timeseries(out);
-    let bytes: u64 = rows.iter().map(|r| r.bytes).sum();
-    let active_s = rows.len().max(1) as f64;
+    // CPU and bytes over the injection window (not the drain after it), peak RSS over the run.
+    let (first, last) = injection_window(&out.samples, out.inject_end_sample);
+    let (_, bytes_source) = timeseries(out);
+    let window = last
+        .map_or(1.0, |l| l.t_s - first.map_or(0.0, |f| f.t_s))
+        .max(1e-3);
+    let bytes = match (first, last) {
+        (Some(a), Some(b)) if bytes_source == "proxy" => {
+            b.proxy_bytes.saturating_sub(a.proxy_bytes)
+        }
+        (Some(a), Some(b)) => (0..s.nodes)
+            .map(|k| {
+                match (
+                    a.procs.get(k).copied().flatten(),
+                    b.procs.get(k).copied().flatten(),
+                ) {
+                    (Some(pa), Some(pb)) => pb.io_bytes.saturating_sub(pa.io_bytes),
+                    _ => 0,
+                }
+            })
+            .sum(),
+        _ => 0,
+    };
     put(
         "bytes_per_peer_per_s",
-        bytes as f64 / s.nodes as f64 / active_s,
+        bytes as f64 / s.nodes as f64 / window,
     );
-
-    // CPU over the injection window and peak RSS, per node.
-    let first = out
-        .samples
-        .iter()
-        .find(|x| x.t_s >= 0.0)
-        .or(out.samples.first());
-    let last = out.samples.last();
     let mut nodes = Vec::new();
     let (mut cpu_total, mut cpu_max, mut rss_max, mut rss_sum) = (0.0f64, 0.0f64, 0u64, 0u64);
     let (mut anon_max, mut pss_peaks) = (0u64, Vec::new());
@@ -334,9 +360,6 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "stats_delta": deltas.get(k),
         }));
     }
-    let window = last
-        .map_or(1.0, |l| l.t_s - first.map_or(0.0, |f| f.t_s))
-        .max(1e-3);
     put("cpu_s_total", cpu_total);
     put("cpu_s_per_node_max", cpu_max);
     put(
@@ -395,10 +418,10 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
             "copies_per_peer_per_block": method,
             "bytes_per_peer_per_s": match bytes_source {
-                "proxy" => "bytes forwarded by the fault proxies (every gossip byte), / nodes / seconds",
-                _ => "rchar+wchar of /proc/<pid>/io (all socket and file IO of the node, control included), / nodes / seconds",
+                "proxy" => "bytes forwarded by the fault proxies (every gossip byte) over the injection window (as cpu), / nodes / seconds",
+                _ => "rchar+wchar of /proc/<pid>/io (all socket and file IO of the node, control included) over the injection window (as cpu), / nodes / seconds",
             },
-            "cpu": "utime+stime of /proc/<pid>/stat over the injection window",
+            "cpu": "utime+stime of /proc/<pid>/stat over the injection window: from the first sample at or after block 1's due time to the sample taken one injection interval after the last block's due time (the drain after it is not counted); cpu_pct_per_node_mean divides by that window's wall time",
             "cpu_idle": format!(
                 "CPU of each node over the {}s quiet window after convergence and before injection (idle_s: alive and state-info traffic only), read at its start and end (inside the stats requests that bound it) as {idle_source}; divided by the monotonic wall time between the reads, as % of one core. cpu_pct_per_node_idle_mean/_max: mean/max over nodes",
                 out.quiet_s
@@ -500,4 +523,32 @@ pub fn write_all(dir: &Path, out: &RunOutput, doc: &Value) -> std::io::Result<()
         crate::html::report(doc, &rows, &out.collector.time_to_all(), &out.node_names),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t_s: f64) -> Sample {
+        Sample {
+            t_s,
+            procs: Vec::new(),
+            proxy_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn injection_window_ends_at_the_injection_end_sample_not_after_the_drain() {
+        let samples: Vec<Sample> = [-1.0, 0.01, 1.0, 2.0, 2.05, 3.0, 4.0]
+            .into_iter()
+            .map(at)
+            .collect();
+        let (a, b) = injection_window(&samples, Some(4));
+        assert_eq!(a.map(|x| x.t_s), Some(0.01));
+        assert_eq!(b.map(|x| x.t_s), Some(2.05));
+        // A run that stopped before injection ended: up to its last sample.
+        let (_, b) = injection_window(&samples, None);
+        assert_eq!(b.map(|x| x.t_s), Some(4.0));
+        assert_eq!(injection_window(&[], None).0.map(|x| x.t_s), None);
+    }
 }

@@ -70,6 +70,9 @@ pub struct RunOutput {
     pub injections: Vec<Injection>,
     /// Resource samples.
     pub samples: Vec<Sample>,
+    /// Index in `samples` of the one taken when injection ended (one interval after the last
+    /// block was due); `None` when the run stopped before that.
+    pub inject_end_sample: Option<usize>,
     /// Node stats just before injection, then at the end (Null where unreadable).
     pub stats_before: Vec<Value>,
     /// See `stats_before`.
@@ -295,6 +298,9 @@ pub fn run(
     let end_ns = last_due + (s.drain_s * 1e9) as u64;
     let t_of = |ns: u64| (ns as f64 - schedule.start_unix_ns as f64) / 1e9;
     let mut next_sample = schedule.start_unix_ns - s.sample_ms * 1_000_000;
+    // The injection window's CPU and bytes end here, not after the drain.
+    let inject_end_ns = last_due + schedule.interval_ns;
+    let mut inject_end_sample = None;
     let mut restarts: Vec<std::thread::JoinHandle<()>> = Vec::new();
     // Main loop: deliveries, faults, samples, progress; bounded by `end_ns`.
     for _ in 0..100_000_000u64 {
@@ -328,6 +334,10 @@ pub fn run(
                 what,
             });
         }
+        if now >= inject_end_ns && inject_end_sample.is_none() {
+            inject_end_sample = Some(samples.len());
+            samples.push(sample(&handles, &cluster, t_of(now)));
+        }
         if now >= next_sample {
             samples.push(sample(&handles, &cluster, t_of(now)));
             next_sample += s.sample_ms * 1_000_000;
@@ -360,6 +370,7 @@ pub fn run(
         collector,
         injections,
         samples,
+        inject_end_sample,
         stats_before,
         stats_after,
         stats_quiet_start,

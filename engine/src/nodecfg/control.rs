@@ -210,15 +210,12 @@ pub fn block_event(
     size_bytes: usize,
     received_unix_ns: u64,
 ) -> String {
-    json!({
-        "event": event,
-        "channel": String::from_utf8_lossy(channel),
-        "seq": seq,
-        "from": from_hex,
-        "size_bytes": size_bytes,
-        "received_unix_ns": received_unix_ns,
-    })
-    .to_string()
+    // Written directly (one per block per node under load); the channel is the only free text.
+    let channel = Value::from(String::from_utf8_lossy(channel)).to_string();
+    let from = from_hex.map_or_else(|| "null".to_owned(), |h| format!("\"{h}\""));
+    format!(
+        "{{\"event\":\"{event}\",\"channel\":{channel},\"seq\":{seq},\"from\":{from},\"size_bytes\":{size_bytes},\"received_unix_ns\":{received_unix_ns}}}"
+    )
 }
 
 /// A membership event line.
@@ -347,5 +344,13 @@ mod tests {
             serde_json::from_str(&block_event("block", b"ch", 3, None, 10, 99)).expect("json");
         assert_eq!(ev["from"], Value::Null);
         assert!(ev.get("ok").is_none());
+        let line = block_event("block_received", b"c\"h\n", 7, Some("ab01".into()), 10, 99);
+        assert!(!line.contains('\n'));
+        let ev: Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(
+            ev,
+            json!({"event": "block_received", "channel": "c\"h\n", "seq": 7, "from": "ab01",
+                   "size_bytes": 10, "received_unix_ns": 99})
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! The control listener of `engine/CONTROL.md`: newline-delimited JSON over TCP. Each connection
 //! has one writer task fed by a bounded queue, so replies and (after `subscribe`) event lines
-//! never interleave inside a line.
+//! never interleave inside a line. The writer sends a reply at once, with whatever is queued before
+//! it; event lines wait up to [`EVENT_LINGER`] for more, so a subscriber under load gets one write
+//! per batch instead of one per block (a write and a wake-up of the reader each).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_engine::net::{GossipHandle, GossipStats, clock};
@@ -22,6 +25,14 @@ use tokio::sync::{mpsc, watch};
 /// before it loses some. tokio's channel allocates its slots in blocks as they fill, so an idle
 /// or keeping-up connection holds a few KiB, not the whole bound.
 const CONN_QUEUE_LEN_MAX: usize = 8_192;
+/// The longest an event line waits in the writer for others to share its write. Event lines carry
+/// their own timestamps, so the wait changes no measured figure.
+const EVENT_LINGER: Duration = Duration::from_millis(10);
+/// A batch is written once it holds this many bytes, lingering or not.
+const WRITE_BATCH_LEN_MAX_BYTES: usize = 64 * 1024;
+
+/// Replies waiting for one connection's writer (one request is answered at a time).
+const REPLY_QUEUE_LEN_MAX: usize = 16;
 
 /// What every connection shares.
 pub struct Ctl {
@@ -100,12 +111,13 @@ pub async fn serve(listener: TcpListener, ctl: Arc<Ctl>) {
 async fn connection(stream: TcpStream, peer: SocketAddr, ctl: Arc<Ctl>) {
     tracing::debug!(target: "gossip-node.control", %peer, "control connection");
     let (read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Arc<str>>(CONN_QUEUE_LEN_MAX);
+    let (tx, replies) = mpsc::channel::<String>(REPLY_QUEUE_LEN_MAX);
+    let (events_tx, events) = mpsc::channel::<Arc<str>>(CONN_QUEUE_LEN_MAX);
     let writer = tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            if write.write_all(line.as_bytes()).await.is_err()
-                || write.write_all(b"\n").await.is_err()
-            {
+        let mut out = Outgoing { replies, events };
+        let mut batch = Vec::new();
+        while out.next_batch(&mut batch).await {
+            if write.write_all(&batch).await.is_err() {
                 return;
             }
         }
@@ -127,10 +139,10 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctl: Arc<Ctl>) {
                 Ok(Request::Subscribe) if !subscribed => {
                     subscribed = true;
                     // The reply goes first: event lines follow it on the same queue.
-                    if tx.send(ok_reply(Map::new()).into()).await.is_err() {
+                    if tx.send(ok_reply(Map::new())).await.is_err() {
                         break;
                     }
-                    ctl.subscribers.add(tx.clone());
+                    ctl.subscribers.add(events_tx.clone());
                     continue;
                 }
                 Ok(req) => handle(&ctl, req).await,
@@ -140,12 +152,73 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctl: Arc<Ctl>) {
                 break;
             }
         };
-        if tx.send(reply.into()).await.is_err() {
+        if tx.send(reply).await.is_err() {
             break;
         }
     }
     drop(tx);
     let _ = writer.await;
+}
+
+/// What one connection's writer sends: replies, and event lines once subscribed.
+struct Outgoing {
+    replies: mpsc::Receiver<String>,
+    events: mpsc::Receiver<Arc<str>>,
+}
+
+impl Outgoing {
+    /// Fills `batch` with the next lines to write, each ending in a newline. A reply goes at once,
+    /// with the replies and event lines queued behind it. An event line waits up to
+    /// [`EVENT_LINGER`] for more (senders do not wake the writer meanwhile) unless a reply comes
+    /// or [`WRITE_BATCH_LEN_MAX_BYTES`] are queued. `false` once the connection's reply queue is
+    /// closed: its reader is gone.
+    #[allow(clippy::disallowed_methods)] // a binary's timer, not the sans-IO core
+    async fn next_batch(&mut self, batch: &mut Vec<u8>) -> bool {
+        batch.clear();
+        tokio::select! {
+            biased;
+            reply = self.replies.recv() => {
+                let Some(reply) = reply else {
+                    return false;
+                };
+                push_line(batch, &reply);
+                while let Ok(reply) = self.replies.try_recv() {
+                    push_line(batch, &reply);
+                }
+            }
+            event = self.events.recv() => {
+                let Some(event) = event else {
+                    // Every event sender is gone: only replies remain.
+                    return self.replies.recv().await.map(|r| push_line(batch, &r)).is_some();
+                };
+                push_line(batch, &event);
+                self.drain_events(batch);
+                if batch.len() < WRITE_BATCH_LEN_MAX_BYTES {
+                    tokio::select! {
+                        biased;
+                        Some(reply) = self.replies.recv() => push_line(batch, &reply),
+                        () = tokio::time::sleep(EVENT_LINGER) => {}
+                    }
+                }
+            }
+        }
+        self.drain_events(batch);
+        true
+    }
+
+    fn drain_events(&mut self, batch: &mut Vec<u8>) {
+        while batch.len() < WRITE_BATCH_LEN_MAX_BYTES {
+            match self.events.try_recv() {
+                Ok(event) => push_line(batch, &event),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+fn push_line(batch: &mut Vec<u8>, line: &str) {
+    batch.extend_from_slice(line.as_bytes());
+    batch.push(b'\n');
 }
 
 /// Reads one line of at most [`REQUEST_LINE_LEN_MAX_BYTES`]: `None` at end of stream,
@@ -344,4 +417,76 @@ pub fn stats_json(s: &GossipStats, fault_dropped: u64, control_lines_lost: u64) 
         "control_lines_lost": control_lines_lost,
         "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tokio's paused clock
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn outgoing(events_len: usize) -> (mpsc::Sender<String>, mpsc::Sender<Arc<str>>, Outgoing) {
+        let (replies_tx, replies) = mpsc::channel(REPLY_QUEUE_LEN_MAX);
+        let (events_tx, events) = mpsc::channel(events_len);
+        (replies_tx, events_tx, Outgoing { replies, events })
+    }
+
+    /// The next batch (`None` once closed) and how long, in paused time, it took.
+    async fn timed_batch(out: &mut Outgoing) -> (Option<Vec<u8>>, Duration) {
+        let started = Instant::now();
+        let mut batch = Vec::new();
+        let open = out.next_batch(&mut batch).await;
+        (open.then_some(batch), started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn event_lines_share_a_write_and_a_reply_goes_at_once() {
+        let (replies, events, mut out) = outgoing(16);
+        // Events queued together, plus one within the linger: one batch, after the linger.
+        events.send("a".into()).await.expect("send");
+        events.send("b".into()).await.expect("send");
+        let late = events.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(EVENT_LINGER / 2).await;
+            late.send("c".into()).await.expect("send");
+        });
+        let (batch, took) = timed_batch(&mut out).await;
+        assert_eq!(batch.as_deref(), Some(&b"a\nb\nc\n"[..]));
+        assert_eq!(took, EVENT_LINGER);
+        // A reply is written without lingering, with the events queued behind it.
+        replies.send("{\"ok\":true}".into()).await.expect("send");
+        events.send("d".into()).await.expect("send");
+        let (batch, took) = timed_batch(&mut out).await;
+        assert_eq!(batch.as_deref(), Some(&b"{\"ok\":true}\nd\n"[..]));
+        assert_eq!(took, Duration::ZERO);
+        // A reply ends an event's linger early.
+        events.send("e".into()).await.expect("send");
+        let replies_late = replies.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(EVENT_LINGER / 5).await;
+            replies_late.send("r".into()).await.expect("send");
+        });
+        let (batch, took) = timed_batch(&mut out).await;
+        assert_eq!(batch.as_deref(), Some(&b"e\nr\n"[..]));
+        assert_eq!(took, EVENT_LINGER / 5);
+        // The connection's end (its reply queue closed) ends the writer.
+        drop(replies);
+        assert_eq!(timed_batch(&mut out).await, (None, Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_is_written_without_waiting() {
+        let (_replies, events, mut out) = outgoing(CONN_QUEUE_LEN_MAX);
+        let line: Arc<str> = "x".repeat(1023).into();
+        for _ in 0..(WRITE_BATCH_LEN_MAX_BYTES / 1024 + 5) {
+            events.send(line.clone()).await.expect("send");
+        }
+        let (batch, took) = timed_batch(&mut out).await;
+        assert_eq!(batch.map(|b| b.len()), Some(WRITE_BATCH_LEN_MAX_BYTES));
+        assert_eq!(took, Duration::ZERO);
+        // The rest is a batch of its own, lingering for company as any.
+        let (batch, took) = timed_batch(&mut out).await;
+        assert_eq!(batch.map(|b| b.len()), Some(5 * 1024));
+        assert_eq!(took, EVENT_LINGER);
+    }
 }
