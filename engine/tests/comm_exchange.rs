@@ -232,3 +232,52 @@ async fn signed_messages_verify_with_the_handshake_identity() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A data envelope whose payload carries `pad_len` extra bytes.
+fn padded_envelope(seq: u64, pad_len: usize) -> gossip_proto::gossip::Envelope {
+    use prost::Message;
+    let mut envelope = data_envelope(seq);
+    let mut message =
+        gossip_proto::gossip::GossipMessage::decode(envelope.payload.clone()).expect("decodes");
+    if let Some(gossip_proto::gossip::gossip_message::Content::DataMsg(d)) = &mut message.content
+        && let Some(p) = &mut d.payload
+    {
+        p.data = vec![7u8; pad_len].into();
+    }
+    envelope.payload = message.encode_to_vec().into();
+    envelope
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_send_is_dropped_and_an_oversize_receipt_closes_the_connection() {
+    init_tracing();
+    let pki = pki();
+    const LIMIT: usize = 16 * 1024;
+    let limited = CommConfig {
+        send_message_len_max: LIMIT,
+        recv_message_len_max: LIMIT,
+        ..CommConfig::for_test()
+    };
+    let a = start_peer(&pki, 0, 0, true, limited.clone()).await;
+    let b = start_peer(&pki, 1, 0, true, limited).await;
+    let c = start_peer(&pki, 0, 1, true, CommConfig::for_test()).await;
+    let sub_b = b.accept(|_| true);
+
+    // Over A's send limit: not sent, counted; the connection stays up for what follows.
+    a.send(padded_envelope(1, 2 * LIMIT), &[remote(&b)]);
+    a.send(padded_envelope(2, LIMIT / 2), &[remote(&b)]);
+    assert_eq!(seq_of(&recv(&sub_b).await), Some(2));
+    assert_eq!(a.stats().rejects.get("send_oversize"), Some(&1));
+    assert_eq!(b.stats().rejects.get("oversize"), None);
+
+    // C has no such send limit: B refuses the message from its length prefix and drops C.
+    c.send(padded_envelope(3, LIMIT / 2), &[remote(&b)]);
+    assert_eq!(seq_of(&recv(&sub_b).await), Some(3));
+    c.send(padded_envelope(4, 2 * LIMIT), &[remote(&b)]);
+    assert!(eventually(|| b.stats().rejects.get("oversize") == Some(&1)).await);
+    assert!(eventually(|| !b.connected_peers().contains(&c.pki_id())).await);
+    assert!(b.connected_peers().contains(&a.pki_id()));
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+}

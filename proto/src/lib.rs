@@ -5,7 +5,9 @@
 //! payloads are zero-copy slices of it.
 //!
 //! With the default `grpc` feature, `gossip::gossip_client` and `gossip::gossip_server` hold the tonic
-//! client and server for the `gossip.Gossip` service, using [`codec::GossipCodec`].
+//! client and server for the `gossip.Gossip` service, using [`codec::GossipCodec`]. The engine frames
+//! gRPC itself (`gossip_engine::net::grpc`); these generated ones serve its tests as an independent
+//! gRPC implementation to check that framing against.
 
 /// Package `gossip`: envelopes, every GossipMessage content type, and the service.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -1,21 +1,23 @@
 //! The dialling side: a custom connector (TCP with TCP_NODELAY, then rustls with the endpoint host as
 //! SNI) that records the server's leaf certificate, the Ping, and the client half of the handshake.
+//! Calls go through tonic's [`Channel`] with our own gRPC framing ([`super::grpc`]).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gossip_proto::gossip::gossip_client::GossipClient;
 use gossip_proto::gossip::{Empty, Envelope};
 use parking_lot::Mutex;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tonic::Streaming;
+use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
+use tower::ServiceExt;
 
 use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, writer_stream};
+use super::grpc::{self, FrameError, FrameReader, FramedBody};
 use super::handshake::{
     HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
 };
@@ -51,11 +53,12 @@ pub enum DialError {
 /// A dialled gRPC channel with what the TLS session showed.
 #[derive(Debug, Clone)]
 pub struct Dialed {
-    /// The gossip client, with the 100 MiB limits set.
-    pub client: GossipClient<Channel>,
+    /// The HTTP/2 channel (one connection) that calls go over.
+    pub channel: Channel,
     /// The server's leaf certificate DER (`None` without TLS).
     pub server_leaf: Option<Bytes>,
-    channel: Channel,
+    /// `CommConfig::recv_message_len_max`: the largest message read from this channel.
+    recv_message_len_max: usize,
 }
 
 fn split_endpoint(endpoint: &str) -> Result<(String, u16), DialError> {
@@ -123,14 +126,11 @@ pub async fn dial(
         .connect_with_connector(connector)
         .await
         .map_err(|e| connect_err(error_chain(&e)))?;
-    let client = GossipClient::new(channel.clone())
-        .max_decoding_message_size(config.recv_message_len_max)
-        .max_encoding_message_size(config.send_message_len_max);
     let server_leaf = leaf_slot.lock().take();
     Ok(Dialed {
-        client,
-        server_leaf,
         channel,
+        server_leaf,
+        recv_message_len_max: config.recv_message_len_max,
     })
 }
 
@@ -145,6 +145,45 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+impl Dialed {
+    /// Calls `path` with `body` and returns the response's message reader.
+    pub(crate) async fn call(
+        &self,
+        path: &'static str,
+        body: Body,
+    ) -> Result<FrameReader, FrameError> {
+        let response = self
+            .channel
+            .clone()
+            .oneshot(grpc::request(path, body))
+            .await
+            .map_err(|e| FrameError::Transport(error_chain(&e)))?;
+        let body = grpc::response_body(response)?;
+        Ok(FrameReader::new(body, self.recv_message_len_max))
+    }
+
+    /// Calls `Ping` (`Empty` in, `Empty` out).
+    async fn ping(&self) -> Result<(), FrameError> {
+        let request = futures_util::stream::once(std::future::ready(grpc::encode_frame(&Empty {})));
+        let mut reader = self
+            .call(grpc::PATH_PING, FramedBody::request(request))
+            .await?;
+        match reader.message::<Empty>().await? {
+            Some(Empty {}) => Ok(()),
+            None => Err(FrameError::Truncated),
+        }
+    }
+
+    /// Opens `GossipStream` with `outbound` (gRPC frames) as the request stream.
+    pub(crate) async fn gossip_stream(
+        &self,
+        outbound: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+    ) -> Result<FrameReader, FrameError> {
+        self.call(grpc::PATH_GOSSIP_STREAM, FramedBody::request(outbound))
+            .await
+    }
+}
+
 /// Calls `Ping` within `conn_timeout`.
 pub async fn ping(
     dialed: &mut Dialed,
@@ -155,23 +194,23 @@ pub async fn ping(
         endpoint: endpoint.to_owned(),
         reason,
     };
-    match tokio::time::timeout(config.conn_timeout, dialed.client.ping(Empty {})).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(status)) => Err(ping_err(status.to_string())),
+    match tokio::time::timeout(config.conn_timeout, dialed.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ping_err(e.to_string())),
         Err(_) => Err(ping_err("timed out".into())),
     }
 }
 
 /// Reads the remote's first envelope within `timeout`.
 pub(crate) async fn read_first(
-    inbound: &mut Streaming<Envelope>,
+    inbound: &mut FrameReader,
     timeout: std::time::Duration,
 ) -> Result<Envelope, HandshakeError> {
-    match tokio::time::timeout(timeout, inbound.message()).await {
+    match tokio::time::timeout(timeout, inbound.message::<Envelope>()).await {
         Err(_) => Err(HandshakeError::Timeout),
         Ok(Ok(Some(envelope))) => Ok(envelope),
         Ok(Ok(None)) => Err(HandshakeError::StreamEnded),
-        Ok(Err(status)) => Err(HandshakeError::Stream(status.to_string())),
+        Ok(Err(e)) => Err(HandshakeError::Stream(e.to_string())),
     }
 }
 
@@ -179,7 +218,7 @@ pub(crate) async fn read_first(
 pub(crate) struct ClientHandshake {
     pub(crate) remote: RemotePeerInfo,
     pub(crate) lanes: Arc<Lanes>,
-    pub(crate) inbound: Streaming<Envelope>,
+    pub(crate) inbound: FrameReader,
     pub(crate) channel: Channel,
 }
 
@@ -187,7 +226,7 @@ pub(crate) struct ClientHandshake {
 /// ConnEstablish at once, read theirs within `timeout`, check it.
 pub(crate) async fn client_handshake(
     shared: &Arc<Shared>,
-    mut dialed: Dialed,
+    dialed: Dialed,
     probe: bool,
     timeout: std::time::Duration,
 ) -> Result<ClientHandshake, HandshakeError> {
@@ -196,12 +235,10 @@ pub(crate) async fn client_handshake(
     let lanes = Arc::new(Lanes::new(shared.config.send_buff_len_max));
     let outbound = writer_stream(first, lanes.clone(), shared.clone());
     let opened = async {
-        let response = dialed
-            .client
+        let mut inbound = dialed
             .gossip_stream(outbound)
             .await
-            .map_err(|s| HandshakeError::Stream(s.to_string()))?;
-        let mut inbound = response.into_inner();
+            .map_err(|e| HandshakeError::Stream(e.to_string()))?;
         let envelope = read_first(&mut inbound, timeout).await?;
         Ok::<_, HandshakeError>((envelope, inbound))
     };
@@ -234,10 +271,7 @@ pub(crate) async fn client_handshake(
 }
 
 /// Wraps a finished client handshake into a connection (not yet registered).
-pub(crate) fn outbound_conn(
-    shared: &Shared,
-    hs: ClientHandshake,
-) -> (Arc<Conn>, Streaming<Envelope>) {
+pub(crate) fn outbound_conn(shared: &Shared, hs: ClientHandshake) -> (Arc<Conn>, FrameReader) {
     let conn = Conn::new(
         shared.next_conn_id(),
         hs.remote,

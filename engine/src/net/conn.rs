@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use futures_util::Stream;
 use gossip_proto::gossip::Envelope;
-use prost::Message;
-use tonic::Streaming;
 use tonic::transport::Channel;
 
 use super::clock;
 use super::comm::Shared;
+use super::grpc::{FrameError, FrameReader, encode_frame, encode_frames, framed_len};
 use super::handshake::RemotePeerInfo;
 use super::lanes::Lanes;
 use super::stats::Stats;
@@ -84,21 +84,44 @@ impl Drop for WriterGuard {
     }
 }
 
-/// The outbound envelope stream of a connection: our ConnEstablish first, then the lanes (control
-/// before data) until the connection closes.
+/// A writer batch stops growing at this many framed bytes (tonic's codec yields at 32 KiB too).
+const WRITE_BATCH_LEN_MAX_BYTES: usize = 32 * 1024;
+
+/// The outbound message stream of a connection, as gRPC frames: our ConnEstablish first, then the
+/// lanes (control before data) until the connection closes. What is queued when the writer runs
+/// goes out as one chunk of up to [`WRITE_BATCH_LEN_MAX_BYTES`] (more when one envelope is
+/// larger), so a burst costs one HTTP/2 frame and one write. An envelope over
+/// `send_message_len_max` is not sent (counted as the `send_oversize` reject); the connection
+/// stays up.
 pub(crate) fn writer_stream(
     first: Envelope,
     lanes: Arc<Lanes>,
     shared: Arc<Shared>,
-) -> impl Stream<Item = Envelope> + Send + 'static {
+) -> impl Stream<Item = Bytes> + Send + 'static {
     let guard = WriterGuard { lanes, shared };
     futures_util::stream::unfold((Some(first), guard), |(first, guard)| async move {
         if let Some(first) = first {
-            return Some((first, (None, guard)));
+            return Some((encode_frame(&first), (None, guard)));
         }
-        let envelope = guard.lanes.next().await?;
-        Stats::incr(&guard.shared.stats.messages_sent);
-        Some((envelope, (None, guard)))
+        let mut batch = Vec::new();
+        let mut batch_len = 0;
+        while batch.is_empty() {
+            let mut next = Some(guard.lanes.next().await?);
+            while let Some(envelope) = next.take() {
+                let len = framed_len(&envelope);
+                if len > guard.shared.config.send_message_len_max {
+                    guard.shared.stats.reject("send_oversize");
+                } else {
+                    Stats::incr(&guard.shared.stats.messages_sent);
+                    batch_len += len;
+                    batch.push(envelope);
+                }
+                if batch_len < WRITE_BATCH_LEN_MAX_BYTES {
+                    next = guard.lanes.try_next();
+                }
+            }
+        }
+        Some((encode_frames(&batch), (None, guard)))
     })
 }
 
@@ -181,7 +204,7 @@ impl Drop for Verifying<'_> {
 enum ReaderEnd {
     ClosedLocally,
     RemoteEnded,
-    StreamError(tonic::Status),
+    StreamError(FrameError),
     Rejected(Reject),
     Oversize { len_bytes: usize },
     InboundClosed,
@@ -189,16 +212,12 @@ enum ReaderEnd {
 
 /// Reads envelopes until the stream ends, the connection closes, or an envelope is rejected with
 /// `closes_connection`. Then closes and unregisters the connection.
-pub(crate) async fn run_reader(
-    shared: Arc<Shared>,
-    conn: Arc<Conn>,
-    mut inbound: Streaming<Envelope>,
-) {
+pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound: FrameReader) {
     let end = loop {
         let next = tokio::select! {
             biased;
             () = conn.lanes.closed() => break ReaderEnd::ClosedLocally,
-            next = inbound.message() => next,
+            next = inbound.message::<Envelope>() => next,
         };
         match next {
             Ok(Some(envelope)) => {
@@ -207,7 +226,11 @@ pub(crate) async fn run_reader(
                 }
             }
             Ok(None) => break ReaderEnd::RemoteEnded,
-            Err(status) => break ReaderEnd::StreamError(status),
+            Err(FrameError::Oversize { len_bytes }) => {
+                shared.stats.reject("oversize");
+                break ReaderEnd::Oversize { len_bytes };
+            }
+            Err(e) => break ReaderEnd::StreamError(e),
         }
     };
     let pending = conn.lanes.pending();
@@ -222,8 +245,8 @@ pub(crate) async fn run_reader(
         ReaderEnd::Oversize { len_bytes } => {
             tracing::warn!(peer = %conn.pki_id(), len_bytes, "closing connection: envelope over the size limit")
         }
-        ReaderEnd::StreamError(status) => {
-            tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, %status, "connection stream failed")
+        ReaderEnd::StreamError(error) => {
+            tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, %error, "connection stream failed")
         }
         other => {
             tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, end = ?other, "connection ended")
@@ -242,11 +265,6 @@ async fn handle_envelope(
     conn: &Conn,
     envelope: Envelope,
 ) -> Result<(), ReaderEnd> {
-    let len_bytes = envelope.encoded_len();
-    if len_bytes > shared.config.recv_message_len_max {
-        shared.stats.reject("oversize");
-        return Err(ReaderEnd::Oversize { len_bytes });
-    }
     let now = clock::now();
     let prechecked = match shared.ingress.precheck(conn.pki_id(), envelope, now) {
         Ok(p) => p,

@@ -104,6 +104,16 @@ impl Lanes {
         }
     }
 
+    /// The next envelope for the writer if one is queued, control first; never waits.
+    pub(crate) fn try_next(&self) -> Option<Envelope> {
+        if self.is_closed() {
+            return None;
+        }
+        let envelope = self.control.pop().or_else(|| self.data.pop())?;
+        self.space_or_close.notify_waiters();
+        Some(envelope)
+    }
+
     /// Takes every envelope still queued, control first. Call after [`Lanes::close`]: the writer
     /// no longer pops, so what is taken here was never written.
     pub(crate) fn take_pending(&self) -> Vec<(Lane, Envelope)> {

@@ -1,9 +1,10 @@
 //! The async comm layer (feature `net`): the only async code in the crate.
 //!
 //! ```text
-//!  TCP ─► TLS (rustls, ring) ─► tonic gossip.Gossip ─► handshake (spec 2.2) ─► conn store
+//!  TCP ─► TLS (rustls, ring) ─► HTTP/2 (tonic transport) ─► gRPC framing (grpc) ─► handshake (spec 2.2) ─► conn store
 //!  per connection: reader ─► ingress precheck ─► verify_checks ─► accept ─► inbound queue ─► demux
 //!                  writer ◄─ control lane, then data lane ◄─ Comm::send / send_blocking
+//!                  (what is queued goes out as one chunk of frames, up to 32 KiB)
 //! ```
 //!
 //! - [`comm`]: the public [`Comm`] API.
@@ -11,6 +12,7 @@
 //! - [`tls`]: TLS material, rustls configs, the [`tls::NetIo`] byte stream.
 //! - [`client`]: the custom connector, Ping, the client half of the handshake.
 //! - `server`: the listener, the custom incoming and the `gossip.Gossip` service.
+//! - [`grpc`]: gRPC message framing over tonic's HTTP/2 transport (no tonic codec).
 //! - `conn`, `conn_store`, `lanes`, `queue`, `demux`: connections, the store, send lanes, the
 //!   bounded async queues and the subscriber demux.
 //! - [`clock`]: the only real clock read.
@@ -33,6 +35,7 @@ mod conn_store;
 pub mod demux;
 pub mod driver;
 pub mod fanout;
+pub mod grpc;
 pub mod handle;
 pub mod handshake;
 pub mod lanes;

@@ -1,25 +1,29 @@
 //! The accepting side: a TCP listener feeding TLS (or plain) streams to tonic as a custom incoming,
 //! the `gossip.Gossip` service (`Ping` answered at once, `GossipStream` running the server half of
-//! the handshake), and registration of authenticated inbound connections.
+//! the handshake), and registration of authenticated inbound connections. The service is a plain
+//! tower service over tonic's transport with our own gRPC framing ([`super::grpc`]).
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
-use gossip_proto::gossip::gossip_server::{Gossip, GossipServer};
-use gossip_proto::gossip::{Empty, Envelope};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use gossip_proto::gossip::Empty;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::Status;
+use tonic::body::Body;
+use tonic::server::NamedService;
 
 use super::client::{read_first, record_handshake_failure, record_opened};
 use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, run_reader, writer_stream};
 use super::conn_store::Registration;
+use super::grpc::{self, FrameReader, FramedBody};
 use super::handshake::{build_conn_establish, check_tls_presence, verify_conn_establish};
 use super::lanes::Lanes;
 use super::tls::{NetIo, PeerInfo};
@@ -34,20 +38,44 @@ const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(7200);
 
 /// The `gossip.Gossip` service.
+#[derive(Clone)]
 pub(crate) struct GossipService {
     shared: Arc<Shared>,
 }
 
-type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<Envelope, Status>> + Send + 'static>>;
+impl NamedService for GossipService {
+    const NAME: &'static str = "gossip.Gossip";
+}
 
-#[tonic::async_trait]
-impl Gossip for GossipService {
-    type GossipStreamStream = EnvelopeStream;
+impl tower::Service<http::Request<Body>> for GossipService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<http::Response<Body>, Infallible>>;
 
-    async fn gossip_stream(
-        &self,
-        request: Request<Streaming<Envelope>>,
-    ) -> Result<Response<Self::GossipStreamStream>, Status> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let response = match request.uri().path() {
+            grpc::PATH_GOSSIP_STREAM => self
+                .gossip_stream(request)
+                .unwrap_or_else(|status| status.into_http()),
+            grpc::PATH_PING => {
+                let reply =
+                    futures_util::stream::once(std::future::ready(grpc::encode_frame(&Empty {})));
+                grpc::response(FramedBody::response(reply))
+            }
+            _ => Status::unimplemented("").into_http(),
+        };
+        std::future::ready(Ok(response))
+    }
+}
+
+impl GossipService {
+    /// Answers at once with our ConnEstablish first on the response stream; the remote's is read
+    /// and checked by [`serve_inbound`], which drops the connection when it fails.
+    fn gossip_stream(&self, request: http::Request<Body>) -> Result<http::Response<Body>, Status> {
         let shared = self.shared.clone();
         if shared.is_stopped() {
             return Err(Status::unavailable("comm stopped"));
@@ -67,8 +95,8 @@ impl Gossip for GossipService {
         )
         .map_err(|e| Status::internal(e.to_string()))?;
         let lanes = Arc::new(Lanes::new(shared.config.send_buff_len_max));
-        let outbound = writer_stream(first, lanes.clone(), shared.clone()).map(Ok);
-        let inbound = request.into_inner();
+        let outbound = writer_stream(first, lanes.clone(), shared.clone());
+        let inbound = FrameReader::new(request.into_body(), shared.config.recv_message_len_max);
         shared.spawn(serve_inbound(
             shared.clone(),
             lanes,
@@ -76,11 +104,7 @@ impl Gossip for GossipService {
             remote_leaf,
             endpoint,
         ));
-        Ok(Response::new(Box::pin(outbound)))
-    }
-
-    async fn ping(&self, _request: Request<Empty>) -> Result<Response<Empty>, Status> {
-        Ok(Response::new(Empty {}))
+        Ok(grpc::response(FramedBody::response(outbound)))
     }
 }
 
@@ -88,7 +112,7 @@ impl Gossip for GossipService {
 async fn serve_inbound(
     shared: Arc<Shared>,
     lanes: Arc<Lanes>,
-    mut inbound: Streaming<Envelope>,
+    mut inbound: FrameReader,
     remote_leaf: Option<bytes::Bytes>,
     endpoint: String,
 ) {
@@ -171,11 +195,9 @@ pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
     let incoming = futures_util::stream::unfold(accepted_rx, |mut rx| async move {
         rx.recv().await.map(|io| (Ok::<_, std::io::Error>(io), rx))
     });
-    let service = GossipServer::new(GossipService {
+    let service = GossipService {
         shared: shared.clone(),
-    })
-    .max_decoding_message_size(shared.config.recv_message_len_max)
-    .max_encoding_message_size(shared.config.send_message_len_max);
+    };
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))

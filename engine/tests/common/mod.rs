@@ -12,6 +12,7 @@ use gossip_engine::crypto::{LocalSigner, MspManager};
 use gossip_engine::ingress::{Ingress, IngressConfig, ReceivedMessage, Verified};
 use gossip_engine::net::client::{self, Dialed};
 use gossip_engine::net::{Comm, CommParams, RemotePeer, Subscription, TlsMaterial, clock};
+use gossip_proto::gossip::gossip_client::GossipClient;
 use gossip_proto::gossip::{DataMessage, Envelope, GossipMessage, Payload, gossip_message};
 use prost::Message;
 use tonic::Streaming;
@@ -143,12 +144,14 @@ pub async fn raw_stream(
     first: Envelope,
 ) -> Result<RawStream, tonic::Status> {
     let config = CommConfig::for_test();
-    let mut dialed = client::dial(endpoint, tls, &config).await.expect("dial");
+    let dialed = client::dial(endpoint, tls, &config).await.expect("dial");
+    // tonic's generated client: an independent gRPC implementation against our framing.
+    let mut client = GossipClient::new(dialed.channel.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(16);
     tx.send(first).await.expect("queue first");
     let outbound =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
-    let response = tokio::time::timeout(WAIT, dialed.client.gossip_stream(outbound))
+    let response = tokio::time::timeout(WAIT, client.gossip_stream(outbound))
         .await
         .expect("stream opens in time")?;
     Ok(RawStream {

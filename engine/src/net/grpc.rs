@@ -1,0 +1,304 @@
+//! gRPC framing of `gossip.Gossip` straight over tonic's HTTP/2 transport, without tonic's codec.
+//!
+//! tonic's codec copies every message into a per-stream encode buffer (which starts small and
+//! reallocates as a block grows it) and every received DATA chunk into a per-stream decode buffer;
+//! those buffers were a fifth of a node's heap. Here a message is encoded once into an allocation
+//! of its exact framed size, handed to HTTP/2 as it is, and a received message is sliced out of
+//! the DATA chunk it arrived in: small ones copied into their own allocation (so a stored alive
+//! message does not keep HTTP/2's read buffer alive), large ones (blocks) not copied at all.
+//!
+//! The wire format is gRPC's: each message is a 1-byte compressed flag (always 0: gossip does not
+//! compress), a 4-byte big-endian length and the protobuf bytes; the server's response ends with
+//! `grpc-status` trailers. tonic's transport (hyper, h2) still does HTTP/2, TLS hand-off, keepalive
+//! and flow control.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::Stream;
+use http::{HeaderMap, HeaderValue, header};
+use http_body::{Body as _, Frame};
+use prost::Message;
+use tonic::body::Body;
+
+/// The `GossipStream` method's path.
+pub(crate) const PATH_GOSSIP_STREAM: &str = "/gossip.Gossip/GossipStream";
+/// The `Ping` method's path.
+pub(crate) const PATH_PING: &str = "/gossip.Gossip/Ping";
+/// The framing before each message: compressed flag and length.
+const PREFIX_LEN: usize = 5;
+/// Received messages up to this size are copied out of the DATA chunk they arrived in; larger ones
+/// are sliced (they are most of their chunk anyway).
+const DETACH_LEN_MAX: usize = 16 * 1024;
+/// `content-type` of gRPC requests and responses.
+const CONTENT_TYPE_GRPC: &str = "application/grpc";
+
+/// Why a message stream could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The HTTP/2 stream failed (reset, connection lost, keepalive timeout).
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The peer ended the call with a non-OK `grpc-status`.
+    #[error("grpc-status {code}: {message}")]
+    Status {
+        /// The `grpc-status` code.
+        code: i32,
+        /// The `grpc-message`, if any.
+        message: String,
+    },
+    /// A message announced more bytes than the receive limit.
+    #[error("message of {len_bytes} bytes over the limit")]
+    Oversize {
+        /// The announced length.
+        len_bytes: usize,
+    },
+    /// A message was marked compressed; gossip never compresses.
+    #[error("compressed message")]
+    Compressed,
+    /// The stream ended inside a message.
+    #[error("stream ended inside a message")]
+    Truncated,
+    /// A message did not decode.
+    #[error("decode: {0}")]
+    Decode(String),
+}
+
+/// Encodes `message` as one gRPC frame, in an allocation of exactly its framed size.
+pub(crate) fn encode_frame<M: Message>(message: &M) -> Bytes {
+    encode_frames(std::slice::from_ref(message))
+}
+
+/// The framed size of `message`.
+pub(crate) fn framed_len<M: Message>(message: &M) -> usize {
+    PREFIX_LEN + message.encoded_len()
+}
+
+/// Encodes `messages` as consecutive gRPC frames in one allocation of exactly their framed size:
+/// one HTTP/2 DATA frame and one TLS write for a batch instead of one each.
+pub(crate) fn encode_frames<M: Message>(messages: &[M]) -> Bytes {
+    let total: usize = messages.iter().map(|m| PREFIX_LEN + m.encoded_len()).sum();
+    let mut buf = BytesMut::with_capacity(total);
+    for message in messages {
+        let len = message.encoded_len();
+        buf.put_u8(0);
+        // Callers keep messages under the send limit, far below 4 GiB.
+        buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        message.encode_raw(&mut buf);
+    }
+    buf.freeze()
+}
+
+/// Reads gRPC messages from a request or response body.
+pub(crate) struct FrameReader {
+    body: Body,
+    /// The unread part of the last DATA chunk.
+    chunk: Bytes,
+    /// A message that spans chunks, gathered here once its length is known.
+    partial: BytesMut,
+    /// Bytes still missing from `partial` (0: none in progress).
+    partial_missing: usize,
+    len_max: usize,
+    ended: bool,
+}
+
+impl FrameReader {
+    /// Reads `body`, refusing messages over `len_max` bytes before buffering them.
+    pub(crate) fn new(body: Body, len_max: usize) -> Self {
+        Self {
+            body,
+            chunk: Bytes::new(),
+            partial: BytesMut::new(),
+            partial_missing: 0,
+            len_max,
+            ended: false,
+        }
+    }
+
+    /// The next message: `Ok(None)` when the stream ended cleanly.
+    pub(crate) async fn message<M: Message + Default>(&mut self) -> Result<Option<M>, FrameError> {
+        loop {
+            if let Some(bytes) = self.take_message()? {
+                return M::decode(bytes)
+                    .map(Some)
+                    .map_err(|e| FrameError::Decode(e.to_string()));
+            }
+            if self.ended {
+                return if self.partial_missing > 0 || !self.chunk.is_empty() {
+                    Err(FrameError::Truncated)
+                } else {
+                    Ok(None)
+                };
+            }
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await;
+            match frame {
+                None => self.ended = true,
+                Some(Err(status)) => return Err(FrameError::Transport(status.to_string())),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.push_chunk(data),
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            check_status(&trailers)?;
+                        }
+                        self.ended = true;
+                    }
+                },
+            }
+        }
+    }
+
+    fn push_chunk(&mut self, data: Bytes) {
+        if self.chunk.is_empty() {
+            self.chunk = data;
+        } else {
+            // A prefix split across chunks: rare, join the few bytes.
+            let mut joined = BytesMut::with_capacity(self.chunk.len() + data.len());
+            joined.put(std::mem::take(&mut self.chunk));
+            joined.put(data);
+            self.chunk = joined.freeze();
+        }
+    }
+
+    /// The next complete message's bytes, if buffered.
+    fn take_message(&mut self) -> Result<Option<Bytes>, FrameError> {
+        if self.partial_missing > 0 {
+            let n = self.partial_missing.min(self.chunk.len());
+            self.partial.put(self.chunk.split_to(n));
+            self.partial_missing -= n;
+            if self.partial_missing > 0 {
+                return Ok(None);
+            }
+            return Ok(Some(std::mem::take(&mut self.partial).freeze()));
+        }
+        if self.chunk.len() < PREFIX_LEN {
+            return Ok(None);
+        }
+        let compressed = self.chunk[0];
+        let len = u32::from_be_bytes([self.chunk[1], self.chunk[2], self.chunk[3], self.chunk[4]]);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if compressed != 0 {
+            return Err(FrameError::Compressed);
+        }
+        if len > self.len_max {
+            return Err(FrameError::Oversize { len_bytes: len });
+        }
+        self.chunk.advance(PREFIX_LEN);
+        if self.chunk.len() >= len {
+            let message = self.chunk.split_to(len);
+            if len <= DETACH_LEN_MAX {
+                return Ok(Some(Bytes::copy_from_slice(&message)));
+            }
+            return Ok(Some(message));
+        }
+        // The message continues in later chunks: gather it in one allocation of its size.
+        self.partial = BytesMut::with_capacity(len);
+        self.partial.put(std::mem::take(&mut self.chunk));
+        self.partial_missing = len - self.partial.len();
+        Ok(None)
+    }
+}
+
+/// An error unless `grpc-status` is absent or 0.
+pub(crate) fn check_status(headers: &HeaderMap) -> Result<(), FrameError> {
+    let Some(code) = headers.get("grpc-status") else {
+        return Ok(());
+    };
+    let code = code
+        .to_str()
+        .ok()
+        .and_then(|c| c.parse::<i32>().ok())
+        .unwrap_or(2);
+    if code == 0 {
+        return Ok(());
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Err(FrameError::Status { code, message })
+}
+
+/// An HTTP body of already-framed messages from `stream`, ending with `trailers` (a server's
+/// `grpc-status`) or with no trailers (a client's request).
+pub(crate) struct FramedBody<S> {
+    stream: Pin<Box<S>>,
+    trailers: Option<HeaderMap>,
+}
+
+impl<S: Stream<Item = Bytes> + Send + 'static> FramedBody<S> {
+    /// A client request body.
+    pub(crate) fn request(stream: S) -> Body {
+        Body::new(FramedBody {
+            stream: Box::pin(stream),
+            trailers: None,
+        })
+    }
+
+    /// A server response body, ending with `grpc-status: 0`.
+    pub(crate) fn response(stream: S) -> Body {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        Body::new(FramedBody {
+            stream: Box::pin(stream),
+            trailers: Some(trailers),
+        })
+    }
+}
+
+impl<S: Stream<Item = Bytes>> http_body::Body for FramedBody<S> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(None) => Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A gRPC request for `path` with `body` (the channel adds scheme and authority).
+pub(crate) fn request(path: &'static str, body: Body) -> http::Request<Body> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static(path);
+    let headers = request.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE_GRPC),
+    );
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    request
+}
+
+/// A `200` gRPC response with `body`.
+pub(crate) fn response(body: Body) -> http::Response<Body> {
+    let mut response = http::Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE_GRPC),
+    );
+    response
+}
+
+/// Checks a response's HTTP status and any trailers-only `grpc-status`, and returns its body.
+pub(crate) fn response_body(response: http::Response<Body>) -> Result<Body, FrameError> {
+    if response.status() != http::StatusCode::OK {
+        return Err(FrameError::Transport(format!(
+            "HTTP status {}",
+            response.status()
+        )));
+    }
+    check_status(response.headers())?;
+    Ok(response.into_body())
+}
+
+#[cfg(test)]
+mod tests;
