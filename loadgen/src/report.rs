@@ -94,8 +94,33 @@ const DATA_RECEIVED_KEYS: &[&str] = &[
     "messages_received_by_kind.data_msg",
 ];
 
+/// Whether the run's byte counts come from the fault proxies (every gossip byte) rather than
+/// `/proc/<pid>/io`.
+fn proxied(samples: &[Sample]) -> bool {
+    samples.iter().any(|s| s.proxy_bytes > 0)
+}
+
+/// Bytes moved between samples `a` and `b`: through the proxies when `proxied`, else the growth
+/// of each of the first `nodes` nodes' `rchar + wchar` (nodes down at either sample count 0).
+fn bytes_between(a: &Sample, b: &Sample, nodes: usize, proxied: bool) -> u64 {
+    if proxied {
+        return b.proxy_bytes.saturating_sub(a.proxy_bytes);
+    }
+    (0..nodes)
+        .map(|k| {
+            match (
+                a.procs.get(k).copied().flatten(),
+                b.procs.get(k).copied().flatten(),
+            ) {
+                (Some(pa), Some(pb)) => pb.io_bytes.saturating_sub(pa.io_bytes),
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
 /// Builds the time series.
-pub fn timeseries(out: &RunOutput) -> (Vec<SecondRow>, &'static str) {
+pub fn timeseries(out: &RunOutput) -> Vec<SecondRow> {
     let n = out.scenario.nodes;
     let last_t = out.samples.last().map_or(0.0, |s| s.t_s).max(0.0).ceil() as u64;
     let mut rows: Vec<SecondRow> = (0..=last_t)
@@ -122,8 +147,7 @@ pub fn timeseries(out: &RunOutput) -> (Vec<SecondRow>, &'static str) {
             r.p99_ms = ms(&b.latency, 0.99);
         }
     }
-    let proxied = out.samples.iter().any(|s| s.proxy_bytes > 0);
-    let source = if proxied { "proxy" } else { "proc_io" };
+    let proxied = proxied(&out.samples);
     for smp in out.samples.iter().filter(|x| x.t_s >= 0.0) {
         if let Some(r) = rows.get_mut(smp.t_s.floor() as usize) {
             for (k, p) in smp.procs.iter().enumerate().take(n) {
@@ -151,17 +175,12 @@ pub fn timeseries(out: &RunOutput) -> (Vec<SecondRow>, &'static str) {
             let cpu = ((pb.cpu_s - pa.cpu_s) / dt * 100.0).max(0.0);
             r.node_cpu_pct[k] = cpu;
             r.node_rss_bytes[k] = pb.rss_bytes;
-            if !proxied {
-                r.bytes += pb.io_bytes.saturating_sub(pa.io_bytes);
-            }
         }
-        if proxied {
-            r.bytes += b.proxy_bytes.saturating_sub(a.proxy_bytes);
-        }
+        r.bytes += bytes_between(a, b, n, proxied);
         r.cpu_pct = r.node_cpu_pct.iter().sum();
         r.rss_bytes = r.node_rss_bytes.iter().sum();
     }
-    (rows, source)
+    rows
 }
 
 /// The samples bounding the injection window: the first taken at or after block 1's due time, and
@@ -290,25 +309,13 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
 
     // CPU and bytes over the injection window (not the drain after it), peak RSS over the run.
     let (first, last) = injection_window(&out.samples, out.inject_end_sample);
-    let (_, bytes_source) = timeseries(out);
+    let proxied = proxied(&out.samples);
+    let bytes_source = if proxied { "proxy" } else { "proc_io" };
     let window = last
         .map_or(1.0, |l| l.t_s - first.map_or(0.0, |f| f.t_s))
         .max(1e-3);
     let bytes = match (first, last) {
-        (Some(a), Some(b)) if bytes_source == "proxy" => {
-            b.proxy_bytes.saturating_sub(a.proxy_bytes)
-        }
-        (Some(a), Some(b)) => (0..s.nodes)
-            .map(|k| {
-                match (
-                    a.procs.get(k).copied().flatten(),
-                    b.procs.get(k).copied().flatten(),
-                ) {
-                    (Some(pa), Some(pb)) => pb.io_bytes.saturating_sub(pa.io_bytes),
-                    _ => 0,
-                }
-            })
-            .sum(),
+        (Some(a), Some(b)) => bytes_between(a, b, s.nodes, proxied),
         _ => 0,
     };
     put(
@@ -508,7 +515,7 @@ pub fn summary(doc: &Value) -> String {
 /// Writes `run.json`, `timeseries.csv`, `latency.hgrm` and `report.html` into `dir`.
 pub fn write_all(dir: &Path, out: &RunOutput, doc: &Value) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let (rows, _) = timeseries(out);
+    let rows = timeseries(out);
     std::fs::write(
         dir.join("run.json"),
         serde_json::to_string_pretty(doc).unwrap_or_default(),

@@ -3,12 +3,11 @@
 //! the handshake), and registration of authenticated inbound connections. The service is a plain
 //! tower service over tonic's transport with our own gRPC framing ([`super::grpc`]).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use std::convert::Infallible;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use gossip_proto::gossip::Empty;
 use tokio::net::TcpListener;

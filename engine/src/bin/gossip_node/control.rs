@@ -1,8 +1,8 @@
 //! The control listener of `engine/CONTROL.md`: newline-delimited JSON over TCP. Each connection
-//! has one writer task fed by a bounded queue, so replies and (after `subscribe`) event lines
-//! never interleave inside a line. The writer sends a reply at once, with whatever is queued before
-//! it; event lines wait up to [`EVENT_LINGER`] for more, so a subscriber under load gets one write
-//! per batch instead of one per block (a write and a wake-up of the reader each).
+//! has one writer task fed by two bounded queues, replies and (after `subscribe`) event lines, so
+//! lines never interleave inside a line. The writer sends a reply at once, with the event lines
+//! queued behind it; event lines wait up to [`EVENT_LINGER`] for more, so a subscriber under load
+//! gets one write per batch instead of one per block (a write and a wake-up of the reader each).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,7 +138,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, ctl: Arc<Ctl>) {
                 Err(e) => error_reply(&e),
                 Ok(Request::Subscribe) if !subscribed => {
                     subscribed = true;
-                    // The reply goes first: event lines follow it on the same queue.
+                    // The reply is queued before this connection joins the subscribers and the
+                    // writer takes replies first, so event lines follow it.
                     if tx.send(ok_reply(Map::new())).await.is_err() {
                         break;
                     }
