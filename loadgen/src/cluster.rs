@@ -285,6 +285,8 @@ pub fn build(
         }
     }
     let mut nodes = Vec::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = s.node_threads(cores);
     for k in 0..s.nodes {
         let org = s.org_of(k);
         let o = &pki.orgs[org];
@@ -352,6 +354,10 @@ pub fn build(
                 "--fault-seed".into(),
                 (s.faults.fault_seed + k as u64).to_string().into(),
             ]);
+        }
+        args.extend(["--worker-threads".into(), threads.worker.to_string().into()]);
+        if let Some(n) = threads.verifier {
+            args.extend(["--verifier-threads".into(), n.to_string().into()]);
         }
         let env: BTreeMap<String, String> = s.env.clone();
         nodes.push(NodeLayout {

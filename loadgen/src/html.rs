@@ -80,6 +80,20 @@ fn draw(
     Ok(())
 }
 
+/// `run.json`'s `node_runtime` in words: "current_thread, worker threads 1, verifier threads 0".
+fn node_runtime_text(v: &Value) -> String {
+    match (
+        v["scheduler"].as_str(),
+        v["worker_threads"].as_u64(),
+        v["verifier_threads"].as_u64(),
+    ) {
+        (Some(sched), Some(w), Some(ver)) => {
+            format!("{sched}, worker threads {w}, verifier threads {ver}")
+        }
+        _ => "unknown".into(),
+    }
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -133,13 +147,14 @@ pub fn report(doc: &Value, rows: &[SecondRow], tta: &Histogram<u64>, names: &[St
     );
     let _ = write!(
         page,
-        "<p>schema {} · commit {} · {} ({} cores, kernel {}) · allocator {}</p>",
+        "<p>schema {} · commit {} · {} ({} cores, kernel {}) · allocator {} · node runtime {}</p>",
         esc(doc["schema"].as_str().unwrap_or("")),
         esc(doc["git_commit"].as_str().unwrap_or("unknown")),
         esc(doc["machine"]["cpu_model"].as_str().unwrap_or("")),
         doc["machine"]["cores"],
         esc(doc["machine"]["kernel"].as_str().unwrap_or("")),
         esc(doc["allocator"].as_str().unwrap_or("")),
+        esc(&node_runtime_text(&doc["node_runtime"])),
     );
     page.push_str("<h2>Figures</h2><table><tr><th>figure</th><th>value</th></tr>");
     if let Some(f) = doc["figures"].as_object() {

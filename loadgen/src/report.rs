@@ -413,6 +413,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "machine": machine,
         "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
         "node_allocator": out.stats_before.iter().find_map(|v| v.get("allocator").cloned()),
+        "node_runtime": out.stats_before.iter().find_map(|v| v.get("runtime").cloned()),
         "converged": out.converged,
         "warmup": {"blocks_per_channel": out.schedule.warmup_blocks, "seconds": s.warmup_s,
                    "note": "warm-up blocks are excluded from every figure except warmup_*"},

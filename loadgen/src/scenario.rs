@@ -162,8 +162,25 @@ pub struct Scenario {
     pub sample_ms: u64,
     /// The gossip-node binary (default: beside loadgen's own executable, then `$PATH`).
     pub node_bin: Option<PathBuf>,
+    /// Tokio worker threads per node (`--worker-threads`). 0, the default, gives each node its
+    /// share of the machine: `cores / nodes`, at least 1; one thread runs tokio's current-thread
+    /// scheduler, which is what many nodes on few cores want (see [`Scenario::node_threads`]).
+    pub node_worker_threads: usize,
+    /// Signature-verifier threads per node (`--verifier-threads`). Unset: none when a node runs one
+    /// worker thread (signatures are checked on the connection tasks, no hand-off between
+    /// threads), else gossip-node's default of one per core.
+    pub node_verifier_threads: Option<usize>,
     /// Extra environment for every node (e.g. `RUST_LOG`).
     pub env: BTreeMap<String, String>,
+}
+
+/// Thread counts a node is started with, resolved from the scenario and the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeThreads {
+    /// `--worker-threads`.
+    pub worker: usize,
+    /// `--verifier-threads`; `None` leaves gossip-node's default.
+    pub verifier: Option<usize>,
 }
 
 impl Default for Scenario {
@@ -190,6 +207,8 @@ impl Default for Scenario {
             start_stagger_ms: 250,
             sample_ms: 1000,
             node_bin: None,
+            node_worker_threads: 0,
+            node_verifier_threads: None,
             env: BTreeMap::new(),
         }
     }
@@ -239,6 +258,22 @@ impl Scenario {
             Injectors::PerOrg => (0..self.orgs.min(self.nodes)).collect(),
             Injectors::Single => vec![0],
         }
+    }
+
+    /// The node runtime's threads on a machine with `cores` logical cores: the scenario's
+    /// settings, else the share of the cores that the nodes would get if they all ran at once,
+    /// so that 25 nodes on 2 cores do not run 50 scheduler threads and 50 verifier threads.
+    pub fn node_threads(&self, cores: usize) -> NodeThreads {
+        let worker = match self.node_worker_threads {
+            0 => (cores / self.nodes).max(1),
+            n => n,
+        };
+        let verifier = match self.node_verifier_threads {
+            Some(n) => Some(n),
+            None if worker == 1 => Some(0),
+            None => None,
+        };
+        NodeThreads { worker, verifier }
     }
 
     /// Peers per org, for the PKI.
@@ -347,6 +382,44 @@ mod tests {
         assert!(
             Scenario::from_toml("bogus = 1").is_err(),
             "unknown keys refused"
+        );
+    }
+
+    #[test]
+    fn node_threads_share_the_cores_unless_set() {
+        let n25 = Scenario {
+            nodes: 25,
+            ..Scenario::default()
+        };
+        let one = NodeThreads {
+            worker: 1,
+            verifier: Some(0),
+        };
+        assert_eq!(n25.node_threads(2), one, "25 nodes on 2 cores");
+        assert_eq!(n25.node_threads(16), one, "25 nodes on 16 cores");
+        assert_eq!(
+            n25.node_threads(100),
+            NodeThreads {
+                worker: 4,
+                verifier: None
+            },
+            "more cores than nodes: gossip-node's verifier default"
+        );
+        let set =
+            Scenario::from_toml("nodes = 25\nnode_worker_threads = 2\nnode_verifier_threads = 1")
+                .unwrap();
+        assert_eq!(
+            set.node_threads(2),
+            NodeThreads {
+                worker: 2,
+                verifier: Some(1)
+            }
+        );
+        let worker_only = Scenario::from_toml("node_worker_threads = 1").unwrap();
+        assert_eq!(
+            worker_only.node_threads(64),
+            one,
+            "one worker verifies inline"
         );
     }
 

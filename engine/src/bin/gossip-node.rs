@@ -14,10 +14,11 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Parser;
+use gossip_engine::crypto::pool::PoolConfig;
 use gossip_engine::nodecfg::material::{self, parse_org_msp_arg};
 use gossip_engine::nodecfg::{NodeConfig, Severity};
 
-use gossip_node::{logging, run};
+use gossip_node::{control, logging, run};
 
 /// mimalloc unless built with `--features system-alloc` (for allocator comparisons).
 #[cfg(not(feature = "system-alloc"))]
@@ -52,7 +53,9 @@ struct Args {
     /// Seed of the fault RNG.
     #[arg(long, value_name = "N", default_value_t = 0)]
     fault_seed: u64,
-    /// Tokio worker threads (many nodes on few cores: 1).
+    /// Tokio worker threads. 1 runs everything on the main thread (tokio's current-thread
+    /// scheduler: no work stealing, no cross-thread wake-ups), the choice for many nodes on few
+    /// cores.
     #[arg(
         long,
         value_name = "N",
@@ -118,12 +121,20 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
         _ => None,
     };
     let control_addr = args.control_addr.as_deref().map(control_addr).transpose()?;
+    let runtime = control::RuntimeInfo {
+        worker_threads: args.worker_threads,
+        verifier_threads: cfg
+            .comm
+            .verifier_workers_count
+            .unwrap_or_else(|| PoolConfig::default().workers_count),
+    };
     Ok((
         cfg,
         material,
         run::RunOptions {
             control_addr,
             fault,
+            runtime,
         },
     ))
 }
@@ -144,11 +155,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.worker_threads)
-        .enable_all()
-        .build()
-    {
+    let mut builder = if args.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.worker_threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gossip-node: starting the runtime: {e}");

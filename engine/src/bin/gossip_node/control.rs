@@ -44,6 +44,17 @@ pub struct Ctl {
     pub fault_dropped: Option<Arc<AtomicU64>>,
     /// Set to `true` to shut the process down.
     pub shutdown: watch::Sender<bool>,
+    /// The threads the node runs on, for `stats`.
+    pub runtime: RuntimeInfo,
+}
+
+/// The threads a node runs on, reported in `stats` so that a benchmark records what ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeInfo {
+    /// Tokio worker threads; 1 is tokio's current-thread scheduler on the main thread.
+    pub worker_threads: usize,
+    /// Signature-verifier threads; 0 checks signatures on the connection tasks.
+    pub verifier_threads: usize,
 }
 
 /// The control connections subscribed to event lines, by their writer queues.
@@ -332,7 +343,10 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
                     .as_ref()
                     .map_or(0, |c| c.load(Ordering::Relaxed));
                 let lost = ctl.subscribers.lost_lines();
-                ok_reply(fields([("stats", stats_json(&stats, dropped, lost))]))
+                ok_reply(fields([(
+                    "stats",
+                    stats_json(&stats, dropped, lost, &ctl.runtime),
+                )]))
             }
             Err(e) => stopped(e),
         },
@@ -358,8 +372,13 @@ fn members_json(members: &[NetworkMember]) -> Value {
 }
 
 /// `{"node":{...NodeStats},"comm":{...CommStats},"driver":{...DriverStats},"fault_dropped":N,
-/// "control_lines_lost":N,"allocator":"mimalloc"|"system"}`.
-pub fn stats_json(s: &GossipStats, fault_dropped: u64, control_lines_lost: u64) -> Value {
+/// "control_lines_lost":N,"allocator":"mimalloc"|"system","runtime":{...}}`.
+pub fn stats_json(
+    s: &GossipStats,
+    fault_dropped: u64,
+    control_lines_lost: u64,
+    runtime: &RuntimeInfo,
+) -> Value {
     let n = &s.node;
     let c = &s.comm;
     let d = &s.driver;
@@ -417,6 +436,11 @@ pub fn stats_json(s: &GossipStats, fault_dropped: u64, control_lines_lost: u64) 
         "fault_dropped": fault_dropped,
         "control_lines_lost": control_lines_lost,
         "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
+        "runtime": {
+            "scheduler": if runtime.worker_threads == 1 { "current_thread" } else { "multi_thread" },
+            "worker_threads": runtime.worker_threads,
+            "verifier_threads": runtime.verifier_threads,
+        },
     })
 }
 

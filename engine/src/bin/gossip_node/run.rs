@@ -18,7 +18,7 @@ use gossip_engine::types::PkiId;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::control::{Ctl, Subscribers, serve, stopped};
+use super::control::{Ctl, RuntimeInfo, Subscribers, serve, stopped};
 
 /// What the command line adds to the config.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub control_addr: Option<SocketAddr>,
     /// `--fault-drop-share` with `--fault-seed`, when `--enable-fault-hooks`.
     pub fault: Option<(f64, u64)>,
+    /// The threads the node runs on.
+    pub runtime: RuntimeInfo,
 }
 
 async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
@@ -91,6 +93,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         subscribers,
         fault_dropped,
         shutdown,
+        runtime: opts.runtime,
     });
     let control_task = match opts.control_addr {
         None => None,
