@@ -19,6 +19,17 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 over the concatenation of `parts`, without building the concatenation.
+pub fn sha256_concat<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
 /// PKI-ID = SHA-256(mspid ‖ id_bytes), a plain concatenation (spec 2.1).
 pub fn pki_id_of(mspid: &str, id_bytes: &[u8]) -> PkiId {
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -243,5 +254,18 @@ impl Identity {
     /// The identity's public key, which verifies its messages.
     pub fn public_key(&self) -> &PublicKey {
         &self.cert.public_key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_concat_hashes_the_joined_parts() {
+        let parts: [&[u8]; 4] = [b"block ", b"", b"data ", b"entries"];
+        assert_eq!(sha256_concat(parts), sha256(&parts.concat()));
+        assert_eq!(sha256_concat(std::iter::empty::<&[u8]>()), sha256(b""));
+        assert_ne!(sha256_concat([&b"ab"[..]]), sha256(b"ba"));
     }
 }

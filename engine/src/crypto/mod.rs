@@ -20,7 +20,9 @@ use std::path::Path;
 use bytes::Bytes;
 
 pub use ecdsa::{Curve, PublicKey, SigningKey};
-pub use identity::{Certificate, Identity, channel_mac, pki_id_of, sha256, tls_cert_hash};
+pub use identity::{
+    Certificate, Identity, channel_mac, pki_id_of, sha256, sha256_concat, tls_cert_hash,
+};
 pub use msp::{MspManager, OrgMsp};
 
 use crate::types::PkiId;

@@ -22,6 +22,7 @@ use super::handshake::{
     HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
 };
 use super::lanes::Lanes;
+use super::read_ahead::ReadAheadTcp;
 use super::stats::Stats;
 use super::tls::NetIo;
 use crate::config::CommConfig;
@@ -103,7 +104,7 @@ pub async fn dial(
             let server_name = ServerName::try_from(host).map_err(io_err)?;
             let stream = tokio::time::timeout(
                 dial_timeout,
-                tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp),
+                tokio_rustls::TlsConnector::from(tls).connect(server_name, ReadAheadTcp::new(tcp)),
             )
             .await
             .map_err(|_| io_err("TLS handshake timed out"))??;

@@ -9,7 +9,8 @@
 //!
 //! - [`comm`]: the public [`Comm`] API.
 //! - [`handshake`]: building and checking ConnEstablish, typed [`HandshakeError`]s.
-//! - [`tls`]: TLS material, rustls configs, the [`tls::NetIo`] byte stream.
+//! - [`tls`]: TLS material, rustls configs, the [`tls::NetIo`] byte stream;
+//!   [`read_ahead`]: the TCP stream under TLS, which reads the socket in large pieces.
 //! - [`client`]: the custom connector, Ping, the client half of the handshake.
 //! - `server`: the listener, the custom incoming and the `gossip.Gossip` service.
 //! - [`grpc`]: gRPC message framing over tonic's HTTP/2 transport (no tonic codec).
@@ -40,6 +41,7 @@ pub mod handle;
 pub mod handshake;
 pub mod lanes;
 mod queue;
+pub mod read_ahead;
 mod server;
 pub mod stats;
 pub mod tls;

@@ -25,6 +25,7 @@ use super::conn_store::Registration;
 use super::grpc::{self, FrameReader, FramedBody};
 use super::handshake::{build_conn_establish, check_tls_presence, verify_conn_establish};
 use super::lanes::Lanes;
+use super::read_ahead::ReadAheadTcp;
 use super::tls::{NetIo, PeerInfo};
 
 /// Accepted streams waiting for tonic to pick them up.
@@ -239,7 +240,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc:
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
         let accepted = accepted.clone();
         shared.spawn(async move {
-            match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(tcp)).await {
+            match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(ReadAheadTcp::new(tcp)))
+                .await
+            {
                 Ok(Ok(stream)) => {
                     let _ = accepted.send(NetIo::TlsServer(Box::new(stream))).await;
                 }

@@ -16,6 +16,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::read_ahead::ReadAheadTcp;
 use crate::crypto::{MspManager, tls_cert_hash};
 
 /// This peer's TLS certificate chain and key, PEM. The same certificate serves as server and
@@ -156,9 +157,9 @@ pub enum NetIo {
     /// Plain TCP (TLS off).
     Plain(TcpStream),
     /// TLS, this side dialled.
-    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    TlsClient(Box<tokio_rustls::client::TlsStream<ReadAheadTcp>>),
     /// TLS, this side accepted.
-    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    TlsServer(Box<tokio_rustls::server::TlsStream<ReadAheadTcp>>),
 }
 
 impl NetIo {
@@ -177,8 +178,8 @@ impl NetIo {
     fn tcp(&self) -> &TcpStream {
         match self {
             NetIo::Plain(s) => s,
-            NetIo::TlsClient(s) => s.get_ref().0,
-            NetIo::TlsServer(s) => s.get_ref().0,
+            NetIo::TlsClient(s) => s.get_ref().0.get_ref(),
+            NetIo::TlsServer(s) => s.get_ref().0.get_ref(),
         }
     }
 }

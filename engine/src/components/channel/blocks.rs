@@ -19,7 +19,7 @@ use prost::Message;
 
 use super::{Channel, Ctx};
 use crate::components::msgstore::{BlockPolicy, Sequenced};
-use crate::crypto::sha256;
+use crate::crypto::sha256_concat;
 use crate::event::Event;
 use crate::outbox::{DropReason, Outbox};
 use crate::types::PkiId;
@@ -74,9 +74,9 @@ pub fn verify_block(payload: &Payload) -> Result<(), BlockError> {
             seq_num: payload.seq_num,
         });
     }
+    // Fabric's BlockDataHash: SHA-256 over the data entries joined, hashed here piece by piece.
     let data = block.data.map(|d| d.data).unwrap_or_default();
-    let concatenated: Vec<u8> = data.iter().flat_map(|d| d.iter().copied()).collect();
-    if header.data_hash[..] != sha256(&concatenated)[..] {
+    if header.data_hash[..] != sha256_concat(data.iter().map(|d| &d[..]))[..] {
         return Err(BlockError::DataHash);
     }
     Ok(())
@@ -212,6 +212,7 @@ pub(crate) fn block_fixture(seq: u64) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::sha256;
     use gossip_proto::common::{BlockData, BlockHeader};
 
     /// Fabric's `state.blockBufferSize` default.
