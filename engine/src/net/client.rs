@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, writer_stream};
+use super::grpc::HTTP2_FRAME_LEN_MAX;
 use super::grpc::{self, FrameError, FrameReader, FramedBody};
 use super::handshake::{
     HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
@@ -124,6 +125,7 @@ pub async fn dial(
         .http2_keep_alive_interval(keepalive_interval)
         .keep_alive_timeout(config.keepalive_timeout)
         .keep_alive_while_idle(true)
+        .max_frame_size(HTTP2_FRAME_LEN_MAX)
         .connect_with_connector(connector)
         .await
         .map_err(|e| connect_err(error_chain(&e)))?;

@@ -66,6 +66,11 @@ pub enum FrameError {
     Decode(String),
 }
 
+/// The largest HTTP/2 frame we accept (SETTINGS_MAX_FRAME_SIZE, both sides): a writer batch of
+/// up to 32 KiB then goes out as one DATA frame, one TLS write and one `writev`, where HTTP/2's
+/// default of 16 KiB made it two or three. A peer may still send smaller frames (grpc-go does).
+pub const HTTP2_FRAME_LEN_MAX: u32 = 40 * 1024;
+
 /// Encodes `message` as one gRPC frame, in an allocation of exactly its framed size.
 pub(crate) fn encode_frame<M: Message>(message: &M) -> Bytes {
     encode_frames(std::slice::from_ref(message))

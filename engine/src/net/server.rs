@@ -22,6 +22,7 @@ use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, run_reader, writer_stream};
 use super::conn_store::Registration;
+use super::grpc::HTTP2_FRAME_LEN_MAX;
 use super::grpc::{self, FrameReader, FramedBody};
 use super::handshake::{build_conn_establish, check_tls_presence, verify_conn_establish};
 use super::lanes::Lanes;
@@ -202,6 +203,7 @@ pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(shared.config.keepalive_timeout))
+        .max_frame_size(Some(HTTP2_FRAME_LEN_MAX))
         .add_service(service);
     let server = shared.spawn(async move {
         let signal = async move {
