@@ -91,6 +91,10 @@ ledger:
 }
 
 fn start(bin: &Path, dir: &Path, name: &str) -> Node {
+    start_with(bin, dir, name, &[], Stdio::null())
+}
+
+fn start_with(bin: &Path, dir: &Path, name: &str, extra_args: &[&str], stdin: Stdio) -> Node {
     let control = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let log = dir.join("node.log");
     let stderr = std::fs::File::create(&log).expect("log file");
@@ -99,9 +103,10 @@ fn start(bin: &Path, dir: &Path, name: &str) -> Node {
         .arg(dir.join("core.yaml"))
         .arg("--control-addr")
         .arg(control.to_string())
+        .args(extra_args)
         .env("FABRIC_LOGGING_SPEC", "gossip=info:info")
         .env_remove("FABRIC_CFG_PATH")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -291,6 +296,52 @@ fn two_processes_disseminate_blocks_over_control_protocol() {
     assert!(sa.success(), "A exit {sa}\n{}", a.log_text());
     assert!(sb.success(), "B exit {sb}\n{}", b.log_text());
     assert!(a.log_text().contains("stopped"), "{}", a.log_text());
+}
+
+/// A launcher's pipe on stdin: closing it stops the node cleanly, as when the launcher dies.
+/// Also: `stats` reports the runtime the node was started with.
+#[test]
+fn node_exits_when_its_stdin_closes() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pki =
+        TestPki::generate(&TestPkiSpec::uniform(1, 1, clock::now().as_unix_secs())).expect("pki");
+    pki.write_msp_dirs(tmp.path()).expect("msp dirs");
+    let org = &pki.orgs[0];
+    let dir = tmp
+        .path()
+        .join(&org.domain)
+        .join("peers")
+        .join(&org.peers[0].name);
+    let port = free_port();
+    std::fs::write(
+        dir.join("core.yaml"),
+        core_yaml(&org.peers[0].name, port, port),
+    )
+    .expect("core.yaml");
+    let args = [
+        "--exit-on-stdin-eof",
+        "--worker-threads",
+        "1",
+        "--verifier-threads",
+        "0",
+    ];
+    let mut node = start_with(bin, &dir, "peer0", &args, Stdio::piped());
+    let mut control = Control::connect(&node);
+    let stats = control.ok(json!({"op": "stats"}));
+    assert_eq!(
+        stats["stats"]["runtime"],
+        json!({"scheduler": "current_thread", "worker_threads": 1, "verifier_threads": 0}),
+        "{stats}"
+    );
+    drop(node.child.stdin.take());
+    let status = wait_exit(&mut node);
+    assert!(status.success(), "exit {status}\n{}", node.log_text());
+    let log = node.log_text();
+    assert!(
+        log.contains("stdin closed") && log.contains("stopped"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -62,6 +62,9 @@ struct LocalNode {
     child: Option<Child>,
 }
 
+/// The argument that makes a node exit when loadgen's end of its stdin pipe closes.
+pub const EXIT_WITH_LAUNCHER_ARG: &str = "--exit-on-stdin-eof";
+
 impl NodeHandle for LocalNode {
     fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -104,7 +107,9 @@ impl Launcher for LocalLauncher {
             .args(&spec.args)
             .envs(&spec.env)
             .current_dir(&spec.workdir)
-            .stdin(Stdio::null())
+            // The node holds the read end and exits on end of file (`EXIT_WITH_LAUNCHER_ARG`); the
+            // write end lives in the `Child` and closes when loadgen ends, however it ends.
+            .stdin(Stdio::piped())
             .stdout(log)
             .stderr(log2)
             .spawn()

@@ -63,6 +63,10 @@ struct Args {
         env = "GOSSIP_NODE_WORKER_THREADS"
     )]
     worker_threads: usize,
+    /// Stop when standard input reaches end of file (for launchers such as loadgen: the node then
+    /// ends with the process holding the pipe, however that process ends).
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
     /// Signature-verifier threads (default: one per core; 0 verifies on the connection tasks).
     #[arg(long, value_name = "N", env = "GOSSIP_NODE_VERIFIER_THREADS")]
     verifier_threads: Option<usize>,
@@ -135,6 +139,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
             control_addr,
             fault,
             runtime,
+            exit_on_stdin_eof: args.exit_on_stdin_eof,
         },
     ))
 }

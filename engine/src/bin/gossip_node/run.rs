@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub fault: Option<(f64, u64)>,
     /// The threads the node runs on.
     pub runtime: RuntimeInfo,
+    /// `--exit-on-stdin-eof`: stop when standard input reaches end of file.
+    pub exit_on_stdin_eof: bool,
 }
 
 async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
@@ -105,6 +107,9 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
             Some(tokio::spawn(serve(listener, Arc::clone(&ctl))))
         }
     };
+    if opts.exit_on_stdin_eof {
+        watch_stdin(ctl.shutdown.clone());
+    }
     wait_for_stop(&ctl).await;
     let _ = ctl.shutdown.send(true);
     handle.stop().await;
@@ -114,6 +119,35 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     }
     tracing::info!(target: "gossip-node", "stopped");
     Ok(())
+}
+
+/// Stops the node once standard input reaches end of file: a launcher that holds the pipe's other
+/// end takes its nodes with it however it ends, SIGKILL included. The read blocks, so it runs on a
+/// small thread of its own.
+fn watch_stdin(shutdown: watch::Sender<bool>) {
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut sink = [0u8; 256];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match std::io::Read::read(&mut stdin, &mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::warn!(target: "gossip-node", error = %e, "reading stdin failed: stopping");
+                        break;
+                    }
+                }
+            }
+            tracing::info!(target: "gossip-node", "stdin closed: stopping");
+            let _ = shutdown.send(true);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(target: "gossip-node", error = %e, "cannot watch stdin; --exit-on-stdin-eof has no effect");
+    }
 }
 
 async fn wait_for_stop(ctl: &Ctl) {
