@@ -204,22 +204,31 @@ fn wait_exit(node: &mut Node) -> std::process::ExitStatus {
     }
 }
 
+/// Writes a one-org test PKI in Fabric's MSP layout under `root`; returns each peer's name and
+/// folder (where its core.yaml goes).
+fn one_org_peers(root: &Path, peers: usize) -> Vec<(String, PathBuf)> {
+    let spec = TestPkiSpec::uniform(1, peers, clock::now().as_unix_secs());
+    let pki = TestPki::generate(&spec).expect("pki");
+    pki.write_msp_dirs(root).expect("msp dirs");
+    let org = &pki.orgs[0];
+    org.peers
+        .iter()
+        .map(|p| {
+            let dir = root.join(&org.domain).join("peers").join(&p.name);
+            (p.name.clone(), dir)
+        })
+        .collect()
+}
+
 #[test]
 fn two_processes_disseminate_blocks_over_control_protocol() {
     let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
     let tmp = tempfile::tempdir().expect("tempdir");
-    let pki =
-        TestPki::generate(&TestPkiSpec::uniform(1, 2, clock::now().as_unix_secs())).expect("pki");
-    pki.write_msp_dirs(tmp.path()).expect("msp dirs");
-    let org = &pki.orgs[0];
+    let peers = one_org_peers(tmp.path(), 2);
     let ports = [free_port(), free_port()];
-    let dirs: Vec<PathBuf> = org
-        .peers
-        .iter()
-        .map(|p| tmp.path().join(&org.domain).join("peers").join(&p.name))
-        .collect();
+    let dirs: Vec<PathBuf> = peers.iter().map(|(_, dir)| dir.clone()).collect();
     for (i, dir) in dirs.iter().enumerate() {
-        let yaml = core_yaml(&org.peers[i].name, ports[i], ports[1 - i]);
+        let yaml = core_yaml(&peers[i].0, ports[i], ports[1 - i]);
         std::fs::write(dir.join("core.yaml"), yaml).expect("core.yaml");
     }
     let mut a = start(bin, &dirs[0], "peer0");
@@ -304,21 +313,9 @@ fn two_processes_disseminate_blocks_over_control_protocol() {
 fn node_exits_when_its_stdin_closes() {
     let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
     let tmp = tempfile::tempdir().expect("tempdir");
-    let pki =
-        TestPki::generate(&TestPkiSpec::uniform(1, 1, clock::now().as_unix_secs())).expect("pki");
-    pki.write_msp_dirs(tmp.path()).expect("msp dirs");
-    let org = &pki.orgs[0];
-    let dir = tmp
-        .path()
-        .join(&org.domain)
-        .join("peers")
-        .join(&org.peers[0].name);
+    let (name, dir) = one_org_peers(tmp.path(), 1).remove(0);
     let port = free_port();
-    std::fs::write(
-        dir.join("core.yaml"),
-        core_yaml(&org.peers[0].name, port, port),
-    )
-    .expect("core.yaml");
+    std::fs::write(dir.join("core.yaml"), core_yaml(&name, port, port)).expect("core.yaml");
     let args = [
         "--exit-on-stdin-eof",
         "--worker-threads",
