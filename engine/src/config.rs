@@ -82,6 +82,12 @@ impl CommConfig {
         }
     }
 
+    /// Verifier-pool threads the comm starts: `verifier_workers_count`, else one per core.
+    pub fn verifier_threads(&self) -> usize {
+        self.verifier_workers_count
+            .unwrap_or_else(|| crate::crypto::pool::PoolConfig::default().workers_count)
+    }
+
     /// Checks the constraints between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, v) in [

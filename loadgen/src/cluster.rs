@@ -19,7 +19,7 @@ use std::time::Duration;
 use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use serde_json::{Value, json};
 
-use crate::launcher::{EXIT_WITH_LAUNCHER_ARG, NodeSpec};
+use crate::launcher::NodeSpec;
 use crate::proxy::{Delay, Links, Proxy, Source};
 use crate::scenario::Scenario;
 
@@ -334,7 +334,6 @@ pub fn build(
             core.clone().into(),
             "--control-addr".into(),
             control.to_string().into(),
-            EXIT_WITH_LAUNCHER_ARG.into(),
         ];
         for org in &pki.orgs {
             args.push("--org-msp".into());

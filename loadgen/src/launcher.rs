@@ -63,7 +63,7 @@ struct LocalNode {
 }
 
 /// The argument that makes a node exit when loadgen's end of its stdin pipe closes.
-pub const EXIT_WITH_LAUNCHER_ARG: &str = "--exit-on-stdin-eof";
+const EXIT_WITH_LAUNCHER_ARG: &str = "--exit-on-stdin-eof";
 
 impl NodeHandle for LocalNode {
     fn pid(&self) -> Option<u32> {
@@ -105,6 +105,7 @@ impl Launcher for LocalLauncher {
         let log2 = log.try_clone().map_err(err)?;
         let child = Command::new(&spec.bin)
             .args(&spec.args)
+            .arg(EXIT_WITH_LAUNCHER_ARG)
             .envs(&spec.env)
             .current_dir(&spec.workdir)
             // The node holds the read end and exits on end of file (`EXIT_WITH_LAUNCHER_ARG`); the

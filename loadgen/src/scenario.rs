@@ -268,11 +268,7 @@ impl Scenario {
             0 => (cores / self.nodes).max(1),
             n => n,
         };
-        let verifier = match self.node_verifier_threads {
-            Some(n) => Some(n),
-            None if worker == 1 => Some(0),
-            None => None,
-        };
+        let verifier = self.node_verifier_threads.or((worker == 1).then_some(0));
         NodeThreads { worker, verifier }
     }
 

@@ -14,7 +14,6 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use gossip_engine::crypto::pool::PoolConfig;
 use gossip_engine::nodecfg::material::{self, parse_org_msp_arg};
 use gossip_engine::nodecfg::{NodeConfig, Severity};
 
@@ -127,10 +126,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
     let control_addr = args.control_addr.as_deref().map(control_addr).transpose()?;
     let runtime = control::RuntimeInfo {
         worker_threads: args.worker_threads,
-        verifier_threads: cfg
-            .comm
-            .verifier_workers_count
-            .unwrap_or_else(|| PoolConfig::default().workers_count),
+        verifier_threads: cfg.comm.verifier_threads(),
     };
     Ok((
         cfg,
@@ -160,7 +156,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut builder = if args.worker_threads == 1 {
+    let mut builder = if opts.runtime.is_current_thread() {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();

@@ -13,10 +13,7 @@ use crate::types::PkiId;
 
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let d = digest::digest(&digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    sha256_concat([data])
 }
 
 /// SHA-256 over the concatenation of `parts`, without building the concatenation.
@@ -32,12 +29,7 @@ pub fn sha256_concat<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] 
 
 /// PKI-ID = SHA-256(mspid ‖ id_bytes), a plain concatenation (spec 2.1).
 pub fn pki_id_of(mspid: &str, id_bytes: &[u8]) -> PkiId {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(mspid.as_bytes());
-    ctx.update(id_bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    PkiId(out)
+    PkiId(sha256_concat([mspid.as_bytes(), id_bytes]))
 }
 
 /// SHA-256 over the DER of a TLS leaf certificate, as carried in `ConnEstablish.tls_cert_hash`.
@@ -47,12 +39,7 @@ pub fn tls_cert_hash(cert_der: &[u8]) -> [u8; 32] {
 
 /// The channel MAC of a peer: SHA-256(pki_id ‖ channel), used by StateInfo and its pull request.
 pub fn channel_mac(pki_id: &PkiId, channel: &[u8]) -> [u8; 32] {
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    ctx.update(pki_id.as_bytes());
-    ctx.update(channel);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    sha256_concat([pki_id.as_bytes(), channel])
 }
 
 /// Marshals `SerializedIdentity {mspid, id_bytes}` the way Fabric's MSP does.

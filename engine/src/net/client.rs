@@ -17,8 +17,7 @@ use tower::ServiceExt;
 use super::clock;
 use super::comm::Shared;
 use super::conn::{Conn, Direction, writer_stream};
-use super::grpc::HTTP2_FRAME_LEN_MAX;
-use super::grpc::{self, FrameError, FrameReader, FramedBody};
+use super::grpc::{self, FrameError, FrameReader, FramedBody, HTTP2_FRAME_LEN_MAX};
 use super::handshake::{
     HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
 };

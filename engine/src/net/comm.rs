@@ -140,17 +140,14 @@ pub(crate) struct Shared {
 
 /// The verifier pool the config asks for: one worker per core by default, none for 0.
 fn start_verifier_pool(config: &CommConfig) -> Result<Option<VerifierPool>, CommError> {
-    let defaults = PoolConfig::default();
-    let workers_count = config
-        .verifier_workers_count
-        .unwrap_or(defaults.workers_count);
+    let workers_count = config.verifier_threads();
     if workers_count == 0 {
         return Ok(None);
     }
     let pool = VerifierPool::new(&PoolConfig {
         workers_count,
         queue_len_max: config.verifier_queue_len_max,
-        ..defaults
+        ..PoolConfig::default()
     })?;
     Ok(Some(pool))
 }

@@ -57,6 +57,13 @@ pub struct RuntimeInfo {
     pub verifier_threads: usize,
 }
 
+impl RuntimeInfo {
+    /// Whether the node runs tokio's current-thread scheduler (one worker thread).
+    pub fn is_current_thread(&self) -> bool {
+        self.worker_threads == 1
+    }
+}
+
 /// The control connections subscribed to event lines, by their writer queues.
 #[derive(Debug, Default)]
 pub struct Subscribers {
@@ -437,7 +444,7 @@ pub fn stats_json(
         "control_lines_lost": control_lines_lost,
         "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
         "runtime": {
-            "scheduler": if runtime.worker_threads == 1 { "current_thread" } else { "multi_thread" },
+            "scheduler": if runtime.is_current_thread() { "current_thread" } else { "multi_thread" },
             "worker_threads": runtime.worker_threads,
             "verifier_threads": runtime.verifier_threads,
         },
