@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use gossip_proto::gossip::Envelope;
 use tonic::transport::Channel;
 
 use super::clock;
 use super::comm::Shared;
-use super::grpc::{FrameError, FrameReader, encode_frame, encode_frames, framed_len};
+use super::grpc::{FrameError, FrameReader, encode_batch, encode_frame, framed_len};
 use super::handshake::RemotePeerInfo;
 use super::lanes::Lanes;
 use super::stats::Stats;
@@ -89,8 +89,9 @@ const WRITE_BATCH_LEN_MAX_BYTES: usize = 32 * 1024;
 
 /// The outbound message stream of a connection, as gRPC frames: our ConnEstablish first, then the
 /// lanes (control before data) until the connection closes. What is queued when the writer runs
-/// goes out as one chunk of up to [`WRITE_BATCH_LEN_MAX_BYTES`] (more when one envelope is
-/// larger), so a burst costs one HTTP/2 frame and one write. An envelope over
+/// goes out as one batch of up to [`WRITE_BATCH_LEN_MAX_BYTES`] (more when one envelope is
+/// larger): its small messages in one chunk, so a burst costs one HTTP/2 frame and one write, and
+/// each block payload as its own chunk, not copied ([`encode_batch`]). An envelope over
 /// `send_message_len_max` is not sent (counted as the `send_oversize` reject); the connection
 /// stays up.
 pub(crate) fn writer_stream(
@@ -99,9 +100,9 @@ pub(crate) fn writer_stream(
     shared: Arc<Shared>,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let guard = WriterGuard { lanes, shared };
-    futures_util::stream::unfold((Some(first), guard), |(first, guard)| async move {
+    let batches = futures_util::stream::unfold((Some(first), guard), |(first, guard)| async move {
         if let Some(first) = first {
-            return Some((encode_frame(&first), (None, guard)));
+            return Some((vec![encode_frame(&first)], (None, guard)));
         }
         let mut batch = Vec::new();
         let mut batch_len = 0;
@@ -121,8 +122,9 @@ pub(crate) fn writer_stream(
                 }
             }
         }
-        Some((encode_frames(&batch), (None, guard)))
-    })
+        Some((encode_batch(&batch), (None, guard)))
+    });
+    batches.flat_map(futures_util::stream::iter)
 }
 
 /// Runs a message's signature checks: inline when the comm has no verifier pool, or when the

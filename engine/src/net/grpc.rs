@@ -3,7 +3,8 @@
 //! tonic's codec copies every message into a per-stream encode buffer (which starts small and
 //! reallocates as a block grows it) and every received DATA chunk into a per-stream decode buffer;
 //! those buffers were a fifth of a node's heap. Here a message is encoded once into an allocation
-//! of its exact framed size, handed to HTTP/2 as it is, and a received message is sliced out of
+//! of its exact framed size (a block's payload not even that: [`encode_batch`] hands it over as
+//! the buffer it already is), handed to HTTP/2 as it is, and a received message is sliced out of
 //! the DATA chunk it arrived in: small ones copied into their own allocation (so a stored alive
 //! message does not keep HTTP/2's read buffer alive), large ones (blocks) not copied at all.
 //!
@@ -18,9 +19,11 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::Stream;
+use gossip_proto::gossip::Envelope;
 use http::{HeaderMap, HeaderValue, header};
 use http_body::{Body as _, Frame};
 use prost::Message;
+use prost::encoding::WireType;
 use tonic::body::Body;
 
 /// The `GossipStream` method's path.
@@ -73,7 +76,11 @@ pub const HTTP2_FRAME_LEN_MAX: u32 = 40 * 1024;
 
 /// Encodes `message` as one gRPC frame, in an allocation of exactly its framed size.
 pub(crate) fn encode_frame<M: Message>(message: &M) -> Bytes {
-    encode_frames(std::slice::from_ref(message))
+    let len = message.encoded_len();
+    let mut buf = BytesMut::with_capacity(PREFIX_LEN + len);
+    put_prefix(&mut buf, len);
+    message.encode_raw(&mut buf);
+    buf.freeze()
 }
 
 /// The framed size of `message`.
@@ -81,19 +88,70 @@ pub(crate) fn framed_len<M: Message>(message: &M) -> usize {
     PREFIX_LEN + message.encoded_len()
 }
 
-/// Encodes `messages` as consecutive gRPC frames in one allocation of exactly their framed size:
-/// one HTTP/2 DATA frame and one TLS write for a batch instead of one each.
+/// Encodes `messages` as consecutive gRPC frames in one allocation of exactly their framed size.
+#[cfg(test)]
 pub(crate) fn encode_frames<M: Message>(messages: &[M]) -> Bytes {
     let total: usize = messages.iter().map(|m| PREFIX_LEN + m.encoded_len()).sum();
     let mut buf = BytesMut::with_capacity(total);
     for message in messages {
-        let len = message.encoded_len();
-        buf.put_u8(0);
-        // Callers keep messages under the send limit, far below 4 GiB.
-        buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        put_prefix(&mut buf, message.encoded_len());
         message.encode_raw(&mut buf);
     }
     buf.freeze()
+}
+
+fn put_prefix(buf: &mut BytesMut, len: usize) {
+    buf.put_u8(0);
+    // Callers keep messages under the send limit, far below 4 GiB.
+    buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+}
+
+/// Envelope payloads of at least this many bytes (blocks) are handed to HTTP/2 as they are rather
+/// than copied into the batch.
+pub(crate) const SHARED_PAYLOAD_LEN_MIN: usize = 4 * 1024;
+
+/// Encodes a writer batch as the chunks of consecutive gRPC frames: everything small in one
+/// allocation, split around each envelope payload of at least [`SHARED_PAYLOAD_LEN_MIN`] bytes,
+/// which goes out as the `Bytes` it already is (a forwarded block is the slice of the buffer it
+/// arrived in). Concatenated, the chunks are exactly the frames one by one; HTTP/2 sends each
+/// chunk as a DATA frame, and TLS copies a shared payload straight into its record, saving the
+/// copy into the batch.
+pub(crate) fn encode_batch(envelopes: &[Envelope]) -> Vec<Bytes> {
+    let is_shared = |e: &Envelope| e.payload.len() >= SHARED_PAYLOAD_LEN_MIN;
+    let mut owned_len = 0;
+    let mut shared_count = 0;
+    for e in envelopes {
+        owned_len += PREFIX_LEN + e.encoded_len();
+        if is_shared(e) {
+            owned_len -= e.payload.len();
+            shared_count += 1;
+        }
+    }
+    let mut buf = BytesMut::with_capacity(owned_len);
+    let mut chunks = Vec::with_capacity(1 + 2 * shared_count);
+    for e in envelopes {
+        put_prefix(&mut buf, e.encoded_len());
+        if !is_shared(e) {
+            e.encode_raw(&mut buf);
+            continue;
+        }
+        // Field 1 (`payload`) comes first on the wire: its key and length, the payload itself,
+        // then the other fields exactly as prost encodes them (an empty `payload` is omitted).
+        prost::encoding::encode_key(1, WireType::LengthDelimited, &mut buf);
+        prost::encoding::encode_varint(e.payload.len() as u64, &mut buf);
+        chunks.push(buf.split().freeze());
+        chunks.push(e.payload.clone());
+        let rest = Envelope {
+            payload: Bytes::new(),
+            signature: e.signature.clone(),
+            secret_envelope: e.secret_envelope.clone(),
+        };
+        rest.encode_raw(&mut buf);
+    }
+    if !buf.is_empty() {
+        chunks.push(buf.freeze());
+    }
+    chunks
 }
 
 /// Reads gRPC messages from a request or response body.

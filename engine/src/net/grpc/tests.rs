@@ -38,6 +38,34 @@ async fn read_all(body: Body, len_max: usize) -> Result<Vec<Envelope>, FrameErro
     Ok(out)
 }
 
+#[test]
+fn a_batch_is_its_frames_one_by_one_with_block_payloads_not_copied() {
+    let mut signed_block = envelope(SHARED_PAYLOAD_LEN_MIN + 1, 4);
+    signed_block.secret_envelope = Some(gossip_proto::gossip::SecretEnvelope {
+        payload: Bytes::from_static(b"secret"),
+        signature: Bytes::from_static(b"secret-sig"),
+    });
+    let mut unsigned_block = envelope(10_240, 5);
+    unsigned_block.signature = Bytes::new();
+    let batch = [
+        envelope(300, 1),
+        signed_block,
+        envelope(SHARED_PAYLOAD_LEN_MIN - 1, 2),
+        unsigned_block,
+        envelope(0, 3),
+    ];
+    let chunks = encode_batch(&batch);
+    assert_eq!(chunks.concat(), encode_frames(&batch));
+    // Small messages share one chunk; each block payload is its own, the very same buffer.
+    assert_eq!(chunks.len(), 5);
+    for (chunk, block) in [(&chunks[1], &batch[1]), (&chunks[3], &batch[3])] {
+        assert_eq!(chunk.as_ptr(), block.payload.as_ptr());
+        assert_eq!(chunk.len(), block.payload.len());
+    }
+    // Without a block the batch is one chunk.
+    assert_eq!(encode_batch(&batch[..1]), vec![encode_frame(&batch[0])]);
+}
+
 #[tokio::test]
 async fn messages_survive_every_chunk_boundary() {
     let sent = [envelope(300, 1), envelope(20_000, 2), envelope(0, 3)];
