@@ -310,6 +310,7 @@ fn main() -> anyhow::Result<()> {
                 &sw,
                 &loadgen::procfs::machine(),
                 loadgen::procfs::git_commit().as_deref(),
+                loadgen::procfs::git_dirty(),
             );
             let md = sweep::to_markdown(&sw);
             let dir = results.join(&s.name);

@@ -422,7 +422,13 @@ pub fn conclusion(sw: &Sweep) -> String {
 }
 
 /// The sweep.json document.
-pub fn to_json(sw: &Sweep, machine: &crate::procfs::Machine, git: Option<&str>) -> Value {
+/// `git` is the commit and whether tracked files differed from it (as each run's `git_dirty`).
+pub fn to_json(
+    sw: &Sweep,
+    machine: &crate::procfs::Machine,
+    git: Option<&str>,
+    git_dirty: Option<bool>,
+) -> Value {
     let rates: Vec<Value> = sw
         .outcomes
         .iter()
@@ -446,6 +452,7 @@ pub fn to_json(sw: &Sweep, machine: &crate::procfs::Machine, git: Option<&str>) 
         "schema": SCHEMA,
         "scenario": sw.base,
         "git_commit": git,
+        "git_dirty": git_dirty,
         "machine": machine,
         "rates_requested": sw.rates,
         "rates_tested": sw.outcomes.iter().map(|o| o.rate).collect::<Vec<_>>(),
@@ -709,7 +716,12 @@ mod tests {
         let md = to_markdown(&sw);
         assert!(md.contains("| 40 | FAIL |") && md.contains("latency_p99_ms 300.0 > 250"));
         assert!(md.contains("| 160 | skipped |") && md.contains("max sustainable rate: 20"));
-        let j = to_json(&sw, &crate::procfs::Machine::default(), Some("abc"));
+        let j = to_json(
+            &sw,
+            &crate::procfs::Machine::default(),
+            Some("abc"),
+            Some(true),
+        );
         assert_eq!(j["schema"], SCHEMA);
         assert_eq!(j["max_sustainable_rate_per_s"], 20.0);
         assert_eq!(j["criteria"]["max_inject_lag_p99_ms"], 50.0);
@@ -717,6 +729,7 @@ mod tests {
         assert_eq!(j["rates"][0]["run_json"], "results/x-r10/run.json");
         assert_eq!(j["rates_skipped"], json!([160.0, 320.0]));
         assert_eq!(j["git_commit"], "abc");
+        assert_eq!(j["git_dirty"], true);
     }
 
     #[test]
