@@ -89,6 +89,10 @@ enum Command {
         /// The gossip-node binary (default: beside loadgen, then $GOSSIP_NODE_BIN, then $PATH).
         #[arg(long)]
         node_bin: Option<PathBuf>,
+        /// Runs per rate: each rate is judged on each figure's median over its runs (on a shared
+        /// machine one run's luck, good or bad, then decides nothing).
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
         /// Sustainability thresholds.
         #[command(flatten)]
         criteria: Criteria,
@@ -290,16 +294,19 @@ fn main() -> anyhow::Result<()> {
             rates,
             results,
             node_bin,
+            repeats,
             criteria,
         } => {
             let s = Scenario::load(&scenario)?;
             let rates = sweep::parse_rates(&rates)?;
+            anyhow::ensure!(repeats >= 1, "--repeats must be at least 1");
             let bin = node_bin_for(node_bin.as_ref(), &s)?;
-            let sw = sweep::sweep(&s, &rates, &criteria, |rs| {
+            let sw = sweep::sweep(&s, &rates, repeats, &criteria, |rs| {
                 eprintln!(
-                    "loadgen sweep: rate {} blocks/s ({} blocks per channel)",
+                    "loadgen sweep: rate {} blocks/s ({} blocks per channel): {}",
                     sweep::rate_label(rs.rate_per_s),
-                    rs.block_count()
+                    rs.block_count(),
+                    rs.name
                 );
                 // A failed run makes its rate unsustainable (the reason says why); the sweep goes on.
                 let job = run_job(rs, &bin, &results).map_err(|e| format!("{e:#}"))?;

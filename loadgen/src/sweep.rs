@@ -1,8 +1,9 @@
-//! `loadgen sweep`: one run per injection rate, a sustainability verdict per rate, and the
-//! highest rate the cluster sustains.
+//! `loadgen sweep`: one run (or `--repeats` runs) per injection rate, a sustainability verdict per
+//! rate, and the highest rate the cluster sustains.
 //!
 //! A rate is sustainable when every [`Criteria`] holds ([`judge`], a pure function of the run's
-//! figures): the injector kept to its schedule, no delivery was lost to overload (coverage
+//! figures; with repeats, of each figure's median over the rate's runs, [`RateFigures::median`]):
+//! the injector kept to its schedule, no delivery was lost to overload (coverage
 //! relative to the lowest rate's), latency stayed bounded and did not grow over the run, and the
 //! nodes' send buffers did not overflow. The max sustainable rate is the highest rate such that it
 //! and every lower rate tested are sustainable ([`max_sustainable`]); the sweep skips the rates
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use crate::scenario::{Scenario, ScenarioError};
 
 /// Schema tag of sweep.json.
-pub const SCHEMA: &str = "loadgen.sweep/v1";
+pub const SCHEMA: &str = "loadgen.sweep/v2";
 
 /// After this many consecutive unsustainable rates the higher rates are skipped.
 pub const STOP_AFTER_UNSUSTAINABLE: usize = 2;
@@ -180,6 +181,40 @@ impl RateFigures {
         }
     }
 
+    /// Each figure's median over `runs` (the mean of the middle two for an even count): what a
+    /// rate with repeats is judged on, so one run's luck on a shared machine, good or bad, does not
+    /// decide its verdict. `None` when `runs` is empty.
+    pub fn median(runs: &[RateFigures]) -> Option<RateFigures> {
+        if runs.is_empty() {
+            return None;
+        }
+        let m = |field: fn(&RateFigures) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(field).collect();
+            v.sort_by(f64::total_cmp);
+            let mid = v.len() / 2;
+            if v.len() % 2 == 1 {
+                v[mid]
+            } else {
+                (v[mid - 1] + v[mid]) / 2.0
+            }
+        };
+        Some(RateFigures {
+            inject_lag_p99_ms: m(|f| f.inject_lag_p99_ms),
+            coverage: m(|f| f.coverage),
+            latency_p50_ms: m(|f| f.latency_p50_ms),
+            latency_p99_ms: m(|f| f.latency_p99_ms),
+            latency_p99_first_third_ms: m(|f| f.latency_p99_first_third_ms),
+            latency_p99_last_third_ms: m(|f| f.latency_p99_last_third_ms),
+            overflow_count: m(|f| f.overflow_count),
+            messages_sent: m(|f| f.messages_sent),
+            stale_share: m(|f| f.stale_share),
+            completeness: m(|f| f.completeness),
+            time_to_all_p99_ms: m(|f| f.time_to_all_p99_ms),
+            cpu_pct_per_node_mean: m(|f| f.cpu_pct_per_node_mean),
+            bytes_per_peer_per_s: m(|f| f.bytes_per_peer_per_s),
+        })
+    }
+
     /// Overflowed sends as a percentage of sent messages.
     pub fn overflow_pct(&self) -> f64 {
         if self.overflow_count <= 0.0 {
@@ -313,11 +348,13 @@ pub fn scenario_for_rate(base: &Scenario, rate: f64) -> Result<Scenario, SweepEr
 pub struct RateOutcome {
     /// Blocks per second per channel.
     pub rate: f64,
-    /// The run's name (`<name>-r<rate>`).
+    /// The rate's name (`<name>-r<rate>`; its runs are `<name>-r<rate>-<k>` with repeats).
     pub name: String,
-    /// Its results folder, when the run finished.
-    pub dir: Option<PathBuf>,
-    /// Its figures, when it finished and they were complete.
+    /// The results folder of each run that finished.
+    pub dirs: Vec<PathBuf>,
+    /// The figures of each run, while every run finished with complete figures.
+    pub runs: Vec<RateFigures>,
+    /// What the verdict read: each figure's median over `runs` (the run's own with one run).
     pub figures: Option<RateFigures>,
     /// The verdict.
     pub verdict: Verdict,
@@ -332,6 +369,8 @@ pub struct Sweep {
     pub criteria: Criteria,
     /// Rates asked for, ascending.
     pub rates: Vec<f64>,
+    /// Runs per rate.
+    pub repeats: usize,
     /// Rates run, ascending.
     pub outcomes: Vec<RateOutcome>,
     /// Coverage that the coverage criterion is relative to: the lowest rate with figures.
@@ -355,14 +394,18 @@ impl Sweep {
     }
 }
 
-/// Runs every rate of `rates` (ascending) through `run_one`, which runs a scenario the way
-/// `loadgen run` does and returns its run.json and results folder, and judges each.
+/// Runs every rate of `rates` (ascending) `repeats` times (at least once) through `run_one`, which
+/// runs a scenario the way `loadgen run` does and returns its run.json and results folder, and
+/// judges each rate on the medians of its runs' figures. A run that fails, or lacks figures, fails
+/// its rate and ends that rate's runs.
 pub fn sweep<E: std::fmt::Display>(
     base: &Scenario,
     rates: &[f64],
+    repeats: usize,
     criteria: &Criteria,
     mut run_one: impl FnMut(&Scenario) -> Result<(Value, PathBuf), E>,
 ) -> Result<Sweep, SweepError> {
+    let repeats = repeats.max(1);
     let scenarios = rates
         .iter()
         .map(|&r| scenario_for_rate(base, r))
@@ -371,25 +414,47 @@ pub fn sweep<E: std::fmt::Display>(
         base: base.clone(),
         criteria: criteria.clone(),
         rates: rates.to_vec(),
+        repeats,
         outcomes: Vec::new(),
         baseline_coverage: None,
     };
     for s in scenarios {
-        let (dir, figures, verdict) = match run_one(&s) {
-            Err(e) => (None, None, Verdict::failed_run(format!("run failed: {e}"))),
-            Ok((doc, dir)) => match RateFigures::from_run_json(&doc) {
-                Err(e) => (Some(dir), None, Verdict::failed_run(e.to_string())),
-                Ok(f) => {
-                    let base_cov = *sweep.baseline_coverage.get_or_insert(f.coverage);
-                    let v = judge(&f, base_cov, criteria);
-                    (Some(dir), Some(f), v)
+        let mut dirs = Vec::new();
+        let mut runs = Vec::new();
+        let mut failed = None;
+        for k in 1..=repeats {
+            let mut run = s.clone();
+            if repeats > 1 {
+                run.name = format!("{}-{k}", s.name);
+            }
+            match run_one(&run) {
+                Err(e) => failed = Some(format!("run failed: {e}")),
+                Ok((doc, dir)) => {
+                    dirs.push(dir);
+                    match RateFigures::from_run_json(&doc) {
+                        Ok(f) => runs.push(f),
+                        Err(e) => failed = Some(e.to_string()),
+                    }
                 }
-            },
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        let figures = RateFigures::median(&runs);
+        let verdict = match (failed, &figures) {
+            (Some(why), _) => Verdict::failed_run(why),
+            (None, Some(f)) => {
+                let base_cov = *sweep.baseline_coverage.get_or_insert(f.coverage);
+                judge(f, base_cov, criteria)
+            }
+            (None, None) => Verdict::failed_run("no run".into()),
         };
         sweep.outcomes.push(RateOutcome {
             rate: s.rate_per_s,
             name: s.name.clone(),
-            dir,
+            dirs,
+            runs,
             figures,
             verdict,
         });
@@ -436,7 +501,8 @@ pub fn to_json(
             json!({
                 "rate_per_s": o.rate,
                 "name": o.name,
-                "run_json": o.dir.as_ref().map(|d| d.join("run.json")),
+                "run_jsons": o.dirs.iter().map(|d| d.join("run.json")).collect::<Vec<_>>(),
+                "run_coverages": o.runs.iter().map(|f| f.coverage).collect::<Vec<_>>(),
                 "sustainable": o.verdict.sustainable,
                 "reason": o.verdict.reason(),
                 "failed_criteria": o.verdict.failed,
@@ -455,12 +521,14 @@ pub fn to_json(
         "git_dirty": git_dirty,
         "machine": machine,
         "rates_requested": sw.rates,
+        "repeats": sw.repeats,
         "rates_tested": sw.outcomes.iter().map(|o| o.rate).collect::<Vec<_>>(),
         "rates_skipped": sw.skipped(),
         "criteria": sw.criteria,
         "rules": {
             "sustainable": "every criterion holds: inject_lag_p99_ms <= max_inject_lag_p99_ms; coverage (deliveries_measured / deliveries_expected) >= baseline_coverage - max_coverage_drop; latency_p99_ms <= max_latency_p99_ms; latency_p99_last_third_ms <= max_last_third_growth x latency_p99_first_third_ms or at most last_third_growth_slack_ms above it; sum over nodes of Δcomm.overflow_count <= max_overflow_pct % of Δcomm.messages_sent (injection window)",
             "baseline_coverage": "coverage of the lowest rate that produced figures",
+            "repeats": "each rate runs `repeats` times; its figures (and so its verdict) are each figure's median over those runs; a run that fails or lacks figures fails the rate",
             "max_sustainable_rate": "the highest rate such that it and every lower rate tested are sustainable",
             "stop": format!("rates above {STOP_AFTER_UNSUSTAINABLE} consecutive unsustainable rates are skipped"),
             "rate": "rate_per_s (blocks per second per channel) is overridden; a scenario that sets blocks keeps its duration (blocks / rate_per_s), so the block count is duration_s x rate; warm-up stays in seconds",
@@ -474,15 +542,21 @@ pub fn to_json(
 /// The markdown table of sweep.md (also printed).
 pub fn to_markdown(sw: &Sweep) -> String {
     let mut out = format!(
-        "# Capacity sweep: {}\n\n| rate/s | verdict | coverage | stale share | p50 ms | p99 ms | p99 first 1/3 ms | p99 last 1/3 ms | inject lag p99 ms | overflow % | CPU %/node | reason |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-        sw.base.name
+        "# Capacity sweep: {}\n\n| rate/s | verdict | coverage{} | stale share | p50 ms | p99 ms | p99 first 1/3 ms | p99 last 1/3 ms | inject lag p99 ms | overflow % | CPU %/node | reason |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        sw.base.name,
+        if sw.repeats > 1 {
+            format!(" (median of {} runs: each run)", sw.repeats)
+        } else {
+            String::new()
+        }
     );
     for o in &sw.outcomes {
         let verdict = if o.verdict.sustainable { "ok" } else { "FAIL" };
         let cells = match &o.figures {
             Some(f) => format!(
-                "{:.4} | {:.4} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1}",
+                "{:.4}{} | {:.4} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1}",
                 f.coverage,
+                run_coverages(o),
                 f.stale_share,
                 f.latency_p50_ms,
                 f.latency_p99_ms,
@@ -511,6 +585,19 @@ pub fn to_markdown(sw: &Sweep) -> String {
     }
     let _ = writeln!(out, "\n{}", conclusion(sw));
     out
+}
+
+/// With repeats, each run's coverage after the median: ` (0.9412 / 0.9287 / 0.9350)`.
+fn run_coverages(o: &RateOutcome) -> String {
+    if o.runs.len() < 2 {
+        return String::new();
+    }
+    let each: Vec<String> = o
+        .runs
+        .iter()
+        .map(|f| format!("{:.4}", f.coverage))
+        .collect();
+    format!(" ({})", each.join(" / "))
 }
 
 /// Writes `sweep.json` and `sweep.md` into `dir`.
@@ -693,7 +780,7 @@ mod tests {
         let base = Scenario::from_toml("name = \"x\"\nduration_s = 3").unwrap();
         let rates = parse_rates("10,20,40,80,160,320").unwrap();
         let mut ran = Vec::new();
-        let sw = sweep(&base, &rates, &Criteria::default(), |s| {
+        let sw = sweep(&base, &rates, 1, &Criteria::default(), |s| {
             ran.push(s.name.clone());
             let d = match s.rate_per_s as u64 {
                 10 | 20 => good(),
@@ -726,16 +813,78 @@ mod tests {
         assert_eq!(j["max_sustainable_rate_per_s"], 20.0);
         assert_eq!(j["criteria"]["max_inject_lag_p99_ms"], 50.0);
         assert_eq!(j["rates"][2]["sustainable"], false);
-        assert_eq!(j["rates"][0]["run_json"], "results/x-r10/run.json");
+        assert_eq!(
+            j["rates"][0]["run_jsons"],
+            json!(["results/x-r10/run.json"])
+        );
+        assert_eq!(j["repeats"], 1);
         assert_eq!(j["rates_skipped"], json!([160.0, 320.0]));
         assert_eq!(j["git_commit"], "abc");
         assert_eq!(j["git_dirty"], true);
     }
 
     #[test]
+    fn repeats_are_judged_on_medians_and_a_failed_repeat_fails_the_rate() {
+        let base = Scenario::from_toml("name = \"x\"\nduration_s = 3").unwrap();
+        let mut ran = Vec::new();
+        let sw = sweep(&base, &[10.0, 20.0, 40.0], 3, &Criteria::default(), |s| {
+            ran.push(s.name.clone());
+            let d = match (s.name.as_str(), s.rate_per_s as u64) {
+                // The lowest rate's median coverage is the baseline: 0.95.
+                (_, 10) => good(),
+                // One unlucky run of three does not fail 20 (median 0.94 >= 0.93)...
+                ("x-r20-2", _) => doc(1.0, 800.0, 30.0, (25.0, 30.0), 0.0),
+                (_, 20) => doc(1.0, 940.0, 30.0, (25.0, 30.0), 0.0),
+                // ...nor does one lucky run pass 40 (median 0.90).
+                ("x-r40-1", _) => good(),
+                ("x-r40-2", _) => doc(1.0, 900.0, 30.0, (25.0, 30.0), 0.0),
+                _ => return Err("node 1 exited"),
+            };
+            Ok((d, PathBuf::from(format!("results/{}", s.name))))
+        })
+        .unwrap();
+        assert_eq!(
+            ran,
+            [
+                "x-r10-1", "x-r10-2", "x-r10-3", "x-r20-1", "x-r20-2", "x-r20-3", "x-r40-1",
+                "x-r40-2", "x-r40-3"
+            ]
+        );
+        assert_eq!(sw.baseline_coverage, Some(0.95));
+        let r20 = &sw.outcomes[1];
+        assert!(r20.verdict.sustainable, "{}", r20.verdict.reason());
+        assert_eq!(r20.figures.as_ref().map(|f| f.coverage), Some(0.94));
+        assert_eq!(r20.runs.len(), 3);
+        let r40 = &sw.outcomes[2];
+        assert!(!r40.verdict.sustainable);
+        assert_eq!(r40.verdict.reason(), "run failed: node 1 exited");
+        assert_eq!((r40.runs.len(), r40.dirs.len()), (2, 2));
+        assert_eq!(sw.max_sustainable(), Some(20.0));
+        let md = to_markdown(&sw);
+        assert!(
+            md.contains("| 20 | ok | 0.9400 (0.9400 / 0.8000 / 0.9400) |"),
+            "{md}"
+        );
+        let j = to_json(&sw, &crate::procfs::Machine::default(), None, None);
+        assert_eq!(j["repeats"], 3);
+        assert_eq!(j["rates"][1]["run_coverages"], json!([0.94, 0.8, 0.94]));
+    }
+
+    #[test]
+    fn medians_take_the_middle_two_of_an_even_count() {
+        let f = |coverage| RateFigures {
+            coverage,
+            ..RateFigures::default()
+        };
+        let m = RateFigures::median(&[f(0.9), f(0.8), f(0.95), f(0.7)]).unwrap();
+        assert!((m.coverage - 0.85).abs() < 1e-12);
+        assert_eq!(RateFigures::median(&[]), None);
+    }
+
+    #[test]
     fn a_failing_lowest_rate_means_none_is_sustainable() {
         let base = Scenario::from_toml("name = \"y\"\nduration_s = 3").unwrap();
-        let sw = sweep(&base, &[5.0, 10.0], &Criteria::default(), |s| {
+        let sw = sweep(&base, &[5.0, 10.0], 1, &Criteria::default(), |s| {
             let lag = if s.rate_per_s < 6.0 { 80.0 } else { 1.0 };
             Ok::<_, String>((doc(lag, 950.0, 30.0, (25.0, 30.0), 0.0), PathBuf::new()))
         })
