@@ -20,6 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 /// Lines waiting for one connection's writer: replies, and event lines for a slow subscriber
 /// before it loses some. tokio's channel allocates its slots in blocks as they fill, so an idle
@@ -28,6 +29,8 @@ const CONN_QUEUE_LEN_MAX: usize = 8_192;
 /// The longest an event line waits in the writer for others to share its write. Event lines carry
 /// their own timestamps, so the wait changes no measured figure.
 const EVENT_LINGER: Duration = Duration::from_millis(10);
+/// At shutdown, how long control connections may take to write their queued replies.
+const SHUTDOWN_FLUSH_MAX: Duration = Duration::from_secs(2);
 /// A batch is written once it holds this many bytes, lingering or not.
 const WRITE_BATCH_LEN_MAX_BYTES: usize = 64 * 1024;
 
@@ -106,23 +109,34 @@ pub async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = stop;
 }
 
-/// Accepts control connections until `shutdown` turns true.
+/// Accepts control connections until `shutdown` turns true, then gives each connection up to
+/// [`SHUTDOWN_FLUSH_MAX`] to write the replies it has queued (the reply to a `shutdown` request
+/// among them) before the node exits.
 pub async fn serve(listener: TcpListener, ctl: Arc<Ctl>) {
     let mut stop = ctl.shutdown.subscribe();
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            _ = stopped(&mut stop) => return,
+            _ = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let ctl = Arc::clone(&ctl);
-                    tokio::spawn(async move { connection(stream, peer, ctl).await });
+                    connections.spawn(connection(stream, peer, Arc::clone(&ctl)));
                 }
                 Err(e) => {
                     tracing::warn!(target: "gossip-node.control", error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
+            // Reap ended connections so the set holds live ones only.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+    let flushed = tokio::time::timeout(SHUTDOWN_FLUSH_MAX, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if flushed.is_err() {
+        tracing::debug!(target: "gossip-node.control", left = connections.len(), "control connections not flushed in time");
     }
 }
 
