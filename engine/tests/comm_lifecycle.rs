@@ -128,7 +128,7 @@ async fn simultaneous_dials_settle_on_one_connection() {
         let b = Arc::new(start_peer(&pki, 1, 0, true, CommConfig::for_test()).await);
         let (sub_a, sub_b) = (a.accept(|_| true), b.accept(|_| true));
         let (to_a, to_b) = (remote(&a), remote(&b));
-        // Both dial at once (the first envelopes may be lost in the switch; see the ignored test).
+        // Both dial at once.
         a.send(data_envelope(1), std::slice::from_ref(&to_b));
         b.send(data_envelope(2), std::slice::from_ref(&to_a));
         assert!(
@@ -164,11 +164,8 @@ async fn simultaneous_dials_settle_on_one_connection() {
 }
 
 /// Two peers that dial each other at the same moment lose nothing sent while they sort out which
-/// connection to keep. Known to fail under CPU contention: when the winning dial replaces an
-/// inbound connection the remote is still writing to, closing it stops our reader too, so
-/// envelopes in flight on it are lost; the fix is a half-close (stop writing, keep reading until
-/// the remote closes its losing dial).
-#[ignore = "known loss of in-flight envelopes during a simultaneous-dial switch (needs a half-close)"]
+/// connection to keep: a replaced connection is half-closed (`Conn::retire`: no more sends on it,
+/// but its reader drains what the remote wrote before it switched, until the remote ends it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_dials_lose_nothing_in_flight() {
     init_tracing();

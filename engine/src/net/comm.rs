@@ -193,10 +193,12 @@ impl Shared {
         }
     }
 
-    /// Closes `old`, which `new` replaced, and moves the envelopes it never wrote onto `new`, so a
-    /// replacement (a reconnect, or the simultaneous-dial tie-break) loses nothing that was queued.
+    /// Retires `old`, which `new` replaced, and moves the envelopes it never wrote onto `new`, so a
+    /// replacement (a reconnect, or the simultaneous-dial tie-break) loses nothing that was queued;
+    /// `old`'s reader goes on until the remote ends it, so nothing the remote wrote on it before
+    /// switching is lost either.
     pub(crate) fn hand_over(&self, old: &Conn, new: &Conn) {
-        old.close();
+        old.retire();
         for (lane, envelope) in old.lanes.take_pending() {
             self.enqueue(new, lane, envelope);
         }

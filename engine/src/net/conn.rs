@@ -2,7 +2,7 @@
 //! which runs every received envelope through ingress and onto the shared inbound queue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -37,6 +37,10 @@ pub(crate) struct Conn {
     pub(crate) remote: RemotePeerInfo,
     pub(crate) direction: Direction,
     pub(crate) lanes: Arc<Lanes>,
+    /// Replaced by another connection to the same peer: nothing more is sent on it, but its reader
+    /// goes on until the remote ends the stream (a half-close), so what the remote wrote before it
+    /// switched is not lost.
+    retired: AtomicBool,
     /// Keeps a dialled transport open for as long as the connection lives.
     _channel: Option<Channel>,
 }
@@ -54,8 +58,20 @@ impl Conn {
             remote,
             direction,
             lanes,
+            retired: AtomicBool::new(false),
             _channel: channel,
         }
+    }
+
+    /// Retires the connection (see `retired`): closes its lanes, so the writer ends our side of
+    /// the stream, and lets the reader drain the remote's side.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.lanes.close();
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     pub(crate) fn pki_id(&self) -> PkiId {
@@ -216,10 +232,29 @@ enum ReaderEnd {
 /// `closes_connection`. Then closes and unregisters the connection.
 pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound: FrameReader) {
     let end = loop {
-        let next = tokio::select! {
-            biased;
-            () = conn.lanes.closed() => break ReaderEnd::ClosedLocally,
-            next = inbound.message::<Envelope>() => next,
+        let next = if conn.is_retired() {
+            // Half-closed: read what the remote still sends until it ends its side (it closes a
+            // connection it sees replaced, as we do), for at most `conn_timeout` per message.
+            if shared.is_stopped() {
+                break ReaderEnd::ClosedLocally;
+            }
+            match tokio::time::timeout(shared.config.conn_timeout, inbound.message::<Envelope>())
+                .await
+            {
+                Ok(next) => next,
+                Err(_) => break ReaderEnd::ClosedLocally,
+            }
+        } else {
+            tokio::select! {
+                biased;
+                () = conn.lanes.closed() => {
+                    if conn.is_retired() {
+                        continue;
+                    }
+                    break ReaderEnd::ClosedLocally;
+                }
+                next = inbound.message::<Envelope>() => next,
+            }
         };
         match next {
             Ok(Some(envelope)) => {
@@ -278,16 +313,25 @@ async fn handle_envelope(
         Err(reject) => return on_reject(shared, conn, reject),
     };
     // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's demux).
-    tokio::select! {
+    // A retired connection's reader keeps the message and waits on.
+    let push = shared.inbound.push_wait(verified);
+    tokio::pin!(push);
+    let pushed = tokio::select! {
         biased;
-        () = conn.lanes.closed() => Err(ReaderEnd::ClosedLocally),
-        pushed = shared.inbound.push_wait(verified) => match pushed {
-            Ok(()) => {
-                Stats::incr(&shared.stats.messages_received);
-                Ok(())
-            }
-            Err(_) => Err(ReaderEnd::InboundClosed),
-        },
+        () = conn.lanes.closed(), if !conn.is_retired() => None,
+        pushed = &mut push => Some(pushed),
+    };
+    let pushed = match pushed {
+        Some(pushed) => pushed,
+        None if conn.is_retired() => push.await,
+        None => return Err(ReaderEnd::ClosedLocally),
+    };
+    match pushed {
+        Ok(()) => {
+            Stats::incr(&shared.stats.messages_received);
+            Ok(())
+        }
+        Err(_) => Err(ReaderEnd::InboundClosed),
     }
 }
 
