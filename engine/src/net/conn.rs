@@ -232,29 +232,10 @@ enum ReaderEnd {
 /// `closes_connection`. Then closes and unregisters the connection.
 pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound: FrameReader) {
     let end = loop {
-        let next = if conn.is_retired() {
-            // Half-closed: read what the remote still sends until it ends its side (it closes a
-            // connection it sees replaced, as we do), for at most `conn_timeout` per message.
-            if shared.is_stopped() {
-                break ReaderEnd::ClosedLocally;
-            }
-            match tokio::time::timeout(shared.config.conn_timeout, inbound.message::<Envelope>())
-                .await
-            {
-                Ok(next) => next,
-                Err(_) => break ReaderEnd::ClosedLocally,
-            }
-        } else {
-            tokio::select! {
-                biased;
-                () = conn.lanes.closed() => {
-                    if conn.is_retired() {
-                        continue;
-                    }
-                    break ReaderEnd::ClosedLocally;
-                }
-                next = inbound.message::<Envelope>() => next,
-            }
+        let next = tokio::select! {
+            biased;
+            () = reading_ended(&shared, &conn) => break ReaderEnd::ClosedLocally,
+            next = inbound.message::<Envelope>() => next,
         };
         match next {
             Ok(Some(envelope)) => {
@@ -313,25 +294,27 @@ async fn handle_envelope(
         Err(reject) => return on_reject(shared, conn, reject),
     };
     // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's demux).
-    // A retired connection's reader keeps the message and waits on.
-    let push = shared.inbound.push_wait(verified);
-    tokio::pin!(push);
-    let pushed = tokio::select! {
+    tokio::select! {
         biased;
-        () = conn.lanes.closed(), if !conn.is_retired() => None,
-        pushed = &mut push => Some(pushed),
-    };
-    let pushed = match pushed {
-        Some(pushed) => pushed,
-        None if conn.is_retired() => push.await,
-        None => return Err(ReaderEnd::ClosedLocally),
-    };
-    match pushed {
-        Ok(()) => {
-            Stats::incr(&shared.stats.messages_received);
-            Ok(())
-        }
-        Err(_) => Err(ReaderEnd::InboundClosed),
+        () = reading_ended(shared, conn) => Err(ReaderEnd::ClosedLocally),
+        pushed = shared.inbound.push_wait(verified) => match pushed {
+            Ok(()) => {
+                Stats::incr(&shared.stats.messages_received);
+                Ok(())
+            }
+            Err(_) => Err(ReaderEnd::InboundClosed),
+        },
+    }
+}
+
+/// Completes when the reader should stop waiting: at once when the connection is closed; when it
+/// is only retired (half-closed, see `Conn::retire`), after `conn_timeout` without the remote
+/// ending it, or at once when the comm stops. Each wait starts its own timeout, so a retired
+/// reader drains for as long as the remote keeps sending.
+async fn reading_ended(shared: &Shared, conn: &Conn) {
+    conn.lanes.closed().await;
+    if conn.is_retired() && !shared.is_stopped() {
+        tokio::time::sleep(shared.config.conn_timeout).await;
     }
 }
 
