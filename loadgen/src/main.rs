@@ -144,8 +144,8 @@ enum Command {
         /// `peer.gossip.maxBlockCountToStore` (Fabric's default 10).
         #[arg(long)]
         max_block_count_to_store: Option<u64>,
-        /// `peer.gossip.emitIntervalMin` in µs (default `maxPropagationBurstLatency`: at most one
-        /// timed flush per Fabric period).
+        /// `peer.gossip.emitIntervalMin` in µs (default half of `maxPropagationBurstLatency`:
+        /// at most two timed flushes per Fabric period).
         #[arg(long)]
         emit_interval_min_us: Option<u64>,
         /// Seed.

@@ -10,11 +10,12 @@
 //! distributed part of the period (5 ms on average at the default 10 ms) at every hop.
 //!
 //! By default ([`EmitterConfig::flush_when_idle`]) we emit on the leading edge instead, paced by
-//! [`EmitterConfig::interval_min`] (the whole `burst_latency` unless configured): a message that
+//! [`EmitterConfig::interval_min`] (half of `burst_latency` unless configured): a message that
 //! arrives when nothing was emitted for `interval_min` goes out at once, and the messages that
 //! follow it wait until `interval_min` after that emission (or for a burst). No message waits
 //! longer than `interval_min`, so Fabric's bound of `burst_latency` holds, and apart from full
-//! bursts there is at most one emission per `interval_min`. At low and medium rates the per-hop
+//! bursts there is at most one emission per `interval_min` (two per Fabric period by default: see
+//! [`crate::config::GossipConfig::emitter_interval_min`]). At low and medium rates the per-hop
 //! wait disappears; under a steady load a message waits `interval_min / 2` on average. A shorter
 //! `interval_min` keeps a block's arrival times at its peers closer together, which matters at
 //! high rates where `maxBlockCountToStore`'s window drops late blocks (`engine/ALGORITHM.md`,
@@ -60,7 +61,7 @@ impl Default for EmitterConfig {
             iterations: 1,
             tick_phase: Duration::ZERO,
             flush_when_idle: true,
-            interval_min: Duration::from_millis(10),
+            interval_min: Duration::from_millis(5),
         }
     }
 }

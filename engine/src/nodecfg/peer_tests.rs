@@ -328,13 +328,13 @@ fn emit_when_idle_is_our_key_and_defaults_on() {
 }
 
 #[test]
-fn emit_interval_min_is_our_key_and_defaults_to_the_burst_latency() {
+fn emit_interval_min_is_our_key_and_defaults_to_half_the_burst_latency() {
     let cfg = load_text(SAMPLE, &[]).expect("sample loads");
     assert_eq!(cfg.gossip.emit_interval_min, None);
     assert_eq!(
         cfg.gossip.emitter_interval_min(),
-        Duration::from_millis(10),
-        "one timed flush per maxPropagationBurstLatency"
+        Duration::from_millis(5),
+        "two timed flushes per maxPropagationBurstLatency"
     );
     let cfg = load_text(
         SAMPLE,
@@ -359,7 +359,7 @@ fn emit_interval_min_is_our_key_and_defaults_to_the_burst_latency() {
     .expect("loads");
     assert_eq!(
         cfg.gossip.emitter_interval_min(),
-        Duration::from_millis(20),
+        Duration::from_millis(10),
         "follows the burst latency"
     );
     let cfg = load_text(SAMPLE, &[("CORE_PEER_GOSSIP_EMITINTERVALMIN", "1s")]).expect("loads");
