@@ -221,9 +221,10 @@ impl GossipConfig {
     /// Half the period, measured (`results/cluster-runs.md`, "Ninth round"; `engine/ALGORITHM.md`):
     /// a message waits at most 5 ms per hop instead of 10, so a block's arrival times at its peers
     /// stay inside `maxBlockCountToStore`'s window at high rates. In the simulator with zero
-    /// processing cost coverage at 500 and 600 blocks/s is that of 20 blocks/s (one flush per
-    /// period loses about 1 point at 500 and 3 at 600); on the 2-core cluster of 25 nodes, 500
-    /// blocks/s gained 1 point of coverage and lost 3 ms of p50 for 5–10 % more CPU.
+    /// processing cost (`results/sim-rate-n25/`) coverage up to 600 blocks/s is that of 20
+    /// blocks/s, where one flush per period loses 1.8–2.0 points at 500 and 3.5–3.8 at 600; on
+    /// the 2-core cluster of 25 nodes, 500 blocks/s gained 1 point of coverage and lost 3 ms of
+    /// p50 for 5–10 % more CPU per node.
     pub fn emitter_interval_min(&self) -> Duration {
         self.emit_interval_min
             .unwrap_or(self.max_propagation_burst_latency / EMIT_INTERVAL_DEFAULT_PER_PERIOD)
