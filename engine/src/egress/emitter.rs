@@ -27,6 +27,7 @@
 
 use std::time::Duration;
 
+use crate::config::EMIT_INTERVAL_DEFAULT_PER_PERIOD;
 use crate::time::Instant;
 
 /// Emitter settings (Fabric's `maxPropagationBurstSize`, `maxPropagationBurstLatency`,
@@ -55,13 +56,14 @@ pub struct EmitterConfig {
 
 impl Default for EmitterConfig {
     fn default() -> Self {
+        let burst_latency = Duration::from_millis(10);
         Self {
             burst_len_max: 10,
-            burst_latency: Duration::from_millis(10),
+            burst_latency,
             iterations: 1,
             tick_phase: Duration::ZERO,
             flush_when_idle: true,
-            interval_min: Duration::from_millis(5),
+            interval_min: burst_latency / EMIT_INTERVAL_DEFAULT_PER_PERIOD,
         }
     }
 }
