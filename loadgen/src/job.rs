@@ -10,6 +10,49 @@ use crate::launcher::LocalLauncher;
 use crate::run::{Progress, RunError, RunOutput};
 use crate::scenario::Scenario;
 
+/// Work folders are `<temp>/loadgen-<scenario name>-<loadgen pid>`.
+const WORK_DIR_PREFIX: &str = "loadgen-";
+
+/// The file in a work folder that its loadgen holds an exclusive lock on while it runs. The
+/// kernel releases the lock when the process ends, however it ends, and across pid namespaces.
+const WORK_DIR_LOCK_FILE: &str = "loadgen.lock";
+
+/// Creates `work` and locks it as in use by this process until the returned file is dropped.
+fn create_locked_work_dir(work: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(work)?;
+    let lock = std::fs::File::create(work.join(WORK_DIR_LOCK_FILE))?;
+    lock.lock()?;
+    Ok(lock)
+}
+
+/// Removes the work folders in `temp` that no running loadgen holds: a run stopped by a signal
+/// (Ctrl-C, a CI timeout) leaves its folder (PKI, configs, node logs) behind, and its nodes exit
+/// with it (their stdin pipe closes). Folders without a lock file are not ours to judge and are
+/// kept. Returns the folders removed.
+fn remove_stale_work_dirs(temp: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let is_work_dir = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(WORK_DIR_PREFIX));
+        if !is_work_dir || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(lock) = std::fs::File::open(path.join(WORK_DIR_LOCK_FILE)) else {
+            continue;
+        };
+        if lock.try_lock().is_ok() && std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// A job failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -47,13 +90,26 @@ pub fn run_and_write(
         let path = path.to_path_buf();
         move |source| JobError::Write { path, source }
     };
-    let work = std::env::temp_dir().join(format!("loadgen-{}-{}", s.name, std::process::id()));
-    std::fs::create_dir_all(&work).map_err(write_err(&work))?;
+    let temp = std::env::temp_dir();
+    for stale in remove_stale_work_dirs(&temp) {
+        progress.phase(&format!(
+            "removed {}, left by a loadgen that no longer runs",
+            stale.display()
+        ));
+    }
+    let work = temp.join(format!(
+        "{WORK_DIR_PREFIX}{}-{}",
+        s.name,
+        std::process::id()
+    ));
+    let work_lock = create_locked_work_dir(&work).map_err(write_err(&work))?;
     let out = crate::run::run(s, &mut LocalLauncher, bin, &work, progress);
     let out = match out {
         Ok(o) => o,
         Err(e) => {
-            // Keep the work folder (node logs) of a failed run for diagnosis.
+            // Keep the work folder (node logs) of a failed run for diagnosis: without its lock
+            // file no later run removes it.
+            let _ = std::fs::remove_file(work.join(WORK_DIR_LOCK_FILE));
             progress.phase(&format!("run failed; node logs are in {}", work.display()));
             return Err(e.into());
         }
@@ -78,5 +134,33 @@ pub fn run_and_write(
         let _ = std::fs::copy(log, logs.join(format!("{name}.log")));
     }
     let _ = std::fs::remove_dir_all(&work);
+    drop(work_lock);
     Ok(JobOutput { doc, dir, run: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_work_dirs_that_no_running_loadgen_holds_are_removed() {
+        let temp = std::env::temp_dir().join(format!("job-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&temp);
+        std::fs::create_dir_all(&temp).unwrap();
+        let held = temp.join("loadgen-default-1");
+        let _held_lock = create_locked_work_dir(&held).unwrap();
+        let left = temp.join("loadgen-scenario-a-n25-2");
+        drop(create_locked_work_dir(&left).unwrap()); // its loadgen ended without cleaning up
+        let unlocked = temp.join("loadgen-notes");
+        std::fs::create_dir_all(&unlocked).unwrap();
+        let other = temp.join("other-3");
+        drop(create_locked_work_dir(&other).unwrap());
+
+        let removed = remove_stale_work_dirs(&temp);
+
+        assert_eq!(removed, vec![left.clone()]);
+        assert!(!left.exists());
+        assert!(held.exists() && unlocked.exists() && other.exists());
+        std::fs::remove_dir_all(&temp).unwrap();
+    }
 }
