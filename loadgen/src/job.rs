@@ -3,6 +3,7 @@
 //! latency.hgrm, report.html, logs/).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -25,6 +26,10 @@ fn create_locked_work_dir(work: &Path) -> std::io::Result<std::fs::File> {
     Ok(lock)
 }
 
+/// A lock file younger than this is never judged stale: a loadgen starting at the same moment
+/// may not have locked it yet.
+const WORK_DIR_STALE_AGE_MIN: Duration = Duration::from_secs(60);
+
 /// Removes the work folders in `temp` that no running loadgen holds: a run stopped by a signal
 /// (Ctrl-C, a CI timeout) leaves its folder (PKI, configs, node logs) behind, and its nodes exit
 /// with it (their stdin pipe closes). Folders without a lock file are not ours to judge and are
@@ -46,7 +51,15 @@ fn remove_stale_work_dirs(temp: &Path) -> Vec<PathBuf> {
         let Ok(lock) = std::fs::File::open(path.join(WORK_DIR_LOCK_FILE)) else {
             continue;
         };
-        if lock.try_lock().is_ok() && std::fs::remove_dir_all(&path).is_ok() {
+        let age = lock
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age >= WORK_DIR_STALE_AGE_MIN)
+            && lock.try_lock().is_ok()
+            && std::fs::remove_dir_all(&path).is_ok()
+        {
             removed.push(path);
         }
     }
@@ -149,8 +162,23 @@ mod tests {
         std::fs::create_dir_all(&temp).unwrap();
         let held = temp.join("loadgen-default-1");
         let _held_lock = create_locked_work_dir(&held).unwrap();
+        let backdate = |dir: &Path| {
+            let lock = std::fs::File::options()
+                .write(true)
+                .open(dir.join(WORK_DIR_LOCK_FILE))
+                .unwrap();
+            let created = lock.metadata().unwrap().modified().unwrap();
+            lock.set_modified(created - 2 * WORK_DIR_STALE_AGE_MIN)
+                .unwrap();
+        };
+        backdate(&held);
+        // Its loadgen ended without cleaning up.
         let left = temp.join("loadgen-scenario-a-n25-2");
-        drop(create_locked_work_dir(&left).unwrap()); // its loadgen ended without cleaning up
+        drop(create_locked_work_dir(&left).unwrap());
+        backdate(&left);
+        // Unheld but just created: a loadgen starting now may be about to lock it.
+        let fresh = temp.join("loadgen-default-4");
+        drop(create_locked_work_dir(&fresh).unwrap());
         let unlocked = temp.join("loadgen-notes");
         std::fs::create_dir_all(&unlocked).unwrap();
         let other = temp.join("other-3");
@@ -160,7 +188,7 @@ mod tests {
 
         assert_eq!(removed, vec![left.clone()]);
         assert!(!left.exists());
-        assert!(held.exists() && unlocked.exists() && other.exists());
+        assert!(held.exists() && fresh.exists() && unlocked.exists() && other.exists());
         std::fs::remove_dir_all(&temp).unwrap();
     }
 }
