@@ -5,8 +5,9 @@
 //! those buffers were a fifth of a node's heap. Here a message is encoded once into an allocation
 //! of its exact framed size (a block's payload not even that: [`encode_batch`] hands it over as
 //! the buffer it already is), handed to HTTP/2 as it is, and a received message is sliced out of
-//! the DATA chunk it arrived in: small ones copied into their own allocation (so a stored alive
-//! message does not keep HTTP/2's read buffer alive), large ones (blocks) not copied at all.
+//! the DATA chunks it arrived in: small ones copied into their own allocation (so a stored alive
+//! message does not keep HTTP/2's read buffer alive), large ones (blocks) not copied at all, even
+//! when they span chunks ([`pieces`]).
 //!
 //! The wire format is gRPC's: each message is a 1-byte compressed flag (always 0: gossip does not
 //! compress), a 4-byte big-endian length and the protobuf bytes; the server's response ends with
@@ -26,15 +27,16 @@ use prost::Message;
 use prost::encoding::WireType;
 use tonic::body::Body;
 
+mod pieces;
+
+use pieces::{Pieces, SLICE_LEN_MIN};
+
 /// The `GossipStream` method's path.
 pub(crate) const PATH_GOSSIP_STREAM: &str = "/gossip.Gossip/GossipStream";
 /// The `Ping` method's path.
 pub(crate) const PATH_PING: &str = "/gossip.Gossip/Ping";
 /// The framing before each message: compressed flag and length.
 const PREFIX_LEN: usize = 5;
-/// Received messages up to this size are copied out of the DATA chunk they arrived in; larger ones
-/// are sliced (they are most of their chunk anyway).
-const DETACH_LEN_MAX: usize = 16 * 1024;
 /// `content-type` of gRPC requests and responses.
 const CONTENT_TYPE_GRPC: &str = "application/grpc";
 
@@ -159,12 +161,20 @@ pub(crate) struct FrameReader {
     body: Body,
     /// The unread part of the last DATA chunk.
     chunk: Bytes,
-    /// A message that spans chunks, gathered here once its length is known.
-    partial: BytesMut,
-    /// Bytes still missing from `partial` (0: none in progress).
-    partial_missing: usize,
+    /// A message that spans chunks, being collected.
+    partial: Partial,
     len_max: usize,
     ended: bool,
+}
+
+/// A message that spans DATA chunks, collected until its last byte arrives.
+enum Partial {
+    /// Not inside a message.
+    None,
+    /// A message under [`SLICE_LEN_MIN`] bytes, gathered into one allocation of its size.
+    Gather { buf: BytesMut, missing: usize },
+    /// A larger message (a block), kept as the pieces of the chunks it arrived in.
+    Pieces { pieces: Pieces, missing: usize },
 }
 
 impl FrameReader {
@@ -173,8 +183,7 @@ impl FrameReader {
         Self {
             body,
             chunk: Bytes::new(),
-            partial: BytesMut::new(),
-            partial_missing: 0,
+            partial: Partial::None,
             len_max,
             ended: false,
         }
@@ -183,13 +192,13 @@ impl FrameReader {
     /// The next message: `Ok(None)` when the stream ended cleanly.
     pub(crate) async fn message<M: Message + Default>(&mut self) -> Result<Option<M>, FrameError> {
         loop {
-            if let Some(bytes) = self.take_message()? {
-                return M::decode(bytes)
+            if let Some(pieces) = self.take_message()? {
+                return M::decode(pieces)
                     .map(Some)
                     .map_err(|e| FrameError::Decode(e.to_string()));
             }
             if self.ended {
-                return if self.partial_missing > 0 || !self.chunk.is_empty() {
+                return if !matches!(self.partial, Partial::None) || !self.chunk.is_empty() {
                     Err(FrameError::Truncated)
                 } else {
                     Ok(None)
@@ -224,16 +233,33 @@ impl FrameReader {
         }
     }
 
-    /// The next complete message's bytes, if buffered.
-    fn take_message(&mut self) -> Result<Option<Bytes>, FrameError> {
-        if self.partial_missing > 0 {
-            let n = self.partial_missing.min(self.chunk.len());
-            self.partial.put(self.chunk.split_to(n));
-            self.partial_missing -= n;
-            if self.partial_missing > 0 {
-                return Ok(None);
+    /// The next complete message's bytes, if buffered: a message under [`SLICE_LEN_MIN`] bytes
+    /// in an allocation of its own, a larger one as slices of the chunks it arrived in.
+    fn take_message(&mut self) -> Result<Option<Pieces>, FrameError> {
+        match &mut self.partial {
+            Partial::None => {}
+            Partial::Gather { buf, missing } => {
+                let n = (*missing).min(self.chunk.len());
+                buf.put(self.chunk.split_to(n));
+                *missing -= n;
+                if *missing > 0 {
+                    return Ok(None);
+                }
+                let message = std::mem::take(buf).freeze();
+                self.partial = Partial::None;
+                return Ok(Some(Pieces::one(message)));
             }
-            return Ok(Some(std::mem::take(&mut self.partial).freeze()));
+            Partial::Pieces { pieces, missing } => {
+                let n = (*missing).min(self.chunk.len());
+                pieces.push(self.chunk.split_to(n));
+                *missing -= n;
+                if *missing > 0 {
+                    return Ok(None);
+                }
+                let message = std::mem::take(pieces);
+                self.partial = Partial::None;
+                return Ok(Some(message));
+            }
         }
         if self.chunk.len() < PREFIX_LEN {
             return Ok(None);
@@ -248,17 +274,27 @@ impl FrameReader {
             return Err(FrameError::Oversize { len_bytes: len });
         }
         self.chunk.advance(PREFIX_LEN);
+        let sliced = len >= SLICE_LEN_MIN;
         if self.chunk.len() >= len {
             let message = self.chunk.split_to(len);
-            if len <= DETACH_LEN_MAX {
-                return Ok(Some(Bytes::copy_from_slice(&message)));
+            if !sliced {
+                return Ok(Some(Pieces::one(Bytes::copy_from_slice(&message))));
             }
-            return Ok(Some(message));
+            return Ok(Some(Pieces::one(message)));
         }
-        // The message continues in later chunks: gather it in one allocation of its size.
-        self.partial = BytesMut::with_capacity(len);
-        self.partial.put(std::mem::take(&mut self.chunk));
-        self.partial_missing = len - self.partial.len();
+        // The message continues in later chunks.
+        let first = std::mem::take(&mut self.chunk);
+        let missing = len - first.len();
+        self.partial = if sliced {
+            Partial::Pieces {
+                pieces: Pieces::one(first),
+                missing,
+            }
+        } else {
+            let mut buf = BytesMut::with_capacity(len);
+            buf.put(first);
+            Partial::Gather { buf, missing }
+        };
         Ok(None)
     }
 }

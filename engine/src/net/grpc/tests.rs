@@ -152,21 +152,63 @@ async fn compressed_truncated_and_failed_streams_are_errors() {
     );
 }
 
+fn inside(chunk: &Bytes, b: &Bytes) -> bool {
+    let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
+    range.contains(&(b.as_ptr() as usize))
+}
+
 #[tokio::test]
 async fn small_messages_are_detached_and_large_ones_sliced() {
     let small = encode_frame(&envelope(100, 1));
-    let large = encode_frame(&envelope(DETACH_LEN_MAX + 100, 2));
+    let large = encode_frame(&envelope(SLICE_LEN_MIN + 100, 2));
     let wire: Bytes = [small.clone(), large.clone()].concat().into();
     let mut reader = FrameReader::new(chunked(&wire, &[], None), 1 << 20);
     reader.push_chunk(wire.clone());
     let a = reader.take_message().expect("ok").expect("small");
     let b = reader.take_message().expect("ok").expect("large");
-    let inside = |b: &Bytes| {
-        let range = wire.as_ptr() as usize..wire.as_ptr() as usize + wire.len();
-        range.contains(&(b.as_ptr() as usize))
-    };
-    assert!(!inside(&a), "a small message has its own allocation");
-    assert!(inside(&b), "a large message is a slice of its chunk");
+    assert!(
+        !inside(&wire, &a.chunk_bytes()),
+        "a small message has its own allocation"
+    );
+    assert!(
+        inside(&wire, &b.chunk_bytes()),
+        "a large message is a slice of its chunk"
+    );
+}
+
+#[tokio::test]
+async fn a_block_spanning_chunks_decodes_with_its_payload_not_copied() {
+    let mut block = envelope(10_240, 6);
+    block.signature = Bytes::from(vec![3u8; 70]);
+    let small = envelope(200, 7);
+    let chunks = encode_batch(&[block.clone(), small.clone(), block.clone()]);
+    assert_eq!(chunks.len(), 5, "payloads travel as chunks of their own");
+    let body = Body::new(FramedBody {
+        stream: Box::pin(futures_util::stream::iter(chunks.clone())),
+        trailers: Some(ok_trailers()),
+    });
+    let mut reader = FrameReader::new(body, 1 << 20);
+    let first: Envelope = reader.message().await.expect("ok").expect("block");
+    let second: Envelope = reader.message().await.expect("ok").expect("small");
+    let third: Envelope = reader.message().await.expect("ok").expect("block");
+    assert_eq!((&first, &second, &third), (&block, &small, &block));
+    assert!(
+        inside(&chunks[1], &first.payload),
+        "the payload is its chunk"
+    );
+    assert!(
+        inside(&chunks[3], &third.payload),
+        "the payload is its chunk"
+    );
+    assert!(
+        !inside(&chunks[2], &first.signature),
+        "a small field is copied"
+    );
+    assert!(
+        !inside(&chunks[2], &second.payload),
+        "a small message is copied"
+    );
+    assert!(reader.message::<Envelope>().await.expect("ok").is_none());
 }
 
 #[test]
