@@ -11,4 +11,5 @@ criterion::criterion_main!(
     suites::pool::benches,
     suites::egress::benches,
     suites::sim::benches,
+    suites::transport::benches,
 );

@@ -1,8 +1,9 @@
-//! The benchmark suites: wire codec, crypto, the verifier pool, the egress stages and the
-//! whole-core simulation.
+//! The benchmark suites: wire codec, crypto, the verifier pool, the egress stages, the
+//! whole-core simulation and the TLS transport.
 
 pub mod codec;
 pub mod crypto;
 pub mod egress;
 pub mod pool;
 pub mod sim;
+pub mod transport;

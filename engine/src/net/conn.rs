@@ -231,10 +231,14 @@ enum ReaderEnd {
 /// Reads envelopes until the stream ends, the connection closes, or an envelope is rejected with
 /// `closes_connection`. Then closes and unregisters the connection.
 pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound: FrameReader) {
+    // One future for the whole stream: made anew per message it registered and unregistered a
+    // waiter (two lock round trips) for every envelope read.
+    let ended = reading_ended(&shared, &conn);
+    tokio::pin!(ended);
     let end = loop {
         let next = tokio::select! {
             biased;
-            () = reading_ended(&shared, &conn) => break ReaderEnd::ClosedLocally,
+            () = &mut ended => break ReaderEnd::ClosedLocally,
             next = inbound.message::<Envelope>() => next,
         };
         match next {

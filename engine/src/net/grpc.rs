@@ -247,7 +247,7 @@ impl FrameReader {
                 }
                 let message = std::mem::take(buf).freeze();
                 self.partial = Partial::None;
-                return Ok(Some(Pieces::one(message)));
+                return Ok(Some(Pieces::detached(message)));
             }
             Partial::Pieces { pieces, missing } => {
                 let n = (*missing).min(self.chunk.len());
@@ -278,7 +278,7 @@ impl FrameReader {
         if self.chunk.len() >= len {
             let message = self.chunk.split_to(len);
             if !sliced {
-                return Ok(Some(Pieces::one(Bytes::copy_from_slice(&message))));
+                return Ok(Some(Pieces::detached(Bytes::copy_from_slice(&message))));
             }
             return Ok(Some(Pieces::one(message)));
         }

@@ -35,8 +35,11 @@ pub(crate) struct Lanes {
     data: BoundedQueue<Envelope>,
     /// Wakes the single writer (permit semantics: no lost wake-ups).
     writer_wake: Notify,
-    /// Wakes blocked senders when room appears, and everything waiting on close.
+    /// Wakes blocked senders when room appears or the lanes close.
     space_or_close: Notify,
+    /// Wakes what waits for the close alone (the connection's reader). Not `space_or_close`: that
+    /// one fires on every envelope the writer takes, and woke the reader for nothing each time.
+    close_signal: Notify,
     closed: AtomicBool,
     /// The transport dropped the writer before the connection was closed locally.
     broken: AtomicBool,
@@ -53,6 +56,7 @@ impl Lanes {
             data: BoundedQueue::new(data_len_max),
             writer_wake: Notify::new(),
             space_or_close: Notify::new(),
+            close_signal: Notify::new(),
             closed: AtomicBool::new(false),
             broken: AtomicBool::new(false),
         }
@@ -133,6 +137,7 @@ impl Lanes {
         self.closed.store(true, Ordering::Release);
         self.writer_wake.notify_one();
         self.space_or_close.notify_waiters();
+        self.close_signal.notify_waiters();
     }
 
     /// Marks the transport as failed under us, then closes.
@@ -159,7 +164,7 @@ impl Lanes {
     /// Completes once the lanes are closed.
     pub(crate) async fn closed(&self) {
         loop {
-            let notified = self.space_or_close.notified();
+            let notified = self.close_signal.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.is_closed() {
@@ -202,5 +207,41 @@ mod tests {
             lanes.try_push(Lane::Data, env(4)),
             Err(EnqueueError::Closed)
         );
+    }
+
+    /// Counts wake-ups.
+    struct CountWakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_close_waiter_wakes_on_close_only_not_on_every_envelope_taken() {
+        use std::future::Future;
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Waker};
+
+        let lanes = Lanes::new(4);
+        let wakes = Arc::new(CountWakes(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let closed = lanes.closed();
+        let mut closed = std::pin::pin!(closed);
+        assert!(closed.as_mut().poll(&mut cx).is_pending());
+        for n in 0..3 {
+            lanes.try_push(Lane::Data, env(n)).expect("room");
+            assert!(lanes.try_next().is_some());
+        }
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            0,
+            "taking envelopes woke it"
+        );
+        lanes.close();
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(closed.as_mut().poll(&mut cx), Poll::Ready(()));
     }
 }

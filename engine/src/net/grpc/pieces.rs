@@ -22,19 +22,33 @@ pub(crate) const SLICE_LEN_MIN: usize = 4 * 1024;
 pub(crate) struct Pieces {
     /// The piece being read.
     front: Bytes,
-    /// The pieces after it (empty, and so no allocation, for a message in one chunk).
+    /// The piece after it: a block in two pieces (the usual case) needs no `rest`.
+    second: Bytes,
+    /// The pieces after those (empty, and so no allocation, for up to two pieces). Non-empty
+    /// only when `second` is.
     rest: VecDeque<Bytes>,
-    /// Bytes in `front` and `rest` together.
+    /// Bytes in all pieces together.
     remaining: usize,
+    /// The message is one allocation of its own (a small message copied out of its chunk), so
+    /// slicing any part of it pins nothing else.
+    detached: bool,
 }
 
 impl Pieces {
-    /// A message in one piece.
+    /// A small message already copied into an allocation of its own: every part is sliced.
+    pub(crate) fn detached(bytes: Bytes) -> Self {
+        Self {
+            detached: true,
+            ..Self::one(bytes)
+        }
+    }
+
+    /// A message in one piece of a chunk.
     pub(crate) fn one(bytes: Bytes) -> Self {
         Self {
             remaining: bytes.len(),
             front: bytes,
-            rest: VecDeque::new(),
+            ..Self::default()
         }
     }
 
@@ -46,6 +60,8 @@ impl Pieces {
         self.remaining += piece.len();
         if self.front.is_empty() {
             self.front = piece;
+        } else if self.second.is_empty() {
+            self.second = piece;
         } else {
             self.rest.push_back(piece);
         }
@@ -54,7 +70,7 @@ impl Pieces {
     /// How many pieces are left.
     #[cfg(test)]
     pub(crate) fn pieces_len(&self) -> usize {
-        usize::from(!self.front.is_empty()) + self.rest.len()
+        usize::from(!self.front.is_empty()) + usize::from(!self.second.is_empty()) + self.rest.len()
     }
 
     /// The front piece (for tests of where the bytes live).
@@ -65,11 +81,9 @@ impl Pieces {
 
     /// Moves to the next piece once the front one is used up.
     fn next_piece(&mut self) {
-        while self.front.is_empty() {
-            match self.rest.pop_front() {
-                Some(next) => self.front = next,
-                None => return,
-            }
+        if self.front.is_empty() {
+            self.front = std::mem::take(&mut self.second);
+            self.second = self.rest.pop_front().unwrap_or_default();
         }
     }
 }
@@ -96,13 +110,14 @@ impl Buf for Pieces {
     }
 
     /// A slice of the front piece when it holds all `len` bytes and they are at least
-    /// [`SLICE_LEN_MIN`]; otherwise a copy into an allocation of exactly `len` bytes.
+    /// [`SLICE_LEN_MIN`] (any size when the message is detached); otherwise a copy into an
+    /// allocation of exactly `len` bytes.
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
         assert!(
             len <= self.remaining,
             "copy_to_bytes past the end of a message"
         );
-        if len >= SLICE_LEN_MIN && len <= self.front.len() {
+        if len <= self.front.len() && (self.detached || len >= SLICE_LEN_MIN) {
             self.remaining -= len;
             let slice = self.front.split_to(len);
             self.next_piece();
@@ -135,13 +150,16 @@ mod tests {
     fn reads_every_byte_across_pieces_in_order() {
         let a = Bytes::from_static(b"abc");
         let b = Bytes::from_static(b"defgh");
-        let mut p = pieces(&[&a, &Bytes::new(), &b]);
-        assert_eq!(p.pieces_len(), 2);
-        assert_eq!(p.remaining(), 8);
+        let c = Bytes::from_static(b"ij");
+        let mut p = pieces(&[&a, &Bytes::new(), &b, &c]);
+        assert_eq!(p.pieces_len(), 3);
+        assert_eq!(p.remaining(), 10);
         assert_eq!(p.get_u8(), b'a');
         p.advance(3);
         assert_eq!(p.chunk(), b"efgh");
-        assert_eq!(p.copy_to_bytes(4), Bytes::from_static(b"efgh"));
+        assert_eq!(p.copy_to_bytes(5), Bytes::from_static(b"efghi"));
+        assert_eq!(p.chunk(), b"j");
+        p.advance(1);
         assert_eq!(p.remaining(), 0);
         assert_eq!(p.chunk(), b"");
     }
@@ -158,6 +176,10 @@ mod tests {
         let small = p.copy_to_bytes(50);
         assert!(!within(&tail, &small), "a small part is copied");
         assert_eq!(small, tail.slice(..50));
+
+        // Every part of a detached message is a slice of it.
+        let mut p = Pieces::detached(tail.clone());
+        assert!(within(&tail, &p.copy_to_bytes(50)));
 
         // A large part across two pieces is gathered into one allocation.
         let mut p = pieces(&[&head, &block]);
