@@ -15,13 +15,16 @@ use gossip_engine::crypto::MspManager;
 use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::ingress::{Ingress, IngressConfig};
 use gossip_engine::net::{Comm, CommParams, RemotePeer, Subscription, TlsMaterial, clock};
-use gossip_proto::gossip::{DataMessage, Envelope, GossipMessage, Payload, gossip_message};
+use gossip_engine::nodecfg::control;
+use gossip_proto::gossip::Envelope;
 use prost::Message;
 
 /// Envelopes per iteration; below the send lane's default bound of 200, so none is dropped.
 const BATCH_LEN: u64 = 64;
-/// Block sizes sent: scenario A's 10 KiB, and a small message.
+/// Block data sizes sent: scenario A's 10 KiB, and a small block.
 const BLOCK_LENS_BYTES: [usize; 2] = [10 * 1024, 256];
+/// The channel the blocks are on.
+const CHANNEL: &str = "benchchannel";
 /// A bound on one batch, so a lost message fails the bench instead of hanging it.
 const BATCH_WAIT: Duration = Duration::from_secs(20);
 
@@ -44,22 +47,14 @@ async fn start(pki: &TestPki, org: usize, msp: &Arc<MspManager>) -> Comm {
     Comm::start(params).await.expect("comm starts")
 }
 
-/// An unsigned data message (tag CHAN_AND_ORG) of block `seq` with `data`.
-fn block(seq: u64, data: &Bytes) -> Envelope {
-    let message = GossipMessage {
-        nonce: 0,
-        channel: Bytes::from_static(b"benchchannel"),
-        tag: gossip_message::Tag::ChanAndOrg as i32,
-        content: Some(gossip_message::Content::DataMsg(DataMessage {
-            payload: Some(Payload {
-                seq_num: seq,
-                data: data.clone(),
-                private_data: vec![],
-            }),
-        })),
-    };
+/// Block `seq` as the injecting org leader gossips it (`control::block_message`): an unsigned
+/// data message, tag CHAN_AND_ORG, carrying `block` (one block for every `seq`: the transport
+/// does not look inside it).
+fn block(seq: u64, block: &Bytes) -> Envelope {
     Envelope {
-        payload: message.encode_to_vec().into(),
+        payload: control::block_message(CHANNEL, seq, block.clone())
+            .encode_to_vec()
+            .into(),
         ..Default::default()
     }
 }
@@ -97,7 +92,7 @@ fn transport(c: &mut Criterion) {
     let mut group = c.benchmark_group("transport/tls");
     group.measurement_time(Duration::from_secs(5));
     for len in BLOCK_LENS_BYTES {
-        let data = Bytes::from(vec![0x5a; len]);
+        let data = control::build_block(0, len);
         group.throughput(Throughput::Elements(BATCH_LEN));
         group.bench_function(format!("block_{len}B_x{BATCH_LEN}"), |bench| {
             bench.iter(|| {
