@@ -37,6 +37,10 @@ pub(crate) const PATH_GOSSIP_STREAM: &str = "/gossip.Gossip/GossipStream";
 pub(crate) const PATH_PING: &str = "/gossip.Gossip/Ping";
 /// The framing before each message: compressed flag and length.
 const PREFIX_LEN: usize = 5;
+/// A large message arriving in more DATA chunks than this is gathered into one allocation rather
+/// than kept as pieces: a peer sending tiny frames must not make each byte hold a read buffer.
+/// Ours sends a block in two or three chunks, grpc-go a 100 KiB one in seven.
+const PIECES_LEN_MAX: usize = 8;
 /// `content-type` of gRPC requests and responses.
 const CONTENT_TYPE_GRPC: &str = "application/grpc";
 
@@ -254,6 +258,16 @@ impl FrameReader {
                 pieces.push(self.chunk.split_to(n));
                 *missing -= n;
                 if *missing > 0 {
+                    if pieces.pieces_len() > PIECES_LEN_MAX {
+                        // Many small DATA frames: each piece could keep a read buffer alive, so
+                        // gather the message instead (its size is within the receive limit).
+                        let mut buf = BytesMut::with_capacity(pieces.remaining() + *missing);
+                        buf.put(std::mem::take(pieces));
+                        self.partial = Partial::Gather {
+                            buf,
+                            missing: *missing,
+                        };
+                    }
                     return Ok(None);
                 }
                 let message = std::mem::take(pieces);

@@ -68,7 +68,6 @@ impl Pieces {
     }
 
     /// How many pieces are left.
-    #[cfg(test)]
     pub(crate) fn pieces_len(&self) -> usize {
         usize::from(!self.front.is_empty()) + usize::from(!self.second.is_empty()) + self.rest.len()
     }

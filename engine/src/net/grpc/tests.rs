@@ -211,6 +211,32 @@ async fn a_block_spanning_chunks_decodes_with_its_payload_not_copied() {
     assert!(reader.message::<Envelope>().await.expect("ok").is_none());
 }
 
+#[tokio::test]
+async fn a_large_message_in_many_tiny_chunks_is_gathered_not_kept_as_pieces() {
+    let large = encode_frame(&envelope(SLICE_LEN_MIN + 100, 8));
+    let mut reader = FrameReader::new(chunked(&large, &[], None), 1 << 20);
+    // The prefix with one byte, 39 one-byte chunks, then the rest.
+    reader.push_chunk(large.slice(..PREFIX_LEN + 1));
+    assert!(reader.take_message().expect("ok").is_none());
+    for at in PREFIX_LEN + 1..PREFIX_LEN + 40 {
+        reader.push_chunk(large.slice(at..at + 1));
+        assert!(reader.take_message().expect("ok").is_none());
+        assert!(
+            match &reader.partial {
+                Partial::Pieces { pieces, .. } => pieces.pieces_len() <= PIECES_LEN_MAX,
+                Partial::Gather { .. } => true,
+                Partial::None => false,
+            },
+            "never more than PIECES_LEN_MAX pieces held"
+        );
+    }
+    assert!(matches!(reader.partial, Partial::Gather { .. }));
+    reader.push_chunk(large.slice(PREFIX_LEN + 40..));
+    let message = reader.take_message().expect("ok").expect("complete");
+    let decoded = Envelope::decode(message).expect("decodes");
+    assert_eq!(decoded, envelope(SLICE_LEN_MIN + 100, 8));
+}
+
 #[test]
 fn trailers_only_and_http_errors_are_refused() {
     let ok = response(Body::empty());
