@@ -181,6 +181,15 @@ enum Partial {
     Pieces { pieces: Pieces, missing: usize },
 }
 
+impl Partial {
+    /// Gathering: `received` copied into one allocation of the message's whole size.
+    fn gather(received: impl Buf, missing: usize) -> Self {
+        let mut buf = BytesMut::with_capacity(received.remaining() + missing);
+        buf.put(received);
+        Partial::Gather { buf, missing }
+    }
+}
+
 impl FrameReader {
     /// Reads `body`, refusing messages over `len_max` bytes before buffering them.
     pub(crate) fn new(body: Body, len_max: usize) -> Self {
@@ -261,12 +270,7 @@ impl FrameReader {
                     if pieces.pieces_len() > PIECES_LEN_MAX {
                         // Many small DATA frames: each piece could keep a read buffer alive, so
                         // gather the message instead (its size is within the receive limit).
-                        let mut buf = BytesMut::with_capacity(pieces.remaining() + *missing);
-                        buf.put(std::mem::take(pieces));
-                        self.partial = Partial::Gather {
-                            buf,
-                            missing: *missing,
-                        };
+                        self.partial = Partial::gather(std::mem::take(pieces), *missing);
                     }
                     return Ok(None);
                 }
@@ -305,9 +309,7 @@ impl FrameReader {
                 missing,
             }
         } else {
-            let mut buf = BytesMut::with_capacity(len);
-            buf.put(first);
-            Partial::Gather { buf, missing }
+            Partial::gather(first, missing)
         };
         Ok(None)
     }
