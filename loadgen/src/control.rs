@@ -43,7 +43,7 @@ pub enum ControlError {
 }
 
 /// A connection's read buffer: a few hundred event lines, which gossip-node writes in batches
-/// (what queued within 10 ms) to a subscription.
+/// (what queued within 50 ms) to a subscription.
 const READ_LEN_BYTES: usize = 64 * 1024;
 
 /// One request/reply connection.
@@ -223,11 +223,13 @@ fn parse_delivery(node: usize, line: &str) -> Option<Delivery> {
 }
 
 /// Subscribes on a new connection and forwards block events to `tx` from a thread, until the
-/// connection ends or `tx`'s receiver is gone.
+/// connection ends or `tx`'s receiver is gone. The events of one read (gossip-node writes what
+/// queued within its linger in one write) go as one batch: one channel send and at most one
+/// wake-up of the receiver per batch, not per line.
 pub fn subscribe(
     node: usize,
     addr: SocketAddr,
-    tx: Sender<Delivery>,
+    tx: Sender<Vec<Delivery>>,
 ) -> Result<JoinHandle<()>, ControlError> {
     let mut c = ControlClient::connect(addr, Duration::from_secs(5))?;
     c.request(&json!({"op": "subscribe"}))?;
@@ -240,14 +242,20 @@ pub fn subscribe(
         .spawn(move || {
             let mut line = String::new();
             loop {
-                line.clear();
-                if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-                    return;
+                let mut batch = Vec::new();
+                // One blocking read, then every whole line it brought.
+                loop {
+                    line.clear();
+                    if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                        let _ = tx.send(batch);
+                        return;
+                    }
+                    batch.extend(parse_delivery(node, &line));
+                    if !reader.buffer().contains(&b'\n') {
+                        break;
+                    }
                 }
-                let Some(d) = parse_delivery(node, &line) else {
-                    continue;
-                };
-                if tx.send(d).is_err() {
+                if !batch.is_empty() && tx.send(batch).is_err() {
                     return;
                 }
             }

@@ -248,7 +248,7 @@ pub fn run(
         }
     ));
 
-    let (tx, rx) = mpsc::channel::<Delivery>();
+    let (tx, rx) = mpsc::channel::<Vec<Delivery>>();
     for n in &cluster.nodes {
         control::subscribe(n.index, n.control, tx.clone())?;
     }
@@ -311,8 +311,8 @@ pub fn run(
         if now > last_due && collector.all_delivered() && injectors.iter().all(Injector::finished) {
             break;
         }
-        while let Ok(d) = rx.recv_timeout(Duration::from_millis(20)) {
-            collector.record(&d);
+        while let Ok(batch) = rx.recv_timeout(Duration::from_millis(20)) {
+            batch.iter().for_each(|d| collector.record(d));
             if unix_now_ns() >= now + 50_000_000 {
                 break;
             }
@@ -354,8 +354,8 @@ pub fn run(
     for i in injectors {
         injections.extend(i.join());
     }
-    while let Ok(d) = rx.try_recv() {
-        collector.record(&d);
+    while let Ok(batch) = rx.try_recv() {
+        batch.iter().for_each(|d| collector.record(d));
     }
     samples.push(sample(&handles, &cluster, t_of(unix_now_ns())));
     let stats_after = stats_all(&mut clients);
@@ -491,7 +491,7 @@ fn apply_fault(
     c: &Cluster,
     handles: &mut [Option<Box<dyn NodeHandle>>],
     launcher: &mut dyn Launcher,
-    tx: &mpsc::Sender<Delivery>,
+    tx: &mpsc::Sender<Vec<Delivery>>,
     s: &Scenario,
     restarts: &mut Vec<std::thread::JoinHandle<()>>,
 ) -> String {

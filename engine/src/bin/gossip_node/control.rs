@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 const CONN_QUEUE_LEN_MAX: usize = 8_192;
 /// The longest an event line waits in the writer for others to share its write. Event lines carry
 /// their own timestamps, so the wait changes no measured figure.
-const EVENT_LINGER: Duration = Duration::from_millis(10);
+const EVENT_LINGER: Duration = Duration::from_millis(50);
 /// At shutdown, how long control connections may take to write their queued replies.
 const SHUTDOWN_FLUSH_MAX: Duration = Duration::from_secs(2);
 /// A batch is written once it holds this many bytes, lingering or not.
