@@ -255,6 +255,9 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound
             Err(e) => break ReaderEnd::StreamError(e),
         }
     };
+    if matches!(end, ReaderEnd::RemoteEnded) {
+        drain_our_half(&shared, &conn).await;
+    }
     let pending = conn.lanes.pending();
     let closed_locally = conn.is_closed() && !conn.lanes.is_broken();
     conn.close();
@@ -280,6 +283,22 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound
         tracing::warn!(peer = %conn.pki_id(), pending, "peer isn't responsive");
         shared.presumed_dead(conn.pki_id());
     }
+}
+
+/// The remote ended its half of the stream: it retired this connection (for a reconnect, or for
+/// its own dial in the simultaneous-dial tie-break) or it is leaving. Its reader goes on until we
+/// end our half, so what we queued before we learned of it still goes out there rather than being
+/// lost: the connection leaves the store (new sends find the replacement, or dial), takes no more
+/// envelopes, and the writer sends the rest and ends our half. Bounded by `conn_timeout`; what a
+/// remote that stopped reading leaves queued counts as a failed send.
+async fn drain_our_half(shared: &Shared, conn: &Conn) {
+    if conn.is_closed() || conn.lanes.pending() == 0 {
+        return;
+    }
+    tracing::debug!(peer = %conn.pki_id(), pending = conn.lanes.pending(), "remote ended its half: sending what was queued on ours");
+    shared.store.remove_if(&conn.pki_id(), conn.id);
+    conn.lanes.close_after_drain();
+    let _ = tokio::time::timeout(shared.config.conn_timeout, conn.lanes.closed()).await;
 }
 
 async fn handle_envelope(

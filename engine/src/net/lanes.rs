@@ -1,7 +1,7 @@
 //! Per-connection send lanes: two bounded lock-free queues, control drained before data, a `Notify`
 //! that wakes the connection's writer, and the connection's close signal.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use gossip_proto::gossip::Envelope;
 use tokio::sync::Notify;
@@ -41,8 +41,14 @@ pub(crate) struct Lanes {
     /// one fires on every envelope the writer takes, and woke the reader for nothing each time.
     close_signal: Notify,
     closed: AtomicBool,
+    /// No more pushes; the writer takes what is queued, then the lanes close
+    /// ([`Lanes::close_after_drain`]).
+    draining: AtomicBool,
     /// The transport dropped the writer before the connection was closed locally.
     broken: AtomicBool,
+    /// Senders between their closed check and their push: [`Lanes::quiesce`] waits for them, so
+    /// an envelope pushed as the lanes close is not stranded where no writer takes it.
+    pushers: AtomicUsize,
 }
 
 /// Control-lane length: a few control messages are in flight at a time.
@@ -58,22 +64,44 @@ impl Lanes {
             space_or_close: Notify::new(),
             close_signal: Notify::new(),
             closed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             broken: AtomicBool::new(false),
+            pushers: AtomicUsize::new(0),
         }
     }
 
     /// Queues without waiting. A full lane drops the envelope.
     pub(crate) fn try_push(&self, lane: Lane, envelope: Envelope) -> Result<(), EnqueueError> {
-        if self.is_closed() {
-            return Err(EnqueueError::Closed);
-        }
-        let queue = match lane {
-            Lane::Control => &self.control,
-            Lane::Data => &self.data,
+        // SeqCst with the flags' stores: a closer either sees this sender in `pushers` and waits
+        // for its push, or this sender sees the flag and pushes nothing.
+        self.pushers.fetch_add(1, Ordering::SeqCst);
+        let pushed = if self.closed.load(Ordering::SeqCst) || self.draining.load(Ordering::SeqCst) {
+            Err(EnqueueError::Closed)
+        } else {
+            let queue = match lane {
+                Lane::Control => &self.control,
+                Lane::Data => &self.data,
+            };
+            queue.push(envelope).map_err(|_| EnqueueError::Full)
         };
-        queue.push(envelope).map_err(|_| EnqueueError::Full)?;
+        self.pushers.fetch_sub(1, Ordering::SeqCst);
+        pushed?;
         self.writer_wake.notify_one();
         Ok(())
+    }
+
+    /// Waits (spinning: a push takes nanoseconds) until no sender is between its closed check
+    /// and its push. After a close or drain flag is set, what is queued then is all there will be.
+    fn quiesce(&self) {
+        let mut spins = 0u32;
+        while self.pushers.load(Ordering::SeqCst) != 0 {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Queues, waiting for room or for the connection to close.
@@ -94,7 +122,8 @@ impl Lanes {
         }
     }
 
-    /// The next envelope for the writer, control first; waits; `None` once closed.
+    /// The next envelope for the writer, control first; waits; `None` once closed, or once
+    /// draining and empty (which closes the lanes).
     pub(crate) async fn next(&self) -> Option<Envelope> {
         loop {
             if self.is_closed() {
@@ -103,6 +132,14 @@ impl Lanes {
             if let Some(envelope) = self.control.pop().or_else(|| self.data.pop()) {
                 self.space_or_close.notify_waiters();
                 return Some(envelope);
+            }
+            if self.draining.load(Ordering::SeqCst) {
+                self.quiesce();
+                if let Some(envelope) = self.control.pop().or_else(|| self.data.pop()) {
+                    return Some(envelope);
+                }
+                self.close();
+                return None;
             }
             self.writer_wake.notified().await;
         }
@@ -121,6 +158,7 @@ impl Lanes {
     /// Takes every envelope still queued, control first. Call after [`Lanes::close`]: the writer
     /// no longer pops, so what is taken here was never written.
     pub(crate) fn take_pending(&self) -> Vec<(Lane, Envelope)> {
+        self.quiesce();
         let mut out = Vec::with_capacity(self.pending());
         while let Some(envelope) = self.control.pop() {
             out.push((Lane::Control, envelope));
@@ -134,10 +172,18 @@ impl Lanes {
 
     /// Closes the lanes: the writer ends, blocked senders return, `closed()` completes.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         self.writer_wake.notify_one();
         self.space_or_close.notify_waiters();
         self.close_signal.notify_waiters();
+    }
+
+    /// Takes no more envelopes, but lets the writer send what is queued; the lanes close once it
+    /// has taken the last one (or at once when nothing is queued). Blocked senders return.
+    pub(crate) fn close_after_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.writer_wake.notify_one();
+        self.space_or_close.notify_waiters();
     }
 
     /// Marks the transport as failed under us, then closes.
@@ -207,6 +253,41 @@ mod tests {
             lanes.try_push(Lane::Data, env(4)),
             Err(EnqueueError::Closed)
         );
+    }
+
+    #[tokio::test]
+    async fn draining_refuses_new_envelopes_and_closes_after_the_queued_ones() {
+        let lanes = std::sync::Arc::new(Lanes::new(4));
+        // A writer already waiting on empty lanes ends when draining starts.
+        let idle = std::sync::Arc::new(Lanes::new(4));
+        let waiting = tokio::spawn({
+            let idle = idle.clone();
+            async move { idle.next().await.is_none() }
+        });
+        tokio::task::yield_now().await;
+        idle.close_after_drain();
+        assert!(waiting.await.expect("writer task"), "ends with nothing");
+        assert!(idle.is_closed());
+
+        lanes.try_push(Lane::Data, env(1)).expect("room");
+        lanes.try_push(Lane::Control, env(2)).expect("room");
+        lanes.close_after_drain();
+        assert_eq!(
+            lanes.try_push(Lane::Data, env(3)),
+            Err(EnqueueError::Closed)
+        );
+        assert!(!lanes.is_closed(), "closes only once drained");
+        let closed = tokio::spawn({
+            let lanes = lanes.clone();
+            async move { lanes.closed().await }
+        });
+        let mut sent = Vec::new();
+        while let Some(e) = lanes.next().await {
+            sent.push(e.payload[0]);
+        }
+        assert_eq!(sent, vec![2, 1], "control first, nothing lost");
+        assert!(lanes.is_closed() && !lanes.is_broken());
+        closed.await.expect("close waiter completes");
     }
 
     /// Counts wake-ups.
