@@ -122,6 +122,11 @@ impl Lanes {
         }
     }
 
+    /// Pops the next queued envelope, control before data.
+    fn pop_control_first(&self) -> Option<Envelope> {
+        self.control.pop().or_else(|| self.data.pop())
+    }
+
     /// The next envelope for the writer, control first; waits; `None` once closed, or once
     /// draining and empty (which closes the lanes).
     pub(crate) async fn next(&self) -> Option<Envelope> {
@@ -129,13 +134,13 @@ impl Lanes {
             if self.is_closed() {
                 return None;
             }
-            if let Some(envelope) = self.control.pop().or_else(|| self.data.pop()) {
+            if let Some(envelope) = self.pop_control_first() {
                 self.space_or_close.notify_waiters();
                 return Some(envelope);
             }
             if self.draining.load(Ordering::SeqCst) {
                 self.quiesce();
-                if let Some(envelope) = self.control.pop().or_else(|| self.data.pop()) {
+                if let Some(envelope) = self.pop_control_first() {
                     return Some(envelope);
                 }
                 self.close();
@@ -150,7 +155,7 @@ impl Lanes {
         if self.is_closed() {
             return None;
         }
-        let envelope = self.control.pop().or_else(|| self.data.pop())?;
+        let envelope = self.pop_control_first()?;
         self.space_or_close.notify_waiters();
         Some(envelope)
     }
