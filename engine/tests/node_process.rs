@@ -1,6 +1,7 @@
 //! Starts two real `gossip-node` processes of one org (mutual TLS), drives them over the control
 //! protocol (engine/CONTROL.md): join a channel on both, inject 5 blocks on one, see all 5 block
-//! events in order on the other, then `shutdown` both and check they exit 0. Every wait is
+//! events in order on the other, both ledger heights reach 6 in the other's StateInfo, wire bytes
+//! are counted, then `shutdown` both and check they exit 0. Every wait is
 //! bounded; nothing asserts on timing.
 
 #![allow(clippy::disallowed_methods)] // bounded waits on the real clock
@@ -293,6 +294,41 @@ fn two_processes_disseminate_blocks_over_control_protocol() {
         "{stats}"
     );
     assert_eq!(stats["stats"]["fault_dropped"], json!(0));
+    let wire = |stats: &Value, dir: &str| stats["stats"]["comm"][dir].as_u64().unwrap_or(0);
+    // Each block crossed the wire (as TLS records) at least once in each node's counters.
+    let stats_b = cb.ok(json!({"op": "stats"}));
+    for (name, s) in [("A", &stats), ("B", &stats_b)] {
+        for dir in ["wire_bytes_sent", "wire_bytes_received"] {
+            assert!(wire(s, dir) > 5 * 1024, "{name} {dir}: {s}");
+        }
+    }
+    assert!(
+        wire(&stats_b, "wire_bytes_received") > wire(&stats_b, "wire_bytes_sent"),
+        "B mostly receives blocks: {stats_b}"
+    );
+
+    // Delivering blocks 1-5 in order raised both ledger heights to 6, and each node sees the
+    // other's in its StateInfo (republished every publishStateInfoInterval, 1 s here).
+    for (name, ctl) in [("A", &mut ca), ("B", &mut cb)] {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let r = ctl.ok(json!({"op": "peers_of_channel", "channel": "mychannel"}));
+            let heights: Vec<u64> = r["peers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["ledger_height"].as_u64())
+                .collect();
+            if heights == [6] {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} sees heights {heights:?}, not [6]: {r}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     let peers = cb.ok(json!({"op": "peers"}));
     assert_eq!(peers["alive"].as_array().map(Vec::len), Some(1), "{peers}");
     let bad = cb.request(json!({"op": "no_such_op"}));

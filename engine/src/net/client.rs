@@ -22,7 +22,7 @@ use super::handshake::{
     HandshakeError, RemotePeerInfo, build_conn_establish, verify_conn_establish,
 };
 use super::lanes::Lanes;
-use super::read_ahead::ReadAheadTcp;
+use super::read_ahead::{ReadAheadTcp, WireBytes};
 use super::stats::Stats;
 use super::tls::NetIo;
 use crate::config::CommConfig;
@@ -78,10 +78,12 @@ fn io_err(e: impl std::fmt::Display) -> std::io::Error {
 
 /// Dials `endpoint` (`host:port`): TCP with TCP_NODELAY, then TLS when `tls` is given, all within
 /// `dial_timeout`. The server's leaf certificate is recorded for the handshake's TLS-hash check.
+/// The connection's socket bytes are counted in `wire`.
 pub async fn dial(
     endpoint: &str,
     tls: Option<Arc<ClientConfig>>,
     config: &CommConfig,
+    wire: Arc<WireBytes>,
 ) -> Result<Dialed, DialError> {
     let (host, port) = split_endpoint(endpoint)?;
     let connect_err = |reason: String| DialError::Connect {
@@ -92,19 +94,20 @@ pub async fn dial(
     let slot = leaf_slot.clone();
     let dial_timeout = config.dial_timeout;
     let connector = tower::service_fn(move |_uri: tonic::codegen::http::Uri| {
-        let (host, tls, slot) = (host.clone(), tls.clone(), slot.clone());
+        let (host, tls, slot, wire) = (host.clone(), tls.clone(), slot.clone(), wire.clone());
         async move {
             let tcp = tokio::time::timeout(dial_timeout, TcpStream::connect((host.as_str(), port)))
                 .await
                 .map_err(|_| io_err("TCP connect timed out"))??;
             tcp.set_nodelay(true)?;
+            let tcp = ReadAheadTcp::new(tcp, wire);
             let Some(tls) = tls else {
                 return Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(NetIo::Plain(tcp)));
             };
             let server_name = ServerName::try_from(host).map_err(io_err)?;
             let stream = tokio::time::timeout(
                 dial_timeout,
-                tokio_rustls::TlsConnector::from(tls).connect(server_name, ReadAheadTcp::new(tcp)),
+                tokio_rustls::TlsConnector::from(tls).connect(server_name, tcp),
             )
             .await
             .map_err(|_| io_err("TLS handshake timed out"))??;

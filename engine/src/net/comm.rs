@@ -270,6 +270,7 @@ impl Shared {
             &peer.endpoint,
             self.tls.as_ref().map(|t| t.client.clone()),
             &self.config,
+            self.stats.wire.clone(),
         )
         .await?;
         client::ping(&mut dialed, &peer.endpoint, &self.config).await?;
@@ -553,6 +554,7 @@ impl Comm {
             endpoint,
             shared.tls.as_ref().map(|t| t.client.clone()),
             &shared.config,
+            shared.stats.wire.clone(),
         )
         .await?;
         client::ping(&mut dialed, endpoint, &shared.config).await?;

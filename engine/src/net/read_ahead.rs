@@ -6,9 +6,14 @@
 //! holds, up to [`READ_AHEAD_LEN_MAX`] bytes, in one call and hands it to rustls from memory. The
 //! buffer is allocated when a read needs it and released once drained, so an idle connection holds
 //! none, and a node whose connections are served by one thread reuses the same allocation.
+//!
+//! It is also where wire bytes are counted: every byte read from or written to the socket (TLS
+//! records and handshakes included, TCP/IP headers not) is added to the comm's [`WireBytes`].
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
@@ -18,21 +23,55 @@ use tokio::net::TcpStream;
 /// The most one socket read takes in: two full TLS records.
 pub const READ_AHEAD_LEN_MAX: usize = 32 * 1024;
 
+/// Bytes moved through the sockets of one comm's gossip connections since it started, both
+/// directions, inbound and outbound connections alike (`comm.wire_bytes_*` in `stats`).
+#[derive(Debug, Default)]
+pub struct WireBytes {
+    sent_bytes: AtomicU64,
+    received_bytes: AtomicU64,
+}
+
+impl WireBytes {
+    /// Bytes written to the sockets so far.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read from the sockets so far.
+    pub fn received_bytes(&self) -> u64 {
+        self.received_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Adds `len_bytes` written and returns it.
+    fn counted_sent(&self, len_bytes: usize) -> usize {
+        self.sent_bytes
+            .fetch_add(len_bytes as u64, Ordering::Relaxed);
+        len_bytes
+    }
+
+    fn add_received(&self, len_bytes: usize) {
+        self.received_bytes
+            .fetch_add(len_bytes as u64, Ordering::Relaxed);
+    }
+}
+
 /// A TCP stream whose small reads are served from one large read (see the module docs). Writes
-/// go straight to the socket.
+/// go straight to the socket. Both directions are counted in a [`WireBytes`].
 #[derive(Debug)]
 pub struct ReadAheadTcp {
     tcp: TcpStream,
     /// Bytes read from the socket and not yet handed out; empty (no allocation) between reads.
     ahead: BytesMut,
+    wire: Arc<WireBytes>,
 }
 
 impl ReadAheadTcp {
-    /// Wraps a connected stream.
-    pub fn new(tcp: TcpStream) -> Self {
+    /// Wraps a connected stream; its socket traffic is counted in `wire`.
+    pub fn new(tcp: TcpStream, wire: Arc<WireBytes>) -> Self {
         Self {
             tcp,
             ahead: BytesMut::new(),
+            wire,
         }
     }
 
@@ -49,7 +88,8 @@ impl ReadAheadTcp {
     /// third of all `recvfrom` calls at 500 blocks/s).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.ahead.reserve(READ_AHEAD_LEN_MAX);
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.tcp), cx, &mut self.ahead).map_ok(drop)
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.tcp), cx, &mut self.ahead)
+            .map_ok(|n| self.wire.add_received(n))
     }
 }
 
@@ -62,7 +102,10 @@ impl AsyncRead for ReadAheadTcp {
         let this = self.get_mut();
         if this.ahead.is_empty() {
             if buf.remaining() >= READ_AHEAD_LEN_MAX {
-                return Pin::new(&mut this.tcp).poll_read(cx, buf);
+                let before = buf.filled().len();
+                let read = Pin::new(&mut this.tcp).poll_read(cx, buf);
+                this.wire.add_received(buf.filled().len() - before);
+                return read;
             }
             let filled = this.poll_fill(cx);
             if this.ahead.is_empty() {
@@ -87,7 +130,10 @@ impl AsyncWrite for ReadAheadTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        Pin::new(&mut this.tcp)
+            .poll_write(cx, buf)
+            .map_ok(|n| this.wire.counted_sent(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -103,7 +149,10 @@ impl AsyncWrite for ReadAheadTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        Pin::new(&mut this.tcp)
+            .poll_write_vectored(cx, bufs)
+            .map_ok(|n| this.wire.counted_sent(n))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -121,7 +170,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (dialed.unwrap(), ReadAheadTcp::new(accepted.unwrap().0))
+        let wire = Arc::new(WireBytes::default());
+        (
+            dialed.unwrap(),
+            ReadAheadTcp::new(accepted.unwrap().0, wire),
+        )
     }
 
     fn pattern(len: usize) -> Vec<u8> {
@@ -150,6 +203,7 @@ mod tests {
         }
         send.await.unwrap();
         assert_eq!(got.len(), sent.len());
+        assert_eq!(reader.wire.received_bytes(), sent.len() as u64);
         assert!(got == sent, "bytes differ");
         assert!(reader.ahead.is_empty() && reader.ahead.capacity() == 0);
     }
@@ -185,5 +239,30 @@ mod tests {
         let n = reader.read(&mut big).await.unwrap();
         assert!(n > 0 && big[..n] == sent[..n]);
         assert_eq!(reader.ahead.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn every_byte_written_and_read_is_counted_once() {
+        let (mut peer, mut ours) = pair().await;
+        ours.write_all(&pattern(100_000)).await.unwrap();
+        ours.write_all(b"x").await.unwrap();
+        let mut sink = vec![0u8; 100_001];
+        peer.read_exact(&mut sink).await.unwrap();
+        peer.write_all(&pattern(70_000)).await.unwrap();
+        peer.shutdown().await.unwrap();
+        // One large read goes straight to the socket, the rest through the read-ahead buffer.
+        let mut big = vec![0u8; 2 * READ_AHEAD_LEN_MAX];
+        let mut got = ours.read(&mut big).await.unwrap();
+        let mut small = [0u8; 1000];
+        loop {
+            let n = ours.read(&mut small).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, 70_000);
+        assert_eq!(ours.wire.sent_bytes(), 100_001);
+        assert_eq!(ours.wire.received_bytes(), 70_000);
     }
 }

@@ -232,6 +232,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc:
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(%addr, error = %e, "setting TCP_NODELAY failed");
         }
+        let tcp = ReadAheadTcp::new(tcp, shared.stats.wire.clone());
         let Some(tls) = &shared.tls else {
             if accepted.send(NetIo::Plain(tcp)).await.is_err() {
                 return;
@@ -241,9 +242,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc:
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
         let accepted = accepted.clone();
         shared.spawn(async move {
-            match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(ReadAheadTcp::new(tcp)))
-                .await
-            {
+            match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
                     let _ = accepted.send(NetIo::TlsServer(Box::new(stream))).await;
                 }

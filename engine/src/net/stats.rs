@@ -2,10 +2,12 @@
 //! handshake failures, per-peer overflow).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use super::read_ahead::WireBytes;
 use crate::types::PkiId;
 
 /// The live counters, shared by every task of one [`super::Comm`].
@@ -20,6 +22,8 @@ pub(crate) struct Stats {
     pub(crate) identity_switches_dropped: AtomicU64,
     pub(crate) verified_inline_pool_full: AtomicU64,
     pub(crate) verified_inline_uncontended: AtomicU64,
+    /// Socket bytes of every gossip connection, shared with each connection's stream.
+    pub(crate) wire: Arc<WireBytes>,
     rejects: Mutex<HashMap<&'static str, u64>>,
     handshake_failures: Mutex<HashMap<&'static str, u64>>,
     overflow_by_peer: Mutex<HashMap<PkiId, u64>>,
@@ -57,6 +61,8 @@ impl Stats {
             verified_inline_pool_full: load(&self.verified_inline_pool_full),
             verified_inline_uncontended: load(&self.verified_inline_uncontended),
             checks_skipped_verified: ingress.snapshot().checks_skipped_verified,
+            wire_bytes_sent: self.wire.sent_bytes(),
+            wire_bytes_received: self.wire.received_bytes(),
             rejects: self.rejects.lock().iter().map(|(k, v)| (*k, *v)).collect(),
             handshake_failures: self
                 .handshake_failures
@@ -100,6 +106,11 @@ pub struct CommStats {
     /// Signature checks skipped because the same key, bytes and signature passed before
     /// (ingress's `checks_skipped_verified`).
     pub checks_skipped_verified: u64,
+    /// Bytes written to the sockets of gossip connections since start, inbound and outbound,
+    /// handshakes included (TLS records when TLS is on; TCP/IP headers not counted).
+    pub wire_bytes_sent: u64,
+    /// Bytes read from the sockets of gossip connections since start (as `wire_bytes_sent`).
+    pub wire_bytes_received: u64,
     /// Rejected envelopes by [`crate::ingress::Reject::reason`].
     pub rejects: BTreeMap<&'static str, u64>,
     /// Failed handshakes by [`super::HandshakeError::cause`].

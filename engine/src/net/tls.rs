@@ -155,7 +155,7 @@ pub struct PeerInfo {
 #[derive(Debug)]
 pub enum NetIo {
     /// Plain TCP (TLS off).
-    Plain(TcpStream),
+    Plain(ReadAheadTcp),
     /// TLS, this side dialled.
     TlsClient(Box<tokio_rustls::client::TlsStream<ReadAheadTcp>>),
     /// TLS, this side accepted.
@@ -177,7 +177,7 @@ impl NetIo {
 
     fn tcp(&self) -> &TcpStream {
         match self {
-            NetIo::Plain(s) => s,
+            NetIo::Plain(s) => s.get_ref(),
             NetIo::TlsClient(s) => s.get_ref().0.get_ref(),
             NetIo::TlsServer(s) => s.get_ref().0.get_ref(),
         }

@@ -144,7 +144,10 @@ pub async fn raw_stream(
     first: Envelope,
 ) -> Result<RawStream, tonic::Status> {
     let config = CommConfig::for_test();
-    let dialed = client::dial(endpoint, tls, &config).await.expect("dial");
+    let wire = Default::default();
+    let dialed = client::dial(endpoint, tls, &config, wire)
+        .await
+        .expect("dial");
     // tonic's generated client: an independent gRPC implementation against our framing.
     let mut client = GossipClient::new(dialed.channel.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<Envelope>(16);

@@ -436,6 +436,8 @@ pub fn stats_json(
             "verified_inline_pool_full": c.verified_inline_pool_full,
             "verified_inline_uncontended": c.verified_inline_uncontended,
             "checks_skipped_verified": c.checks_skipped_verified,
+            "wire_bytes_sent": c.wire_bytes_sent,
+            "wire_bytes_received": c.wire_bytes_received,
             "rejects": map_of(c.rejects.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "handshake_failures": map_of(c.handshake_failures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "overflow_by_peer": map_of(c.overflow_by_peer.iter().map(|(k, v)| (k.to_string(), *v)).collect()),

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::control::{Ctl, RuntimeInfo, Subscribers, serve, stopped};
+use super::ledger::{self, Heights};
 
 /// What the command line adds to the config.
 #[derive(Debug)]
@@ -88,7 +89,9 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     );
     let subscribers = Arc::new(Subscribers::default());
     let events = handle.events().context("subscribing to events")?;
-    let event_task = tokio::spawn(fan_out(events, Arc::clone(&subscribers)));
+    let heights = Arc::new(Heights::default());
+    let ledger_task = tokio::spawn(ledger::publish(handle.clone(), Arc::clone(&heights)));
+    let event_task = tokio::spawn(fan_out(events, Arc::clone(&subscribers), heights));
     let (shutdown, _) = watch::channel(false);
     let ctl = Arc::new(Ctl {
         handle: handle.clone(),
@@ -113,6 +116,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     wait_for_stop(&ctl).await;
     let _ = ctl.shutdown.send(true);
     handle.stop().await;
+    ledger_task.abort();
     let _ = event_task.await;
     if let Some(t) = control_task {
         let _ = t.await;
@@ -179,8 +183,13 @@ async fn wait_for_stop(ctl: &Ctl) {
     }
 }
 
-/// Turns node events into control event lines: blocks, and membership counts on each change.
-async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers>) {
+/// Turns node events into control event lines: blocks, and membership counts on each change. A
+/// block delivered in order also raises the channel's ledger height (see [`ledger`]).
+async fn fan_out(
+    mut events: mpsc::Receiver<Event>,
+    subscribers: Arc<Subscribers>,
+    heights: Arc<Heights>,
+) {
     let mut alive: BTreeSet<PkiId> = BTreeSet::new();
     let mut dead: BTreeSet<PkiId> = BTreeSet::new();
     while let Some(event) = events.recv().await {
@@ -189,14 +198,17 @@ async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers
                 channel,
                 payload,
                 from,
-            } => control::block_event(
-                "block",
-                &channel,
-                payload.seq_num,
-                from.map(|p| p.to_string()),
-                control::block_data_len(&payload.data),
-                clock::now().as_nanos(),
-            ),
+            } => {
+                heights.committed(&channel, payload.seq_num);
+                control::block_event(
+                    "block",
+                    &channel,
+                    payload.seq_num,
+                    from.map(|p| p.to_string()),
+                    control::block_data_len(&payload.data),
+                    clock::now().as_nanos(),
+                )
+            }
             Event::BlockReceived {
                 channel,
                 seq_num,

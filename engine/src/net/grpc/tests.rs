@@ -322,7 +322,9 @@ mod against_tonic {
     async fn ping_and_a_stream_round_trip_through_a_tonic_server() {
         let endpoint = tonic_server().await;
         let config = CommConfig::for_test();
-        let mut dialed = client::dial(&endpoint, None, &config).await.expect("dial");
+        let mut dialed = client::dial(&endpoint, None, &config, Default::default())
+            .await
+            .expect("dial");
         client::ping(&mut dialed, &endpoint, &config)
             .await
             .expect("tonic answers our Ping");
@@ -358,7 +360,7 @@ mod against_tonic {
     #[tokio::test]
     async fn a_grpc_error_status_from_tonic_is_an_error() {
         let endpoint = tonic_server().await;
-        let dialed = client::dial(&endpoint, None, &CommConfig::for_test())
+        let dialed = client::dial(&endpoint, None, &CommConfig::for_test(), Default::default())
             .await
             .expect("dial");
         let body = FramedBody::request(futures_util::stream::empty::<Bytes>().boxed());
