@@ -13,6 +13,7 @@ const PROTO_FILES: &[&str] = &[
     "peer/policy.proto",
     "peer/collection.proto",
     "ledger/rwset/rwset.proto",
+    "orderer/etcdraft/configuration.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

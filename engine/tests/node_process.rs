@@ -409,3 +409,94 @@ fn config_errors_exit_nonzero_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--enable-fault-hooks"));
 }
+
+/// `--orderer-signer`: blocks A injects are orderer-signed (their single data entry, an envelope,
+/// is larger than `size_bytes`) and B, which does not check orderer signatures yet, delivers them
+/// in order. A signer folder that does not load stops the node at startup with exit 2.
+#[test]
+fn orderer_signed_blocks_flow_and_a_bad_signer_folder_refuses_to_start() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let peers = one_org_peers(tmp.path(), 2);
+    let ports = [free_port(), free_port()];
+    for (i, (name, dir)) in peers.iter().enumerate() {
+        std::fs::write(
+            dir.join("core.yaml"),
+            core_yaml(name, ports[i], ports[1 - i]),
+        )
+        .expect("core.yaml");
+    }
+    let orderer_msp = format!(
+        "OrdererMSP={}",
+        tmp.path().join("example.com/msp").display()
+    );
+    let signer = tmp
+        .path()
+        .join("example.com/orderers/orderer.example.com/msp")
+        .display()
+        .to_string();
+
+    let missing = tmp.path().join("no/such/msp").display().to_string();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(peers[0].1.join("core.yaml"))
+        .args(["--orderer-msp", &orderer_msp, "--orderer-signer", &missing])
+        .env_remove("FABRIC_CFG_PATH")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--orderer-signer"), "{stderr}");
+
+    let a_args = ["--orderer-msp", &orderer_msp, "--orderer-signer", &signer];
+    let mut a = start_with(bin, &peers[0].1, "peer0", &a_args, Stdio::null());
+    let mut b = start_with(bin, &peers[1].1, "peer1", &a_args[..2], Stdio::null());
+    let mut ca = Control::connect(&a);
+    let mut cb = Control::connect(&b);
+    let join =
+        json!({"op": "join_channel", "channel": "mychannel", "orgs": ["Org1MSP"], "anchors": []});
+    ca.ok(join.clone());
+    cb.ok(join);
+    cb.ok(json!({"op": "subscribe"}));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = ca.ok(json!({"op": "peers_of_channel", "channel": "mychannel"}));
+        if r["peers"].as_array().is_some_and(|p| !p.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never saw B\n{}", a.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for seq in 1..=2u64 {
+        ca.ok(
+            json!({"op": "inject_block", "channel": "mychannel", "seq": seq, "size_bytes": 1024}),
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    let mut blocks: Vec<Value> = Vec::new();
+    while blocks.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "B saw {blocks:?}\n{}",
+            b.log_text()
+        );
+        blocks.extend(cb.events.drain(..).filter(|e| e["event"] == "block"));
+        if let Some(v) = cb.line()
+            && v["event"] == "block"
+        {
+            blocks.push(v);
+        }
+    }
+    let seqs: Vec<u64> = blocks.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, [1, 2]);
+    for e in &blocks {
+        assert!(
+            e["size_bytes"].as_u64() > Some(1024),
+            "the envelope's size: {e}"
+        );
+    }
+    ca.ok(json!({"op": "shutdown"}));
+    cb.ok(json!({"op": "shutdown"}));
+    assert!(wait_exit(&mut a).success(), "{}", a.log_text());
+    assert!(wait_exit(&mut b).success(), "{}", b.log_text());
+}

@@ -21,10 +21,17 @@ pub mod msp {
     include!(concat!(env!("OUT_DIR"), "/msp.rs"));
 }
 
-/// Package `common`: blocks, signature policies and MSP principals.
+/// Package `common`: blocks, envelopes and their headers, block metadata, signature policies and MSP
+/// principals.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod common {
     include!(concat!(env!("OUT_DIR"), "/common.rs"));
+}
+
+/// Package `etcdraft`: the etcdraft consenter's block metadata.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod etcdraft {
+    include!(concat!(env!("OUT_DIR"), "/etcdraft.rs"));
 }
 
 /// Package `protos`: collection configuration and application policies.
@@ -41,6 +48,9 @@ pub mod rwset {
 
 #[cfg(feature = "grpc")]
 pub mod codec;
+
+/// The well-known types the generated code names (`google.protobuf.Timestamp`).
+pub use prost_types;
 
 /// Fabric's gRPC message limit (100 MiB), for both directions.
 pub const MAX_MESSAGE_LEN_BYTES: usize = 100 * 1024 * 1024;

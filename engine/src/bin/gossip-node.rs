@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Parser;
+use gossip_engine::net::clock;
 use gossip_engine::nodecfg::material::{self, parse_org_msp_arg};
+use gossip_engine::nodecfg::orderer;
 use gossip_engine::nodecfg::{NodeConfig, Severity};
 
 use gossip_node::{control, logging, run};
@@ -43,6 +45,18 @@ struct Args {
     /// A standalone gossip node has no channel config to learn orgs from, so list them here.
     #[arg(long = "org-msp", value_name = "MSPID=DIR")]
     org_msp: Vec<String>,
+    /// An orderer org's verifying MSP folder (cacerts/, ...). Repeatable. Loaded and kept, but
+    /// gossip-node does not verify blocks against it yet; orderer orgs are not gossip members.
+    /// Same flag as fabric-node's, whose strict block verification uses it.
+    #[arg(long = "orderer-msp", value_name = "MSPID=DIR")]
+    orderer_msp: Vec<String>,
+    /// An orderer member's MSP folder (signcerts/, keystore/): `inject_block` then builds a
+    /// Fabric-real block (an ENDORSER_TRANSACTION envelope, orderer-signed metadata) signed by it,
+    /// instead of the filler block. Without `MSPID=`, the org is the first among the
+    /// --orderer-msp orgs, then the --org-msp orgs and the local org, whose MSP validates the
+    /// folder's certificate.
+    #[arg(long = "orderer-signer", value_name = "[MSPID=]DIR")]
+    orderer_signer: Option<String>,
     /// Allow the fault flags below (benchmarks only).
     #[arg(long)]
     enable_fault_hooks: bool,
@@ -112,6 +126,21 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
         orgs.push((mspid, dir));
     }
     let material = material::load(&cfg, &orgs)?;
+    let peer_org_order: Vec<String> = orgs
+        .iter()
+        .map(|(m, _)| m.clone())
+        .chain(std::iter::once(cfg.mspid.clone()))
+        .collect();
+    let orderer = orderer::load(
+        &args.orderer_msp,
+        args.orderer_signer.as_deref(),
+        &material.msp,
+        &peer_org_order,
+        clock::now().as_unix_secs(),
+    )?;
+    for w in &orderer.warnings {
+        tracing::warn!(target: "gossip-node.config", "{w}");
+    }
     let mut cfg = cfg;
     if let Some(n) = args.verifier_threads {
         cfg.comm.verifier_workers_count = Some(n);
@@ -136,6 +165,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
             fault,
             runtime,
             exit_on_stdin_eof: args.exit_on_stdin_eof,
+            orderer,
         },
     ))
 }

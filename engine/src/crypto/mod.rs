@@ -5,7 +5,8 @@
 //! - [`MspManager`]: org CA roots; validates identities (chain, expiry) and names their org.
 //! - [`envelope`]: signing and verifying envelopes and secret envelopes over the exact bytes.
 //! - [`LocalSigner`]: this peer's identity and key.
-//! - [`testpki`]: a test PKI generator writing Fabric's MSP folder layout.
+//! - [`testpki`]: a test PKI generator writing what cryptogen writes (NodeOUs, admins, an orderer
+//!   org), every certificate low-S.
 
 pub mod der;
 pub mod ecdsa;

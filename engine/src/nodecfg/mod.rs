@@ -6,14 +6,18 @@
 //! - [`raw`]: viper's layer: flattened case-insensitive keys, env overrides, Go durations.
 //! - [`peer`]: [`NodeConfig`] from the keys, with startup diagnostics.
 //! - [`material`]: reading the MSP and TLS files a [`NodeConfig`] names.
+//! - [`orderer`]: `--orderer-msp` and `--orderer-signer`.
 //! - [`logspec`]: `FABRIC_LOGGING_SPEC` → `EnvFilter` directives.
 //! - [`control`]: the control protocol of `engine/CONTROL.md`.
+//! - [`block`]: the orderer-signed block `inject_block` builds with `--orderer-signer`.
 //! - [`fault`]: the seeded drop filter of `--fault-drop-share`.
 
+pub mod block;
 pub mod control;
 pub mod fault;
 pub mod logspec;
 pub mod material;
+pub mod orderer;
 pub mod peer;
 pub mod raw;
 
@@ -73,6 +77,16 @@ pub enum NodeConfigError {
     /// An `--org-msp MSPID=DIR` argument is malformed or its folder does not load.
     #[error("--org-msp {arg}: {reason}")]
     OrgMsp {
+        /// The argument.
+        arg: String,
+        /// Why.
+        reason: String,
+    },
+    /// An `--orderer-msp` or `--orderer-signer` argument is malformed or its folder does not load.
+    #[error("{flag} {arg}: {reason}")]
+    Orderer {
+        /// The flag.
+        flag: &'static str,
         /// The argument.
         arg: String,
         /// Why.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_engine::net::{GossipHandle, GossipStats, clock};
+use gossip_engine::nodecfg::block::{BlockNonces, NONCE_LEN_BYTES, SignedBlockBuilder};
 use gossip_engine::nodecfg::control::{
     self, REQUEST_LINE_LEN_MAX_BYTES, Request, error_reply, ok_reply,
 };
@@ -49,6 +50,8 @@ pub struct Ctl {
     pub shutdown: watch::Sender<bool>,
     /// The threads the node runs on, for `stats`.
     pub runtime: RuntimeInfo,
+    /// `--orderer-signer`: `inject_block` builds orderer-signed blocks with it.
+    pub block_signer: Option<parking_lot::Mutex<SignedBlockBuilder>>,
 }
 
 /// The threads a node runs on, reported in `stats` so that a benchmark records what ran.
@@ -320,7 +323,10 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
             seq,
             size_bytes,
         } => {
-            let block = control::build_block(seq, size_bytes);
+            let block = match injected_block(ctl, &channel, seq, size_bytes) {
+                Ok(block) => block,
+                Err(e) => return error_reply(&e),
+            };
             let message = control::block_message(&channel, seq, block);
             let injected_unix_ns = clock::now().as_nanos();
             match h.gossip(message).await {
@@ -377,6 +383,26 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
             ok_reply(Map::new())
         }
     }
+}
+
+/// The block `inject_block` gossips: orderer-signed with `--orderer-signer`, else the filler block.
+fn injected_block(ctl: &Ctl, channel: &str, seq: u64, size_bytes: usize) -> Result<Bytes, String> {
+    let Some(builder) = &ctl.block_signer else {
+        return Ok(control::build_block(seq, size_bytes));
+    };
+    let rng = ring::rand::SystemRandom::new();
+    let mut nonces = BlockNonces {
+        tx: [0; NONCE_LEN_BYTES],
+        signature: [0; NONCE_LEN_BYTES],
+    };
+    ring::rand::SecureRandom::fill(&rng, &mut nonces.tx)
+        .and_then(|()| ring::rand::SecureRandom::fill(&rng, &mut nonces.signature))
+        .map_err(|_| "no OS randomness for the block's nonces".to_owned())?;
+    let now_unix_s = clock::now().as_unix_secs();
+    builder
+        .lock()
+        .build(channel, seq, size_bytes, now_unix_s, &nonces)
+        .map_err(|e| e.to_string())
 }
 
 fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {

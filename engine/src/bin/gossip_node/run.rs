@@ -11,9 +11,11 @@ use gossip_engine::net::{
     CommSettings, GossipHandle, GossipParams, NodeSettings, TlsMaterial, TransmitFilter, clock,
 };
 use gossip_engine::nodecfg::NodeConfig;
+use gossip_engine::nodecfg::block::SignedBlockBuilder;
 use gossip_engine::nodecfg::control;
 use gossip_engine::nodecfg::fault::DropFilter;
 use gossip_engine::nodecfg::material::Material;
+use gossip_engine::nodecfg::orderer::OrdererMaterial;
 use gossip_engine::types::PkiId;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -32,6 +34,8 @@ pub struct RunOptions {
     pub runtime: RuntimeInfo,
     /// `--exit-on-stdin-eof`: stop when standard input reaches end of file.
     pub exit_on_stdin_eof: bool,
+    /// `--orderer-msp` and `--orderer-signer`.
+    pub orderer: OrdererMaterial,
 }
 
 async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
@@ -87,6 +91,17 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         bootstrap = ?cfg.bootstrap, tls = cfg.tls.is_some(),
         "gossip-node started"
     );
+    let orderer_orgs: Vec<&str> = opts.orderer.msps.iter().map(|o| o.mspid.as_str()).collect();
+    let block_signer = opts.orderer.signer.map(|signer| {
+        tracing::info!(
+            target: "gossip-node", mspid = %signer.identity().mspid, pki_id = %signer.pki_id(),
+            ?orderer_orgs, "inject_block builds blocks signed by the --orderer-signer identity"
+        );
+        parking_lot::Mutex::new(SignedBlockBuilder::new(signer))
+    });
+    if block_signer.is_none() && !orderer_orgs.is_empty() {
+        tracing::info!(target: "gossip-node", ?orderer_orgs, "orderer orgs loaded (blocks are not verified against them yet)");
+    }
     let subscribers = Arc::new(Subscribers::default());
     let events = handle.events().context("subscribing to events")?;
     let heights = Arc::new(Heights::default());
@@ -99,6 +114,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         fault_dropped,
         shutdown,
         runtime: opts.runtime,
+        block_signer,
     });
     let control_task = match opts.control_addr {
         None => None,
