@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::launcher::NodeSpec;
 use crate::proxy::{Delay, Links, Proxy, Source};
-use crate::scenario::Scenario;
+use crate::scenario::{PeerKind, Scenario, ScenarioError};
 
 /// Building the cluster layout failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,9 @@ pub enum ClusterError {
     /// YAML writing.
     #[error("core.yaml: {0}")]
     Yaml(String),
+    /// The scenario names Fabric peers but their binary is missing.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
 }
 
 /// One node's place in the cluster.
@@ -287,6 +290,8 @@ pub fn build(
     let mut nodes = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = s.node_threads(cores);
+    // Nodes the scenario puts on the Fabric peer run its binary; the others run `bin`.
+    let fabric_bin = s.fabric_bin()?;
     for k in 0..s.nodes {
         let org = s.org_of(k);
         let o = &pki.orgs[org];
@@ -346,6 +351,19 @@ pub fn build(
                 .into(),
             );
         }
+        // Injected blocks are orderer-signed (Fabric-real); fabric-node's strict verification
+        // accepts them, and every node may be an injector.
+        args.extend([
+            "--orderer-msp".into(),
+            format!(
+                "{}={}",
+                pki.orderer_org.mspid,
+                pki.orderer_org_msp_dir(&crypto).display()
+            )
+            .into(),
+            "--orderer-signer".into(),
+            pki.orderer_signer_dir(&crypto).into(),
+        ]);
         if s.faults.drop_share > 0.0 {
             args.extend([
                 "--enable-fault-hooks".into(),
@@ -372,7 +390,10 @@ pub fn build(
             spec: NodeSpec {
                 index: k,
                 name: peer.name.clone(),
-                bin: bin.to_path_buf(),
+                bin: match (s.kind_of(k), &fabric_bin) {
+                    (PeerKind::Fabric, Some(f)) => f.clone(),
+                    _ => bin.to_path_buf(),
+                },
                 args,
                 env,
                 workdir: dir.clone(),

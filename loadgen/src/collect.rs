@@ -13,6 +13,15 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
 }
 
+/// The `q` quantile of a µs histogram in ms (0 when empty).
+pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
 /// The injection schedule: block `seq` (1-based) of every channel is due at
 /// `start_unix_ns + (seq - 1) × interval_ns + offset(seq)`, where `offset` is a fixed
 /// pseudo-random value in `[0, jitter_ns)` (so the schedule does not phase-lock with the node's
@@ -67,6 +76,8 @@ struct BlockTrack {
     reached: u64,
     count: usize,
     max_latency_ns: u64,
+    /// Per group ([`Collector::with_groups`]): receipts and the latest latency, ns.
+    per_group: Vec<(usize, u64)>,
 }
 
 /// Per-second bucket of deliveries (by receive time, seconds since block 1 was due).
@@ -85,6 +96,8 @@ pub struct Collector {
     nodes: usize,
     channels: Vec<String>,
     injectors: Vec<usize>,
+    /// Group of every node (kinds of peer in a mixed cluster); all 0 unless set.
+    groups: Vec<usize>,
     /// Delivery latency of measured (post-warm-up) blocks at non-injector peers, µs.
     pub latency: Histogram<u64>,
     /// The same for warm-up blocks (reported separately, tagged `warmup_`).
@@ -126,6 +139,7 @@ impl Collector {
             nodes,
             channels,
             injectors,
+            groups: vec![0; nodes],
             latency: new_histogram(),
             warmup_latency: new_histogram(),
             thirds: [new_histogram(), new_histogram(), new_histogram()],
@@ -142,11 +156,66 @@ impl Collector {
         }
     }
 
+    /// Puts node `k` in group `groups[k]` (missing entries: group 0), so that completeness and
+    /// time-to-all can be told per group ([`Collector::group_completeness`],
+    /// [`Collector::group_time_to_all`]). Call before recording.
+    pub fn with_groups(mut self, groups: Vec<usize>) -> Self {
+        self.groups = (0..self.nodes)
+            .map(|k| groups.get(k).copied().unwrap_or(0))
+            .collect();
+        self
+    }
+
+    fn group_count(&self) -> usize {
+        self.groups.iter().max().map_or(1, |g| g + 1)
+    }
+
     /// Nodes that must receive each block by gossip: every node but the injectors.
     fn receivers(&self) -> usize {
         (0..self.nodes)
             .filter(|n| !self.injectors.contains(n))
             .count()
+    }
+
+    /// Receivers (non-injector nodes) in group `g`.
+    pub fn group_receivers(&self, g: usize) -> usize {
+        (0..self.nodes)
+            .filter(|n| !self.injectors.contains(n) && self.groups[*n] == g)
+            .count()
+    }
+
+    /// Measured blocks that reached every receiver of group `g`, and each one's latest latency
+    /// there, ns. Empty when the group has no receivers.
+    fn group_complete(&self, g: usize) -> Vec<u64> {
+        let receivers = self.group_receivers(g);
+        if receivers == 0 {
+            return Vec::new();
+        }
+        self.blocks
+            .iter()
+            .filter(|((_, seq), _)| !self.schedule.is_warmup(*seq))
+            .filter_map(|(_, t)| {
+                let (count, max_ns) = t.per_group.get(g).copied().unwrap_or_default();
+                (count == receivers).then_some(max_ns)
+            })
+            .collect()
+    }
+
+    /// Share of measured blocks that reached every receiver of group `g`, `0..=1`; `None` when
+    /// the group has no receivers (only injectors).
+    pub fn group_completeness(&self, g: usize) -> Option<f64> {
+        (self.group_receivers(g) > 0)
+            .then(|| self.group_complete(g).len() as f64 / self.measured_blocks().max(1) as f64)
+    }
+
+    /// Time from due time to the last receiver of group `g`, µs, for every measured block that
+    /// reached all of them.
+    pub fn group_time_to_all(&self, g: usize) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for ns in self.group_complete(g) {
+            h.saturating_record((ns / 1000).max(1));
+        }
+        h
     }
 
     /// Records one delivery: a receipt feeds latency, time-to-all and completeness; an in-order
@@ -188,6 +257,11 @@ impl Collector {
         if self.injectors.contains(&d.node) {
             return; // injectors have every block already: nothing to disseminate to them
         }
+        let groups = self.group_count();
+        let group = self.groups[d.node];
+        let latency_ns = d
+            .received_unix_ns
+            .saturating_sub(self.schedule.due_ns(d.seq));
         let track = self.blocks.entry((ch, d.seq)).or_default();
         let bit = 1u64 << d.node;
         if track.reached & bit != 0 {
@@ -195,10 +269,11 @@ impl Collector {
         }
         track.reached |= bit;
         track.count += 1;
-        let latency_ns = d
-            .received_unix_ns
-            .saturating_sub(self.schedule.due_ns(d.seq));
         track.max_latency_ns = track.max_latency_ns.max(latency_ns);
+        track.per_group.resize(groups, (0, 0));
+        let (count, max_ns) = &mut track.per_group[group];
+        *count += 1;
+        *max_ns = (*max_ns).max(latency_ns);
         if !self.schedule.is_warmup(d.seq) {
             self.delivered[d.node] += 1;
         }

@@ -144,14 +144,27 @@ pub fn load_figures(path: &Path) -> Result<Figures, CompareError> {
     })
 }
 
-/// The numeric entries of `v["figures"]`.
+/// The numeric entries of `v["figures"]`, plus those of each kind of peer of a mixed cluster's
+/// run.json (`kinds.<kind>.figures`) as `<kind>.<figure>` (e.g. `fabric-node.latency_p99_ms`);
+/// files without `kinds` (older ones, sim-figures) have only the former.
 pub fn figures_of(v: &Value) -> Option<Figures> {
     let obj = v.get("figures")?.as_object()?;
-    Some(
-        obj.iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-            .collect(),
-    )
+    let mut out: Figures = obj
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+        .collect();
+    if let Some(kinds) = v.get("kinds").and_then(Value::as_object) {
+        for (kind, k) in kinds {
+            let Some(f) = k.get("figures").and_then(Value::as_object) else {
+                continue;
+            };
+            out.extend(
+                f.iter()
+                    .filter_map(|(name, v)| Some((format!("{kind}.{name}"), v.as_f64()?))),
+            );
+        }
+    }
+    Some(out)
 }
 
 /// One row of the comparison.
@@ -280,5 +293,22 @@ mod tests {
         for bad in ["x", "x=10%", "=+1", "x=+abc", "x=+-1"] {
             assert!(Threshold::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn per_kind_figures_are_compared_as_kind_dot_figure_and_old_files_still_read() {
+        let old = serde_json::json!({"figures": {"latency_p99_ms": 5.0, "note": "text"}});
+        let old_f = figures_of(&old).unwrap();
+        assert_eq!(old_f.len(), 1);
+        let new = serde_json::json!({"figures": {"latency_p99_ms": 6.0},
+            "kinds": {"fabric-node": {"figures": {"latency_p99_ms": 8.0}, "bytes_source": "wire_counters"},
+                      "gossip-node": {"nodes": [0]}}});
+        let new_f = figures_of(&new).unwrap();
+        assert_eq!(new_f["fabric-node.latency_p99_ms"], 8.0);
+        assert_eq!(new_f.len(), 2);
+        let t = Threshold::parse("fabric-node.latency_p99_ms=+10%").unwrap();
+        let c = compare(&old_f, &new_f, &[t]);
+        assert_eq!(c.regressions, 1, "missing in BASE counts");
+        assert_eq!(compare(&old_f, &new_f, &[]).regressions, 0);
     }
 }

@@ -100,15 +100,58 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The per-node table: latency, CPU under load and idle, and memory.
+/// The headline table ([`crate::summary::headline`]): what a reader came for, per kind of peer
+/// when the cluster is mixed.
+fn headline_table(doc: &Value) -> String {
+    let h = crate::summary::headline(doc);
+    let mut t = String::from("<h2>Headline</h2><table><tr><th></th>");
+    for c in &h.columns {
+        let _ = write!(t, "<th>{}</th>", esc(c));
+    }
+    t.push_str("</tr>");
+    for (label, cells) in &h.rows {
+        let _ = write!(t, "<tr><td>{}</td>", esc(label));
+        for c in cells {
+            let _ = write!(t, "<td>{}</td>", esc(c));
+        }
+        t.push_str("</tr>");
+    }
+    t.push_str("</table>");
+    t
+}
+
+/// Every other figure, grouped ([`crate::summary::figure_groups`]).
+fn figure_tables(doc: &Value) -> String {
+    let mut t = String::from("<h2>All figures</h2>");
+    for (group, rows) in crate::summary::figure_groups(doc) {
+        let _ = write!(
+            t,
+            "<h3>{}</h3><table><tr><th>figure</th><th>value</th></tr>",
+            esc(group)
+        );
+        for (k, v) in rows {
+            let _ = write!(
+                t,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&k),
+                crate::summary::format_value(v)
+            );
+        }
+        t.push_str("</table>");
+    }
+    t
+}
+
+/// The per-node table: kind, latency, CPU under load and idle, memory, bytes and their source.
 fn node_table(doc: &Value) -> String {
     let Some(nodes) = doc["nodes"].as_array() else {
         return String::new();
     };
     let mut t = String::from(
-        "<h2>Per node</h2><table><tr><th>node</th><th>latency p50 ms</th><th>latency p99 ms</th>\
-         <th>CPU s (injection)</th><th>idle CPU %</th><th>peak RSS MiB</th>\
-         <th>RssAnon max MiB</th><th>PSS max MiB</th></tr>",
+        "<h2>Per node</h2><table><tr><th>node</th><th>kind</th><th>latency p50 ms</th>\
+         <th>latency p99 ms</th><th>CPU s (injection)</th><th>idle CPU %</th><th>peak RSS MiB</th>\
+         <th>RssAnon max MiB</th><th>PSS max MiB</th><th>sent KiB (injection)</th>\
+         <th>received KiB (injection)</th><th>bytes from</th></tr>",
     );
     let num = |v: &Value, scale: f64, digits: usize| {
         v.as_f64()
@@ -117,8 +160,17 @@ fn node_table(doc: &Value) -> String {
     for n in nodes {
         let _ = write!(
             t,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(n["name"].as_str().unwrap_or("")),
+            esc(&format!(
+                "{}{}",
+                n["kind"].as_str().unwrap_or("-"),
+                if n["injector"].as_bool() == Some(true) {
+                    " (injector)"
+                } else {
+                    ""
+                }
+            )),
             num(&n["latency_p50_ms"], 1.0, 3),
             num(&n["latency_p99_ms"], 1.0, 3),
             num(&n["cpu_s_window"], 1.0, 2),
@@ -126,6 +178,9 @@ fn node_table(doc: &Value) -> String {
             num(&n["peak_rss_bytes"], 1048576.0, 1),
             num(&n["rss_anon_bytes_max"], 1048576.0, 1),
             num(&n["pss_bytes_max"], 1048576.0, 1),
+            num(&n["bytes_sent_window"], 1024.0, 1),
+            num(&n["bytes_received_window"], 1024.0, 1),
+            esc(n["bytes_source"].as_str().unwrap_or("-")),
         );
     }
     t.push_str("</table>");
@@ -156,18 +211,8 @@ pub fn report(doc: &Value, rows: &[SecondRow], tta: &Histogram<u64>, names: &[St
         esc(doc["allocator"].as_str().unwrap_or("")),
         esc(&node_runtime_text(&doc["node_runtime"])),
     );
-    page.push_str("<h2>Figures</h2><table><tr><th>figure</th><th>value</th></tr>");
-    if let Some(f) = doc["figures"].as_object() {
-        for (k, v) in f {
-            let _ = write!(
-                page,
-                "<tr><td>{}</td><td>{:.3}</td></tr>",
-                esc(k),
-                v.as_f64().unwrap_or(0.0)
-            );
-        }
-    }
-    page.push_str("</table>");
+    page.push_str(&headline_table(doc));
+    page.push_str(&figure_tables(doc));
     page.push_str(&node_table(doc));
     page.push_str("<h2>Methods</h2><ul>");
     if let Some(m) = doc["methods"].as_object() {
@@ -267,12 +312,34 @@ mod tests {
     fn node_table_shows_memory_and_idle_cpu() {
         let doc = serde_json::json!({"nodes": [{"name": "p<0>", "latency_p50_ms": 1.5,
             "cpu_pct_idle": 0.25, "peak_rss_bytes": 10485760, "rss_anon_bytes_max": 5242880,
-            "pss_bytes_max": null}]});
+            "pss_bytes_max": null, "kind": "fabric-node", "injector": true,
+            "bytes_sent_window": 2048, "bytes_source": "wire_counters"}]});
         let t = node_table(&doc);
-        for cell in ["p&lt;0&gt;", "1.500", "0.250", "10.0", "5.0", "<td>-</td>"] {
+        for cell in [
+            "p&lt;0&gt;",
+            "fabric-node (injector)",
+            "1.500",
+            "0.250",
+            "10.0",
+            "5.0",
+            "<td>2.0</td>",
+            "wire_counters",
+            "<td>-</td>",
+        ] {
             assert!(t.contains(cell), "{cell} in {t}");
         }
         assert_eq!(node_table(&serde_json::json!({})), "");
+    }
+
+    #[test]
+    fn report_opens_with_the_headline_then_grouped_figures() {
+        let doc = serde_json::json!({"scenario": {"name": "x"}, "figures": {
+            "latency_p50_ms": 1.0, "latency_max_ms": 3.0, "converge_s": 2.0}});
+        let page = report(&doc, &[], &crate::collect::new_histogram(), &[]);
+        let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("{s} in page"));
+        assert!(at("<h2>Headline</h2>") < at("<h2>All figures</h2>"));
+        assert!(at("<h3>latency</h3>") < at("<h3>harness</h3>"));
+        assert!(at("latency p50, ms") < at("latency_max_ms"));
     }
 
     #[test]

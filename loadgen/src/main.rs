@@ -1,8 +1,10 @@
 //! `loadgen`: drives local clusters of gossip peers and writes reports to `results/`.
 //!
 //! Subcommands:
-//! - `pki`: generate a test PKI (org CAs, peer enrollment and TLS certificates) in Fabric's MSP
-//!   folder layout, usable by gossip-node and by a Fabric peer alike.
+//! - `pki`: generate a test PKI (org CAs, peer enrollment and TLS certificates, admins, NodeOUs
+//!   `config.yaml`, and the orderer org `OrdererMSP` with one orderer) in cryptogen's folder
+//!   layout, usable by gossip-node and by a Fabric peer alike. Prints each peer's and the
+//!   orderer's MSP id, name and PKI-ID.
 //! - `run [SCENARIO.toml]`: launch a local cluster, inject blocks at a constant rate, measure, and
 //!   write `results/<name>/{run.json,timeseries.csv,latency.hgrm,report.html}`.
 //! - `sweep SCENARIO.toml --rates 100,200,400`: one run per rate, a sustainability verdict per
@@ -42,7 +44,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Generate a test PKI in Fabric's MSP folder layout.
+    /// Generate a test PKI in cryptogen's MSP folder layout (peer orgs and the orderer org).
     Pki {
         /// Number of orgs (Org1MSP, Org2MSP, ...).
         #[arg(long, default_value_t = 2)]
@@ -65,7 +67,9 @@ enum Command {
         /// Results folder; the run writes `<results>/<name>/`.
         #[arg(long, default_value = "results")]
         results: PathBuf,
-        /// The gossip-node binary (default: beside loadgen, then $GOSSIP_NODE_BIN, then $PATH).
+        /// The gossip-node binary (default: beside loadgen, then $GOSSIP_NODE_BIN, then $PATH):
+        /// every node runs it, except those the scenario's `[fabric]` table puts on the Fabric
+        /// peer (`[fabric] bin`, else $FABRIC_NODE_BIN, else ../shared/tools/fabric-node/).
         #[arg(long)]
         node_bin: Option<PathBuf>,
         /// Override the scenario's name.
@@ -210,17 +214,32 @@ impl loadgen::run::Progress for Progress {
 }
 
 /// The gossip-node binary for `s`: `--node-bin`, the scenario's `node_bin`, then the defaults.
+/// Nodes that the scenario's `[fabric]` table puts on the Fabric peer run that binary instead,
+/// checked here too, before anything starts; an all-Fabric scenario needs no gossip-node.
 fn node_bin_for(explicit: Option<&PathBuf>, s: &Scenario) -> anyhow::Result<PathBuf> {
     let bin = find_node_bin(explicit.or(s.node_bin.as_ref()));
+    let fabric_nodes = s.fabric_nodes();
+    let all_fabric = fabric_nodes.len() == s.nodes;
     let on_path = || {
         std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(&bin).is_file()))
     };
     anyhow::ensure!(
-        bin.is_file() || (bin.components().count() == 1 && on_path()),
+        all_fabric || bin.is_file() || (bin.components().count() == 1 && on_path()),
         "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
         bin.display()
     );
+    if let Some(fabric) = s.fabric_bin()? {
+        let others = if all_fabric {
+            String::new()
+        } else {
+            format!(", the others {}", bin.display())
+        };
+        eprintln!(
+            "loadgen: nodes {fabric_nodes:?} run the Fabric peer {}{others}",
+            fabric.display()
+        );
+    }
     Ok(bin)
 }
 
@@ -256,7 +275,7 @@ fn main() -> anyhow::Result<()> {
                 .context("generating PKI")?;
             pki.write_msp_dirs(&out)
                 .with_context(|| format!("writing {}", out.display()))?;
-            for peer in pki.peers() {
+            for peer in pki.peers().chain(std::iter::once(pki.orderer())) {
                 let signer = peer.signer().context("loading generated identity")?;
                 println!("{}\t{}\t{}", peer.mspid, peer.name, signer.pki_id());
             }

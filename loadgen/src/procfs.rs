@@ -22,8 +22,18 @@ pub struct ProcSample {
     /// such as the binary's code, divided among the processes that map them. `None` where the
     /// file is unreadable (kernels before 4.14, or no ptrace read access).
     pub pss_bytes: Option<u64>,
-    /// Bytes read plus written through syscalls (`rchar + wchar` of `/proc/<pid>/io`).
-    pub io_bytes: u64,
+    /// Bytes read through read-like syscalls (`rchar` of `/proc/<pid>/io`: files, pipes and
+    /// sockets read with `read`/`readv`; `recvfrom`/`recvmsg` are not counted).
+    pub io_read_bytes: u64,
+    /// Bytes written likewise (`wchar`; `sendto`/`sendmsg` are not counted).
+    pub io_written_bytes: u64,
+}
+
+impl ProcSample {
+    /// `rchar + wchar`.
+    pub fn io_bytes(&self) -> u64 {
+        self.io_read_bytes + self.io_written_bytes
+    }
 }
 
 /// Clock ticks per second for `/proc/<pid>/stat` (USER_HZ, 100 on every Linux we run on).
@@ -69,7 +79,8 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
         peak_rss_bytes: kb("VmHWM"),
         rss_anon_bytes: kb("RssAnon"),
         pss_bytes,
-        io_bytes: io_field("rchar:") + io_field("wchar:"),
+        io_read_bytes: io_field("rchar:"),
+        io_written_bytes: io_field("wchar:"),
     })
 }
 

@@ -1,52 +1,22 @@
 //! Turning a [`RunOutput`] into `results/<name>/`: `run.json` (schema `loadgen.run/v1`),
 //! `timeseries.csv`, `latency.hgrm`, `report.html`, and the summary table.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 
-use crate::collect::hgrm;
+use crate::collect::{hgrm, quantile_ms as ms};
+use crate::kinds::{KindInputs, NodeCost, cost_figures, kinds_json};
 use crate::procfs::Machine;
 use crate::run::{RunOutput, Sample};
+pub use crate::summary::summary;
+use crate::timeseries::proxied;
+pub use crate::timeseries::{SecondRow, timeseries, timeseries_csv};
+use crate::traffic::{ByteCounters, TrafficInput, node_traffic, traffic_figures};
 
 /// Schema tag of run.json.
 pub const SCHEMA: &str = "loadgen.run/v1";
-
-/// One second of the time series.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SecondRow {
-    /// Seconds since block 1 was due.
-    pub t_s: u64,
-    /// Blocks due in this second (per channel counted once per channel).
-    pub blocks_injected: u64,
-    /// Deliveries at non-injector peers received in this second.
-    pub deliveries: u64,
-    /// Median latency of those deliveries, ms.
-    pub p50_ms: f64,
-    /// 99th percentile, ms.
-    pub p99_ms: f64,
-    /// Gossip bytes in this second, all nodes (see `bytes_source`).
-    pub bytes: u64,
-    /// CPU of all nodes, percent of one core.
-    pub cpu_pct: f64,
-    /// Resident memory of all nodes, bytes.
-    pub rss_bytes: u64,
-    /// Per node CPU, percent of one core.
-    pub node_cpu_pct: Vec<f64>,
-    /// Per node RSS, bytes.
-    pub node_rss_bytes: Vec<u64>,
-}
-
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
-    if h.is_empty() {
-        0.0
-    } else {
-        h.value_at_quantile(q) as f64 / 1000.0
-    }
-}
 
 /// Flattens numeric leaves of a JSON tree into dotted keys.
 pub fn flatten(v: &Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
@@ -85,6 +55,9 @@ fn stat_delta(before: &[Value], after: &[Value]) -> Vec<BTreeMap<String, f64>> {
         .collect()
 }
 
+/// How the byte figures are measured (run.json's `methods.bytes`).
+const BYTES_METHOD: &str = "per node, bytes sent and received over the injection window (as cpu): the growth of comm.wire_bytes_sent / comm.wire_bytes_received of the node's stats (bytes on its gossip connections' sockets, TLS records and handshakes included, control connection not), read right after the /proc samples that bound the window; where a node reports no such counters, wchar / rchar of /proc/<pid>/io (all read/write-like syscalls, logs and control included, recvfrom/sendto missed: not a bound). Per node bytes_source says which, run.json's bytes_source and each kind's say which for the set. bytes_sent_per_peer_per_s / bytes_received_per_peer_per_s: mean over the nodes with a reading, per second of the window; bytes_per_peer_per_s: their sum; bytes_received_per_block_per_receiver: bytes received by the non-injector nodes over the window divided by them and by the blocks (all channels) injected in it, background (alive, state-info) traffic included; bytes_idle_per_peer_per_s: sent + received per second over the quiet window before injection, nodes with wire counters only; proxy_bytes_per_peer_per_s (with the fault proxies): bytes through the proxies / nodes / s, a cross-check";
+
 /// Stats keys that count received data (block) messages, most specific first.
 const DATA_RECEIVED_KEYS: &[&str] = &[
     "data_msgs_received",
@@ -93,95 +66,6 @@ const DATA_RECEIVED_KEYS: &[&str] = &[
     "received_by_kind.DataMsg",
     "messages_received_by_kind.data_msg",
 ];
-
-/// Whether the run's byte counts come from the fault proxies (every gossip byte) rather than
-/// `/proc/<pid>/io`.
-fn proxied(samples: &[Sample]) -> bool {
-    samples.iter().any(|s| s.proxy_bytes > 0)
-}
-
-/// Bytes moved between samples `a` and `b`: through the proxies when `proxied`, else the growth
-/// of each of the first `nodes` nodes' `rchar + wchar` (nodes down at either sample count 0).
-fn bytes_between(a: &Sample, b: &Sample, nodes: usize, proxied: bool) -> u64 {
-    if proxied {
-        return b.proxy_bytes.saturating_sub(a.proxy_bytes);
-    }
-    (0..nodes)
-        .map(|k| {
-            match (
-                a.procs.get(k).copied().flatten(),
-                b.procs.get(k).copied().flatten(),
-            ) {
-                (Some(pa), Some(pb)) => pb.io_bytes.saturating_sub(pa.io_bytes),
-                _ => 0,
-            }
-        })
-        .sum()
-}
-
-/// Builds the time series.
-pub fn timeseries(out: &RunOutput) -> Vec<SecondRow> {
-    let n = out.scenario.nodes;
-    let last_t = out.samples.last().map_or(0.0, |s| s.t_s).max(0.0).ceil() as u64;
-    let mut rows: Vec<SecondRow> = (0..=last_t)
-        .map(|t| SecondRow {
-            t_s: t,
-            node_cpu_pct: vec![0.0; n],
-            node_rss_bytes: vec![0; n],
-            ..SecondRow::default()
-        })
-        .collect();
-    let mut due: BTreeSet<(usize, u64)> = BTreeSet::new();
-    for i in &out.injections {
-        if due.insert((i.channel, i.seq)) {
-            let t = i.due_ns.saturating_sub(out.schedule.start_unix_ns) / 1_000_000_000;
-            if let Some(r) = rows.get_mut(t as usize) {
-                r.blocks_injected += 1;
-            }
-        }
-    }
-    for (t, b) in &out.collector.seconds {
-        if let Some(r) = rows.get_mut(*t as usize) {
-            r.deliveries = b.deliveries;
-            r.p50_ms = ms(&b.latency, 0.5);
-            r.p99_ms = ms(&b.latency, 0.99);
-        }
-    }
-    let proxied = proxied(&out.samples);
-    for smp in out.samples.iter().filter(|x| x.t_s >= 0.0) {
-        if let Some(r) = rows.get_mut(smp.t_s.floor() as usize) {
-            for (k, p) in smp.procs.iter().enumerate().take(n) {
-                r.node_rss_bytes[k] = p.map_or(0, |p| p.rss_bytes);
-            }
-            r.rss_bytes = r.node_rss_bytes.iter().sum();
-        }
-    }
-    for w in out.samples.windows(2) {
-        let (a, b) = (&w[0], &w[1]);
-        if b.t_s < 0.0 {
-            continue;
-        }
-        let dt = (b.t_s - a.t_s).max(1e-3);
-        let Some(r) = rows.get_mut(b.t_s.floor() as usize) else {
-            continue;
-        };
-        for k in 0..n {
-            let (Some(pa), Some(pb)) = (
-                a.procs.get(k).copied().flatten(),
-                b.procs.get(k).copied().flatten(),
-            ) else {
-                continue;
-            };
-            let cpu = ((pb.cpu_s - pa.cpu_s) / dt * 100.0).max(0.0);
-            r.node_cpu_pct[k] = cpu;
-            r.node_rss_bytes[k] = pb.rss_bytes;
-        }
-        r.bytes += bytes_between(a, b, n, proxied);
-        r.cpu_pct = r.node_cpu_pct.iter().sum();
-        r.rss_bytes = r.node_rss_bytes.iter().sum();
-    }
-    rows
-}
 
 /// The samples bounding the injection window: the first taken at or after block 1's due time, and
 /// the one taken when injection ended (one interval after the last block was due), or the last
@@ -309,23 +193,26 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
 
     // CPU and bytes over the injection window (not the drain after it), peak RSS over the run.
     let (first, last) = injection_window(&out.samples, out.inject_end_sample);
-    let proxied = proxied(&out.samples);
-    let bytes_source = if proxied { "proxy" } else { "proc_io" };
     let window = last
         .map_or(1.0, |l| l.t_s - first.map_or(0.0, |f| f.t_s))
         .max(1e-3);
-    let bytes = match (first, last) {
-        (Some(a), Some(b)) => bytes_between(a, b, s.nodes, proxied),
-        _ => 0,
+    if proxied(&out.samples)
+        && let (Some(a), Some(b)) = (first, last)
+    {
+        let proxy_bytes = b.proxy_bytes.saturating_sub(a.proxy_bytes);
+        put(
+            "proxy_bytes_per_peer_per_s",
+            proxy_bytes as f64 / s.nodes as f64 / window,
+        );
+    }
+    let wire_at = |x: Option<&Sample>, k: usize| {
+        x.and_then(|x| x.wire.as_ref())
+            .and_then(|w| w.get(k).copied().flatten())
     };
-    put(
-        "bytes_per_peer_per_s",
-        bytes as f64 / s.nodes as f64 / window,
-    );
+    let wire_of = |v: &[Value], k: usize| v.get(k).and_then(ByteCounters::from_stats);
     let mut nodes = Vec::new();
-    let (mut cpu_total, mut cpu_max, mut rss_max, mut rss_sum) = (0.0f64, 0.0f64, 0u64, 0u64);
+    let (mut costs, mut traffic) = (Vec::new(), Vec::new());
     let (mut anon_max, mut pss_peaks) = (0u64, Vec::new());
-    let mut idle_pcts = Vec::new();
     for k in 0..s.nodes {
         let a = first.and_then(|x| x.procs.get(k).copied().flatten());
         let b = last.and_then(|x| x.procs.get(k).copied().flatten());
@@ -342,23 +229,45 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             _ => 0.0,
         };
         let idle = out.idle_cpu.get(k).copied().flatten();
-        idle_pcts.extend(idle.map(|w| w.pct_of_core()));
-        cpu_total += cpu;
-        cpu_max = cpu_max.max(cpu);
-        rss_max = rss_max.max(peak);
-        rss_sum += peak;
+        let t = TrafficInput {
+            window: node_traffic(
+                (wire_at(first, k), wire_at(last, k)),
+                (a.as_ref(), b.as_ref()),
+            ),
+            idle: node_traffic(
+                (
+                    wire_of(&out.stats_quiet_start, k),
+                    wire_of(&out.stats_before, k),
+                ),
+                (None, None),
+            ),
+            receiver: !injector_nodes.contains(&k),
+        };
+        costs.push(NodeCost {
+            cpu_s_window: cpu,
+            cpu_pct_idle: idle.map(|w| w.pct_of_core()),
+            peak_rss_bytes: peak,
+        });
+        traffic.push(t);
         anon_max = anon_max.max(anon);
         pss_peaks.extend(pss);
         let h = &c.per_node[k];
         nodes.push(json!({
             "index": k,
             "name": out.node_names.get(k),
+            "kind": out.node_kinds.get(k),
+            "implementation": out.node_implementations.get(k),
+            "bin": out.node_bins.get(k),
+            "injector": injector_nodes.contains(&k),
             "cpu_s_window": cpu,
             "cpu_s_lifetime": b.map_or(0.0, |p| p.cpu_s),
             "cpu_pct_idle": idle.map(|w| w.pct_of_core()),
             "peak_rss_bytes": peak,
             "rss_anon_bytes_max": anon,
             "pss_bytes_max": pss,
+            "bytes_source": t.window.map(|w| w.source.as_str()),
+            "bytes_sent_window": t.window.map(|w| w.bytes.sent_bytes),
+            "bytes_received_window": t.window.map(|w| w.bytes.received_bytes),
             "latency_p50_ms": ms(h, 0.5),
             "latency_p99_ms": ms(h, 0.99),
             "latency_samples": h.len(),
@@ -367,33 +276,19 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "stats_delta": deltas.get(k),
         }));
     }
-    put("cpu_s_total", cpu_total);
-    put("cpu_s_per_node_max", cpu_max);
-    put(
-        "cpu_pct_per_node_mean",
-        cpu_total / window / s.nodes as f64 * 100.0,
-    );
-    put("peak_rss_mib_max", rss_max as f64 / 1048576.0);
-    put(
-        "peak_rss_mib_mean",
-        rss_sum as f64 / s.nodes as f64 / 1048576.0,
-    );
+    let blocks_in_window = s.block_count() * s.channels.len() as u64;
+    cost_figures(&costs, window, &mut f);
+    let traffic_all = traffic_figures(&traffic, window, out.quiet_s, blocks_in_window);
+    traffic_all.put(&mut f);
+    let mut put = |k: &str, v: f64| {
+        f.insert(k.into(), json!(v));
+    };
     put("rss_anon_mib_max", anon_max as f64 / 1048576.0);
     // Nodes whose smaps_rollup was never readable are left out; no figure when none was.
     if !pss_peaks.is_empty() {
         put(
             "pss_mib_mean",
             pss_peaks.iter().sum::<u64>() as f64 / pss_peaks.len() as f64 / 1048576.0,
-        );
-    }
-    if !idle_pcts.is_empty() {
-        put(
-            "cpu_pct_per_node_idle_mean",
-            idle_pcts.iter().sum::<f64>() / idle_pcts.len() as f64,
-        );
-        put(
-            "cpu_pct_per_node_idle_max",
-            idle_pcts.iter().copied().fold(0.0, f64::max),
         );
     }
     put("blocks_complete_per_s", c.complete_blocks() as f64 / window);
@@ -425,10 +320,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "completeness": "share of post-warm-up blocks (all channels) received by gossip by every non-injector node",
             "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
             "copies_per_peer_per_block": method,
-            "bytes_per_peer_per_s": match bytes_source {
-                "proxy" => "bytes forwarded by the fault proxies (every gossip byte) over the injection window (as cpu), / nodes / seconds",
-                _ => "rchar+wchar of /proc/<pid>/io (all socket and file IO of the node, control included) over the injection window (as cpu), / nodes / seconds",
-            },
+            "bytes": BYTES_METHOD,
+            "kinds": "a node's kind is the first word of the implementation field of its stats, else what the scenario made it run (gossip-node, or fabric-node for the [fabric] nodes); kinds.<kind>.figures: latency over the deliveries at that kind's receivers, time_to_all and completeness over that kind's receivers (complete when every non-injector node of the kind has the block), CPU, memory and bytes over that kind's nodes, injectors included",
             "cpu": "utime+stime of /proc/<pid>/stat over the injection window: from the first sample at or after block 1's due time to the sample taken one injection interval after the last block's due time (the drain after it is not counted); cpu_pct_per_node_mean divides by that window's wall time",
             "cpu_idle": format!(
                 "CPU of each node over the {}s quiet window after convergence and before injection (idle_s: alive and state-info traffic only), read at its start and end (inside the stats requests that bound it) as {idle_source}; divided by the monotonic wall time between the reads, as % of one core. cpu_pct_per_node_idle_mean/_max: mean/max over nodes",
@@ -439,6 +332,18 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "pss": "Pss of /proc/<pid>/smaps_rollup (resident pages, each shared page such as the binary's code divided among the processes mapping it), sampled every sample_ms; pss_mib_mean is the mean over nodes of each node's max over samples",
         },
         "figures": f,
+        "bytes_source": traffic_all.source,
+        "kinds": kinds_json(&KindInputs {
+            labels: &out.node_kinds,
+            implementations: &out.node_implementations,
+            injectors: &injector_nodes,
+            collector: c,
+            costs: &costs,
+            traffic: &traffic,
+            window_s: window,
+            idle_s: out.quiet_s,
+            blocks: blocks_in_window,
+        }),
         "nodes": nodes,
         "faults": out.faults,
         "stats_delta_total": sum_maps(&deltas),
@@ -453,64 +358,6 @@ fn sum_maps(maps: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
         }
     }
     total
-}
-
-/// The CSV time series.
-pub fn timeseries_csv(rows: &[SecondRow]) -> String {
-    let mut out = String::from(
-        "t_s,blocks_injected,deliveries,latency_p50_ms,latency_p99_ms,bytes,cpu_pct,rss_bytes\n",
-    );
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "{},{},{},{:.3},{:.3},{},{:.1},{}",
-            r.t_s,
-            r.blocks_injected,
-            r.deliveries,
-            r.p50_ms,
-            r.p99_ms,
-            r.bytes,
-            r.cpu_pct,
-            r.rss_bytes
-        );
-    }
-    out
-}
-
-/// The summary table printed at the end of a run.
-pub fn summary(doc: &Value) -> String {
-    let f = &doc["figures"];
-    let g = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
-    let mut out = String::new();
-    let _ = writeln!(out, "{:<28} {:>12}", "figure", "value");
-    for k in [
-        "latency_p50_ms",
-        "latency_p99_ms",
-        "latency_p999_ms",
-        "latency_max_ms",
-        "latency_p99_first_third_ms",
-        "latency_p99_last_third_ms",
-        "time_to_all_p50_ms",
-        "time_to_all_p99_ms",
-        "completeness",
-        "blocks_measured",
-        "order_violations",
-        "copies_per_peer_per_block",
-        "bytes_per_peer_per_s",
-        "cpu_s_total",
-        "cpu_pct_per_node_mean",
-        "cpu_pct_per_node_idle_mean",
-        "cpu_pct_per_node_idle_max",
-        "peak_rss_mib_max",
-        "peak_rss_mib_mean",
-        "rss_anon_mib_max",
-        "pss_mib_mean",
-        "inject_lag_p99_ms",
-        "converge_s",
-    ] {
-        let _ = writeln!(out, "{k:<28} {:>12.3}", g(k));
-    }
-    out
 }
 
 /// Writes `run.json`, `timeseries.csv`, `latency.hgrm` and `report.html` into `dir`.
@@ -542,6 +389,7 @@ mod tests {
             t_s,
             procs: Vec::new(),
             proxy_bytes: 0,
+            wire: None,
         }
     }
 

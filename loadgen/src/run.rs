@@ -17,6 +17,7 @@ use crate::launcher::{Launcher, NodeHandle};
 use crate::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::proxy::LinkMode;
 use crate::scenario::{PartitionMode, Scenario};
+use crate::traffic::ByteCounters;
 
 /// A run failed before it could measure.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,10 @@ pub struct Sample {
     pub procs: Vec<Option<ProcSample>>,
     /// Bytes through the proxies so far (0 without proxies).
     pub proxy_bytes: u64,
+    /// Per node, its wire counters (`comm.wire_bytes_*` of its stats; `None` where it reports
+    /// none or did not answer), read right after the `/proc` sample. Only the samples that bound
+    /// the injection window have them (stats requests cost the nodes CPU); `None` elsewhere.
+    pub wire: Option<Vec<Option<ByteCounters>>>,
 }
 
 /// Something the fault schedule did, for the report.
@@ -95,6 +100,12 @@ pub struct RunOutput {
     pub node_names: Vec<String>,
     /// Node log files.
     pub logs: Vec<std::path::PathBuf>,
+    /// Per node, the binary it ran.
+    pub node_bins: Vec<std::path::PathBuf>,
+    /// Per node, its kind ([`crate::kinds::node_kind_label`]): `gossip-node`, `fabric-node`, ...
+    pub node_kinds: Vec<String>,
+    /// Per node, the `implementation` field of its stats, when it reports one.
+    pub node_implementations: Vec<Option<String>>,
 }
 
 /// Progress reporting (a bar on a terminal, lines under CI).
@@ -257,6 +268,15 @@ pub fn run(
     // averages them. The CPU readings sit inside the stats requests, which cost the nodes CPU.
     let quiet_s = s.idle_s;
     let stats_quiet_start = stats_all(&mut clients);
+    let node_kinds: Vec<String> = stats_quiet_start
+        .iter()
+        .enumerate()
+        .map(|(k, st)| crate::kinds::node_kind_label(s.kind_of(k), st))
+        .collect();
+    let node_implementations: Vec<Option<String>> = stats_quiet_start
+        .iter()
+        .map(|st| st["implementation"].as_str().map(String::from))
+        .collect();
     let cpu_idle_start = cpu_readings(&handles);
     std::thread::sleep(Duration::from_secs_f64(quiet_s));
     let cpu_idle_end = cpu_readings(&handles);
@@ -275,7 +295,8 @@ pub fn run(
         blocks: s.block_count(),
         warmup_blocks: s.warmup_blocks(),
     };
-    let mut collector = Collector::new(schedule, s.nodes, s.channels.clone(), s.injector_nodes());
+    let mut collector = Collector::new(schedule, s.nodes, s.channels.clone(), s.injector_nodes())
+        .with_groups(crate::kinds::kind_groups(&node_kinds).1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut injectors = Vec::new();
     for k in s.injector_nodes() {
@@ -336,10 +357,19 @@ pub fn run(
         }
         if now >= inject_end_ns && inject_end_sample.is_none() {
             inject_end_sample = Some(samples.len());
-            samples.push(sample(&handles, &cluster, t_of(now)));
+            samples.push(sample(&handles, &cluster, t_of(now), Some(&mut clients)));
         }
         if now >= next_sample {
-            samples.push(sample(&handles, &cluster, t_of(now)));
+            // The first sample at or after block 1's due time opens the injection window: it
+            // reads the wire counters too.
+            let t = t_of(now);
+            let opens_window = t >= 0.0 && !samples.iter().any(|x| x.t_s >= 0.0);
+            samples.push(sample(
+                &handles,
+                &cluster,
+                t,
+                opens_window.then_some(&mut clients[..]),
+            ));
             next_sample += s.sample_ms * 1_000_000;
             let due = if now < schedule.start_unix_ns {
                 0
@@ -357,7 +387,12 @@ pub fn run(
     while let Ok(batch) = rx.try_recv() {
         batch.iter().for_each(|d| collector.record(d));
     }
-    samples.push(sample(&handles, &cluster, t_of(unix_now_ns())));
+    samples.push(sample(
+        &handles,
+        &cluster,
+        t_of(unix_now_ns()),
+        Some(&mut clients),
+    ));
     let stats_after = stats_all(&mut clients);
     let stats_window_s = (unix_now_ns() - before_ns) as f64 / 1e9;
     for h in restarts {
@@ -382,6 +417,9 @@ pub fn run(
         faults,
         node_names: cluster.nodes.iter().map(|n| n.name.clone()).collect(),
         logs: cluster.nodes.iter().map(|n| n.spec.log.clone()).collect(),
+        node_bins: cluster.nodes.iter().map(|n| n.spec.bin.clone()).collect(),
+        node_kinds,
+        node_implementations,
     })
 }
 
@@ -410,14 +448,29 @@ fn cpu_readings(handles: &[Option<Box<dyn NodeHandle>>]) -> Vec<Option<CpuReadin
         .collect()
 }
 
-fn sample(handles: &[Option<Box<dyn NodeHandle>>], c: &Cluster, t_s: f64) -> Sample {
+/// Samples every node's `/proc`, then with `wire_from` its wire counters.
+fn sample(
+    handles: &[Option<Box<dyn NodeHandle>>],
+    c: &Cluster,
+    t_s: f64,
+    wire_from: Option<&mut [ControlClient]>,
+) -> Sample {
+    let procs = handles
+        .iter()
+        .map(|h| h.as_ref().and_then(|h| h.pid()).and_then(procfs::sample))
+        .collect();
+    let proxy_bytes = c.proxies.iter().map(|p| p.bytes()).sum();
+    let wire = wire_from.map(|clients| {
+        stats_all(clients)
+            .iter()
+            .map(ByteCounters::from_stats)
+            .collect()
+    });
     Sample {
         t_s,
-        procs: handles
-            .iter()
-            .map(|h| h.as_ref().and_then(|h| h.pid()).and_then(procfs::sample))
-            .collect(),
-        proxy_bytes: c.proxies.iter().map(|p| p.bytes()).sum(),
+        procs,
+        proxy_bytes,
+        wire,
     }
 }
 

@@ -22,6 +22,77 @@ pub enum ScenarioError {
     /// A value is out of range.
     #[error("invalid scenario: {0}")]
     Invalid(String),
+    /// Nodes are to run a Fabric peer but no binary for it was found.
+    #[error(
+        "no Fabric peer binary for nodes {nodes:?} (tried {}): set `bin` in the scenario's [fabric] table or $FABRIC_NODE_BIN",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    FabricBinMissing {
+        /// The nodes that would run it.
+        nodes: Vec<usize>,
+        /// Paths looked at, in order.
+        tried: Vec<PathBuf>,
+    },
+}
+
+/// Which peer implementation a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerKind {
+    /// gossip-node (this project), or whatever `--node-bin` / `node_bin` names.
+    Ours,
+    /// A Fabric peer speaking gossip-node's command line and control protocol (fabric-node).
+    Fabric,
+}
+
+/// `[fabric]`: which nodes run a Fabric peer (`fabric-node`) instead of gossip-node. Absent or
+/// empty: every node runs gossip-node (or the binary `--node-bin` names).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FabricPeers {
+    /// Node indices that run the Fabric peer.
+    pub nodes: Vec<usize>,
+    /// Instead of `nodes`: this share of each org's peers, in `(0, 1]`, spread evenly over the
+    /// org ([`Scenario::fabric_nodes`] says which).
+    pub share: Option<f64>,
+    /// The Fabric peer binary. Unset: `$FABRIC_NODE_BIN`, then
+    /// `../shared/tools/fabric-node/fabric-node` beside the repository.
+    pub bin: Option<PathBuf>,
+}
+
+/// The environment variable naming the Fabric peer binary.
+pub const FABRIC_NODE_BIN_ENV: &str = "FABRIC_NODE_BIN";
+
+/// Where the Fabric peer binary is looked for when neither the scenario nor
+/// [`FABRIC_NODE_BIN_ENV`] names one: `shared/tools/fabric-node/fabric-node` beside the repository
+/// this loadgen was built from, then the same relative to the working directory's parent.
+pub fn fabric_bin_defaults() -> Vec<PathBuf> {
+    let tail = Path::new("shared/tools/fabric-node/fabric-node");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    vec![repo.join("..").join(tail), Path::new("..").join(tail)]
+}
+
+/// The Fabric peer binary: `explicit` (the scenario's `[fabric] bin`), else `env` (the value of
+/// [`FABRIC_NODE_BIN_ENV`]), else the first of `defaults` that is a file. An explicit or
+/// environment path must be a file; `nodes` only goes into the error.
+pub fn resolve_fabric_bin(
+    explicit: Option<&Path>,
+    env: Option<PathBuf>,
+    defaults: &[PathBuf],
+    nodes: &[usize],
+) -> Result<PathBuf, ScenarioError> {
+    let candidates: Vec<PathBuf> = match explicit.map(Path::to_path_buf).or(env) {
+        Some(p) => vec![p],
+        None => defaults.to_vec(),
+    };
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .ok_or_else(|| ScenarioError::FabricBinMissing {
+            nodes: nodes.to_vec(),
+            tried: candidates,
+        })
 }
 
 /// Who injects each block.
@@ -149,6 +220,11 @@ pub struct Scenario {
     pub skip_block_verification: bool,
     /// Who injects.
     pub injectors: Injectors,
+    /// The injecting nodes by index; overrides `injectors` when set. Data messages are org-scoped
+    /// (as Fabric's, tag CHAN_AND_ORG), so every org needs an injector for blocks to reach it.
+    pub injector_nodes: Option<Vec<usize>>,
+    /// Nodes that run a Fabric peer instead of gossip-node (mixed clusters).
+    pub fabric: FabricPeers,
     /// `peer.gossip.*` overrides written into every core.yaml (dotted keys for nesting, e.g.
     /// `"election.leaderAliveThreshold" = "10s"`); everything else is Fabric's default.
     pub gossip: BTreeMap<String, toml::Value>,
@@ -202,6 +278,8 @@ impl Default for Scenario {
             tls: true,
             skip_block_verification: false,
             injectors: Injectors::PerOrg,
+            injector_nodes: None,
+            fabric: FabricPeers::default(),
             gossip: BTreeMap::new(),
             faults: Faults::default(),
             start_stagger_ms: 250,
@@ -252,12 +330,69 @@ impl Scenario {
         k % self.orgs
     }
 
-    /// Nodes that inject blocks.
+    /// Nodes that inject blocks: `injector_nodes` when set, else by `injectors`.
     pub fn injector_nodes(&self) -> Vec<usize> {
+        if let Some(nodes) = &self.injector_nodes {
+            return nodes.clone();
+        }
         match self.injectors {
             Injectors::PerOrg => (0..self.orgs.min(self.nodes)).collect(),
             Injectors::Single => vec![0],
         }
+    }
+
+    /// Nodes that run the Fabric peer, ascending: `[fabric] nodes`, or with `share` the `i`-th
+    /// peer (0-based, in index order) of org `o` when `⌊(i + o + 1)·share⌋ > ⌊(i + o)·share⌋`:
+    /// about `share` of every org, spread evenly, the pattern shifted by one per org so that with
+    /// `share = 0.5` org 1's leader (node 0) runs gossip-node and org 2's (node 1) Fabric.
+    pub fn fabric_nodes(&self) -> Vec<usize> {
+        let mut out = match self.fabric.share {
+            Some(share) => {
+                let mut out = Vec::new();
+                for o in 0..self.orgs {
+                    let members = (0..self.nodes).filter(|&k| self.org_of(k) == o);
+                    for (i, k) in members.enumerate() {
+                        let at = |j: usize| (j as f64 * share + 1e-9).floor();
+                        if at(i + o + 1) > at(i + o) {
+                            out.push(k);
+                        }
+                    }
+                }
+                out
+            }
+            None => self.fabric.nodes.clone(),
+        };
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// What node `k` runs.
+    pub fn kind_of(&self, k: usize) -> PeerKind {
+        if self.fabric_nodes().contains(&k) {
+            PeerKind::Fabric
+        } else {
+            PeerKind::Ours
+        }
+    }
+
+    /// The Fabric peer binary when some node runs it ([`resolve_fabric_bin`] with the scenario's
+    /// `[fabric] bin`, `$FABRIC_NODE_BIN` and [`fabric_bin_defaults`]); `None` when none does.
+    pub fn fabric_bin(&self) -> Result<Option<PathBuf>, ScenarioError> {
+        let nodes = self.fabric_nodes();
+        if nodes.is_empty() {
+            return Ok(None);
+        }
+        let env = std::env::var_os(FABRIC_NODE_BIN_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        resolve_fabric_bin(
+            self.fabric.bin.as_deref(),
+            env,
+            &fabric_bin_defaults(),
+            &nodes,
+        )
+        .map(Some)
     }
 
     /// The node runtime's threads on a machine with `cores` logical cores: the scenario's
@@ -314,11 +449,51 @@ impl Scenario {
                 return bad(format!("kill of node {} >= nodes", k.node));
             }
         }
+        self.validate_node_lists()?;
         if !(self.idle_s > 0.0 && self.idle_s.is_finite()) {
             return bad(format!("idle_s {} must be > 0", self.idle_s));
         }
         if self.sample_ms == 0 {
             return bad("sample_ms must be > 0".into());
+        }
+        Ok(())
+    }
+
+    /// Checks `injector_nodes` and `[fabric]`.
+    fn validate_node_lists(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        let check = |what: &str, list: &[usize]| {
+            if let Some(k) = list.iter().find(|&&k| k >= self.nodes) {
+                return bad(format!(
+                    "{what} names node {k}, but nodes are 0..={} (nodes = {})",
+                    self.nodes - 1,
+                    self.nodes
+                ));
+            }
+            let mut sorted = list.to_vec();
+            sorted.sort_unstable();
+            if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return bad(format!("{what} names node {} twice", w[0]));
+            }
+            Ok(())
+        };
+        if let Some(list) = &self.injector_nodes {
+            if list.is_empty() {
+                return bad("injector_nodes is empty: name at least one node".into());
+            }
+            check("injector_nodes", list)?;
+        }
+        check("[fabric] nodes", &self.fabric.nodes)?;
+        if let Some(share) = self.fabric.share {
+            if !self.fabric.nodes.is_empty() {
+                return bad("[fabric]: set either nodes or share, not both".into());
+            }
+            if !(share > 0.0 && share <= 1.0) {
+                return bad(format!("[fabric] share {share} must be in (0, 1]"));
+            }
+        }
+        if self.fabric.bin.is_some() && self.fabric_nodes().is_empty() {
+            return bad("[fabric] bin is set but no node runs it: set nodes or share".into());
         }
         Ok(())
     }
@@ -420,6 +595,93 @@ mod tests {
     }
 
     #[test]
+    fn fabric_nodes_by_list_or_share() {
+        let s = Scenario::from_toml("nodes = 10\norgs = 2\n[fabric]\nnodes = [9, 1, 2]").unwrap();
+        assert_eq!(s.fabric_nodes(), vec![1, 2, 9]);
+        assert_eq!(s.kind_of(1), PeerKind::Fabric);
+        assert_eq!(s.kind_of(0), PeerKind::Ours);
+        let half = Scenario::from_toml("nodes = 10\norgs = 2\n[fabric]\nshare = 0.5").unwrap();
+        assert_eq!(
+            half.fabric_nodes(),
+            vec![1, 2, 5, 6, 9],
+            "half of each org, org 1's leader ours and org 2's Fabric"
+        );
+        assert_eq!(
+            half.injector_nodes(),
+            vec![0, 1],
+            "per_org: one injector of each kind"
+        );
+        let third = Scenario::from_toml("nodes = 9\norgs = 1\n[fabric]\nshare = 0.34").unwrap();
+        assert_eq!(
+            third.fabric_nodes(),
+            vec![2, 5, 8],
+            "a third, spread evenly"
+        );
+        let all = Scenario::from_toml("nodes = 5\norgs = 1\n[fabric]\nshare = 1.0").unwrap();
+        assert_eq!(all.fabric_nodes(), vec![0, 1, 2, 3, 4]);
+        assert!(Scenario::default().fabric_nodes().is_empty());
+        assert_eq!(
+            Scenario::default().fabric_bin().unwrap(),
+            None,
+            "no Fabric node, no binary"
+        );
+        let inj = Scenario::from_toml("nodes = 4\norgs = 1\ninjector_nodes = [0, 3]").unwrap();
+        assert_eq!(inj.injector_nodes(), vec![0, 3], "overrides injectors");
+    }
+
+    #[test]
+    fn bad_node_lists_are_refused_with_a_clear_error() {
+        let err = |text: &str| Scenario::from_toml(text).unwrap_err().to_string();
+        let e = err("nodes = 4\n[fabric]\nnodes = [1, 4]");
+        assert!(
+            e.contains("[fabric] nodes names node 4") && e.contains("0..=3"),
+            "{e}"
+        );
+        let e = err("nodes = 4\n[fabric]\nnodes = [1, 1]");
+        assert!(e.contains("node 1 twice"), "{e}");
+        let e = err("[fabric]\nnodes = [1]\nshare = 0.5");
+        assert!(e.contains("either nodes or share"), "{e}");
+        for share in ["0", "1.5", "-0.5", "nan"] {
+            let e = err(&format!("[fabric]\nshare = {share}"));
+            assert!(e.contains("must be in (0, 1]"), "{share}: {e}");
+        }
+        let e = err("[fabric]\nbin = \"/x\"");
+        assert!(e.contains("no node runs it"), "{e}");
+        let e = err("[fabric]\nnode = [1]");
+        assert!(e.contains("unknown field"), "{e}");
+        let e = err("nodes = 4\ninjector_nodes = [7]");
+        assert!(e.contains("injector_nodes names node 7"), "{e}");
+        let e = err("injector_nodes = []");
+        assert!(e.contains("at least one"), "{e}");
+        let e = err("[fabric]\nnodes = \"half\"");
+        assert!(e.contains("parsing scenario"), "{e}");
+    }
+
+    #[test]
+    fn the_fabric_binary_is_the_scenarios_then_the_environments_then_a_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "").unwrap();
+        std::fs::write(&b, "").unwrap();
+        let (a, b) = (a.canonicalize().unwrap(), b.canonicalize().unwrap());
+        let missing = dir.path().join("missing");
+        let defaults = [missing.clone(), b.clone()];
+        let got = |explicit: Option<&Path>, env: Option<&Path>| {
+            resolve_fabric_bin(explicit, env.map(Path::to_path_buf), &defaults, &[1])
+        };
+        assert_eq!(got(Some(&a), Some(&b)).unwrap(), a);
+        assert_eq!(got(None, Some(&a)).unwrap(), a);
+        assert_eq!(got(None, None).unwrap(), b, "first default that exists");
+        let e = got(Some(&missing), Some(&a)).unwrap_err().to_string();
+        assert!(
+            e.contains("nodes [1]") && e.contains("missing") && e.contains("FABRIC_NODE_BIN"),
+            "a named binary that is missing is an error, not a fallback: {e}"
+        );
+        let e = resolve_fabric_bin(None, None, &[missing], &[2, 3]).unwrap_err();
+        assert!(matches!(e, ScenarioError::FabricBinMissing { ref nodes, .. } if nodes == &[2, 3]));
+    }
+
+    #[test]
     fn shipped_scenarios_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut n = 0;
@@ -439,5 +701,27 @@ mod tests {
         );
         assert_eq!((c.duration_s, c.warmup_s, c.blocks), (10.0, 2.0, None));
         assert!(c.gossip.is_empty(), "Fabric's default gossip config");
+        let m = Scenario::load(&dir.join("mixed-2org.toml")).unwrap();
+        assert_eq!((m.orgs, m.tls, m.injectors), (2, true, Injectors::PerOrg));
+        let fabric = m.fabric_nodes();
+        assert!(
+            fabric.contains(&1) && !fabric.contains(&0),
+            "one injector of each kind"
+        );
+        assert!(2 * fabric.len() >= m.nodes - 1 && 2 * fabric.len() <= m.nodes + 1);
+        assert!(m.gossip.is_empty(), "Fabric's default gossip config");
+        let a = Scenario::load(&dir.join("scenario-a-n25-fabric.toml")).unwrap();
+        assert_eq!(a.fabric_nodes(), (0..25).collect::<Vec<_>>());
+        assert_eq!(
+            (
+                a.nodes,
+                a.orgs,
+                a.injectors,
+                a.block_count(),
+                a.rate_per_s,
+                a.tls
+            ),
+            (25, 1, Injectors::Single, 200, 20.0, true)
+        );
     }
 }

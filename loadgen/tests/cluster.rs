@@ -108,4 +108,22 @@ fn four_nodes_deliver_every_block_in_order() {
     assert_eq!(doc["schema"], "loadgen.run/v1");
     assert_eq!(doc["figures"]["completeness"], 1.0);
     assert!(doc["figures"]["peak_rss_mib_max"].as_f64().unwrap() > 0.0);
+    // One kind of peer; gossip-node reports its wire counters, so the bytes come from them.
+    let kinds = doc["kinds"].as_object().unwrap();
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    let ours = &doc["kinds"]["gossip-node"];
+    assert_eq!(ours["nodes"], serde_json::json!([0, 1, 2, 3]));
+    assert_eq!(ours["figures"]["completeness"], 1.0);
+    assert_eq!(doc["bytes_source"], "wire_counters");
+    for k in [
+        "bytes_sent_per_peer_per_s",
+        "bytes_received_per_block_per_receiver",
+    ] {
+        assert!(doc["figures"][k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    let summary = loadgen::report::summary(&doc);
+    assert!(
+        summary.starts_with(' ') && summary.contains("latency p50, ms"),
+        "{summary}"
+    );
 }
