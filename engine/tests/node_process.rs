@@ -221,6 +221,32 @@ fn one_org_peers(root: &Path, peers: usize) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
+/// Joins both nodes to `mychannel`, subscribes to B's events, and waits until A sees B in the
+/// channel, so a push has a target (gossip-node does not pull yet).
+fn join_and_subscribe(a: &Node, b: &Node) -> (Control, Control) {
+    let mut ca = Control::connect(a);
+    let mut cb = Control::connect(b);
+    let join =
+        json!({"op": "join_channel", "channel": "mychannel", "orgs": ["Org1MSP"], "anchors": []});
+    ca.ok(join.clone());
+    cb.ok(join);
+    cb.ok(json!({"op": "subscribe"}));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = ca.ok(json!({"op": "peers_of_channel", "channel": "mychannel"}));
+        if r["peers"].as_array().is_some_and(|p| !p.is_empty()) {
+            return (ca, cb);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never saw B in the channel\nA:\n{}\nB:\n{}",
+            a.log_text(),
+            b.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn two_processes_disseminate_blocks_over_control_protocol() {
     let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
@@ -234,29 +260,7 @@ fn two_processes_disseminate_blocks_over_control_protocol() {
     }
     let mut a = start(bin, &dirs[0], "peer0");
     let mut b = start(bin, &dirs[1], "peer1");
-    let mut ca = Control::connect(&a);
-    let mut cb = Control::connect(&b);
-    let join =
-        json!({"op": "join_channel", "channel": "mychannel", "orgs": ["Org1MSP"], "anchors": []});
-    ca.ok(join.clone());
-    cb.ok(join);
-    cb.ok(json!({"op": "subscribe"}));
-
-    // Wait until A sees B in the channel, so the push has a target (pull would recover anyway).
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = ca.ok(json!({"op": "peers_of_channel", "channel": "mychannel"}));
-        if r["peers"].as_array().is_some_and(|p| !p.is_empty()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "A never saw B in the channel\nA:\n{}\nB:\n{}",
-            a.log_text(),
-            b.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (mut ca, mut cb) = join_and_subscribe(&a, &b);
 
     for seq in 1..=5u64 {
         let r = ca.ok(
@@ -451,22 +455,7 @@ fn orderer_signed_blocks_flow_and_a_bad_signer_folder_refuses_to_start() {
     let a_args = ["--orderer-msp", &orderer_msp, "--orderer-signer", &signer];
     let mut a = start_with(bin, &peers[0].1, "peer0", &a_args, Stdio::null());
     let mut b = start_with(bin, &peers[1].1, "peer1", &a_args[..2], Stdio::null());
-    let mut ca = Control::connect(&a);
-    let mut cb = Control::connect(&b);
-    let join =
-        json!({"op": "join_channel", "channel": "mychannel", "orgs": ["Org1MSP"], "anchors": []});
-    ca.ok(join.clone());
-    cb.ok(join);
-    cb.ok(json!({"op": "subscribe"}));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = ca.ok(json!({"op": "peers_of_channel", "channel": "mychannel"}));
-        if r["peers"].as_array().is_some_and(|p| !p.is_empty()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A never saw B\n{}", a.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (mut ca, mut cb) = join_and_subscribe(&a, &b);
     for seq in 1..=2u64 {
         ca.ok(
             json!({"op": "inject_block", "channel": "mychannel", "seq": seq, "size_bytes": 1024}),

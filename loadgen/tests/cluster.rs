@@ -1,10 +1,10 @@
 //! A real 4-node cluster of gossip-node processes through the launcher: every injected block
 //! reaches every peer, in order. With fan-out 3 and 4 nodes push alone reaches everyone.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-use loadgen::launcher::{LocalLauncher, find_node_bin};
+use common::node_bin;
+use loadgen::launcher::LocalLauncher;
 use loadgen::run::Progress;
 use loadgen::scenario::Scenario;
 
@@ -15,22 +15,6 @@ impl Progress for Quiet {
     fn phase(&mut self, msg: &str) {
         eprintln!("cluster test: {msg}");
     }
-}
-
-/// The gossip-node binary of this workspace, built if `cargo test -p loadgen` alone did not.
-fn node_bin() -> PathBuf {
-    let bin = find_node_bin(None);
-    if bin.is_file() {
-        return bin;
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "gossip-engine", "--bin", "gossip-node"])
-        .status()
-        .expect("running cargo build for gossip-node");
-    assert!(status.success(), "building gossip-node failed");
-    let bin = find_node_bin(None);
-    assert!(bin.is_file(), "gossip-node not found beside {bin:?}");
-    bin
 }
 
 #[test]

@@ -29,16 +29,18 @@
 
 #![allow(clippy::disallowed_methods)] // bounded waits on the real clock
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::node_bin;
 use gossip_engine::crypto::identity::pki_id_of;
 use gossip_engine::net::clock;
 use loadgen::cluster::{self, Cluster};
 use loadgen::control::ControlClient;
-use loadgen::launcher::{Launcher, LocalLauncher, NodeHandle, find_node_bin};
+use loadgen::launcher::{Launcher, LocalLauncher, NodeHandle};
 use loadgen::scenario::Scenario;
 use serde_json::{Value, json};
 
@@ -58,20 +60,6 @@ fn fabric_bin() -> PathBuf {
         return p.into();
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/fabric-node/fabric-node")
-}
-
-/// The gossip-node binary of this workspace, built if `cargo test -p loadgen` alone did not.
-fn node_bin() -> PathBuf {
-    let bin = find_node_bin(None);
-    if bin.is_file() {
-        return bin;
-    }
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "gossip-engine", "--bin", "gossip-node"])
-        .status()
-        .expect("running cargo build for gossip-node");
-    assert!(status.success(), "building gossip-node failed");
-    find_node_bin(None)
 }
 
 fn is_fabric(k: usize) -> bool {
