@@ -371,7 +371,8 @@ impl Node {
                 return self.out.count_drop(DropReason::Full);
             }
             None => {
-                let ch = Channel::new(&config, &self.config, now);
+                let mut ch = Channel::new(&config, &self.config, now);
+                ch.spread_timers(&self.config, &mut self.rng);
                 self.channels.insert(config.channel.clone(), ch);
             }
         }

@@ -225,3 +225,24 @@ fn leadership_must_be_from_and_about_my_org() {
     ch.handle_leadership(mine.pki_id(), &leadership(mine, 1), &ctx, &mut out);
     assert_eq!(out.drops.get(&DropReason::Stale), Some(&1));
 }
+
+#[test]
+fn spread_timers_desynchronize_channels_joined_together_within_half_an_interval() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let interval = f.config.publish_state_info_interval;
+    let fabric_first = org1_channel(&f).poll_timeout();
+    assert_eq!(fabric_first, at_s(0) + interval, "without spreading: Fabric's first tick");
+    let firsts: Vec<Instant> = (0..8u64)
+        .map(|seed| {
+            let mut ch = org1_channel(&f);
+            ch.spread_timers(&f.config, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            ch.poll_timeout()
+        })
+        .collect();
+    for &t in &firsts {
+        assert!(t >= at_s(0) + interval / 2 && t <= fabric_first, "{t:?}");
+    }
+    let distinct: std::collections::BTreeSet<Instant> = firsts.iter().copied().collect();
+    assert!(distinct.len() > 4, "peers joined together spread apart: {firsts:?}");
+}
