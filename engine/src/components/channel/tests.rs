@@ -232,7 +232,11 @@ fn spread_timers_desynchronize_channels_joined_together_within_half_an_interval(
     let f = fixture();
     let interval = f.config.publish_state_info_interval;
     let fabric_first = org1_channel(&f).poll_timeout();
-    assert_eq!(fabric_first, at_s(0) + interval, "without spreading: Fabric's first tick");
+    assert_eq!(
+        fabric_first,
+        at_s(0) + interval,
+        "without spreading: Fabric's first tick"
+    );
     let firsts: Vec<Instant> = (0..8u64)
         .map(|seed| {
             let mut ch = org1_channel(&f);
@@ -244,5 +248,8 @@ fn spread_timers_desynchronize_channels_joined_together_within_half_an_interval(
         assert!(t >= at_s(0) + interval / 2 && t <= fabric_first, "{t:?}");
     }
     let distinct: std::collections::BTreeSet<Instant> = firsts.iter().copied().collect();
-    assert!(distinct.len() > 4, "peers joined together spread apart: {firsts:?}");
+    assert!(
+        distinct.len() > 4,
+        "peers joined together spread apart: {firsts:?}"
+    );
 }
