@@ -91,3 +91,67 @@ async fn blocks_reach_every_peer_in_order() {
     assert_eq!(stats.driver.events_dropped, 0);
     cluster.stop().await;
 }
+
+/// A forged block N, sent by an authenticated peer, fails its channel's check and must not make
+/// the genuine block N a duplicate (the seen cache once remembered every data message that passed
+/// ingress, before any block check). Over real tonic: peer 2 sends a block 1 whose data hash is
+/// wrong straight to peer 1; then peer 0 gossips the genuine block 1, and peer 1 delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_block_does_not_shadow_the_genuine_one() {
+    use gossip_engine::event::RemotePeer;
+    use gossip_engine::outbox::DropReason;
+
+    init_tracing();
+    let cluster = Cluster::start(3, fast_gossip()).await;
+    assert!(eventually(|| cluster.converged()).await, "no convergence");
+    let all = [0, 1, 2];
+    cluster.join(CHANNEL, &all).await;
+    assert!(
+        eventually(|| cluster.channel_converged(CHANNEL, &all)).await,
+        "channel membership did not converge"
+    );
+    let mut events = cluster.nodes[1].events().expect("events");
+    let mut forged = block(CHANNEL, 1);
+    if let Some(Content::DataMsg(d)) = forged.content.as_mut()
+        && let Some(p) = d.payload.as_mut()
+    {
+        let mut data = p.data.to_vec();
+        let last = data.len() - 1;
+        data[last] ^= 1; // the block no longer matches its data hash
+        p.data = data.into();
+    }
+    let target = RemotePeer {
+        pki_id: Some(cluster.pki_ids()[1]),
+        endpoint: cluster.nodes[1].local_addr().to_string(),
+    };
+    cluster.nodes[2]
+        .send(forged, vec![target])
+        .await
+        .expect("send");
+    let rejected = eventually(|| async {
+        let stats = cluster.nodes[1].stats().await.expect("stats");
+        stats
+            .node
+            .dropped
+            .get(&DropReason::BadBlock)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    })
+    .await;
+    assert!(rejected, "peer 1 never saw the forged block");
+
+    cluster.nodes[0]
+        .gossip(block(CHANNEL, 1))
+        .await
+        .expect("gossip");
+    let mut delivered = Delivered::default();
+    let got = eventually(|| {
+        delivered.absorb(&mut events);
+        let done = delivered.of(CHANNEL) == [1];
+        async move { done }
+    })
+    .await;
+    assert!(got, "peer 1 delivered {:?}", delivered.of(CHANNEL));
+    cluster.stop().await;
+}

@@ -440,7 +440,10 @@ impl Ingress {
 
     /// Stage 1c: takes the outcome of the signature checks and admits the message: marks it seen
     /// (a copy that raced it through verification is rejected as `Duplicate` here) and stores the
-    /// identities it carried.
+    /// identities it carried. A data message is not marked here: it carries no signature, and its
+    /// block is checked later, by its channel; the driver marks it once the channel took it
+    /// ([`Ingress::mark_block_seen`]), so a forged block N cannot make the genuine block N a
+    /// duplicate.
     pub fn accept(
         &self,
         prechecked: Prechecked,
@@ -450,7 +453,12 @@ impl Ingress {
         let admitted = checks_result
             .map_err(Reject::BadSignature)
             .and_then(|()| match prechecked.seen_key {
-                Some(key) if !self.seen.insert(key) => Err(Reject::Duplicate),
+                Some(key)
+                    if prechecked.received.kind != ContentKind::DataMsg
+                        && !self.seen.insert(key) =>
+                {
+                    Err(Reject::Duplicate)
+                }
                 _ => Ok(()),
             });
         if let Err(reject) = admitted {
@@ -464,6 +472,12 @@ impl Ingress {
         }
         self.stats.record_accepted();
         Ok(Verified::new(prechecked.received))
+    }
+
+    /// Block `seq_num` of `channel` passed its channel's checks and was taken: later copies are
+    /// dropped as duplicates before they are decoded further.
+    pub fn mark_block_seen(&self, channel: &[u8], seq_num: u64) {
+        self.seen.insert(SeenKey::of_block(channel, seq_num));
     }
 
     /// All three stages inline: precheck, run the checks, accept (the simulator's path).

@@ -6,7 +6,8 @@
 //! channel_MAC + inc + seq; leadership: pki_id + inc + seq + is_declaration. The digest is fixed
 //! size, keeps no slice of the received buffer alive, and cannot be steered into collisions.
 //!
-//! Keys go in only after a message passed its checks (a forged copy can't poison the cache). The
+//! Keys go in only after a message passed its checks (a forged copy can't poison the cache): a
+//! signed kind once its signatures verified, a data message once its channel took the block. The
 //! cache is a bounded FIFO per shard: when full, the oldest key leaves.
 
 use std::collections::{HashSet, VecDeque};
@@ -69,9 +70,12 @@ impl SeenKey {
     /// responses and pull messages must be handled every time).
     pub fn of(message: &GossipMessage) -> Option<SeenKey> {
         let key = match message.content.as_ref()? {
-            Content::DataMsg(d) => KeyBuilder::new(1)
-                .bytes(&message.channel)
-                .u64(d.payload.as_ref().map_or(0, |p| p.seq_num)),
+            Content::DataMsg(d) => {
+                return Some(Self::of_block(
+                    &message.channel,
+                    d.payload.as_ref().map_or(0, |p| p.seq_num),
+                ));
+            }
             Content::AliveMsg(a) => KeyBuilder::new(2)
                 .bytes(a.membership.as_ref().map_or(&[][..], |m| &m.pki_id))
                 .time(a.timestamp.as_ref()),
@@ -86,6 +90,11 @@ impl SeenKey {
             _ => return None,
         };
         Some(key.finish())
+    }
+
+    /// The key of block `seq_num` of `channel` (a data message's).
+    pub fn of_block(channel: &[u8], seq_num: u64) -> SeenKey {
+        KeyBuilder::new(1).bytes(channel).u64(seq_num).finish()
     }
 }
 

@@ -260,6 +260,31 @@ fn identities_are_learnt_only_after_verification() {
 }
 
 #[test]
+fn a_block_is_remembered_only_once_its_channel_took_it() {
+    let Some(golden) = Golden::load() else { return };
+    let ingress = ingress(&golden, &PEERS);
+    let from = pki(&golden, PEER0_ORG1);
+    let block = envelope(&golden, "data_msg");
+    let message = GossipMessage::decode(block.payload.clone()).expect("decodes");
+    let Some(Content::DataMsg(data)) = &message.content else {
+        panic!("data_msg vector holds a data message")
+    };
+    let seq_num = data.payload.as_ref().expect("payload").seq_num;
+    // Passing ingress is not enough: the block may still fail its channel's checks (a forged
+    // block N must not turn the genuine block N into a duplicate).
+    for _ in 0..2 {
+        ingress
+            .receive_inline(from, block.clone(), now())
+            .expect("a data message passes ingress until its block was taken");
+    }
+    ingress.mark_block_seen(&message.channel, seq_num);
+    assert_eq!(
+        ingress.precheck(from, block, now()).expect_err("taken"),
+        Reject::Duplicate
+    );
+}
+
+#[test]
 fn duplicates_are_dropped_and_forgeries_do_not_poison() {
     let Some(golden) = Golden::load() else { return };
     let ingress = ingress(&golden, &PEERS);

@@ -573,6 +573,12 @@ impl Comm {
         self.shared.store.peers()
     }
 
+    /// Block `seq_num` of `channel` was taken by its channel: later copies are duplicates at
+    /// ingress (see [`Ingress::mark_block_seen`]).
+    pub fn mark_block_seen(&self, channel: &[u8], seq_num: u64) {
+        self.shared.ingress.mark_block_seen(channel, seq_num);
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> CommStats {
         self.shared.stats.snapshot(self.shared.ingress.stats())

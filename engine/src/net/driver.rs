@@ -26,7 +26,7 @@ use super::comm::{Comm, RemotePeer as CommPeer};
 use super::demux::Subscription;
 use super::fanout::Fanout;
 use crate::crypto::Identity;
-use crate::event::{Command, IoRequest, IoResult, Transmit};
+use crate::event::{Command, Event, IoRequest, IoResult, Transmit};
 use crate::ingress::{IdentityStore, ReceivedMessage, Verified};
 use crate::node::Node;
 use crate::types::{OrgId, PkiId};
@@ -349,6 +349,13 @@ impl Driver {
             self.start_io(io);
         }
         while let Some(event) = self.node.poll_event() {
+            // A block is remembered as seen only once its channel took it (never on arrival).
+            if let Event::BlockReceived {
+                channel, seq_num, ..
+            } = &event
+            {
+                self.comm.mark_block_seen(channel, *seq_num);
+            }
             self.fanout.publish(&event);
         }
     }
