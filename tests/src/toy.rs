@@ -38,6 +38,8 @@ pub struct ToyNode {
     /// Per channel: next seq to deliver, and blocks waiting for it.
     next_seq: BTreeMap<Bytes, u64>,
     pending: BTreeMap<(Bytes, u64), (GossipMessage, Option<PkiId>)>,
+    /// Blocks taken (first receipt), by channel and number.
+    taken: BTreeSet<(Bytes, u64)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -146,6 +148,7 @@ impl SimNode for ToyNode {
             joined: BTreeSet::new(),
             next_seq: BTreeMap::new(),
             pending: BTreeMap::new(),
+            taken: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -176,7 +179,21 @@ impl SimNode for ToyNode {
                 }
                 self.flood(&received.envelope, Some(received.from));
             }
-            Some(Content::DataMsg(_)) => {
+            Some(Content::DataMsg(data)) => {
+                // Like the real node: a block is taken (and raised, so the harness marks it seen
+                // at ingress) and flooded once; a later copy is dropped here.
+                let seq_num = data.payload.as_ref().map_or(0, |p| p.seq_num);
+                let size_bytes = data.payload.as_ref().map_or(0, |p| p.data.len());
+                let channel = received.message.channel.clone();
+                if !self.taken.insert((channel.clone(), seq_num)) {
+                    return;
+                }
+                self.events.push_back(Event::BlockReceived {
+                    channel,
+                    seq_num,
+                    from: received.from,
+                    size_bytes,
+                });
                 self.flood(&received.envelope, Some(received.from));
                 self.accept_block(received.message, Some(received.from));
             }

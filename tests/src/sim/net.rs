@@ -189,6 +189,8 @@ impl<N: SimNode> Sim<N> {
             Event::BlockReceived {
                 channel, seq_num, ..
             } => {
+                // What the tokio driver does: a block is remembered as seen once taken.
+                self.slots[i].ingress.mark_block_seen(channel, *seq_num);
                 self.stats.block_receipts.push(crate::stats::BlockReceipt {
                     node: i,
                     seq_num: *seq_num,
