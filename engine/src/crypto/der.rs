@@ -127,16 +127,20 @@ fn read_integer(input: &[u8]) -> Result<(&[u8], &[u8]), SignatureError> {
     Ok((magnitude, rest))
 }
 
-fn write_len(out: &mut Vec<u8>, len: usize) {
+/// Writes a DER length: the short form below 128, else the long form with the fewest bytes.
+pub(crate) fn write_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
-    } else {
-        out.push(0x81);
-        out.push(len as u8);
+        return;
     }
+    let be = len.to_be_bytes();
+    let first = be.iter().position(|&b| b != 0).unwrap_or(be.len() - 1);
+    out.push(0x80 | (be.len() - first) as u8);
+    out.extend_from_slice(&be[first..]);
 }
 
-fn write_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
+/// Writes a non-negative INTEGER from its big-endian magnitude, in minimal two's complement.
+pub(crate) fn write_integer(out: &mut Vec<u8>, magnitude: &[u8]) {
     let first_nonzero = magnitude
         .iter()
         .position(|&b| b != 0)

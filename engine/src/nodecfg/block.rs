@@ -31,7 +31,7 @@ use gossip_proto::prost_types::Timestamp;
 use prost::Message;
 
 use super::control::block_data;
-use crate::crypto::{LocalSigner, SignatureError, sha256, sha256_concat};
+use crate::crypto::{LocalSigner, SignatureError, der, sha256, sha256_concat};
 
 /// Length of the nonces in signature headers (Fabric's `crypto.NonceSize`).
 pub const NONCE_LEN_BYTES: usize = 24;
@@ -67,38 +67,17 @@ pub struct BlockNonces {
 /// OCTET STRING, DataHash OCTET STRING }`, the number a minimal two's complement INTEGER.
 pub fn header_asn1(header: &BlockHeader) -> Vec<u8> {
     let mut body = Vec::with_capacity(16 + header.previous_hash.len() + header.data_hash.len());
-    let be = header.number.to_be_bytes();
-    let first = be.iter().position(|&b| b != 0).unwrap_or(be.len() - 1);
-    let magnitude = &be[first..];
-    let pad = magnitude[0] & 0x80 != 0;
-    body.push(0x02);
-    push_der_len(&mut body, magnitude.len() + usize::from(pad));
-    if pad {
-        body.push(0);
-    }
-    body.extend_from_slice(magnitude);
+    der::write_integer(&mut body, &header.number.to_be_bytes());
     for octets in [&header.previous_hash, &header.data_hash] {
         body.push(0x04);
-        push_der_len(&mut body, octets.len());
+        der::write_len(&mut body, octets.len());
         body.extend_from_slice(octets);
     }
     let mut out = Vec::with_capacity(body.len() + 6);
     out.push(0x30);
-    push_der_len(&mut out, body.len());
+    der::write_len(&mut out, body.len());
     out.extend_from_slice(&body);
     out
-}
-
-/// A DER length: short form below 128, else the long form with the fewest bytes.
-fn push_der_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-        return;
-    }
-    let be = len.to_be_bytes();
-    let first = be.iter().position(|&b| b != 0).unwrap_or(be.len() - 1);
-    out.push(0x80 | (be.len() - first) as u8);
-    out.extend_from_slice(&be[first..]);
 }
 
 /// `protoutil.BlockHeaderHash`: SHA-256 of [`header_asn1`]; the next block's `previous_hash`.
