@@ -98,6 +98,8 @@ pub struct Collector {
     injectors: Vec<usize>,
     /// Group of every node (kinds of peer in a mixed cluster); all 0 unless set.
     groups: Vec<usize>,
+    /// How many groups there are (the highest group number + 1).
+    groups_len: usize,
     /// Delivery latency of measured (post-warm-up) blocks at non-injector peers, µs.
     pub latency: Histogram<u64>,
     /// The same for warm-up blocks (reported separately, tagged `warmup_`).
@@ -140,6 +142,7 @@ impl Collector {
             channels,
             injectors,
             groups: vec![0; nodes],
+            groups_len: 1,
             latency: new_histogram(),
             warmup_latency: new_histogram(),
             thirds: [new_histogram(), new_histogram(), new_histogram()],
@@ -163,11 +166,8 @@ impl Collector {
         self.groups = (0..self.nodes)
             .map(|k| groups.get(k).copied().unwrap_or(0))
             .collect();
+        self.groups_len = self.groups.iter().max().map_or(1, |g| g + 1);
         self
-    }
-
-    fn group_count(&self) -> usize {
-        self.groups.iter().max().map_or(1, |g| g + 1)
     }
 
     /// Nodes that must receive each block by gossip: every node but the injectors.
@@ -257,7 +257,7 @@ impl Collector {
         if self.injectors.contains(&d.node) {
             return; // injectors have every block already: nothing to disseminate to them
         }
-        let groups = self.group_count();
+        let groups = self.groups_len;
         let group = self.groups[d.node];
         let latency_ns = d
             .received_unix_ns

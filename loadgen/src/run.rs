@@ -322,6 +322,7 @@ pub fn run(
     // The injection window's CPU and bytes end here, not after the drain.
     let inject_end_ns = last_due + schedule.interval_ns;
     let mut inject_end_sample = None;
+    let mut window_opened = false;
     let mut restarts: Vec<std::thread::JoinHandle<()>> = Vec::new();
     // Main loop: deliveries, faults, samples, progress; bounded by `end_ns`.
     for _ in 0..100_000_000u64 {
@@ -363,7 +364,8 @@ pub fn run(
             // The first sample at or after block 1's due time opens the injection window: it
             // reads the wire counters too.
             let t = t_of(now);
-            let opens_window = t >= 0.0 && !samples.iter().any(|x| x.t_s >= 0.0);
+            let opens_window = t >= 0.0 && !window_opened;
+            window_opened |= opens_window;
             samples.push(sample(
                 &handles,
                 &cluster,
