@@ -1,5 +1,6 @@
 //! Shared fixtures for the criterion suites (`benches/suites/`): messages of every kind at chosen
-//! sizes, encoded the way Fabric encodes them, and a signer from the test PKI.
+//! sizes, encoded the way Fabric encodes them, and a signer from the test PKI; [`egress`] fixtures;
+//! and [`icount`], the instruction-count workloads of the CI gate (`src/bin/icount.rs`).
 //!
 //! Everything is deterministic except ECDSA signatures (ring draws signing nonces from the OS), which
 //! only changes signature bytes, never sizes beyond DER's one-byte wobble.
@@ -22,6 +23,9 @@ use gossip_proto::protos::{
     collection_config, collection_policy_config,
 };
 use prost::Message;
+
+pub mod egress;
+pub mod icount;
 
 /// 1 KiB.
 pub const KIB: usize = 1024;

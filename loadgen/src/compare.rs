@@ -7,6 +7,15 @@
 //! - `NAME=~10%`: NEW may differ by at most 10 % either way;
 //! - the same without `%` are absolute: `completeness=-0.005`, `latency_p99_ms=+5`;
 //! - `NAME=+0` forbids any increase (exact gates on deterministic figures).
+//!
+//! `NAME` may be a pattern where `*` stands for any run of characters (`*.violations=+0` gates
+//! `fanout3.violations`, `loss5.violations`, ...). A metric named exactly by some threshold is
+//! judged by those only; otherwise by every pattern that matches it. A pattern that matches no
+//! metric of either file counts as a regression (a typo must not disable a gate).
+//!
+//! A one-sided threshold also reports the other side: a figure that got *better* by more than the
+//! limit is an improvement, printed as `IMPROVED` and counted, never a failure. It means the
+//! baseline is stale: refresh it (in a commit of its own) so the gate keeps its margin.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -95,6 +104,12 @@ impl Threshold {
 
     /// Whether going from `base` to `new` stays within the threshold.
     pub fn allows(&self, base: f64, new: f64) -> bool {
+        self.judge(base, new) != Verdict::Regression
+    }
+
+    /// The verdict on going from `base` to `new`: beyond the limit in the limited direction is a
+    /// regression, beyond it in the other direction (one-sided thresholds only) an improvement.
+    pub fn judge(&self, base: f64, new: f64) -> Verdict {
         let allowed = if self.relative {
             self.limit * base.abs()
         } else {
@@ -102,12 +117,29 @@ impl Threshold {
         };
         // A tiny epsilon so that exactly-at-limit passes despite float rounding.
         let eps = 1e-9 * base.abs().max(1.0);
-        let delta = new - base;
-        match self.direction {
-            Direction::Up => delta <= allowed + eps,
-            Direction::Down => -delta <= allowed + eps,
-            Direction::Both => delta.abs() <= allowed + eps,
+        // Positive when NEW is worse.
+        let worse_by = match self.direction {
+            Direction::Up => new - base,
+            Direction::Down => base - new,
+            Direction::Both => (new - base).abs(),
+        };
+        if worse_by > allowed + eps {
+            Verdict::Regression
+        } else if self.direction != Direction::Both && -worse_by > allowed + eps {
+            Verdict::Improved
+        } else {
+            Verdict::Ok
         }
+    }
+
+    /// Whether the threshold's metric (a name or a `*` pattern) names `metric`.
+    pub fn matches(&self, metric: &str) -> bool {
+        glob_matches(&self.metric, metric)
+    }
+
+    /// Whether the metric is a pattern.
+    pub fn is_pattern(&self) -> bool {
+        self.metric.contains('*')
     }
 
     fn describe(&self) -> String {
@@ -122,6 +154,37 @@ impl Threshold {
             format!("{sign}{}", self.limit)
         }
     }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// The verdict on one thresholded figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the threshold.
+    Ok,
+    /// Better than BASE by more than the threshold (BASE is stale).
+    Improved,
+    /// Worse than BASE by more than the threshold, or missing on a side.
+    Regression,
 }
 
 /// Numeric figures of a run: `figures` of a run.json or sim-figures file.
@@ -178,8 +241,8 @@ pub struct Row {
     pub new: Option<f64>,
     /// Threshold text, if any.
     pub threshold: Option<String>,
-    /// `Some(false)` for a regression, `Some(true)` within threshold, `None` unchecked.
-    pub ok: Option<bool>,
+    /// The verdict; `None` when no threshold applies.
+    pub verdict: Option<Verdict>,
 }
 
 /// All rows plus the verdict.
@@ -187,46 +250,75 @@ pub struct Row {
 pub struct Comparison {
     /// Every metric of either side, sorted.
     pub rows: Vec<Row>,
-    /// Rows that broke their threshold (a thresholded metric missing on a side counts).
+    /// Rows that broke their threshold (a thresholded metric missing on a side counts, and so
+    /// does a pattern that matches nothing).
     pub regressions: usize,
+    /// Rows better than BASE by more than their threshold.
+    pub improvements: usize,
 }
 
 /// Compares two figure maps under `thresholds`.
 pub fn compare(base: &Figures, new: &Figures, thresholds: &[Threshold]) -> Comparison {
     let mut names: Vec<&String> = base.keys().chain(new.keys()).collect();
-    for t in thresholds {
+    for t in thresholds.iter().filter(|t| !t.is_pattern()) {
         names.push(&t.metric);
     }
     names.sort();
     names.dedup();
     let mut rows = Vec::new();
-    let mut regressions = 0;
-    for name in names {
-        let b = base.get(name).copied();
-        let n = new.get(name).copied();
-        let ts: Vec<&Threshold> = thresholds.iter().filter(|t| &t.metric == name).collect();
-        let (threshold, ok) = if ts.is_empty() {
+    for name in &names {
+        let b = base.get(*name).copied();
+        let n = new.get(*name).copied();
+        let exact: Vec<&Threshold> = thresholds.iter().filter(|t| &t.metric == *name).collect();
+        let ts = if exact.is_empty() {
+            thresholds.iter().filter(|t| t.matches(name)).collect()
+        } else {
+            exact
+        };
+        let (threshold, verdict) = if ts.is_empty() {
             (None, None)
         } else {
-            let ok = match (b, n) {
-                (Some(b), Some(n)) => ts.iter().all(|t| t.allows(b, n)),
-                _ => false,
+            let verdict = match (b, n) {
+                (Some(b), Some(n)) => {
+                    let vs: Vec<Verdict> = ts.iter().map(|t| t.judge(b, n)).collect();
+                    if vs.contains(&Verdict::Regression) {
+                        Verdict::Regression
+                    } else if vs.contains(&Verdict::Improved) {
+                        Verdict::Improved
+                    } else {
+                        Verdict::Ok
+                    }
+                }
+                _ => Verdict::Regression,
             };
             let text: Vec<String> = ts.iter().map(|t| t.describe()).collect();
-            (Some(text.join(" ")), Some(ok))
+            (Some(text.join(" ")), Some(verdict))
         };
-        if ok == Some(false) {
-            regressions += 1;
-        }
         rows.push(Row {
-            metric: name.clone(),
+            metric: (*name).clone(),
             base: b,
             new: n,
             threshold,
-            ok,
+            verdict,
         });
     }
-    Comparison { rows, regressions }
+    for t in thresholds.iter().filter(|t| t.is_pattern()) {
+        if !names.iter().any(|n| t.matches(n)) {
+            rows.push(Row {
+                metric: t.metric.clone(),
+                base: None,
+                new: None,
+                threshold: Some(format!("{} (matches nothing)", t.describe())),
+                verdict: Some(Verdict::Regression),
+            });
+        }
+    }
+    let count = |v: Verdict| rows.iter().filter(|r| r.verdict == Some(v)).count();
+    Comparison {
+        regressions: count(Verdict::Regression),
+        improvements: count(Verdict::Improved),
+        rows,
+    }
 }
 
 /// A plain-text table of the comparison.
@@ -255,9 +347,10 @@ pub fn render(c: &Comparison) -> String {
             ),
             _ => ("-".into(), "-".into()),
         };
-        let verdict = match r.ok {
-            Some(true) => "ok",
-            Some(false) => "REGRESSION",
+        let verdict = match r.verdict {
+            Some(Verdict::Ok) => "ok",
+            Some(Verdict::Improved) => "IMPROVED",
+            Some(Verdict::Regression) => "REGRESSION",
             None => "",
         };
         let _ = writeln!(
@@ -272,6 +365,13 @@ pub fn render(c: &Comparison) -> String {
         );
     }
     let _ = writeln!(out, "{} regression(s)", c.regressions);
+    if c.improvements > 0 {
+        let _ = writeln!(
+            out,
+            "{} improvement(s) beyond threshold: if intended, refresh the baseline in a commit of its own",
+            c.improvements
+        );
+    }
     out
 }
 
@@ -310,5 +410,75 @@ mod tests {
         let c = compare(&old_f, &new_f, &[t]);
         assert_eq!(c.regressions, 1, "missing in BASE counts");
         assert_eq!(compare(&old_f, &new_f, &[]).regressions, 0);
+    }
+
+    #[test]
+    fn patterns_match_like_a_shell_glob() {
+        for (pattern, text, want) in [
+            ("*.violations", "loss5.violations", true),
+            ("*.violations", "violations", false),
+            ("*", "", true),
+            ("a*b*c", "a-b-b-c", true),
+            ("a*b*c", "a-c-b", false),
+            ("fanout3.*", "fanout3.completeness", true),
+            ("x*x", "x", false),
+            ("exact", "exact", true),
+            ("exact", "exact2", false),
+        ] {
+            assert_eq!(glob_matches(pattern, text), want, "{pattern} {text}");
+        }
+    }
+
+    fn figs(pairs: &[(&str, f64)]) -> Figures {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn an_exact_threshold_overrides_patterns_and_a_pattern_matching_nothing_fails() {
+        let base = figs(&[
+            ("a.violations", 0.0),
+            ("b.violations", 0.0),
+            ("a.ms", 100.0),
+        ]);
+        let new = figs(&[
+            ("a.violations", 1.0),
+            ("b.violations", 0.0),
+            ("a.ms", 100.0),
+        ]);
+        let ts = |list: &[&str]| -> Vec<Threshold> {
+            list.iter().map(|t| Threshold::parse(t).unwrap()).collect()
+        };
+        let c = compare(&base, &new, &ts(&["*.violations=+0"]));
+        assert_eq!(c.regressions, 1, "{c:?}");
+        let c = compare(&base, &new, &ts(&["*.violations=+0", "a.violations=+2"]));
+        assert_eq!(c.regressions, 0, "the exact threshold wins: {c:?}");
+        let c = compare(&base, &new, &ts(&["*.violatoins=+0"]));
+        assert_eq!(c.regressions, 1, "a typo fails: {c:?}");
+        assert!(render(&c).contains("matches nothing"));
+    }
+
+    #[test]
+    fn an_improvement_beyond_the_threshold_is_reported_not_failed() {
+        let t = Threshold::parse("ms=+10%").unwrap();
+        assert_eq!(t.judge(100.0, 105.0), Verdict::Ok);
+        assert_eq!(t.judge(100.0, 111.0), Verdict::Regression);
+        assert_eq!(t.judge(100.0, 89.0), Verdict::Improved);
+        assert_eq!(t.judge(100.0, 90.0), Verdict::Ok, "at the limit");
+        let t = Threshold::parse("completeness=-0.02").unwrap();
+        assert_eq!(t.judge(0.8, 0.83), Verdict::Improved);
+        assert_eq!(t.judge(0.8, 0.77), Verdict::Regression);
+        let t = Threshold::parse("x=~5%").unwrap();
+        assert_eq!(t.judge(100.0, 90.0), Verdict::Regression, "two-sided");
+        let c = compare(
+            &figs(&[("ms", 100.0), ("c", 0.8)]),
+            &figs(&[("ms", 80.0), ("c", 0.8)]),
+            &[Threshold::parse("ms=+10%").unwrap()],
+        );
+        assert_eq!((c.regressions, c.improvements), (0, 1));
+        let text = render(&c);
+        assert!(
+            text.contains("IMPROVED") && text.contains("1 improvement(s)"),
+            "{text}"
+        );
     }
 }

@@ -1,11 +1,16 @@
 //! Figures of the deterministic simulator:
-//! - `sim-figures`: the dissemination figures (`gossip_harness::figures`) as a `figures` JSON that
-//!   `compare` reads, for the CI gate;
+//! - `sim-gate`: the CI gate: each scenario of `gossip_harness::gate` over many seeds, the median
+//!   of each figure as a `figures` JSON that `compare` reads, and the spread over seeds beside it;
+//! - `sim-figures`: the dissemination figures (`gossip_harness::figures`) of one seed;
 //! - `sim-rate`: what push gossip itself delivers at each injection rate with zero processing
 //!   cost (`gossip_harness::rate`), to tell a capacity sweep's protocol losses from overload.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use gossip_harness::engine::EngineNode;
 use gossip_harness::figures::{DisseminationFigures, dissemination_figures};
+use gossip_harness::gate::{self, GateScenario, Spread, gate_figures, gated_figures};
 use gossip_harness::rate::{RateFigures, RateSetup, rate_figures};
 use serde_json::{Value, json};
 
@@ -41,6 +46,125 @@ pub fn to_json(f: &DisseminationFigures, seed: u64) -> Value {
             "violations": f.violations,
         }
     })
+}
+
+/// Schema tag of the sim-gate file.
+pub const GATE_SCHEMA: &str = "loadgen.sim-gate/v1";
+
+/// Runs every `(scenario, seed)` of the gate on `threads` threads (each run is a pure function of
+/// its inputs, so the thread count changes nothing but the wall time). Results are in
+/// `scenarios` order, then seed order.
+pub fn run_gate(
+    scenarios: &[GateScenario],
+    seeds: std::ops::Range<u64>,
+    threads: usize,
+) -> Vec<(GateScenario, Vec<DisseminationFigures>)> {
+    let jobs: Vec<(usize, u64)> = (0..scenarios.len())
+        .flat_map(|s| seeds.clone().map(move |seed| (s, seed)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(vec![None; jobs.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(s, seed)) = jobs.get(j) else { break };
+                    let f = gate_figures::<EngineNode>(scenarios[s], seed);
+                    // A poisoned lock means another run panicked; the scope re-raises that panic.
+                    if let Ok(mut d) = done.lock() {
+                        d[j] = Some(f);
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|f| f.expect("every run finished"));
+    scenarios
+        .iter()
+        .map(|&s| (s, done.by_ref().take(seeds.clone().count()).collect()))
+        .collect()
+}
+
+/// The sim-gate JSON document: per scenario and figure, the median over seeds under
+/// `figures.<scenario>.<figure>` (violations: the sum over seeds, so one anywhere shows), and the
+/// distribution under `spread`; with `per_seed`, every run's figures under `runs`.
+pub fn gate_json(
+    runs: &[(GateScenario, Vec<DisseminationFigures>)],
+    seeds: &std::ops::Range<u64>,
+    per_seed: bool,
+) -> Value {
+    let mut figures = serde_json::Map::new();
+    let mut spread = serde_json::Map::new();
+    let mut scenarios = serde_json::Map::new();
+    let mut by_seed = serde_json::Map::new();
+    for (scenario, results) in runs {
+        let shape = scenario.shape();
+        scenarios.insert(
+            scenario.name().into(),
+            json!({
+                "orgs": shape.orgs,
+                "peers_per_org": shape.peers_per_org,
+                "channels": shape.channels,
+                "blocks_per_channel": gate::BLOCKS_PER_CHANNEL,
+                "link_latency_base_ms": shape.link.latency_base.as_secs_f64() * 1e3,
+                "link_latency_jitter_ms": shape.link.latency_jitter.as_secs_f64() * 1e3,
+                "link_loss_probability": shape.link.loss_probability,
+                "propagate_peer_num": shape.gossip.propagate_peer_num,
+            }),
+        );
+        let rows: Vec<[(&str, f64); 6]> = results.iter().map(gated_figures).collect();
+        if per_seed {
+            let list = rows.iter().zip(seeds.clone()).map(|(row, seed)| {
+                let mut m: serde_json::Map<String, Value> =
+                    row.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+                m.insert("seed".into(), json!(seed));
+                Value::Object(m)
+            });
+            by_seed.insert(scenario.name().into(), Value::Array(list.collect()));
+        }
+        let Some(first) = rows.first() else { continue };
+        for (i, (name, _)) in first.iter().enumerate() {
+            let values: Vec<f64> = rows.iter().map(|r| r[i].1).collect();
+            let Some(s) = Spread::of(&values) else {
+                continue;
+            };
+            let key = format!("{}.{name}", scenario.name());
+            let gated = if *name == "violations" {
+                s.sum
+            } else {
+                s.median
+            };
+            figures.insert(key.clone(), json!(gated));
+            spread.insert(
+                key,
+                json!({"min": s.min, "p25": s.p25, "median": s.median, "p75": s.p75, "max": s.max}),
+            );
+        }
+    }
+    let mut doc = json!({
+        "schema": GATE_SCHEMA,
+        "seeds": {"first": seeds.start, "count": seeds.end - seeds.start},
+        "setup": {
+            "nodes": gate::GATE_NODES,
+            "membership_settle_s": gate::MEMBERSHIP_SETTLE.as_secs_f64(),
+            "channel_settle_s": gate::CHANNEL_SETTLE.as_secs_f64(),
+            "tail_s": gate::TAIL.as_secs_f64(),
+            "block_period_ms": gate::BLOCK_PERIOD.as_secs_f64() * 1e3,
+            "gossip": "Fabric's defaults (GossipConfig::default)",
+        },
+        "scenarios": scenarios,
+        "figures": figures,
+        "spread": spread,
+    });
+    if per_seed {
+        doc["runs"] = Value::Object(by_seed);
+    }
+    doc
 }
 
 /// Schema tag of the sim-rate file.
@@ -109,4 +233,40 @@ pub fn sim_rate_table(figures: &[RateFigures]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_json_has_a_median_and_a_spread_per_figure_whatever_the_threads() {
+        let seeds = 3..5;
+        let one = gate_json(
+            &run_gate(&[GateScenario::Loss5], seeds.clone(), 1),
+            &seeds,
+            true,
+        );
+        let two = gate_json(
+            &run_gate(&[GateScenario::Loss5], seeds.clone(), 2),
+            &seeds,
+            true,
+        );
+        assert_eq!(one, two);
+        let figures = one["figures"].as_object().unwrap();
+        assert_eq!(figures.len(), 6);
+        for (key, median) in figures {
+            assert!(key.starts_with("loss5."), "{key}");
+            let spread = &one["spread"][key];
+            let (min, max) = (
+                spread["min"].as_f64().unwrap(),
+                spread["max"].as_f64().unwrap(),
+            );
+            if key != "loss5.violations" {
+                assert!((min..=max).contains(&median.as_f64().unwrap()), "{key}");
+            }
+        }
+        assert_eq!(one["runs"]["loss5"].as_array().unwrap().len(), 2);
+        assert_eq!(one["runs"]["loss5"][1]["seed"], 4);
+    }
 }

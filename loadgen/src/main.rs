@@ -11,7 +11,9 @@
 //!   rate, `results/<name>/{sweep.json,sweep.md}` and the max sustainable rate.
 //! - `compare BASE.json NEW.json --threshold NAME=+10%`: difference table, non-zero exit on a
 //!   regression.
-//! - `sim-figures`: deterministic figures of the simulator for the CI gate.
+//! - `sim-gate`: the CI gate's deterministic figures: each simulator scenario of
+//!   `gossip_harness::gate` over many seeds, medians and spread.
+//! - `sim-figures`: deterministic dissemination figures of the simulator, one seed.
 //! - `sim-rate --rates 20,500`: what push gossip itself delivers at each rate in the simulator
 //!   (zero processing cost), beside which a capacity sweep's coverage drop can be judged.
 
@@ -107,11 +109,36 @@ enum Command {
         base: PathBuf,
         /// New run.
         new: PathBuf,
-        /// `NAME=+10%` (NEW at most 10 % higher), `NAME=-10%`, `NAME=~10%`, or absolute without `%`.
+        /// `NAME=+10%` (NEW at most 10 % higher), `NAME=-10%`, `NAME=~10%`, or absolute without `%`;
+        /// `NAME` may hold `*` wildcards (`'*.violations=+0'`).
         #[arg(long = "threshold", short = 't')]
         thresholds: Vec<String>,
     },
-    /// Deterministic dissemination figures of the simulator (for the CI gate).
+    /// The CI gate: every scenario of the simulator gate (fan-out 3; two orgs and two channels;
+    /// 5 % loss) over many seeds; per figure the median over seeds (compared by `compare`) and
+    /// the spread. Deterministic: the same commit and seeds give byte-identical output.
+    SimGate {
+        /// Seeds per scenario (64: the medians then move by at most 1.3 % between disjoint seed
+        /// sets; results/baseline/sim-gate.md).
+        #[arg(long, default_value_t = 64)]
+        seeds: u64,
+        /// First seed (the seeds are `first-seed .. first-seed + seeds`).
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// Scenarios, comma-separated (default all: fanout3, orgs2_channels2, loss5).
+        #[arg(long)]
+        scenarios: Option<String>,
+        /// Worker threads (default: one per core); the output does not depend on it.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write every run's figures (`runs.<scenario>[]`), to see which seeds moved.
+        #[arg(long)]
+        per_seed: bool,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Deterministic dissemination figures of the simulator, one seed.
     SimFigures {
         /// Nodes.
         #[arg(long, default_value_t = 16)]
@@ -362,6 +389,39 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Command::SimGate {
+            seeds,
+            first_seed,
+            scenarios,
+            threads,
+            per_seed,
+            out,
+        } => {
+            use gossip_harness::gate::GateScenario;
+            anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+            let scenarios = match scenarios {
+                None => GateScenario::ALL.to_vec(),
+                Some(list) => list
+                    .split(',')
+                    .map(|name| {
+                        GateScenario::from_name(name.trim()).with_context(|| {
+                            let all: Vec<&str> =
+                                GateScenario::ALL.iter().map(|s| s.name()).collect();
+                            format!("unknown scenario {name:?} (known: {})", all.join(", "))
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            };
+            let threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let range = first_seed..first_seed + seeds;
+            let runs = loadgen::figures::run_gate(&scenarios, range.clone(), threads);
+            write_or_print(
+                &loadgen::figures::gate_json(&runs, &range, per_seed),
+                out.as_deref(),
+            )
         }
         Command::SimFigures {
             nodes,

@@ -9,6 +9,7 @@
 //! - [`scenario`]: the DSL for cluster tests and `run_seeds`, which prints
 //!   `SIM FAILED seed=... scenario=...` and replays one seed with `SIM_SEED=<seed>`;
 //! - [`figures`]: deterministic figures of a fixed scenario and seed for regression gates;
+//! - [`gate`]: the CI gate's scenarios (many seeds each) and the statistics over seeds;
 //! - [`rate`]: what push gossip itself delivers at an injection rate, with zero processing cost;
 //! - [`node`]: the node contract as a trait; [`toy`]: a small node that tests the simulator itself;
 //! - [`pki`]: the committed test PKI, so PKI-IDs are the same in every process.
@@ -20,6 +21,7 @@ pub mod engine;
 pub mod fabric;
 pub mod faults;
 pub mod figures;
+pub mod gate;
 pub mod node;
 pub mod pki;
 pub mod rate;

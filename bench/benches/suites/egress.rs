@@ -2,78 +2,15 @@
 
 use std::hint::black_box;
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+use gossip_bench::egress::{BATCH_LEN, members, mixed_batch};
 use gossip_engine::egress::{
-    Emitter, EmitterConfig, InOrg, NotSame, Partition, Routable, RouteClass, combine, select_peers,
+    Emitter, EmitterConfig, InOrg, NotSame, Partition, combine, select_peers,
 };
 use gossip_engine::time::Instant;
-use gossip_engine::types::{NetworkMember, PkiId};
+use gossip_engine::types::NetworkMember;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-/// Messages per emitter and partition iteration.
-const BATCH_LEN: usize = 1_000;
-
-#[derive(Clone)]
-struct Emitted {
-    class: RouteClass,
-    channel: Bytes,
-    _payload: Bytes,
-}
-
-impl Routable for Emitted {
-    fn route_class(&self) -> RouteClass {
-        self.class
-    }
-    fn channel(&self) -> &Bytes {
-        &self.channel
-    }
-}
-
-/// A mixed batch: mostly blocks over two channels, plus every other class.
-fn mixed_batch() -> Vec<Emitted> {
-    let channels = [
-        Bytes::from_static(b"mychannel"),
-        Bytes::from_static(b"otherchannel"),
-    ];
-    let classes = [
-        RouteClass::Block,
-        RouteClass::Block,
-        RouteClass::Block,
-        RouteClass::Leadership,
-        RouteClass::StateInfo,
-        RouteClass::OrgRestricted,
-        RouteClass::Alive,
-        RouteClass::Block,
-    ];
-    (0..BATCH_LEN)
-        .map(|i| Emitted {
-            class: classes[i % classes.len()],
-            channel: channels[i % 2].clone(),
-            _payload: Bytes::from_static(&[0u8; 64]),
-        })
-        .collect()
-}
-
-fn members(n: usize) -> Vec<NetworkMember> {
-    (0..n)
-        .map(|i| {
-            let mut id = [0u8; 32];
-            id[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            NetworkMember {
-                pki_id: PkiId(id),
-                endpoint: format!("peer{i}.example.com:7051"),
-                internal_endpoint: String::new(),
-                org: Some(if i % 2 == 0 {
-                    "Org1MSP".into()
-                } else {
-                    "Org2MSP".into()
-                }),
-            }
-        })
-        .collect()
-}
 
 fn egress(c: &mut Criterion) {
     let batch = mixed_batch();
