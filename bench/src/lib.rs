@@ -6,7 +6,6 @@
 
 use bytes::Bytes;
 use gossip_engine::crypto::envelope::{noop_sign, sign_envelope, sign_secret};
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::crypto::{LocalSigner, MspManager, SignatureError};
 use gossip_proto::common::{
     MspPrincipal, SignaturePolicy, SignaturePolicyEnvelope, signature_policy,
@@ -21,6 +20,7 @@ use gossip_proto::protos::{
     CollectionConfig, CollectionConfigPackage, CollectionPolicyConfig, StaticCollectionConfig,
     collection_config, collection_policy_config,
 };
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use prost::Message;
 
 /// 1 KiB.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use serde_json::{Value, json};
 
 use crate::launcher::NodeSpec;
@@ -28,7 +28,7 @@ use crate::scenario::{PeerKind, Scenario, ScenarioError};
 pub enum ClusterError {
     /// PKI generation or writing.
     #[error("pki: {0}")]
-    Pki(#[from] gossip_engine::crypto::testpki::TestPkiError),
+    Pki(#[from] gossip_testkit::testpki::TestPkiError),
     /// Files or ports.
     #[error("{what}: {source}")]
     Io {

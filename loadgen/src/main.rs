@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use loadgen::compare::{self, Threshold};
 use loadgen::launcher::find_node_bin;

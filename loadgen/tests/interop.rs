@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::node_bin;
+use gossip_engine::clock;
 use gossip_engine::crypto::identity::pki_id_of;
-use gossip_engine::net::clock;
 use loadgen::cluster::{self, Cluster};
 use loadgen::control::ControlClient;
 use loadgen::launcher::{Launcher, LocalLauncher, NodeHandle};

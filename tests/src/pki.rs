@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::crypto::{IdentityError, LocalSigner, MspManager, OrgMsp};
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use serde::{Deserialize, Serialize};
 
 /// Simulated time zero, as Unix seconds (2025-06-15); the fixture certificates are valid from an

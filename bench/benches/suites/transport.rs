@@ -12,11 +12,11 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
 use gossip_engine::config::CommConfig;
 use gossip_engine::crypto::MspManager;
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::ingress::{Ingress, IngressConfig};
-use gossip_engine::net::{Comm, CommParams, RemotePeer, Subscription, TlsMaterial, clock};
-use gossip_engine::nodecfg::control;
+use gossip_engine::{Comm, CommParams, RemotePeer, Subscription, TlsMaterial, clock};
+use gossip_node::control;
 use gossip_proto::gossip::Envelope;
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use prost::Message;
 
 /// Envelopes per iteration; below the send lane's default bound of 200, so none is dropped.
