@@ -226,7 +226,7 @@ fn node_bin_for(explicit: Option<&PathBuf>, s: &Scenario) -> anyhow::Result<Path
     };
     anyhow::ensure!(
         all_fabric || bin.is_file() || (bin.components().count() == 1 && on_path()),
-        "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
+        "gossip-node not found ({}): build it with `cargo build --release -p gossip-node --bin gossip-node`, or pass --node-bin",
         bin.display()
     );
     if let Some(fabric) = s.fabric_bin()? {

@@ -71,11 +71,13 @@ impl SimPki {
             )?);
             let mut org_signers = Vec::with_capacity(org.peers.len());
             for peer in &org.peers {
-                org_signers.push(Arc::new(LocalSigner::from_pems(
-                    &org.mspid,
-                    peer.cert_pem.as_bytes(),
-                    peer.key_pem.as_bytes(),
-                )?));
+                org_signers.push(Arc::new(
+                    gossip_engine::signing_key::local_signer_from_pems(
+                        &org.mspid,
+                        peer.cert_pem.as_bytes(),
+                        peer.key_pem.as_bytes(),
+                    )?,
+                ));
             }
             signers.push(org_signers);
         }

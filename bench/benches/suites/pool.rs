@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
-use gossip_engine::crypto::SigningKey;
+use gossip_engine::crypto::{Sign, SigningKey};
 use gossip_engine::ingress::SignatureCheck;
 use gossip_engine::pool::{PoolConfig, VerifierPool, VerifyJob};
 use ring::rand::SystemRandom;

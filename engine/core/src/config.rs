@@ -72,12 +72,6 @@ pub struct GossipConfig {
     pub msg_expiration_factor: u32,
     /// `skipBlockVerification` (false; read but unused by Fabric).
     pub skip_block_verification: bool,
-    /// `digestWaitTime` (1 s).
-    pub digest_wait_time: Duration,
-    /// `requestWaitTime` (1500 ms).
-    pub request_wait_time: Duration,
-    /// `responseWaitTime` (2 s).
-    pub response_wait_time: Duration,
     /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL.
     pub leader_alive_threshold: Duration,
 }
@@ -104,9 +98,6 @@ impl Default for GossipConfig {
             max_connection_attempts: 120,
             msg_expiration_factor: 20,
             skip_block_verification: false,
-            digest_wait_time: Duration::from_secs(1),
-            request_wait_time: Duration::from_millis(1500),
-            response_wait_time: Duration::from_secs(2),
             leader_alive_threshold: Duration::from_secs(10),
         }
     }

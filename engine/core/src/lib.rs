@@ -50,10 +50,16 @@ pub use types::PkiId;
 // from the ones under test. The test kit names this crate `gossip_core`, hence the alias.
 #[cfg(test)]
 extern crate self as gossip_core;
+// gossip-engine's software signer, for the same tests (the core has no signer of its own).
+#[cfg(test)]
+extern crate self as gossip_engine;
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../testkit/src/golden.rs"]
 pub(crate) mod golden;
+#[cfg(test)]
+#[path = "../../net/src/signing_key.rs"]
+pub(crate) mod signing_key;
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../testkit/src/testpki/mod.rs"]

@@ -28,7 +28,9 @@ use crate::crypto::envelope::{noop_sign, sign_envelope};
 use crate::crypto::{LocalSigner, channel_mac};
 use crate::egress::{Emitter, EmitterConfig, Partition, RouteClass};
 use crate::event::{ChannelConfig, Command, Event, IoRequest, IoResult, RemotePeer, Transmit};
-use crate::ingress::{IdentityStore, ReceivedMessage, Verified};
+#[cfg(doc)]
+use crate::ingress::IdentityStore;
+use crate::ingress::{IdentityChange, ReceivedMessage, Verified};
 use crate::outbox::{DropReason, Outbox};
 use crate::time::Instant;
 use crate::types::{NetworkMember, PkiId};
@@ -52,8 +54,6 @@ pub struct NodeParams {
     pub bootstrap: Vec<String>,
     /// This peer's identity and key.
     pub signer: Arc<LocalSigner>,
-    /// The identity mapper, shared with this node's ingress.
-    pub identities: Arc<IdentityStore>,
     /// Seed of the node's ChaCha8 RNG (all of its randomness).
     pub rng_seed: u64,
 }
@@ -65,8 +65,10 @@ pub struct NodeParams {
 /// Inputs are `handle_*` calls, each taking the current time:
 /// [`handle_message`](Self::handle_message) (a verified message from ingress),
 /// [`handle_timeout`](Self::handle_timeout) (when [`poll_timeout`](Self::poll_timeout) has passed),
-/// [`handle_command`](Self::handle_command) (the application), and
-/// [`handle_io`](Self::handle_io) (outcomes of requested IO and comm notifications).
+/// [`handle_command`](Self::handle_command) (the application),
+/// [`handle_io`](Self::handle_io) (outcomes of requested IO and comm notifications), and
+/// [`handle_identity`](Self::handle_identity) (changes of the driver's identity store: hand them
+/// over before any message checked against the store).
 ///
 /// After [`Node::new`] and after **every** `handle_*` call, drain the outputs in this order,
 /// each until it returns `None`:
@@ -115,7 +117,6 @@ impl Node {
         let mut discovery = Discovery::new(
             config.clone(),
             Arc::clone(&params.signer),
-            params.identities,
             params.external_endpoint,
             params.internal_endpoint,
             now,
@@ -393,6 +394,13 @@ impl Node {
                 self.discovery.connect(&endpoint, kind, &mut self.out);
             }
         }
+    }
+
+    /// A change of the driver's identity store ([`IdentityStore::take_changes`]): the orgs of
+    /// peers known by their identity before their alive message arrives.
+    /// Expiry is checked against the `now` of later inputs.
+    pub fn handle_identity(&mut self, change: IdentityChange, _now: Instant) {
+        self.discovery.learn_identity(change);
     }
 
     /// The outcome of requested IO, or a comm notification.

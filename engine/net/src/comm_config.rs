@@ -1,11 +1,11 @@
-//! Comm-layer settings (`peer.gossip.dialTimeout`, `connTimeout`, `sendBuffSize`, `recvBuffSize`,
+//! Comm-layer settings (`peer.gossip.dialTimeout`, `connTimeout`, `sendBuffSize`,
 //! the gRPC message limits and the verifier pool), re-exported as `config::CommConfig`.
 
 use std::time::Duration;
 
 use gossip_core::config::ConfigError;
 
-/// Comm-layer settings (`peer.gossip.dialTimeout`, `connTimeout`, `sendBuffSize`, `recvBuffSize`,
+/// Comm-layer settings (`peer.gossip.dialTimeout`, `connTimeout`, `sendBuffSize`,
 /// and the gRPC message limits).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommConfig {
@@ -18,8 +18,6 @@ pub struct CommConfig {
     /// `sendBuffSize`: per-connection send queue length; a full queue drops and counts (core.yaml
     /// ships 200).
     pub send_buff_len_max: usize,
-    /// `recvBuffSize`: per-connection receive queue length (default 20).
-    pub recv_buff_len_max: usize,
     /// Length of the inbound queue from all connections to the consumer.
     pub inbound_queue_len_max: usize,
     /// Length of each demux subscriber's queue.
@@ -47,7 +45,6 @@ impl Default for CommConfig {
             conn_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
             send_buff_len_max: 200,
-            recv_buff_len_max: 20,
             inbound_queue_len_max: 4096,
             subscriber_queue_len_max: 1024,
             recv_message_len_max: gossip_proto::MAX_MESSAGE_LEN_BYTES,
@@ -80,7 +77,6 @@ impl CommConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, v) in [
             ("send_buff_len_max", self.send_buff_len_max),
-            ("recv_buff_len_max", self.recv_buff_len_max),
             ("inbound_queue_len_max", self.inbound_queue_len_max),
             ("subscriber_queue_len_max", self.subscriber_queue_len_max),
             ("recv_message_len_max", self.recv_message_len_max),

@@ -234,6 +234,7 @@ impl Driver {
                     Some(r) = io_tasks.join_next(), if !io_tasks.is_empty() => Wake::Io(r),
                 }
             };
+            self.sync_identities();
             let limited = match wake {
                 Wake::Inbound(None) => break Exit::CommClosed,
                 Wake::Inbound(Some(first)) => self.handle_inbound(first),
@@ -279,12 +280,22 @@ impl Driver {
         }
     }
 
+    /// Hands the node every change of the identity store since the last call (the node holds no
+    /// reference to the store: identity changes are inputs).
+    fn sync_identities(&mut self) {
+        let (identities, node) = (&self.identities, &mut self.node);
+        let now = clock::now();
+        identities.take_changes(|change| node.handle_identity(change, now));
+    }
+
     /// `first` and up to [`INBOUND_BURST_LEN_MAX`] - 1 more queued messages; `true` when the
     /// bound was hit.
     fn handle_inbound(&mut self, first: Verified<ReceivedMessage>) -> bool {
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(m) = next {
+            // Identities that this message's checks stored reach the node before the message.
+            self.sync_identities();
             self.node.handle_message(m, clock::now());
             self.drain();
             handled += 1;

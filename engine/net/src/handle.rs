@@ -188,7 +188,6 @@ impl GossipHandle {
                 internal_endpoint,
                 bootstrap: params.node.bootstrap,
                 signer: params.signer,
-                identities: Arc::clone(&identities),
                 rng_seed: params.node.rng_seed,
             },
             clock::now(),

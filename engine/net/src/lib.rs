@@ -33,16 +33,22 @@
 //!
 //! Where this differs from Fabric's comm (on purpose, for now):
 //! - One shared inbound queue (`inbound_queue_len_max`) replaces Fabric's per-connection `msgChan`
-//!   (`recv_buff_len_max` is unused); a full queue back-pressures only the reader that is pushing.
+//!   (Fabric's `recvBuffSize` is reported as ignored at start-up); a full queue back-pressures only the reader that is pushing.
 //! - A peer is presumed dead when a dial, Ping or handshake fails, or when its transport fails while
 //!   envelopes are still queued for it (Fabric: when `stream.Send` fails).
 //! - The client always uses the `http` URI scheme: TLS is done by our connector, below tonic.
 //! - A handshake rejection ends the server's response stream without a gRPC error status.
 
 pub use gossip_core::{
-    Node, NodeParams, NodeStats, PkiId, bounded, components, crypto, egress, event, ingress, node,
-    outbox, time, types, wire,
+    Node, NodeParams, NodeStats, PkiId, bounded, components, egress, event, ingress, node, outbox,
+    time, types, wire,
 };
+
+/// The core's crypto, plus this crate's software signer.
+pub mod crypto {
+    pub use crate::signing_key::{SigningKey, local_signer_from_pems};
+    pub use gossip_core::crypto::*;
+}
 
 /// The core's protocol settings and this crate's comm settings, in one place.
 pub mod config {
@@ -68,6 +74,7 @@ pub mod pool;
 mod queue;
 pub mod read_ahead;
 mod server;
+pub mod signing_key;
 pub mod stats;
 pub mod tls;
 

@@ -64,5 +64,5 @@ pub fn local_signer(mspid: &str, dir: &Path) -> Result<LocalSigner, IdentityErro
             .ok_or_else(|| IdentityError::Io(format!("{}: empty", path.display())))?;
         std::fs::read(first).map_err(|e| io_error(first, e))
     };
-    LocalSigner::from_pems(mspid, &first("signcerts")?, &first("keystore")?)
+    crate::signing_key::local_signer_from_pems(mspid, &first("signcerts")?, &first("keystore")?)
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use gossip_engine::config::CommConfig;
-use gossip_engine::crypto::{IdentityError, LocalSigner, OrgMsp};
+use gossip_engine::crypto::{IdentityError, OrgMsp};
 use gossip_engine::handshake::verify_conn_establish;
 use gossip_engine::{Comm, HandshakeError};
 use gossip_proto::gossip::Envelope;
@@ -244,7 +244,7 @@ async fn expired_identity_is_rejected() {
     )
     .await;
     let old_peer = &old_org.peers[0];
-    let expired = LocalSigner::from_pems(
+    let expired = gossip_engine::signing_key::local_signer_from_pems(
         "ExpiredOrgMSP",
         old_peer.enrollment.cert_pem.as_bytes(),
         old_peer.enrollment.key_pem.as_bytes(),

@@ -59,10 +59,6 @@ pub struct NodeConfig {
     pub external_endpoint: String,
     /// `peer.gossip.bootstrap`, without entries pointing at this peer.
     pub bootstrap: Vec<String>,
-    /// `peer.gossip.useLeaderElection` (accepted; gossip-node has no orderer to pull from).
-    pub use_leader_election: bool,
-    /// `peer.gossip.orgLeader` (accepted; see above).
-    pub org_leader: bool,
     /// The protocol settings.
     pub gossip: GossipConfig,
     /// The comm settings.
@@ -78,8 +74,6 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "bootstrap",
     "endpoint",
     "externalEndpoint",
-    "useLeaderElection",
-    "orgLeader",
     "maxBlockCountToStore",
     "maxPropagationBurstLatency",
     "maxPropagationBurstSize",
@@ -93,11 +87,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "skipBlockVerification",
     "dialTimeout",
     "connTimeout",
-    "recvBuffSize",
     "sendBuffSize",
-    "digestWaitTime",
-    "requestWaitTime",
-    "responseWaitTime",
     "aliveTimeInterval",
     "aliveExpirationTimeout",
     "reconnectInterval",
@@ -117,6 +107,15 @@ pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
     ("stateInfoRetentionInterval", "not read by Fabric either"),
     ("nonBlockingCommitMode", "no ledger"),
     ("election.", "leader election is not implemented"),
+    ("useLeaderElection", "leader election is not implemented"),
+    ("orgLeader", "leader election is not implemented"),
+    ("digestWaitTime", "the pull engine is not implemented"),
+    ("requestWaitTime", "the pull engine is not implemented"),
+    ("responseWaitTime", "the pull engine is not implemented"),
+    (
+        "recvBuffSize",
+        "one bounded inbound queue for all connections replaces the per-connection receive buffer",
+    ),
     ("pvtData.", "private data is not implemented"),
     (
         "state.",
@@ -286,9 +285,6 @@ impl NodeConfig {
             alive_time_interval,
             alive_expiration_timeout,
             reconnect_interval: dur(g("reconnectInterval"), alive_expiration_timeout)?,
-            digest_wait_time: dur(g("digestWaitTime"), d.digest_wait_time)?,
-            request_wait_time: dur(g("requestWaitTime"), d.request_wait_time)?,
-            response_wait_time: dur(g("responseWaitTime"), d.response_wait_time)?,
             leader_alive_threshold: dur(
                 g("election.leaderAliveThreshold"),
                 d.leader_alive_threshold,
@@ -336,7 +332,6 @@ impl NodeConfig {
             )?,
             keepalive_timeout: dur("peer.keepalive.client.timeout".into(), c.keepalive_timeout)?,
             send_buff_len_max: uint_or(raw, &g("sendBuffSize"), c.send_buff_len_max)?,
-            recv_buff_len_max: uint_or(raw, &g("recvBuffSize"), c.recv_buff_len_max)?,
             recv_message_len_max: uint_or(raw, "peer.maxRecvMsgSize", c.recv_message_len_max)?,
             send_message_len_max: uint_or(raw, "peer.maxSendMsgSize", c.send_message_len_max)?,
             ..c
@@ -378,6 +373,8 @@ impl NodeConfig {
                 key: "peer.listenAddress",
                 why: "gossip needs an address to listen on (or set peer.address or --listen)",
             })?;
+        // Read only for Fabric's start-up check: election itself is not implemented (the keys
+        // are reported as ignored below).
         let use_leader_election = raw.bool(&g("useLeaderElection"))?.unwrap_or(false);
         let org_leader = raw.bool(&g("orgLeader"))?.unwrap_or(true);
         if use_leader_election && org_leader {
@@ -409,8 +406,6 @@ impl NodeConfig {
             internal_endpoint,
             external_endpoint: raw.string(&g("externalEndpoint")).unwrap_or_default(),
             bootstrap: raw.list(&g("bootstrap")),
-            use_leader_election,
-            org_leader,
             gossip,
             comm,
             tls,

@@ -46,7 +46,6 @@ fn sample_core_yaml_gives_fabric_defaults() {
     assert_eq!(cfg.listen_addr, "0.0.0.0:7051");
     assert!(cfg.external_endpoint.is_empty());
     assert!(cfg.tls.is_none());
-    assert!(!cfg.use_leader_election && cfg.org_leader);
     // 127.0.0.1:7051 is this peer (listening on 0.0.0.0:7051): noted and skipped.
     assert!(cfg.bootstrap.is_empty());
     let w = warnings(&cfg);

@@ -110,7 +110,7 @@ impl Golden {
         let read = |key: &str| {
             std::fs::read(self.dir.join(entry[key].as_str().expect("file name"))).expect("pem")
         };
-        LocalSigner::from_pems(
+        gossip_engine::signing_key::local_signer_from_pems(
             entry["mspid"].as_str().expect("mspid"),
             &read("cert_file"),
             &read("private_key_file"),

@@ -1,9 +1,12 @@
-//! ECDSA signing and verification with ring, under Fabric's rules: SHA-256 (SHA-384 on P-384) over
-//! the exact message bytes, DER signatures, low S on sign and on verify.
+//! ECDSA verification with ring, under Fabric's rules: SHA-256 (SHA-384 on P-384) over the exact
+//! message bytes, DER signatures, low S on verify; and [`Sign`], what a signer provides.
+//!
+//! The core never signs with a key of its own: signing needs a random nonce per signature, and the
+//! core draws no randomness from the OS. The embedder hands it a [`Sign`] (gossip-engine's
+//! software key, an HSM, ...) through [`super::LocalSigner`].
 
 use bytes::Bytes;
-use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+use ring::signature::{self, UnparsedPublicKey};
 
 use super::SignatureError;
 use super::der;
@@ -22,13 +25,6 @@ impl Curve {
         match self {
             Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
             Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
-        }
-    }
-
-    fn signing_alg(self) -> &'static signature::EcdsaSigningAlgorithm {
-        match self {
-            Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
         }
     }
 
@@ -83,94 +79,11 @@ impl PublicKey {
     }
 }
 
-/// A private signing key. Signatures are DER and always low-S.
-///
-/// ECDSA needs a random nonce per signature; it comes from ring's `SystemRandom`. That randomness
-/// never reaches protocol decisions, so the sans-IO core stays deterministic in everything it does.
-pub struct SigningKey {
-    curve: Curve,
-    key_pair: EcdsaKeyPair,
-    rng: SystemRandom,
-}
-
-impl std::fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("curve", &self.curve)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SigningKey {
-    /// Loads a PKCS#8 DER private key (what cryptogen writes to `keystore/`, PEM `PRIVATE KEY`).
-    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, SignatureError> {
-        let rng = SystemRandom::new();
-        for curve in [Curve::P256, Curve::P384] {
-            if let Ok(key_pair) = EcdsaKeyPair::from_pkcs8(curve.signing_alg(), der, &rng) {
-                return Ok(Self {
-                    curve,
-                    key_pair,
-                    rng,
-                });
-            }
-        }
-        Err(SignatureError::UnsupportedKey)
-    }
-
-    /// Loads a PEM `PRIVATE KEY` (PKCS#8) block.
-    pub fn from_pkcs8_pem(pem_text: &[u8]) -> Result<Self, SignatureError> {
-        let block = pem::parse(pem_text).map_err(|_| SignatureError::UnsupportedKey)?;
-        if block.tag() != "PRIVATE KEY" {
-            return Err(SignatureError::UnsupportedKey);
-        }
-        Self::from_pkcs8_der(block.contents())
-    }
-
-    /// The curve of this key.
-    pub fn curve(&self) -> Curve {
-        self.curve
-    }
-
-    /// The matching public key.
-    pub fn public_key(&self) -> PublicKey {
-        PublicKey {
-            curve: self.curve,
-            point: Bytes::copy_from_slice(self.key_pair.public_key().as_ref()),
-        }
-    }
-
-    /// Signs `message` (hashed with the curve's SHA-2) and returns a low-S DER signature.
-    pub fn sign(&self, message: &[u8]) -> Result<Bytes, SignatureError> {
-        let sig = self
-            .key_pair
-            .sign(&self.rng, message)
-            .map_err(|_| SignatureError::SigningFailed)?;
-        Ok(Bytes::from(der::normalize_low_s(sig.as_ref(), self.curve)?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fresh_key() -> SigningKey {
-        let rng = SystemRandom::new();
-        let doc =
-            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        SigningKey::from_pkcs8_der(doc.as_ref()).unwrap()
-    }
-
-    #[test]
-    fn sign_verify_and_always_low_s() {
-        let key = fresh_key();
-        let public = key.public_key();
-        for i in 0..64u32 {
-            let msg = i.to_be_bytes();
-            let sig = key.sign(&msg).unwrap();
-            der::check_low_s(&sig, Curve::P256).unwrap();
-            public.verify(&msg, &sig).unwrap();
-            assert_eq!(public.verify(b"other", &sig), Err(SignatureError::Invalid));
-        }
-        assert_eq!(public.verify(b"x", &[]), Err(SignatureError::Missing));
-    }
+/// A signer of this peer's messages: ECDSA over the curve's SHA-2 of the exact bytes, a DER
+/// signature with low S (Fabric's BCCSP `Sign` after `SignatureToLowS`).
+pub trait Sign: Send + Sync + std::fmt::Debug {
+    /// The public key signatures verify under.
+    fn public_key(&self) -> PublicKey;
+    /// Signs `message`: a low-S DER ECDSA signature.
+    fn sign(&self, message: &[u8]) -> Result<Bytes, SignatureError>;
 }

@@ -6,10 +6,10 @@ use gossip_proto::gossip::{Envelope, Secret, SecretEnvelope, secret};
 use prost::Message;
 
 use super::SignatureError;
-use super::ecdsa::{PublicKey, SigningKey};
+use super::ecdsa::{PublicKey, Sign};
 
 /// Signs an encoded `GossipMessage` into an envelope (Fabric's `SignedGossipMessage.Sign`).
-pub fn sign_envelope(payload: Bytes, key: &SigningKey) -> Result<Envelope, SignatureError> {
+pub fn sign_envelope(payload: Bytes, key: &dyn Sign) -> Result<Envelope, SignatureError> {
     let signature = key.sign(&payload)?;
     Ok(Envelope {
         payload,
@@ -31,7 +31,7 @@ pub fn noop_sign(payload: Bytes) -> Envelope {
 /// Builds the signed `Secret{internalEndpoint}` that alive messages carry for their own org.
 pub fn sign_secret(
     internal_endpoint: &str,
-    key: &SigningKey,
+    key: &dyn Sign,
 ) -> Result<SecretEnvelope, SignatureError> {
     let payload: Bytes = Secret {
         content: Some(secret::Content::InternalEndpoint(

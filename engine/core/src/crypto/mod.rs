@@ -1,7 +1,8 @@
 //! Identities, signatures and org membership, as Fabric's MSP and bccsp define them.
 //!
 //! - [`Identity`]: a serialized identity (`mspid` + PEM certificate) with its PKI-ID.
-//! - [`SigningKey`] / [`PublicKey`]: ECDSA P-256 (P-384 too) with SHA-2, DER, low S both ways.
+//! - [`PublicKey`]: ECDSA P-256 (P-384 too) verification with SHA-2, DER, low S; [`Sign`]: the
+//!   embedder's signer (the core holds no private key material of its own).
 //! - [`MspManager`]: org CA roots; validates identities (chain, expiry) and names their org.
 //! - [`envelope`]: signing and verifying envelopes and secret envelopes over the exact bytes.
 //! - [`LocalSigner`]: this peer's identity and key.
@@ -12,9 +13,11 @@ pub mod envelope;
 pub mod identity;
 pub mod msp;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
-pub use ecdsa::{Curve, PublicKey, SigningKey};
+pub use ecdsa::{Curve, PublicKey, Sign};
 pub use identity::{
     Certificate, Identity, channel_mac, pki_id_of, sha256, sha256_concat, tls_cert_hash,
 };
@@ -98,29 +101,23 @@ pub enum IdentityError {
     Io(String),
 }
 
-/// This peer's identity and signing key.
-#[derive(Debug)]
+/// This peer's identity and the signer of its messages.
+#[derive(Debug, Clone)]
 pub struct LocalSigner {
     identity: Identity,
-    key: SigningKey,
+    key: Arc<dyn Sign>,
 }
 
 impl LocalSigner {
-    /// Pairs an identity with its key; fails if the key does not match the certificate.
-    pub fn new(identity: Identity, key: SigningKey) -> Result<Self, IdentityError> {
+    /// Pairs an identity with its signer; fails if the signer's key does not match the
+    /// certificate.
+    pub fn new(identity: Identity, key: Arc<dyn Sign>) -> Result<Self, IdentityError> {
         if key.public_key() != *identity.public_key() {
             return Err(IdentityError::BadCertificate(
                 "private key does not match the certificate".into(),
             ));
         }
         Ok(Self { identity, key })
-    }
-
-    /// Builds a signer from an MSP id, a PEM certificate and a PEM PKCS#8 key.
-    pub fn from_pems(mspid: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, IdentityError> {
-        let identity = Identity::from_pem(mspid, cert_pem)?;
-        let key = SigningKey::from_pkcs8_pem(key_pem).map_err(|_| IdentityError::UnsupportedKey)?;
-        Self::new(identity, key)
     }
 
     /// This peer's identity.
@@ -133,9 +130,9 @@ impl LocalSigner {
         self.identity.pki_id
     }
 
-    /// The signing key.
-    pub fn key(&self) -> &SigningKey {
-        &self.key
+    /// The signer.
+    pub fn key(&self) -> &dyn Sign {
+        &*self.key
     }
 
     /// Signs `message`: a low-S DER ECDSA signature.

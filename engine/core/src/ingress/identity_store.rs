@@ -2,18 +2,57 @@
 //! connection task. Only identities that validate under the MSPs (chain, expiry) and whose PKI-ID
 //! matches the one claimed for them get in; the first identity stored for a PKI-ID wins.
 //!
+//! The store is the driver's (its connection tasks write it); the [`crate::Node`] never reads it.
+//! Every change is also queued as an [`IdentityChange`], which the driver drains
+//! ([`IdentityStore::take_changes`]) into [`crate::Node::handle_identity`] before it hands the node
+//! any message that was checked against the store, so the core's decisions change only on inputs.
+//!
 //! Sharded by the PKI-ID's first byte (PKI-IDs are SHA-256 outputs, so shards fill evenly), each
 //! shard behind a `parking_lot::RwLock`: lookups on the hot path take a read lock on one shard.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use crossbeam_queue::ArrayQueue;
 use parking_lot::RwLock;
 
 use crate::crypto::{Identity, IdentityError, MspManager};
 use crate::time::Instant;
-use crate::types::PkiId;
+use crate::types::{OrgId, PkiId};
+
+/// Changes queued for the driver between two drains; beyond this the next drain is a full
+/// snapshot ([`IdentityChange::Reset`] and every identity stored).
+pub const CHANGES_LEN_MAX: usize = 1024;
+
+/// A change of the identity store, as the node learns it ([`crate::Node::handle_identity`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityChange {
+    /// An identity was stored: its PKI-ID, its org and the last second of its validity.
+    Learned {
+        /// The PKI-ID.
+        pki_id: PkiId,
+        /// The identity's MSP id.
+        org: OrgId,
+        /// Last second of validity of its certificate (Unix seconds).
+        not_after_unix_s: i64,
+    },
+    /// An identity was removed.
+    Removed(PkiId),
+    /// Forget every identity: a full list follows (the change queue overflowed).
+    Reset,
+}
+
+impl IdentityChange {
+    /// `identity` was stored.
+    pub fn learned(identity: &Identity) -> Self {
+        Self::Learned {
+            pki_id: identity.pki_id,
+            org: OrgId::from(identity.mspid.as_str()),
+            not_after_unix_s: identity.cert.not_after_unix_s,
+        }
+    }
+}
 
 /// Default bound on stored identities.
 pub const IDENTITIES_LEN_MAX_DEFAULT: usize = 65_536;
@@ -49,6 +88,8 @@ pub struct IdentityStore {
     len: AtomicUsize,
     identities_len_max: usize,
     refused_full: AtomicU64,
+    changes: ArrayQueue<IdentityChange>,
+    changes_lost: AtomicBool,
 }
 
 impl IdentityStore {
@@ -62,6 +103,8 @@ impl IdentityStore {
             len: AtomicUsize::new(0),
             identities_len_max,
             refused_full: AtomicU64::new(0),
+            changes: ArrayQueue::new(CHANGES_LEN_MAX),
+            changes_lost: AtomicBool::new(false),
         }
     }
 
@@ -123,6 +166,8 @@ impl IdentityStore {
                 not_after_unix_s,
             },
         );
+        drop(shard);
+        self.record(IdentityChange::learned(&identity));
         Ok(identity)
     }
 
@@ -137,6 +182,7 @@ impl IdentityStore {
     pub fn remove(&self, pki_id: &PkiId) -> Option<Arc<Identity>> {
         let removed = self.shard(pki_id).write().remove(pki_id)?;
         self.len.fetch_sub(1, Ordering::Relaxed);
+        self.record(IdentityChange::Removed(*pki_id));
         Some(removed.identity)
     }
 
@@ -157,7 +203,38 @@ impl IdentityStore {
         }
         self.len.fetch_sub(purged.len(), Ordering::Relaxed);
         purged.sort_unstable();
+        for pki_id in &purged {
+            self.record(IdentityChange::Removed(*pki_id));
+        }
         purged
+    }
+
+    fn record(&self, change: IdentityChange) {
+        if self.changes.push(change).is_err() {
+            self.changes_lost.store(true, Ordering::Release);
+        }
+    }
+
+    /// Hands every change since the last call to `apply`, oldest first. After an overflow of the
+    /// change queue it hands [`IdentityChange::Reset`] and then every stored identity instead.
+    /// Changes made during the call reach this call or the next one.
+    pub fn take_changes(&self, mut apply: impl FnMut(IdentityChange)) {
+        if self.changes_lost.swap(false, Ordering::AcqRel) {
+            while self.changes.pop().is_some() {}
+            apply(IdentityChange::Reset);
+            for shard in self.shards.iter() {
+                let snapshot: Vec<_> = shard
+                    .read()
+                    .values()
+                    .map(|e| IdentityChange::learned(&e.identity))
+                    .collect();
+                snapshot.into_iter().for_each(&mut apply);
+            }
+            return;
+        }
+        while let Some(change) = self.changes.pop() {
+            apply(change);
+        }
     }
 
     /// Identities stored.

@@ -37,7 +37,9 @@ use bytes::Bytes;
 use gossip_proto::gossip::{Envelope, GossipMessage, SecretEnvelope};
 use prost::Message;
 
-pub use identity_store::{IDENTITIES_LEN_MAX_DEFAULT, IdentityStore, IdentityStoreError};
+pub use identity_store::{
+    IDENTITIES_LEN_MAX_DEFAULT, IdentityChange, IdentityStore, IdentityStoreError,
+};
 pub use seen::{SEEN_LEN_MAX_DEFAULT, SeenCache, SeenKey};
 pub use signers::NestedSignerPolicy;
 pub use stats::{IngressStats, IngressStatsSnapshot};

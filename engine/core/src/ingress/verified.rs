@@ -117,7 +117,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::crypto::ecdsa::SigningKey;
+    use crate::crypto::Sign;
+    use crate::signing_key::SigningKey;
 
     fn fresh_key() -> SigningKey {
         let rng = ring::rand::SystemRandom::new();

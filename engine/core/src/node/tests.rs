@@ -12,7 +12,9 @@ use prost::Message;
 
 use super::*;
 use crate::event::AnchorPeer;
-use crate::ingress::{IDENTITIES_LEN_MAX_DEFAULT, Ingress, IngressConfig, NestedSignerPolicy};
+use crate::ingress::{
+    IDENTITIES_LEN_MAX_DEFAULT, IdentityStore, Ingress, IngressConfig, NestedSignerPolicy,
+};
 use crate::testpki::{TestPki, TestPkiSpec};
 use crate::types::OrgId;
 
@@ -95,7 +97,6 @@ impl Cluster {
                         internal_endpoint: internal.clone(),
                         bootstrap,
                         signer: Arc::clone(&signer),
-                        identities: Arc::clone(&identities),
                         rng_seed: seed.wrapping_mul(1_000).wrapping_add(peers.len() as u64),
                     },
                     now,
@@ -152,7 +153,10 @@ impl Cluster {
                     let from = self.peers[i].signer.pki_id();
                     self.peers[j].received.push(t.envelope.clone());
                     if let Ok(v) = self.peers[j].ingress.receive_inline(from, t.envelope, now) {
-                        self.peers[j].node.handle_message(v, now);
+                        let peer = &mut self.peers[j];
+                        peer.identities
+                            .take_changes(|change| peer.node.handle_identity(change, now));
+                        peer.node.handle_message(v, now);
                     }
                 }
                 while let Some(io) = self.peers[i].node.poll_io() {

@@ -104,7 +104,7 @@ pub struct TestPeer {
 impl TestPeer {
     /// The member's signer, loaded from the generated PEMs.
     pub fn signer(&self) -> Result<LocalSigner, IdentityError> {
-        LocalSigner::from_pems(
+        gossip_engine::signing_key::local_signer_from_pems(
             &self.mspid,
             self.enrollment.cert_pem.as_bytes(),
             self.enrollment.key_pem.as_bytes(),

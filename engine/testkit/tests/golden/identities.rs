@@ -5,8 +5,7 @@
 use bytes::Bytes;
 use gossip_engine::crypto::identity::serialize_identity;
 use gossip_engine::crypto::{
-    Certificate, Identity, IdentityError, LocalSigner, MspManager, OrgMsp, channel_mac, pki_id_of,
-    tls_cert_hash,
+    Certificate, Identity, IdentityError, MspManager, OrgMsp, channel_mac, pki_id_of, tls_cert_hash,
 };
 
 use super::assert_no_failures;
@@ -266,7 +265,7 @@ fn tls_certificates_chain_to_their_tls_ca_not_the_enrollment_ca() {
 fn golden_keys_sign_what_their_certificates_verify() {
     let message = Bytes::from_static(b"golden signer round trip");
     for (name, peer) in identities() {
-        let signer = LocalSigner::from_pems(
+        let signer = gossip_engine::signing_key::local_signer_from_pems(
             &peer.mspid,
             &read(&peer.cert_file),
             &read(&peer.private_key_file),
@@ -292,7 +291,12 @@ fn golden_keys_sign_what_their_certificates_verify() {
     let a = identity("peer0.org1.example.com");
     let b = identity("peer1.org1.example.com");
     assert!(
-        LocalSigner::from_pems(&a.mspid, &read(&a.cert_file), &read(&b.private_key_file)).is_err()
+        gossip_engine::signing_key::local_signer_from_pems(
+            &a.mspid,
+            &read(&a.cert_file),
+            &read(&b.private_key_file)
+        )
+        .is_err()
     );
 }
 

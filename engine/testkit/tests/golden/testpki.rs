@@ -3,6 +3,7 @@
 //! round trips through envelopes, and MSP folders that load back.
 
 use bytes::Bytes;
+use gossip_engine::crypto::Sign;
 use gossip_engine::crypto::envelope::{sign_envelope, sign_secret, verify_envelope};
 use gossip_engine::crypto::{
     Certificate, Identity, IdentityError, LocalSigner, SignatureError, der,

@@ -9,7 +9,7 @@ use prost::Message;
 use super::*;
 use crate::crypto::LocalSigner;
 use crate::crypto::envelope::noop_sign;
-use crate::ingress::{IDENTITIES_LEN_MAX_DEFAULT, IdentityStore};
+use crate::ingress::IdentityChange;
 use crate::testpki::{TestPki, TestPkiSpec};
 
 const START_UNIX_S: u64 = 1_700_000_000;
@@ -33,30 +33,24 @@ struct Fixture {
 /// Peer 0 of org 1, which knows every identity and sees every other peer alive.
 fn fixture() -> Fixture {
     let pki = pki();
-    let msp = Arc::new(pki.msp_manager().unwrap());
-    let identities = Arc::new(IdentityStore::new(msp, IDENTITIES_LEN_MAX_DEFAULT));
     let signers: Vec<Arc<LocalSigner>> =
         pki.peers().map(|p| Arc::new(p.signer().unwrap())).collect();
-    for s in &signers {
-        identities
-            .put(s.pki_id().as_bytes(), s.identity().clone(), at_s(0))
-            .unwrap();
-    }
     let config = GossipConfig::default();
     let mut discovery = Discovery::new(
         config.clone(),
         Arc::clone(&signers[0]),
-        identities.clone(),
         String::new(),
         "10.0.0.0:7051".into(),
         at_s(0),
     );
+    for s in &signers {
+        discovery.learn_identity(IdentityChange::learned(s.identity()));
+    }
     let mut out = Outbox::default();
     for (i, s) in signers.iter().enumerate().skip(1) {
         let mut d = Discovery::new(
             config.clone(),
             Arc::clone(s),
-            identities.clone(),
             String::new(),
             format!("10.0.9.{i}:7051"),
             at_s(0),

@@ -37,7 +37,7 @@ use crate::crypto::LocalSigner;
 use crate::crypto::envelope::{internal_endpoint, noop_sign, sign_envelope, sign_secret};
 use crate::egress::{SelectAll, select_peers};
 use crate::event::{Event, IoRequest, RemotePeer};
-use crate::ingress::IdentityStore;
+use crate::ingress::{IDENTITIES_LEN_MAX_DEFAULT, IdentityChange};
 use crate::outbox::{DropReason, Outbox};
 use crate::time::Instant;
 use crate::types::{NetworkMember, OrgId, PkiId};
@@ -138,7 +138,9 @@ struct Timers {
 pub struct Discovery {
     config: GossipConfig,
     signer: Arc<LocalSigner>,
-    identities: Arc<IdentityStore>,
+    /// The org and validity of every identity the driver validated (handshakes, identities carried
+    /// by messages), as [`IdentityChange`]s told it; bounded like the driver's store.
+    known_orgs: BTreeMap<PkiId, (OrgId, i64)>,
     me: SelfInfo,
     secret: Option<SecretEnvelope>,
     members: BTreeMap<PkiId, Member>,
@@ -157,7 +159,6 @@ impl Discovery {
     pub fn new(
         config: GossipConfig,
         signer: Arc<LocalSigner>,
-        identities: Arc<IdentityStore>,
         external_endpoint: String,
         internal_endpoint: String,
         now: Instant,
@@ -187,7 +188,7 @@ impl Discovery {
         Self {
             config,
             signer,
-            identities,
+            known_orgs: BTreeMap::new(),
             me,
             secret,
             members: BTreeMap::new(),
@@ -261,9 +262,31 @@ impl Discovery {
         if let Some(org) = self.members.get(pki_id).and_then(|m| m.member.org.clone()) {
             return Some(org);
         }
-        self.identities
-            .get(pki_id, now)
-            .map(|i| OrgId::from(i.mspid.as_str()))
+        self.known_orgs
+            .get(pki_id)
+            .filter(|(_, not_after_unix_s)| now.as_unix_secs() <= *not_after_unix_s)
+            .map(|(org, _)| org.clone())
+    }
+
+    /// Applies a change of the driver's identity store.
+    pub fn learn_identity(&mut self, change: IdentityChange) {
+        match change {
+            IdentityChange::Learned {
+                pki_id,
+                org,
+                not_after_unix_s,
+            } => {
+                if self.known_orgs.len() < IDENTITIES_LEN_MAX_DEFAULT
+                    || self.known_orgs.contains_key(&pki_id)
+                {
+                    self.known_orgs.insert(pki_id, (org, not_after_unix_s));
+                }
+            }
+            IdentityChange::Removed(pki_id) => {
+                self.known_orgs.remove(&pki_id);
+            }
+            IdentityChange::Reset => self.known_orgs.clear(),
+        }
     }
 
     /// Counters.

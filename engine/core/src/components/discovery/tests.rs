@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::event::IoResult;
-use crate::ingress::IDENTITIES_LEN_MAX_DEFAULT;
+use crate::ingress::IdentityChange;
 use crate::testpki::{TestPki, TestPkiSpec};
 
 const START_UNIX_S: u64 = 1_700_000_000;
@@ -26,23 +26,18 @@ fn pki() -> &'static TestPki {
 /// Discovery of peer `p` of org `o`, knowing every test identity.
 fn disc(o: usize, p: usize, external: &str) -> Discovery {
     let pki = pki();
-    let msp = Arc::new(pki.msp_manager().unwrap());
-    let identities = Arc::new(IdentityStore::new(msp, IDENTITIES_LEN_MAX_DEFAULT));
-    for peer in pki.peers() {
-        let s = peer.signer().unwrap();
-        identities
-            .put(s.pki_id().as_bytes(), s.identity().clone(), at_s(0))
-            .unwrap();
-    }
     let signer = Arc::new(pki.orgs[o].peers[p].signer().unwrap());
-    Discovery::new(
+    let mut discovery = Discovery::new(
         GossipConfig::default(),
         signer,
-        identities,
         external.to_owned(),
         format!("10.0.{o}.{p}:7051"),
         at_s(0),
-    )
+    );
+    for peer in pki.peers() {
+        discovery.learn_identity(IdentityChange::learned(peer.signer().unwrap().identity()));
+    }
+    discovery
 }
 
 fn alive_of(d: &mut Discovery, now: Instant) -> (Envelope, GossipMessage) {
