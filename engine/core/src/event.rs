@@ -5,6 +5,7 @@
 //! ([`IoResult`]), so the same node runs under the tokio driver and in the simulator.
 
 use bytes::Bytes;
+use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{Envelope, GossipMessage, LeadershipMessage, Payload, Properties};
 
 use crate::types::{NetworkMember, OrgId, PkiId};
@@ -26,6 +27,30 @@ pub struct Transmit {
     pub to: RemotePeer,
     /// The envelope, as signed once.
     pub envelope: Envelope,
+    /// The send lane it goes on.
+    pub lane: Lane,
+}
+
+/// The send lane of a transmit. Fabric has one send buffer per connection; here blocks travel on
+/// a data lane of their own, so a full data lane drops blocks (which repair can recover) and never
+/// a heartbeat, a StateInfo, a pull or an election message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Membership, StateInfo, pull, election and every other non-block message; written before
+    /// any queued data.
+    Control,
+    /// Blocks (data messages).
+    Data,
+}
+
+impl Lane {
+    /// The lane of `message`: [`Lane::Data`] for a data message, [`Lane::Control`] otherwise.
+    pub fn of(message: &GossipMessage) -> Lane {
+        match message.content {
+            Some(Content::DataMsg(_)) => Lane::Data,
+            _ => Lane::Control,
+        }
+    }
 }
 
 /// An anchor peer of an org in a channel's config.

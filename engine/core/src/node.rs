@@ -27,7 +27,9 @@ use crate::config::GossipConfig;
 use crate::crypto::envelope::{noop_sign, sign_envelope};
 use crate::crypto::{LocalSigner, channel_mac};
 use crate::egress::{Emitter, EmitterConfig, Partition, RouteClass};
-use crate::event::{ChannelConfig, Command, Event, IoRequest, IoResult, RemotePeer, Transmit};
+use crate::event::{
+    ChannelConfig, Command, Event, IoRequest, IoResult, Lane, RemotePeer, Transmit,
+};
 #[cfg(doc)]
 use crate::ingress::IdentityStore;
 use crate::ingress::{IdentityChange, ReceivedMessage, Verified};
@@ -297,8 +299,9 @@ impl Node {
             Command::Gossip(message) => self.gossip(message, now),
             Command::Send { message, peers } => {
                 if let Some(envelope) = self.sign(&message) {
+                    let lane = Lane::of(&message);
                     for peer in peers {
-                        self.out.send(peer, envelope.clone());
+                        self.out.send_on(lane, peer, envelope.clone());
                     }
                 }
             }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use gossip_proto::gossip::{Envelope, GossipMessage};
 
-use crate::event::{Event, IoRequest, RemotePeer, Transmit};
+use crate::event::{Event, IoRequest, Lane, RemotePeer, Transmit};
 use crate::types::PkiId;
 
 /// Bound on messages waiting to enter the emitter within one input.
@@ -93,13 +93,19 @@ impl Outbox {
         });
     }
 
-    /// Queues a message for one peer, bypassing the emitter.
+    /// Queues a control message (membership, StateInfo, pull, election) for one peer, bypassing
+    /// the emitter.
     pub fn send(&mut self, to: RemotePeer, envelope: Envelope) {
+        self.send_on(Lane::Control, to, envelope);
+    }
+
+    /// Queues a message for one peer on `lane`, bypassing the emitter.
+    pub fn send_on(&mut self, lane: Lane, to: RemotePeer, envelope: Envelope) {
         if self.transmits.len() >= TRANSMITS_LEN_MAX {
             self.overflowed += 1;
             return;
         }
-        self.transmits.push_back(Transmit { to, envelope });
+        self.transmits.push_back(Transmit { to, envelope, lane });
     }
 
     /// Raises an event for the application.

@@ -16,8 +16,8 @@ use super::client::{
 };
 use super::conn::{Conn, run_reader};
 use super::conn_store::{ConnStore, Registration};
-use super::demux::{Demux, Subscription};
 use super::handshake::HandshakeError;
+use super::inbound::Inbound;
 use super::lanes::{EnqueueError, Lane};
 use super::queue::AsyncQueue;
 use super::server::{self, ServerTasks};
@@ -127,8 +127,7 @@ pub(crate) struct Shared {
     pub(crate) verifying_count: AtomicUsize,
     /// When the last verification started (Unix ns), for the inline-when-rare rule.
     pub(crate) verify_started_last_ns: AtomicU64,
-    pub(crate) inbound: AsyncQueue<Verified<ReceivedMessage>>,
-    pub(crate) demux: Demux,
+    pub(crate) inbound: Arc<AsyncQueue<Verified<ReceivedMessage>>>,
     pub(crate) stats: Stats,
     runtime: tokio::runtime::Handle,
     presumed_dead_tx: mpsc::Sender<PkiId>,
@@ -341,12 +340,11 @@ impl Shared {
 }
 
 /// The async comm layer of one peer: a `gossip.Gossip` server, outbound connections, send lanes,
-/// the inbound queue and the demux. Cheap to share behind an `Arc`.
+/// and the inbound queue. Cheap to share behind an `Arc`.
 pub struct Comm {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     server: Mutex<Option<ServerTasks>>,
-    demux_task: Mutex<Option<JoinHandle<()>>>,
     presumed_dead_rx: Mutex<Option<mpsc::Receiver<PkiId>>>,
     identity_switch_rx: Mutex<Option<mpsc::Receiver<PkiId>>>,
 }
@@ -361,7 +359,7 @@ impl std::fmt::Debug for Comm {
 }
 
 impl Comm {
-    /// Binds the listener and starts the server and the demux. Must run inside a tokio runtime.
+    /// Binds the listener and starts the server. Must run inside a tokio runtime.
     pub async fn start(params: CommParams) -> Result<Comm, CommError> {
         params.config.validate()?;
         let msp = Arc::clone(params.ingress.identities().msp());
@@ -381,7 +379,7 @@ impl Comm {
         let (presumed_dead_tx, presumed_dead_rx) = mpsc::channel(PRESUMED_DEAD_QUEUE_LEN_MAX);
         let (identity_switch_tx, identity_switch_rx) = mpsc::channel(IDENTITY_SWITCH_QUEUE_LEN_MAX);
         let shared = Arc::new(Shared {
-            inbound: AsyncQueue::new(params.config.inbound_queue_len_max),
+            inbound: Arc::new(AsyncQueue::new(params.config.inbound_queue_len_max)),
             config: params.config,
             signer: params.signer,
             msp,
@@ -391,7 +389,6 @@ impl Comm {
             verifier_pool,
             verifying_count: AtomicUsize::new(0),
             verify_started_last_ns: AtomicU64::new(0),
-            demux: Demux::default(),
             stats: Stats::default(),
             runtime: tokio::runtime::Handle::current(),
             presumed_dead_tx,
@@ -400,16 +397,12 @@ impl Comm {
             next_conn_id: AtomicU64::new(1),
             stopped: AtomicBool::new(false),
         });
-        let demux_shared = shared.clone();
-        let demux_task =
-            shared.spawn(async move { demux_shared.demux.run(&demux_shared.inbound).await });
         let server = server::start(shared.clone(), listener);
         tracing::info!(%local_addr, pki_id = %shared.signer.pki_id(), tls = shared.tls.is_some(), "comm started");
         Ok(Comm {
             shared,
             local_addr,
             server: Mutex::new(Some(server)),
-            demux_task: Mutex::new(Some(demux_task)),
             presumed_dead_rx: Mutex::new(Some(presumed_dead_rx)),
             identity_switch_rx: Mutex::new(Some(identity_switch_rx)),
         })
@@ -437,7 +430,8 @@ impl Comm {
         self.send_on(Lane::Control, envelope, peers);
     }
 
-    fn send_on(&self, lane: Lane, envelope: Envelope, peers: &[RemotePeer]) {
+    /// As [`Comm::send`], on `lane`.
+    pub fn send_on(&self, lane: Lane, envelope: Envelope, peers: &[RemotePeer]) {
         if self.shared.is_stopped() {
             return;
         }
@@ -493,19 +487,12 @@ impl Comm {
         }
     }
 
-    /// Subscribes to received messages matching `predicate` (Fabric's `Accept`).
-    pub fn accept<F>(&self, predicate: F) -> Subscription
-    where
-        F: Fn(&ReceivedMessage) -> bool + Send + Sync + 'static,
-    {
-        let subscription = self.shared.demux.subscribe(
-            Box::new(predicate),
-            self.shared.config.subscriber_queue_len_max,
-        );
-        if self.shared.is_stopped() {
-            self.shared.demux.close_all();
+    /// The inbound queue: every message that passed ingress, from every connection, for one
+    /// consumer (the driver). It ends once the comm has stopped and the queue is drained.
+    pub fn inbound(&self) -> Inbound {
+        Inbound {
+            queue: Arc::clone(&self.shared.inbound),
         }
-        subscription
     }
 
     /// The presumed-dead channel (capacity [`PRESUMED_DEAD_QUEUE_LEN_MAX`]); the first call takes it.
@@ -584,45 +571,34 @@ impl Comm {
         self.shared.stats.snapshot(self.shared.ingress.stats())
     }
 
-    /// Closes every connection, ends the server and the demux, closes subscriptions. Idempotent.
+    /// Closes every connection, ends the server and closes the inbound queue. Idempotent.
     pub async fn stop(&self) {
-        let (server, demux) = self.stop_now();
-        if let Some(mut handle) = server
+        if let Some(mut handle) = self.stop_now()
             && tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err()
         {
             handle.abort();
         }
-        if let Some(demux) = demux {
-            let _ = demux.await;
-        }
     }
 
     /// The synchronous part of `stop`: everything is signalled, nothing is awaited.
-    fn stop_now(&self) -> (Option<JoinHandle<()>>, Option<JoinHandle<()>>) {
+    fn stop_now(&self) -> Option<JoinHandle<()>> {
         self.shared.stopped.store(true, Ordering::Release);
         for conn in self.shared.store.drain() {
             conn.close();
         }
         self.shared.inbound.close();
-        // A subscriber that stopped reading must not hold the demux (or `stop`) forever.
-        self.shared.demux.close_all();
-        let server = self.server.lock().take().map(|tasks| {
+        self.server.lock().take().map(|tasks| {
             tasks.accept_loop.abort();
             let _ = tasks.shutdown.send(());
             tasks.server
-        });
-        (server, self.demux_task.lock().take())
+        })
     }
 }
 
 impl Drop for Comm {
     fn drop(&mut self) {
-        let (server, demux) = self.stop_now();
-        if let Some(server) = server {
+        if let Some(server) = self.stop_now() {
             server.abort();
-        }
-        if let Some(demux) = demux {
-            demux.abort();
         }
     }
 }

@@ -20,8 +20,6 @@ pub struct CommConfig {
     pub send_buff_len_max: usize,
     /// Length of the inbound queue from all connections to the consumer.
     pub inbound_queue_len_max: usize,
-    /// Length of each demux subscriber's queue.
-    pub subscriber_queue_len_max: usize,
     /// `peer.maxRecvMsgSize` (100 MiB).
     pub recv_message_len_max: usize,
     /// `peer.maxSendMsgSize` (100 MiB).
@@ -46,7 +44,6 @@ impl Default for CommConfig {
             handshake_timeout: Duration::from_secs(10),
             send_buff_len_max: 200,
             inbound_queue_len_max: 4096,
-            subscriber_queue_len_max: 1024,
             recv_message_len_max: gossip_proto::MAX_MESSAGE_LEN_BYTES,
             send_message_len_max: gossip_proto::MAX_MESSAGE_LEN_BYTES,
             verifier_workers_count: None,
@@ -78,7 +75,6 @@ impl CommConfig {
         for (name, v) in [
             ("send_buff_len_max", self.send_buff_len_max),
             ("inbound_queue_len_max", self.inbound_queue_len_max),
-            ("subscriber_queue_len_max", self.subscriber_queue_len_max),
             ("recv_message_len_max", self.recv_message_len_max),
             ("send_message_len_max", self.send_message_len_max),
             ("verifier_queue_len_max", self.verifier_queue_len_max),

@@ -316,7 +316,7 @@ async fn handle_envelope(
         Ok(v) => v,
         Err(reject) => return on_reject(shared, conn, reject),
     };
-    // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's demux).
+    // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's per-connection buffer).
     tokio::select! {
         biased;
         () = reading_ended(shared, conn) => Err(ReaderEnd::ClosedLocally),

@@ -2,7 +2,7 @@
 //! to [`Comm`], in the way quinn's `EndpointDriver` pumps `quinn-proto`.
 //!
 //! ```text
-//!  comm subscription (verified, not conn/empty/private) ─┐
+//!  comm's inbound queue (verified; pass-through subs ◄─) ┐
 //!  timer at node.poll_timeout()                          │            poll_transmit ─► comm.send
 //!  requests from GossipHandle (bounded mpsc)             ├─► Node ─►  poll_io ─► IO tasks (JoinSet)
 //!  presumed-dead / identity-switch notices               │            poll_event ─► Fanout
@@ -23,8 +23,8 @@ use tokio::task::JoinSet;
 
 use super::clock;
 use super::comm::{Comm, RemotePeer as CommPeer};
-use super::demux::Subscription;
 use super::fanout::Fanout;
+use super::inbound::Inbound;
 use crate::crypto::Identity;
 use crate::event::{Command, Event, IoRequest, IoResult, Transmit};
 use crate::ingress::{IdentityStore, ReceivedMessage, Verified};
@@ -110,7 +110,7 @@ pub type TransmitFilter = Box<dyn FnMut(&Transmit) -> bool + Send>;
 pub(crate) struct Driver {
     pub(crate) node: Node,
     pub(crate) comm: Arc<Comm>,
-    pub(crate) inbound: Subscription,
+    pub(crate) inbound: Inbound,
     pub(crate) requests: mpsc::Receiver<Request>,
     pub(crate) presumed_dead: Option<mpsc::Receiver<PkiId>>,
     pub(crate) identity_switches: Option<mpsc::Receiver<PkiId>>,
@@ -172,7 +172,7 @@ impl Driver {
     pub(crate) fn new(
         node: Node,
         comm: Arc<Comm>,
-        inbound: Subscription,
+        inbound: Inbound,
         requests: mpsc::Receiver<Request>,
         fanout: Arc<Fanout>,
         identities: Arc<IdentityStore>,
@@ -294,11 +294,16 @@ impl Driver {
         let mut next = Some(first);
         let mut handled = 0;
         while let Some(m) = next {
-            // Identities that this message's checks stored reach the node before the message.
-            self.sync_identities();
-            self.node.handle_message(m, clock::now());
-            self.drain();
+            // Pass-through subscribers get it from here, without waiting (full queues drop and
+            // count); the node gets what it acts on.
+            self.fanout.offer(&m);
             handled += 1;
+            if is_for_node(&m) {
+                // Identities that this message's checks stored reach the node before it.
+                self.sync_identities();
+                self.node.handle_message(m, clock::now());
+                self.drain();
+            }
             if handled >= INBOUND_BURST_LEN_MAX {
                 break;
             }
@@ -383,7 +388,9 @@ impl Driver {
                 endpoint: t.to.endpoint,
                 pki_id,
             };
-            return self.comm.send(t.envelope, std::slice::from_ref(&peer));
+            return self
+                .comm
+                .send_on(t.lane, t.envelope, std::slice::from_ref(&peer));
         }
         // Not produced by the node today (every target it addresses is identified), but the type
         // allows it: learn the identity with a probe handshake, then send.
@@ -402,7 +409,7 @@ impl Driver {
                         endpoint,
                         pki_id: identity.pki_id,
                     };
-                    comm.send(t.envelope, std::slice::from_ref(&peer));
+                    comm.send_on(t.lane, t.envelope, std::slice::from_ref(&peer));
                 }
                 Err(e) => {
                     tracing::debug!(%endpoint, error = %e, "unidentified transmit dropped");

@@ -1,9 +1,10 @@
-//! Fan-out of the node's events to application subscribers (Fabric's `Accept` without
-//! pass-through, plus a plain event stream). Every subscriber has a bounded queue; a full queue
-//! drops the event and counts it, so a slow subscriber never blocks the driver.
+//! Fan-out to application subscribers, run by the driver: the node's events (Fabric's `Accept`
+//! without pass-through, plus a plain event stream) and verified messages straight from comm
+//! (`Accept` with pass-through). Every subscriber has a bounded queue; a full queue drops and
+//! counts, so a slow subscriber never blocks the driver or the core.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use gossip_proto::gossip::gossip_message::{Content, Tag};
 use gossip_proto::gossip::{DataMessage, GossipMessage};
@@ -34,13 +35,14 @@ pub enum Accepted {
 enum Sink {
     Events(mpsc::Sender<Event>),
     Accept(AcceptPredicate, mpsc::Sender<Accepted>),
+    PassThrough(AcceptPredicate, mpsc::Sender<Accepted>),
 }
 
 impl Sink {
     fn is_closed(&self) -> bool {
         match self {
             Sink::Events(tx) => tx.is_closed(),
-            Sink::Accept(_, tx) => tx.is_closed(),
+            Sink::Accept(_, tx) | Sink::PassThrough(_, tx) => tx.is_closed(),
         }
     }
 }
@@ -63,6 +65,8 @@ pub enum SubscribeError {
 #[derive(Default)]
 pub(crate) struct Fanout {
     sinks: Mutex<Vec<Sink>>,
+    /// Live pass-through sinks, so the driver skips the lock when there are none.
+    pass_through_len: AtomicUsize,
     closed: AtomicBool,
     /// Events dropped because a subscriber's queue was full.
     pub(crate) dropped: AtomicU64,
@@ -84,14 +88,28 @@ impl Fanout {
             return Err(SubscribeError::Stopped);
         }
         let mut sinks = self.sinks.lock();
-        sinks.retain(|s| !s.is_closed());
+        self.retain_open(&mut sinks);
         if sinks.len() >= SUBSCRIBERS_LEN_MAX {
             return Err(SubscribeError::Full {
                 max: SUBSCRIBERS_LEN_MAX,
             });
         }
         sinks.push(sink);
+        self.count_pass_through(&sinks);
         Ok(())
+    }
+
+    fn retain_open(&self, sinks: &mut Vec<Sink>) {
+        sinks.retain(|s| !s.is_closed());
+        self.count_pass_through(sinks);
+    }
+
+    fn count_pass_through(&self, sinks: &[Sink]) {
+        let len = sinks
+            .iter()
+            .filter(|s| matches!(s, Sink::PassThrough(..)))
+            .count();
+        self.pass_through_len.store(len, Ordering::Release);
     }
 
     /// A new subscriber to every event.
@@ -109,6 +127,42 @@ impl Fanout {
         self.add(Sink::Accept(predicate, tx)).map(|()| rx)
     }
 
+    /// A new subscriber to verified messages from comm matching `predicate`.
+    pub(crate) fn subscribe_pass_through(
+        &self,
+        predicate: AcceptPredicate,
+    ) -> Result<mpsc::Receiver<Accepted>, SubscribeError> {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE_LEN_MAX);
+        self.add(Sink::PassThrough(predicate, tx)).map(|()| rx)
+    }
+
+    /// Offers a verified message from comm to every pass-through subscriber; never waits.
+    pub(crate) fn offer(&self, message: &Verified<ReceivedMessage>) {
+        if self.pass_through_len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut sinks = self.sinks.lock();
+        let mut saw_closed = false;
+        for sink in sinks.iter() {
+            let Sink::PassThrough(predicate, tx) = sink else {
+                continue;
+            };
+            if !predicate(&message.message) {
+                continue;
+            }
+            match tx.try_send(Accepted::PassThrough(Box::new(message.clone()))) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.pass_through_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => saw_closed = true,
+            }
+        }
+        if saw_closed {
+            self.retain_open(&mut sinks);
+        }
+    }
+
     /// Offers `event` to every subscriber; never waits.
     pub(crate) fn publish(&self, event: &Event) {
         let message = message_of(event);
@@ -123,6 +177,7 @@ impl Fanout {
                         .map_err(is_full),
                     _ => Ok(()),
                 },
+                Sink::PassThrough(..) => Ok(()),
             };
             match sent {
                 Ok(()) => {}
@@ -133,7 +188,7 @@ impl Fanout {
             }
         }
         if saw_closed {
-            sinks.retain(|s| !s.is_closed());
+            self.retain_open(&mut sinks);
         }
     }
 
@@ -141,11 +196,9 @@ impl Fanout {
     /// ones.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.sinks.lock().clear();
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        let mut sinks = self.sinks.lock();
+        sinks.clear();
+        self.count_pass_through(&sinks);
     }
 }
 

@@ -14,9 +14,9 @@ use tokio::task::JoinHandle;
 use super::clock;
 use super::comm::{Comm, CommError, CommParams};
 use super::driver::{
-    Driver, DriverStats, QueryCtx, REQUEST_QUEUE_LEN_MAX, Request, TransmitFilter, is_for_node,
+    Driver, DriverStats, QueryCtx, REQUEST_QUEUE_LEN_MAX, Request, TransmitFilter,
 };
-use super::fanout::{AcceptPredicate, Accepted, Fanout, SUBSCRIBER_QUEUE_LEN_MAX, SubscribeError};
+use super::fanout::{AcceptPredicate, Accepted, Fanout, SubscribeError};
 use super::stats::CommStats;
 use super::tls::TlsMaterial;
 use crate::config::{CommConfig, ConfigError, GossipConfig};
@@ -125,7 +125,6 @@ pub struct GossipStats {
 
 struct Inner {
     requests: mpsc::Sender<Request>,
-    comm: Arc<Comm>,
     fanout: Arc<Fanout>,
     pki_id: PkiId,
     local_addr: SocketAddr,
@@ -179,7 +178,7 @@ impl GossipHandle {
         } else {
             params.node.internal_endpoint
         };
-        let inbound = comm.accept(is_for_node);
+        let inbound = comm.inbound();
         let self_identity = params.signer.identity().clone();
         let node = Node::new(
             NodeParams {
@@ -197,7 +196,7 @@ impl GossipHandle {
         let fanout = Arc::new(Fanout::default());
         let driver = Driver::new(
             node,
-            Arc::clone(&comm),
+            comm,
             inbound,
             rx,
             Arc::clone(&fanout),
@@ -210,7 +209,6 @@ impl GossipHandle {
         Ok(GossipHandle {
             inner: Arc::new(Inner {
                 requests: tx,
-                comm,
                 fanout,
                 pki_id,
                 local_addr,
@@ -299,7 +297,7 @@ impl GossipHandle {
     }
 
     /// Subscribes to messages (Fabric's `Accept`), each subscriber with a queue of
-    /// [`SUBSCRIBER_QUEUE_LEN_MAX`] whose overflow is dropped and counted
+    /// [`SUBSCRIBER_QUEUE_LEN_MAX`](super::fanout::SUBSCRIBER_QUEUE_LEN_MAX) whose overflow is dropped and counted
     /// ([`DriverStats::events_dropped`], [`DriverStats::pass_through_dropped`]).
     ///
     /// `pass_through = false`: what the node delivers, as [`Accepted::Delivered`]: blocks in
@@ -319,32 +317,11 @@ impl GossipHandle {
         if !pass_through {
             return Ok(self.inner.fanout.subscribe_accept(predicate)?);
         }
-        if self.inner.fanout.is_closed() {
-            return Err(GossipError::Stopped);
-        }
-        // Comm's demux waits for a full subscriber; this forwarder keeps that wait off the
-        // driver's own subscription by dropping (and counting) instead.
-        let subscription = self.inner.comm.accept(move |m| predicate(&m.message));
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE_LEN_MAX);
-        let fanout = Arc::clone(&self.inner.fanout);
-        tokio::spawn(async move {
-            while let Some(m) = subscription.recv().await {
-                match tx.try_send(Accepted::PassThrough(Box::new(m))) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        fanout
-                            .pass_through_dropped
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
-                }
-            }
-        });
-        Ok(rx)
+        Ok(self.inner.fanout.subscribe_pass_through(predicate)?)
     }
 
     /// Every event of the node in order (blocks, membership, channel peers, leadership), on a
-    /// queue of [`SUBSCRIBER_QUEUE_LEN_MAX`] whose overflow is dropped and counted.
+    /// queue of [`SUBSCRIBER_QUEUE_LEN_MAX`](super::fanout::SUBSCRIBER_QUEUE_LEN_MAX) whose overflow is dropped and counted.
     pub fn events(&self) -> Result<mpsc::Receiver<Event>, GossipError> {
         Ok(self.inner.fanout.subscribe_events()?)
     }

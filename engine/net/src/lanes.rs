@@ -8,14 +8,9 @@ use tokio::sync::Notify;
 
 use crate::bounded::BoundedQueue;
 
-/// Which lane an envelope goes on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lane {
-    /// Small control messages, written before any queued data.
-    Control,
-    /// Everything else (gossip data, blocks, responses).
-    Data,
-}
+/// Which lane an envelope goes on: the core's choice per transmit (blocks on data, the rest on
+/// control, written first).
+pub use gossip_core::event::Lane;
 
 /// Why an envelope was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //!  TCP ─► TLS (rustls, ring) ─► HTTP/2 (tonic transport) ─► gRPC framing (grpc) ─► handshake (spec 2.2) ─► conn store
-//!  per connection: reader ─► ingress precheck ─► verify_checks ─► accept ─► inbound queue ─► demux
+//!  per connection: reader ─► ingress precheck ─► verify_checks ─► accept ─► inbound queue ─► driver
 //!                  writer ◄─ control lane, then data lane ◄─ Comm::send / send_blocking
 //!                  (what is queued goes out as one chunk of frames, up to 32 KiB)
 //! ```
@@ -23,8 +23,9 @@
 //! - [`client`]: the custom connector, Ping, the client half of the handshake.
 //! - `server`: the listener, the custom incoming and the `gossip.Gossip` service.
 //! - [`grpc`]: gRPC message framing over tonic's HTTP/2 transport (no tonic codec).
-//! - `conn`, `conn_store`, `lanes`, `queue`, `demux`: connections, the store, send lanes, the
-//!   bounded async queues and the subscriber demux.
+//! - `conn`, `conn_store`, `lanes`, `queue`, [`inbound`]: connections, the store, send lanes
+//!   (the core picks each transmit's lane: blocks on data, the rest on control), the bounded
+//!   async queues and the one inbound queue the driver pops.
 //! - [`clock`]: the only real clock read.
 //! - [`pool`]: the verifier pool (threads that check signatures in batches).
 //! - [`msp_dir`]: loading MSP folders (the only file reads of the library).
@@ -62,12 +63,12 @@ pub mod comm;
 mod comm_config;
 mod conn;
 mod conn_store;
-pub mod demux;
 pub mod driver;
 pub mod fanout;
 pub mod grpc;
 pub mod handle;
 pub mod handshake;
+pub mod inbound;
 pub mod lanes;
 pub mod msp_dir;
 pub mod pool;
@@ -83,7 +84,6 @@ pub use comm::{
     RemotePeer,
 };
 pub use conn::Direction;
-pub use demux::Subscription;
 pub use driver::{DriverStats, TransmitFilter};
 pub use fanout::{Accepted, SubscribeError};
 pub use handle::{
@@ -91,6 +91,7 @@ pub use handle::{
     PeerIdentityInfo, StartError,
 };
 pub use handshake::{HandshakeError, RemotePeerInfo};
+pub use inbound::Inbound;
 pub use lanes::{EnqueueError, Lane};
 pub use stats::CommStats;
 pub use tls::{TlsMaterial, TlsSetupError};

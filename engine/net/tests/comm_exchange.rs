@@ -14,8 +14,8 @@ async fn exchange_both_ways(tls: bool) {
     let pki = pki();
     let a = start_peer(&pki, 0, 0, tls, CommConfig::for_test()).await;
     let b = start_peer(&pki, 1, 0, tls, CommConfig::for_test()).await;
-    let sub_a = a.accept(|_| true);
-    let sub_b = b.accept(|_| true);
+    let sub_a = a.inbound();
+    let sub_b = b.inbound();
 
     a.send(data_envelope(1), &[remote(&b)]);
     let got = recv(&sub_b).await;
@@ -55,12 +55,11 @@ async fn thousand_concurrent_sends_are_all_delivered() {
     let config = CommConfig {
         send_buff_len_max: 2048,
         inbound_queue_len_max: 2048,
-        subscriber_queue_len_max: 2048,
         ..CommConfig::for_test()
     };
     let a = Arc::new(start_peer(&pki, 0, 0, true, config.clone()).await);
     let b = start_peer(&pki, 1, 0, true, config).await;
-    let sub_b = b.accept(|_| true);
+    let sub_b = b.inbound();
     let target = remote(&b);
     let tasks: Vec<_> = (0..SENDS)
         .map(|seq| {
@@ -93,12 +92,11 @@ async fn full_send_buffer_drops_and_counts_without_blocking() {
     // The receiver never drains: its subscriber queue and inbound queue hold one message each.
     let receiver_config = CommConfig {
         inbound_queue_len_max: 1,
-        subscriber_queue_len_max: 1,
         ..CommConfig::for_test()
     };
     let a = start_peer(&pki, 0, 0, true, sender_config).await;
     let b = start_peer(&pki, 1, 0, true, receiver_config).await;
-    let _never_read = b.accept(|_| true);
+    let _never_read = b.inbound();
     let target = remote(&b);
     a.send_blocking(data_envelope(0), &target)
         .await
@@ -170,7 +168,7 @@ async fn signed_messages_verify_with_the_handshake_identity() {
     let pki = pki();
     let a = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let b = start_peer(&pki, 1, 0, true, CommConfig::for_test()).await;
-    let sub_b = b.accept(|_| true);
+    let sub_b = b.inbound();
     let alive = |seq: u64| -> Bytes {
         GossipMessage {
             nonce: 0,
@@ -260,7 +258,7 @@ async fn an_oversize_send_is_dropped_and_an_oversize_receipt_closes_the_connecti
     let a = start_peer(&pki, 0, 0, true, limited.clone()).await;
     let b = start_peer(&pki, 1, 0, true, limited).await;
     let c = start_peer(&pki, 0, 1, true, CommConfig::for_test()).await;
-    let sub_b = b.accept(|_| true);
+    let sub_b = b.inbound();
 
     // Over A's send limit: not sent, counted; the connection stays up for what follows.
     a.send(padded_envelope(1, 2 * LIMIT), &[remote(&b)]);

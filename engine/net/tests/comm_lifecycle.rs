@@ -19,7 +19,7 @@ async fn close_conn_then_send_reconnects() {
     let pki = pki();
     let a = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let b = start_peer(&pki, 1, 0, true, CommConfig::for_test()).await;
-    let sub_b = b.accept(|_| true);
+    let sub_b = b.inbound();
     a.send(data_envelope(1), &[remote(&b)]);
     assert_eq!(seq_of(&recv(&sub_b).await), Some(1));
 
@@ -46,7 +46,7 @@ async fn malformed_envelope_closes_only_that_stream() {
     let msp = msp(&pki);
     let server = start_peer(&pki, 0, 0, true, CommConfig::for_test()).await;
     let good = start_peer(&pki, 1, 0, true, CommConfig::for_test()).await;
-    let sub = server.accept(|_| true);
+    let sub = server.inbound();
     good.send(data_envelope(1), &[remote(&server)]);
     assert_eq!(seq_of(&recv(&sub).await), Some(1));
 
@@ -93,7 +93,7 @@ async fn concurrent_senders_to_a_new_peer_open_one_connection() {
     let pki = pki();
     let a = Arc::new(start_peer(&pki, 0, 0, true, CommConfig::for_test()).await);
     let b = start_peer(&pki, 1, 0, true, CommConfig::for_test()).await;
-    let sub_b = b.accept(|_| true);
+    let sub_b = b.inbound();
     let target = remote(&b);
     let tasks: Vec<_> = (0..SENDERS)
         .map(|seq| {
@@ -125,7 +125,7 @@ async fn simultaneous_dials_settle_on_one_connection() {
     for round in 0..ROUNDS {
         let a = Arc::new(start_peer(&pki, 0, 0, true, CommConfig::for_test()).await);
         let b = Arc::new(start_peer(&pki, 1, 0, true, CommConfig::for_test()).await);
-        let (sub_a, sub_b) = (a.accept(|_| true), b.accept(|_| true));
+        let (sub_a, sub_b) = (a.inbound(), b.inbound());
         let (to_a, to_b) = (remote(&a), remote(&b));
         // Both dial at once.
         a.send(data_envelope(1), std::slice::from_ref(&to_b));
@@ -173,7 +173,7 @@ async fn simultaneous_dials_lose_nothing_in_flight() {
     for round in 0..ROUNDS {
         let a = Arc::new(start_peer(&pki, 0, 0, true, CommConfig::for_test()).await);
         let b = Arc::new(start_peer(&pki, 1, 0, true, CommConfig::for_test()).await);
-        let (sub_a, sub_b) = (a.accept(|_| true), b.accept(|_| true));
+        let (sub_a, sub_b) = (a.inbound(), b.inbound());
         let (to_a, to_b) = (remote(&a), remote(&b));
         // Both dial at once: each blocking send waits for its own connection.
         let (ra, rb) = tokio::join!(
@@ -285,7 +285,7 @@ async fn unexpected_pki_id_same_org_switches_and_other_org_fails() {
     let d = start_peer(&pki, 1, 1, true, CommConfig::for_test()).await;
     let mut switches = a.identity_switches().expect("first take");
     let mut dead_rx = a.presumed_dead().expect("first take");
-    let sub_d = d.accept(|_| true);
+    let sub_d = d.inbound();
 
     // A learns C's identity, then finds D (same org) at the endpoint it expected C at.
     a.send_blocking(data_envelope(1), &remote(&c))
@@ -337,7 +337,7 @@ async fn stop_closes_subscriptions_and_connections() {
     let pki = pki();
     let a = start_peer(&pki, 0, 0, false, CommConfig::for_test()).await;
     let b = start_peer(&pki, 1, 0, false, CommConfig::for_test()).await;
-    let sub_b = b.accept(|_| true);
+    let sub_b = b.inbound();
     a.send_blocking(data_envelope(1), &remote(&b))
         .await
         .expect("send");

@@ -1,5 +1,5 @@
 //! Golden-vector conformance test: our codec, signatures and identities against bytes that
-//! Hyperledger Fabric produced (`shared/testdata/fabric-golden/`, see its README). The test code
+//! Hyperledger Fabric produced (`engine/testkit/testdata/fabric-golden/`, see its README). The test code
 //! lives in `golden/`.
 
 #[path = "golden/mod.rs"]

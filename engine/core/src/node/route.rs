@@ -23,6 +23,7 @@ use crate::components::channel::Channel;
 use crate::components::discovery::{Discovery, envelope_for, remote_of};
 use crate::config::GossipConfig;
 use crate::egress::{Partition, Routable, RouteClass, select_peers};
+use crate::event::Lane;
 use crate::outbox::{DropReason, Outbox};
 use crate::time::Instant;
 use crate::types::{NetworkMember, PkiId};
@@ -67,8 +68,9 @@ pub struct Router<'a> {
 
 impl Router<'_> {
     fn send_to(&self, msg: &Outgoing, peers: &[&NetworkMember], out: &mut Outbox) {
+        let lane = Lane::of(&msg.message);
         for p in peers.iter().filter(|p| Some(p.pki_id) != msg.source) {
-            out.send(remote_of(p), msg.envelope.clone());
+            out.send_on(lane, remote_of(p), msg.envelope.clone());
         }
     }
 
@@ -187,7 +189,7 @@ impl Router<'_> {
                 continue;
             }
             let envelope = envelope_for(&msg.envelope, my_org, p.org.as_deref());
-            out.send(remote_of(p), envelope);
+            out.send_on(Lane::of(&msg.message), remote_of(p), envelope);
         }
     }
 }

@@ -10,7 +10,7 @@ use gossip_engine::client::{self, Dialed};
 use gossip_engine::config::CommConfig;
 use gossip_engine::crypto::{LocalSigner, MspManager};
 use gossip_engine::ingress::{Ingress, IngressConfig, ReceivedMessage, Verified};
-use gossip_engine::{Comm, CommParams, RemotePeer, Subscription, TlsMaterial, clock};
+use gossip_engine::{Comm, CommParams, Inbound, RemotePeer, TlsMaterial, clock};
 use gossip_proto::gossip::gossip_client::GossipClient;
 use gossip_proto::gossip::{DataMessage, Envelope, GossipMessage, Payload, gossip_message};
 use gossip_testkit::testpki::{TestPeer, TestPki, TestPkiSpec};
@@ -107,7 +107,7 @@ pub fn seq_of(message: &Verified<ReceivedMessage>) -> Option<u64> {
 }
 
 /// Receives one message or fails after [`WAIT`].
-pub async fn recv(sub: &Subscription) -> Verified<ReceivedMessage> {
+pub async fn recv(sub: &Inbound) -> Verified<ReceivedMessage> {
     tokio::time::timeout(WAIT, sub.recv())
         .await
         .expect("message within the wait")

@@ -1,4 +1,4 @@
-//! Golden-vector conformance against Hyperledger Fabric (`shared/testdata/fabric-golden/`).
+//! Golden-vector conformance against Hyperledger Fabric (`engine/testkit/testdata/fabric-golden/`, copied from `shared/testdata/fabric-golden/`).
 //!
 //! - [`vectors`]: loading `vectors.json`, `identities.json` and the PKI files.
 //! - [`json`]: our decoded messages as JSON in the vectors' `fields` conventions.

@@ -1,5 +1,5 @@
 //! Loading the golden vectors (`vectors.json`), the peer identities (`identities.json`) and the PKI
-//! files from `shared/testdata/fabric-golden/`.
+//! files from `engine/testkit/testdata/fabric-golden/`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,24 +14,9 @@ pub const NOW_2027_UNIX_S: i64 = 1_798_761_600;
 /// The channel the golden channel MACs are computed for.
 pub const CHANNEL: &str = "mychannel";
 
-/// The folder of the golden files: `$FABRIC_GOLDEN_DIR`, or `shared/testdata/fabric-golden` next to
-/// the checkout (`/work/shared/...` for a worktree under `/work`).
+/// The folder of the golden files: the test kit's copy (or `$GOSSIP_GOLDEN_DIR`).
 pub fn golden_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FABRIC_GOLDEN_DIR") {
-        return PathBuf::from(dir);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        manifest.join("../shared/testdata/fabric-golden"),
-        manifest.join("../../shared/testdata/fabric-golden"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.join("vectors.json").is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("golden vectors not found (set FABRIC_GOLDEN_DIR); tried {candidates:?}")
-        })
+    gossip_testkit::golden::dir().expect("golden vectors")
 }
 
 /// Reads a file of the golden folder.
