@@ -22,10 +22,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use indicatif::{ProgressBar, ProgressStyle};
-use loadgen::compare::{self, Threshold};
-use loadgen::launcher::find_node_bin;
+use loadgen::cluster::launcher::find_node_bin;
+use loadgen::commands::sweep::{self, Criteria};
+use loadgen::report::compare::{self, Threshold};
 use loadgen::scenario::Scenario;
-use loadgen::sweep::{self, Criteria};
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -183,7 +183,7 @@ impl Progress {
     }
 }
 
-impl loadgen::run::Progress for Progress {
+impl loadgen::commands::run::Progress for Progress {
     fn tick(&mut self, due: u64, total: u64, deliveries: u64) {
         match &self.bar {
             Some(b) => {
@@ -244,9 +244,13 @@ fn node_bin_for(explicit: Option<&PathBuf>, s: &Scenario) -> anyhow::Result<Path
 }
 
 /// One scenario end to end with progress on stderr: what `run` does, and `sweep` per rate.
-fn run_job(s: &Scenario, bin: &Path, results: &Path) -> anyhow::Result<loadgen::job::JobOutput> {
+fn run_job(
+    s: &Scenario,
+    bin: &Path,
+    results: &Path,
+) -> anyhow::Result<loadgen::commands::job::JobOutput> {
     let mut progress = Progress::new();
-    let job = loadgen::job::run_and_write(s, bin, results, &mut progress)
+    let job = loadgen::commands::job::run_and_write(s, bin, results, &mut progress)
         .with_context(|| format!("running scenario {} with {}", s.name, bin.display()));
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
@@ -269,7 +273,7 @@ fn main() -> anyhow::Result<()> {
             );
             let now_unix_s = match now_unix_s {
                 Some(s) => s,
-                None => (loadgen::inject::unix_now_ns() / 1_000_000_000) as i64,
+                None => (loadgen::measure::inject::unix_now_ns() / 1_000_000_000) as i64,
             };
             let pki = TestPki::generate(&TestPkiSpec::uniform(orgs, peers, now_unix_s))
                 .context("generating PKI")?;
@@ -334,9 +338,9 @@ fn main() -> anyhow::Result<()> {
             })?;
             let doc = sweep::to_json(
                 &sw,
-                &loadgen::procfs::machine(),
-                loadgen::procfs::git_commit().as_deref(),
-                loadgen::procfs::git_dirty(),
+                &loadgen::measure::procfs::machine(),
+                loadgen::measure::procfs::git_commit().as_deref(),
+                loadgen::measure::procfs::git_dirty(),
             );
             let md = sweep::to_markdown(&sw);
             let dir = results.join(&s.name);
@@ -369,7 +373,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             out,
         } => {
-            let doc = loadgen::figures::sim_figures(nodes, blocks, seed);
+            let doc = loadgen::commands::figures::sim_figures(nodes, blocks, seed);
             write_or_print(&doc, out.as_deref())
         }
         Command::SimRate {
@@ -412,11 +416,14 @@ fn main() -> anyhow::Result<()> {
                 gossip,
                 seed,
             };
-            let figures = loadgen::figures::sim_rate(&base, &rates);
-            print!("{}", loadgen::figures::sim_rate_table(&figures));
+            let figures = loadgen::commands::figures::sim_rate(&base, &rates);
+            print!("{}", loadgen::commands::figures::sim_rate_table(&figures));
             // The table is the printed form; the JSON only goes to a file.
             if let Some(p) = out {
-                write_or_print(&loadgen::figures::sim_rate_json(&base, &figures), Some(&p))?;
+                write_or_print(
+                    &loadgen::commands::figures::sim_rate_json(&base, &figures),
+                    Some(&p),
+                )?;
             }
             Ok(())
         }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 
-use crate::control::{Delivery, DeliveryKind};
+use crate::cluster::control::{Delivery, DeliveryKind};
 
 /// Histogram range: 1 µs to 1 hour, 3 significant digits; values are microseconds.
 pub fn new_histogram() -> Histogram<u64> {

@@ -490,7 +490,7 @@ pub fn conclusion(sw: &Sweep) -> String {
 /// `git` is the commit and whether tracked files differed from it (as each run's `git_dirty`).
 pub fn to_json(
     sw: &Sweep,
-    machine: &crate::procfs::Machine,
+    machine: &crate::measure::procfs::Machine,
     git: Option<&str>,
     git_dirty: Option<bool>,
 ) -> Value {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::collect::Schedule;
+use crate::measure::collect::Schedule;
 
 /// One injection request and its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]

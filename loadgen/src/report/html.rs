@@ -100,10 +100,10 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The headline table ([`crate::summary::headline`]): what a reader came for, per kind of peer
+/// The headline table ([`crate::report::summary::headline`]): what a reader came for, per kind of peer
 /// when the cluster is mixed.
 fn headline_table(doc: &Value) -> String {
-    let h = crate::summary::headline(doc);
+    let h = crate::report::summary::headline(doc);
     let mut t = String::from("<h2>Headline</h2><table><tr><th></th>");
     for c in &h.columns {
         let _ = write!(t, "<th>{}</th>", esc(c));
@@ -120,10 +120,10 @@ fn headline_table(doc: &Value) -> String {
     t
 }
 
-/// Every other figure, grouped ([`crate::summary::figure_groups`]).
+/// Every other figure, grouped ([`crate::report::summary::figure_groups`]).
 fn figure_tables(doc: &Value) -> String {
     let mut t = String::from("<h2>All figures</h2>");
-    for (group, rows) in crate::summary::figure_groups(doc) {
+    for (group, rows) in crate::report::summary::figure_groups(doc) {
         let _ = write!(
             t,
             "<h3>{}</h3><table><tr><th>figure</th><th>value</th></tr>",
@@ -134,7 +134,7 @@ fn figure_tables(doc: &Value) -> String {
                 t,
                 "<tr><td>{}</td><td>{}</td></tr>",
                 esc(&k),
-                crate::summary::format_value(v)
+                crate::report::summary::format_value(v)
             );
         }
         t.push_str("</table>");
@@ -335,7 +335,7 @@ mod tests {
     fn report_opens_with_the_headline_then_grouped_figures() {
         let doc = serde_json::json!({"scenario": {"name": "x"}, "figures": {
             "latency_p50_ms": 1.0, "latency_max_ms": 3.0, "converge_s": 2.0}});
-        let page = report(&doc, &[], &crate::collect::new_histogram(), &[]);
+        let page = report(&doc, &[], &crate::measure::collect::new_histogram(), &[]);
         let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("{s} in page"));
         assert!(at("<h2>Headline</h2>") < at("<h2>All figures</h2>"));
         assert!(at("<h3>latency</h3>") < at("<h3>harness</h3>"));

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::inject::mono_now;
+use crate::measure::inject::mono_now;
 
 /// How long blocking reads and accepts wait before rechecking link state and shutdown.
 const POLL: Duration = Duration::from_millis(20);

@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::collect::{Collector, new_histogram, quantile_ms};
+use crate::measure::collect::{Collector, new_histogram, quantile_ms};
+use crate::measure::traffic::{TrafficInput, traffic_figures};
 use crate::scenario::PeerKind;
-use crate::traffic::{TrafficInput, traffic_figures};
 
 /// The kind name of a node running gossip-node (or whatever `--node-bin` names) that does not
 /// say what it is.
@@ -186,9 +186,9 @@ pub fn kinds_json(x: &KindInputs) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Schedule;
-    use crate::control::{Delivery, DeliveryKind};
-    use crate::traffic::{ByteCounters, BytesSource, NodeTraffic};
+    use crate::cluster::control::{Delivery, DeliveryKind};
+    use crate::measure::collect::Schedule;
+    use crate::measure::traffic::{ByteCounters, BytesSource, NodeTraffic};
 
     #[test]
     fn kind_comes_from_the_reported_implementation_else_the_configuration() {

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::collect::quantile_ms as ms;
-use crate::run::{RunOutput, Sample};
+use crate::commands::run::{RunOutput, Sample};
+use crate::measure::collect::quantile_ms as ms;
 
 /// One second of the time series.
 #[derive(Clone, Debug, Default, PartialEq)]

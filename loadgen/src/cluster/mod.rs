@@ -9,6 +9,10 @@
 //! whose source is known statically. Delay, jitter and partitions apply per directed link
 //! `src → dst` in both kinds of proxy.
 
+pub mod control;
+pub mod launcher;
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
@@ -19,8 +23,8 @@ use std::time::Duration;
 use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use serde_json::{Value, json};
 
-use crate::launcher::NodeSpec;
-use crate::proxy::{Delay, Links, Proxy, Source};
+use crate::cluster::launcher::NodeSpec;
+use crate::cluster::proxy::{Delay, Links, Proxy, Source};
 use crate::scenario::{PeerKind, Scenario, ScenarioError};
 
 /// Building the cluster layout failed.
@@ -39,7 +43,7 @@ pub enum ClusterError {
     },
     /// Proxy start.
     #[error(transparent)]
-    Proxy(#[from] crate::proxy::ProxyError),
+    Proxy(#[from] crate::cluster::proxy::ProxyError),
     /// YAML writing.
     #[error("core.yaml: {0}")]
     Yaml(String),

@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cluster::control::{self, ControlClient, ControlError, Delivery};
+use crate::cluster::launcher::{Launcher, NodeHandle};
+use crate::cluster::proxy::LinkMode;
 use crate::cluster::{self, Cluster};
-use crate::collect::{Collector, Schedule};
-use crate::control::{self, ControlClient, ControlError, Delivery};
-use crate::inject::{Injection, Injector, mono_now, unix_now_ns};
-use crate::launcher::{Launcher, NodeHandle};
-use crate::procfs::{self, CpuReading, CpuWindow, ProcSample};
-use crate::proxy::LinkMode;
+use crate::measure::collect::{Collector, Schedule};
+use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
+use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
+use crate::measure::traffic::ByteCounters;
 use crate::scenario::{PartitionMode, Scenario};
-use crate::traffic::ByteCounters;
 
 /// A run failed before it could measure.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum RunError {
     Cluster(#[from] cluster::ClusterError),
     /// Launch.
     #[error(transparent)]
-    Launch(#[from] crate::launcher::LaunchError),
+    Launch(#[from] crate::cluster::launcher::LaunchError),
     /// Control.
     #[error(transparent)]
     Control(#[from] ControlError),
@@ -102,7 +102,7 @@ pub struct RunOutput {
     pub logs: Vec<std::path::PathBuf>,
     /// Per node, the binary it ran.
     pub node_bins: Vec<std::path::PathBuf>,
-    /// Per node, its kind ([`crate::kinds::node_kind_label`]): `gossip-node`, `fabric-node`, ...
+    /// Per node, its kind ([`crate::report::kinds::node_kind_label`]): `gossip-node`, `fabric-node`, ...
     pub node_kinds: Vec<String>,
     /// Per node, the `implementation` field of its stats, when it reports one.
     pub node_implementations: Vec<Option<String>>,
@@ -271,7 +271,7 @@ pub fn run(
     let node_kinds: Vec<String> = stats_quiet_start
         .iter()
         .enumerate()
-        .map(|(k, st)| crate::kinds::node_kind_label(s.kind_of(k), st))
+        .map(|(k, st)| crate::report::kinds::node_kind_label(s.kind_of(k), st))
         .collect();
     let node_implementations: Vec<Option<String>> = stats_quiet_start
         .iter()
@@ -296,7 +296,7 @@ pub fn run(
         warmup_blocks: s.warmup_blocks(),
     };
     let mut collector = Collector::new(schedule, s.nodes, s.channels.clone(), s.injector_nodes())
-        .with_groups(crate::kinds::kind_groups(&node_kinds).1);
+        .with_groups(crate::report::kinds::kind_groups(&node_kinds).1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut injectors = Vec::new();
     for k in s.injector_nodes() {
@@ -491,7 +491,7 @@ pub enum Action {
 
 impl Action {
     /// Applies a link action to `links`; `None` for process actions (the runner does those).
-    pub fn apply_links(&self, links: &crate::proxy::Links) -> Option<String> {
+    pub fn apply_links(&self, links: &crate::cluster::proxy::Links) -> Option<String> {
         match self {
             Action::Partition(x, y, mode) => {
                 links.set_between(x, y, *mode);

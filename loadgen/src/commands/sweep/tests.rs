@@ -189,7 +189,7 @@ fn sweep_stops_after_two_unsustainable_rates() {
     assert!(md.contains("| 160 | skipped |") && md.contains("max sustainable rate: 20"));
     let j = to_json(
         &sw,
-        &crate::procfs::Machine::default(),
+        &crate::measure::procfs::Machine::default(),
         Some("abc"),
         Some(true),
     );
@@ -249,7 +249,7 @@ fn repeats_are_judged_on_medians_and_a_failed_repeat_fails_the_rate() {
         md.contains("| 20 | ok | 0.9400 (0.9400 / 0.8000 / 0.9400) |"),
         "{md}"
     );
-    let j = to_json(&sw, &crate::procfs::Machine::default(), None, None);
+    let j = to_json(&sw, &crate::measure::procfs::Machine::default(), None, None);
     assert_eq!(j["repeats"], 3);
     assert_eq!(j["rates"][1]["run_coverages"], json!([0.94, 0.8, 0.94]));
 }

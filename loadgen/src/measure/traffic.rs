@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::procfs::ProcSample;
+use crate::measure::procfs::ProcSample;
 
 /// Bytes a node sent and received, cumulative since some start.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

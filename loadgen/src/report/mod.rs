@@ -1,19 +1,25 @@
 //! Turning a [`RunOutput`] into `results/<name>/`: `run.json` (schema `loadgen.run/v1`),
 //! `timeseries.csv`, `latency.hgrm`, `report.html`, and the summary table.
 
+pub mod compare;
+pub mod html;
+pub mod kinds;
+pub mod summary;
+pub mod timeseries;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::collect::{hgrm, quantile_ms as ms};
-use crate::kinds::{KindInputs, NodeCost, cost_figures, kinds_json};
-use crate::procfs::Machine;
-use crate::run::{RunOutput, Sample};
-pub use crate::summary::summary;
-use crate::timeseries::proxied;
-pub use crate::timeseries::{SecondRow, timeseries, timeseries_csv};
-use crate::traffic::{ByteCounters, TrafficInput, node_traffic, traffic_figures};
+use crate::commands::run::{RunOutput, Sample};
+use crate::measure::collect::{hgrm, quantile_ms as ms};
+use crate::measure::procfs::Machine;
+use crate::measure::traffic::{ByteCounters, TrafficInput, node_traffic, traffic_figures};
+use crate::report::kinds::{KindInputs, NodeCost, cost_figures, kinds_json};
+pub use crate::report::summary::summary;
+use crate::report::timeseries::proxied;
+pub use crate::report::timeseries::{SecondRow, timeseries, timeseries_csv};
 
 /// Schema tag of run.json.
 pub const SCHEMA: &str = "loadgen.run/v1";
@@ -118,7 +124,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("in_order_share", c.in_order_share());
     put("order_violations", c.order_violations as f64);
     put("redeliveries", c.redeliveries as f64);
-    let mut lag = crate::collect::new_histogram();
+    let mut lag = crate::measure::collect::new_histogram();
     for i in &out.injections {
         lag.saturating_record((i.sent_ns.saturating_sub(i.due_ns) / 1000).max(1));
     }
@@ -293,7 +299,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     }
     put("blocks_complete_per_s", c.complete_blocks() as f64 / window);
     let idle_source = match out.idle_cpu.iter().flatten().next().map(|w| w.source) {
-        Some(crate::procfs::CpuSource::StatTicks) => {
+        Some(crate::measure::procfs::CpuSource::StatTicks) => {
             "utime+stime ticks of /proc/<pid>/stat (10 ms resolution; schedstat was unreadable)"
         }
         _ => {
@@ -375,7 +381,7 @@ pub fn write_all(dir: &Path, out: &RunOutput, doc: &Value) -> std::io::Result<()
     )?;
     std::fs::write(
         dir.join("report.html"),
-        crate::html::report(doc, &rows, &out.collector.time_to_all(), &out.node_names),
+        crate::report::html::report(doc, &rows, &out.collector.time_to_all(), &out.node_names),
     )?;
     Ok(())
 }

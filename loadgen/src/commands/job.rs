@@ -1,5 +1,5 @@
 //! One scenario end to end, as `loadgen run` and every rate of `loadgen sweep` do it: a work
-//! folder, the run ([`crate::run::run`]), then `<results>/<name>/` (run.json, timeseries.csv,
+//! folder, the run ([`crate::commands::run::run`]), then `<results>/<name>/` (run.json, timeseries.csv,
 //! latency.hgrm, report.html, logs/).
 
 use std::path::{Path, PathBuf};
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::launcher::LocalLauncher;
-use crate::run::{Progress, RunError, RunOutput};
+use crate::cluster::launcher::LocalLauncher;
+use crate::commands::run::{Progress, RunError, RunOutput};
 use crate::scenario::Scenario;
 
 /// Work folders are `<temp>/loadgen-<scenario name>-<loadgen pid>`.
@@ -116,7 +116,7 @@ pub fn run_and_write(
         std::process::id()
     ));
     let work_lock = create_locked_work_dir(&work).map_err(write_err(&work))?;
-    let out = crate::run::run(s, &mut LocalLauncher, bin, &work, progress);
+    let out = crate::commands::run::run(s, &mut LocalLauncher, bin, &work, progress);
     let out = match out {
         Ok(o) => o,
         Err(e) => {
@@ -129,10 +129,10 @@ pub fn run_and_write(
     };
     let mut doc = crate::report::run_json(
         &out,
-        &crate::procfs::machine(),
-        crate::procfs::git_commit().as_deref(),
+        &crate::measure::procfs::machine(),
+        crate::measure::procfs::git_commit().as_deref(),
     );
-    let dirty = crate::procfs::git_dirty();
+    let dirty = crate::measure::procfs::git_dirty();
     if dirty == Some(true) {
         progress
             .phase("warning: tracked files differ from git_commit (run.json: git_dirty = true)");

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::inject::mono_now;
+use crate::measure::inject::mono_now;
 
 /// One sample of a process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
