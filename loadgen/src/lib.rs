@@ -8,7 +8,7 @@
 //!   resources, [`measure::procfs`] readings, byte figures from wire counters
 //!   ([`measure::traffic`]).
 //! - [`report`]: `results/<name>/` (run.json, timeseries.csv, latency.hgrm, report.html), the
-//!   [`report::summary`] table, figures by peer [`report::kinds`], and [`report::compare`] (the
+//!   [`report::summary`](mod@report::summary) table, figures by peer [`report::kinds`], and [`report::compare`] (the
 //!   verdicts CI gates on).
 //! - [`commands`]: the subcommands' bodies: [`commands::run`] and [`commands::job`] (one scenario
 //!   end to end), [`commands::sweep`], [`commands::figures`] (the simulator's figures).
