@@ -34,7 +34,7 @@ pub struct Transmit {
 /// The send lane of a transmit. Fabric has one send buffer per connection; here blocks travel on
 /// a data lane of their own, so a full data lane drops blocks (which repair can recover) and never
 /// a heartbeat, a StateInfo, a pull or an election message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lane {
     /// Membership, StateInfo, pull, election and every other non-block message; written before
     /// any queued data.
