@@ -22,7 +22,7 @@ use super::tls::TlsMaterial;
 use crate::config::{CommConfig, ConfigError, GossipConfig};
 use crate::crypto::{Identity, LocalSigner, MspManager};
 use crate::event::{ChannelConfig, Command, Event, RemotePeer};
-use crate::ingress::{Ingress, IngressConfig, NestedSignerPolicy};
+use crate::ingress::{BlockVerifier, Ingress, IngressConfig, NestedSignerPolicy};
 use crate::node::{Node, NodeParams, NodeStats};
 use crate::types::{NetworkMember, OrgId, PkiId};
 
@@ -66,6 +66,26 @@ pub struct GossipParams {
     /// Ingress limits. [`GossipParams::ingress_config`] gives the node's (nested items with an
     /// unknown signer dropped, as Fabric's discovery does).
     pub ingress: IngressConfig,
+}
+
+/// The optional parts of a gossip instance ([`GossipHandle::start_with`]).
+#[derive(Default)]
+pub struct StartOptions {
+    /// A filter on the transmit path (fault injection).
+    pub transmit_filter: Option<TransmitFilter>,
+    /// The channels' block validation policy: every block is authenticated with it before it is
+    /// stored, forwarded or delivered, unless `skip_block_verification` is set. `None`: blocks
+    /// are taken on their structure alone (header number and data hash).
+    pub block_verifier: Option<Arc<dyn BlockVerifier>>,
+}
+
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("transmit_filter", &self.transmit_filter.is_some())
+            .field("block_verifier", &self.block_verifier)
+            .finish()
+    }
 }
 
 impl GossipParams {
@@ -158,9 +178,35 @@ impl GossipHandle {
         params: GossipParams,
         transmit_filter: Option<TransmitFilter>,
     ) -> Result<GossipHandle, StartError> {
+        Self::start_with(
+            params,
+            StartOptions {
+                transmit_filter,
+                ..StartOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// [`start`](Self::start) with the optional parts of a gossip instance.
+    pub async fn start_with(
+        params: GossipParams,
+        options: StartOptions,
+    ) -> Result<GossipHandle, StartError> {
+        let StartOptions {
+            transmit_filter,
+            block_verifier,
+        } = options;
         params.node.config.validate()?;
         params.ingress.validate()?;
-        let ingress = Arc::new(Ingress::with_msp(params.ingress, Arc::clone(&params.msp)));
+        let mut ingress = Ingress::with_msp(params.ingress, Arc::clone(&params.msp));
+        // `skipBlockVerification` turns authentication off even where a policy is given.
+        if let Some(verifier) = block_verifier
+            && !params.node.config.skip_block_verification
+        {
+            ingress = ingress.with_block_verifier(verifier);
+        }
+        let ingress = Arc::new(ingress);
         let identities = Arc::clone(ingress.identities());
         let comm = Arc::new(
             Comm::start(CommParams {

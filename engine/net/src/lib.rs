@@ -88,7 +88,7 @@ pub use driver::{DriverStats, TransmitFilter};
 pub use fanout::{Accepted, SubscribeError};
 pub use handle::{
     CommSettings, GossipError, GossipHandle, GossipParams, GossipStats, NodeSettings,
-    PeerIdentityInfo, StartError,
+    PeerIdentityInfo, StartError, StartOptions,
 };
 pub use handshake::{HandshakeError, RemotePeerInfo};
 pub use inbound::Inbound;

@@ -31,7 +31,8 @@ use gossip_proto::prost_types::Timestamp;
 use prost::Message;
 
 use super::control::block_data;
-use gossip_engine::crypto::{LocalSigner, SignatureError, der, sha256, sha256_concat};
+use gossip_engine::crypto::{LocalSigner, SignatureError, sha256, sha256_concat};
+pub use gossip_engine::ingress::block::header_asn1;
 
 /// Length of the nonces in signature headers (Fabric's `crypto.NonceSize`).
 pub const NONCE_LEN_BYTES: usize = 24;
@@ -61,23 +62,6 @@ pub struct BlockNonces {
     pub tx: [u8; NONCE_LEN_BYTES],
     /// The nonce of the block signature's signature header.
     pub signature: [u8; NONCE_LEN_BYTES],
-}
-
-/// `protoutil.BlockHeaderBytes`: Go's `encoding/asn1` of `SEQUENCE { Number INTEGER, PreviousHash
-/// OCTET STRING, DataHash OCTET STRING }`, the number a minimal two's complement INTEGER.
-pub fn header_asn1(header: &BlockHeader) -> Vec<u8> {
-    let mut body = Vec::with_capacity(16 + header.previous_hash.len() + header.data_hash.len());
-    der::write_integer(&mut body, &header.number.to_be_bytes());
-    for octets in [&header.previous_hash, &header.data_hash] {
-        body.push(0x04);
-        der::write_len(&mut body, octets.len());
-        body.extend_from_slice(octets);
-    }
-    let mut out = Vec::with_capacity(body.len() + 6);
-    out.push(0x30);
-    der::write_len(&mut out, body.len());
-    out.extend_from_slice(&body);
-    out
 }
 
 /// `protoutil.BlockHeaderHash`: SHA-256 of [`header_asn1`]; the next block's `previous_hash`.

@@ -25,6 +25,7 @@
 //! Pieces: [`identity_store`] (PKI-ID → identity), [`seen`] (duplicates), `signers` (which key
 //! signed what), [`stats`].
 
+pub mod block;
 pub mod identity_store;
 pub mod seen;
 mod signers;
@@ -34,9 +35,12 @@ mod verified;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use gossip_proto::common::Block;
+use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{Envelope, GossipMessage, SecretEnvelope};
 use prost::Message;
 
+pub use block::{BlockReject, BlockVerifier, OrdererBlockPolicy};
 pub use identity_store::{
     IDENTITIES_LEN_MAX_DEFAULT, IdentityChange, IdentityStore, IdentityStoreError,
 };
@@ -94,6 +98,8 @@ pub enum CheckTarget {
     Envelope,
     /// A secret envelope's signature over its payload, by the same key as its envelope.
     Secret,
+    /// An orderer's signature over a block ([`block`]).
+    Block,
 }
 
 /// One signature to check: `key` over `message`.
@@ -130,10 +136,20 @@ impl SignatureCheck {
         }
     }
 
+    /// A check of an orderer's signature over a block.
+    pub fn block(key: PublicKey, message: Bytes, signature: Bytes) -> Self {
+        Self {
+            key,
+            message,
+            signature,
+            target: CheckTarget::Block,
+        }
+    }
+
     /// Runs the check (low-S rule included). The signed bytes must be non-empty.
     pub fn run(&self) -> Result<(), SignatureError> {
         match self.target {
-            CheckTarget::Envelope => {
+            CheckTarget::Envelope | CheckTarget::Block => {
                 if self.message.is_empty() {
                     return Err(SignatureError::EmptyPayload);
                 }
@@ -194,6 +210,9 @@ pub enum Reject {
     /// A signature check failed.
     #[error("bad signature: {0}")]
     BadSignature(SignatureError),
+    /// A block failed authentication ([`block`]).
+    #[error("bad block: {0}")]
+    BadBlock(BlockReject),
 }
 
 impl Reject {
@@ -210,6 +229,7 @@ impl Reject {
             Reject::Invalid(_) => "invalid",
             Reject::TooManyItems { .. } => "too_many_items",
             Reject::BadSignature(_) => "bad_signature",
+            Reject::BadBlock(b) => b.reason(),
         }
     }
 
@@ -310,6 +330,9 @@ pub struct Ingress {
     seen: SeenCache,
     verified: verified::VerifiedSignatures,
     stats: IngressStats,
+    /// The block validation policy; `None` takes blocks without authentication
+    /// (`peer.gossip.skipBlockVerification`, or an embedder without orderer material).
+    block_verifier: Option<Arc<dyn BlockVerifier>>,
 }
 
 impl Default for Ingress {
@@ -351,7 +374,19 @@ impl Ingress {
             seen,
             verified,
             stats: IngressStats::default(),
+            block_verifier: None,
         }
+    }
+
+    /// Authenticates every block with `verifier` before it is accepted.
+    pub fn with_block_verifier(mut self, verifier: Arc<dyn BlockVerifier>) -> Self {
+        self.block_verifier = Some(verifier);
+        self
+    }
+
+    /// Whether blocks are authenticated.
+    pub fn verifies_blocks(&self) -> bool {
+        self.block_verifier.is_some()
     }
 
     /// The identity store.
@@ -421,6 +456,11 @@ impl Ingress {
             self.stats.add_nested_dropped(resolver.nested_dropped);
         }
         let mut checks = resolver.checks;
+        if kind == ContentKind::DataMsg
+            && let Some(verifier) = &self.block_verifier
+        {
+            checks.extend(block_checks(verifier.as_ref(), &message, now)?);
+        }
         let checks_len = checks.len();
         let check_digests = self.verified.retain_unverified(&mut checks);
         self.stats
@@ -452,8 +492,16 @@ impl Ingress {
         checks_result: Result<(), SignatureError>,
         _now: Instant,
     ) -> Result<Verified<ReceivedMessage>, Reject> {
+        let is_block = prechecked.received.kind == ContentKind::DataMsg;
         let admitted = checks_result
-            .map_err(Reject::BadSignature)
+            .map_err(|e| {
+                // A data message is unsigned: a failed check is an orderer's block signature.
+                if is_block {
+                    Reject::BadBlock(BlockReject::BadSignature)
+                } else {
+                    Reject::BadSignature(e)
+                }
+            })
             .and_then(|()| match prechecked.seen_key {
                 Some(key)
                     if prechecked.received.kind != ContentKind::DataMsg
@@ -493,6 +541,26 @@ impl Ingress {
         let outcome = prechecked.run_checks();
         self.accept(prechecked, outcome, now)
     }
+}
+
+/// The orderer signature checks of a data message's block, after its structural checks.
+fn block_checks(
+    verifier: &dyn BlockVerifier,
+    message: &GossipMessage,
+    now: Instant,
+) -> Result<Vec<SignatureCheck>, Reject> {
+    let Some(Content::DataMsg(data)) = &message.content else {
+        return Err(Reject::Invalid("data message without content"));
+    };
+    let payload = data
+        .payload
+        .as_ref()
+        .ok_or(Reject::Invalid("data message without payload"))?;
+    let block = Block::decode(payload.data.clone())
+        .map_err(|_| Reject::BadBlock(BlockReject::Malformed("not a block")))?;
+    verifier
+        .precheck(&message.channel, payload.seq_num, &block, now)
+        .map_err(Reject::BadBlock)
 }
 
 #[cfg(test)]

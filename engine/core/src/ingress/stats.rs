@@ -51,6 +51,8 @@ counters! {
     too_many_items,
     /// Rejected: a signature check failed.
     bad_signature,
+    /// Rejected: a block failed authentication (by reason in the comm's rejects, `block_*`).
+    bad_block,
     /// Nested items with an unknown signer dropped (policy `DropItem`).
     nested_items_dropped,
     /// Signature checks skipped: the same key, bytes and signature passed before.
@@ -74,6 +76,7 @@ impl IngressStats {
             Reject::Invalid(_) => &self.invalid,
             Reject::TooManyItems { .. } => &self.too_many_items,
             Reject::BadSignature(_) => &self.bad_signature,
+            Reject::BadBlock(_) => &self.bad_block,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -115,5 +118,6 @@ impl IngressStatsSnapshot {
             + self.invalid
             + self.too_many_items
             + self.bad_signature
+            + self.bad_block
     }
 }

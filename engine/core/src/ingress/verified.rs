@@ -45,6 +45,7 @@ impl VerifiedSignatures {
         let target: u8 = match check.target {
             CheckTarget::Envelope => 1,
             CheckTarget::Secret => 2,
+            CheckTarget::Block => 3,
         };
         ctx.update(&[target]);
         for part in [check.key.sec1(), &check.message[..], &check.signature[..]] {

@@ -46,11 +46,17 @@ struct Args {
     /// A standalone gossip node has no channel config to learn orgs from, so list them here.
     #[arg(long = "org-msp", value_name = "MSPID=DIR")]
     org_msp: Vec<String>,
-    /// An orderer org's verifying MSP folder (cacerts/, ...). Repeatable. Loaded and kept, but
-    /// gossip-node does not verify blocks against it yet; orderer orgs are not gossip members.
-    /// Same flag as fabric-node's, whose strict block verification uses it.
+    /// An orderer org's verifying MSP folder (cacerts/, ...). Repeatable. Every block is then
+    /// authenticated as Fabric's VerifyBlock does (its channel, number and data hash, and the
+    /// signatures of --orderer-signatures-required distinct members of these orgs) before it is
+    /// stored, forwarded or delivered, unless peer.gossip.skipBlockVerification is true. Orderer
+    /// orgs are not gossip members. Same flag as fabric-node's strict block verification.
     #[arg(long = "orderer-msp", value_name = "MSPID=DIR")]
     orderer_msp: Vec<String>,
+    /// Distinct orderer signatures a block needs (the channel's BlockValidation policy; "ANY
+    /// Writers" of the orderer orgs is 1).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    orderer_signatures_required: u64,
     /// An orderer member's MSP folder (signcerts/, keystore/): `inject_block` then builds a
     /// Fabric-real block (an ENDORSER_TRANSACTION envelope, orderer-signed metadata) signed by it,
     /// instead of the filler block. Without `MSPID=`, the org is the first among the
@@ -167,6 +173,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
             runtime,
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             orderer,
+            orderer_signatures_required: args.orderer_signatures_required as usize,
         },
     ))
 }

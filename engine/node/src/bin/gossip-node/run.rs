@@ -6,10 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
+use gossip_engine::crypto::MspManager;
 use gossip_engine::event::Event;
+use gossip_engine::ingress::{BlockVerifier, OrdererBlockPolicy};
 use gossip_engine::types::PkiId;
 use gossip_engine::{
-    CommSettings, GossipHandle, GossipParams, NodeSettings, TlsMaterial, TransmitFilter, clock,
+    CommSettings, GossipHandle, GossipParams, NodeSettings, StartOptions, TlsMaterial,
+    TransmitFilter, clock,
 };
 use gossip_node::NodeConfig;
 use gossip_node::block::SignedBlockBuilder;
@@ -36,6 +39,8 @@ pub struct RunOptions {
     pub exit_on_stdin_eof: bool,
     /// `--orderer-msp` and `--orderer-signer`.
     pub orderer: OrdererMaterial,
+    /// `--orderer-signatures-required`.
+    pub orderer_signatures_required: usize,
 }
 
 async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
@@ -44,6 +49,30 @@ async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
         .with_context(|| format!("{key} = {addr}: cannot resolve"))?
         .next()
         .ok_or_else(|| anyhow!("{key} = {addr}: resolves to no address"))
+}
+
+/// The block validation policy of `--orderer-msp` (none without orderer orgs), said in the log.
+fn block_policy(opts: &RunOptions, skip: bool) -> Option<Arc<dyn BlockVerifier>> {
+    let orgs: Vec<&str> = opts.orderer.msps.iter().map(|o| o.mspid.as_str()).collect();
+    let required = opts.orderer_signatures_required;
+    match (orgs.is_empty(), skip) {
+        (true, _) => {
+            tracing::warn!(target: "gossip-node", "no --orderer-msp: blocks are not authenticated (only their number and data hash are checked)");
+            None
+        }
+        (false, true) => {
+            tracing::warn!(target: "gossip-node", ?orgs, "peer.gossip.skipBlockVerification is true: blocks are not authenticated");
+            None
+        }
+        (false, false) => {
+            tracing::info!(target: "gossip-node", ?orgs, required, "blocks are authenticated: orderer signatures of these orgs");
+            let mut orderers = MspManager::new();
+            for org in &opts.orderer.msps {
+                orderers.add_org(org.clone());
+            }
+            Some(Arc::new(OrdererBlockPolicy::new(orderers, required)))
+        }
+    }
 }
 
 /// Runs the node until it is told to stop.
@@ -81,9 +110,16 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
             Some(Box::new(move |_| f.keep()))
         }
     };
-    let handle = GossipHandle::start_with_transmit_filter(params, filter)
-        .await
-        .with_context(|| format!("starting gossip on {listen}"))?;
+    let block_verifier = block_policy(&opts, cfg.gossip.skip_block_verification);
+    let handle = GossipHandle::start_with(
+        params,
+        StartOptions {
+            transmit_filter: filter,
+            block_verifier,
+        },
+    )
+    .await
+    .with_context(|| format!("starting gossip on {listen}"))?;
     tracing::info!(
         target: "gossip-node",
         peer_id = %cfg.peer_id, %pki_id, listen = %handle.local_addr(),
@@ -99,9 +135,6 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         );
         parking_lot::Mutex::new(SignedBlockBuilder::new(signer))
     });
-    if block_signer.is_none() && !orderer_orgs.is_empty() {
-        tracing::info!(target: "gossip-node", ?orderer_orgs, "orderer orgs loaded (blocks are not verified against them yet)");
-    }
     let subscribers = Arc::new(Subscribers::default());
     let events = handle.events().context("subscribing to events")?;
     let heights = Arc::new(Heights::default());
