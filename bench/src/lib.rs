@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use gossip_engine::crypto::envelope::{noop_sign, sign_envelope, sign_secret};
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::crypto::{LocalSigner, MspManager, SignatureError};
 use gossip_proto::common::{
     MspPrincipal, SignaturePolicy, SignaturePolicyEnvelope, signature_policy,
@@ -22,6 +21,7 @@ use gossip_proto::protos::{
     CollectionConfig, CollectionConfigPackage, CollectionPolicyConfig, StaticCollectionConfig,
     collection_config, collection_policy_config,
 };
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use prost::Message;
 
 pub mod egress;

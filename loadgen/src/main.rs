@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use indicatif::{ProgressBar, ProgressStyle};
-use loadgen::compare::{self, Threshold};
-use loadgen::launcher::find_node_bin;
+use loadgen::cluster::launcher::find_node_bin;
+use loadgen::commands::sweep::{self, Criteria};
+use loadgen::report::compare::{self, Threshold};
 use loadgen::scenario::Scenario;
-use loadgen::sweep::{self, Criteria};
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -210,7 +210,7 @@ impl Progress {
     }
 }
 
-impl loadgen::run::Progress for Progress {
+impl loadgen::commands::run::Progress for Progress {
     fn tick(&mut self, due: u64, total: u64, deliveries: u64) {
         match &self.bar {
             Some(b) => {
@@ -253,7 +253,7 @@ fn node_bin_for(explicit: Option<&PathBuf>, s: &Scenario) -> anyhow::Result<Path
     };
     anyhow::ensure!(
         all_fabric || bin.is_file() || (bin.components().count() == 1 && on_path()),
-        "gossip-node not found ({}): build it with `cargo build --release -p gossip-engine --bin gossip-node`, or pass --node-bin",
+        "gossip-node not found ({}): build it with `cargo build --release -p gossip-node --bin gossip-node`, or pass --node-bin",
         bin.display()
     );
     if let Some(fabric) = s.fabric_bin()? {
@@ -271,9 +271,13 @@ fn node_bin_for(explicit: Option<&PathBuf>, s: &Scenario) -> anyhow::Result<Path
 }
 
 /// One scenario end to end with progress on stderr: what `run` does, and `sweep` per rate.
-fn run_job(s: &Scenario, bin: &Path, results: &Path) -> anyhow::Result<loadgen::job::JobOutput> {
+fn run_job(
+    s: &Scenario,
+    bin: &Path,
+    results: &Path,
+) -> anyhow::Result<loadgen::commands::job::JobOutput> {
     let mut progress = Progress::new();
-    let job = loadgen::job::run_and_write(s, bin, results, &mut progress)
+    let job = loadgen::commands::job::run_and_write(s, bin, results, &mut progress)
         .with_context(|| format!("running scenario {} with {}", s.name, bin.display()));
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
@@ -296,7 +300,7 @@ fn main() -> anyhow::Result<()> {
             );
             let now_unix_s = match now_unix_s {
                 Some(s) => s,
-                None => (loadgen::inject::unix_now_ns() / 1_000_000_000) as i64,
+                None => (loadgen::measure::inject::unix_now_ns() / 1_000_000_000) as i64,
             };
             let pki = TestPki::generate(&TestPkiSpec::uniform(orgs, peers, now_unix_s))
                 .context("generating PKI")?;
@@ -361,9 +365,9 @@ fn main() -> anyhow::Result<()> {
             })?;
             let doc = sweep::to_json(
                 &sw,
-                &loadgen::procfs::machine(),
-                loadgen::procfs::git_commit().as_deref(),
-                loadgen::procfs::git_dirty(),
+                &loadgen::measure::procfs::machine(),
+                loadgen::measure::procfs::git_commit().as_deref(),
+                loadgen::measure::procfs::git_dirty(),
             );
             let md = sweep::to_markdown(&sw);
             let dir = results.join(&s.name);
@@ -417,9 +421,9 @@ fn main() -> anyhow::Result<()> {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
             let range = first_seed..first_seed + seeds;
-            let runs = loadgen::figures::run_gate(&scenarios, range.clone(), threads);
+            let runs = loadgen::commands::figures::run_gate(&scenarios, range.clone(), threads);
             write_or_print(
-                &loadgen::figures::gate_json(&runs, &range, per_seed),
+                &loadgen::commands::figures::gate_json(&runs, &range, per_seed),
                 out.as_deref(),
             )
         }
@@ -429,7 +433,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             out,
         } => {
-            let doc = loadgen::figures::sim_figures(nodes, blocks, seed);
+            let doc = loadgen::commands::figures::sim_figures(nodes, blocks, seed);
             write_or_print(&doc, out.as_deref())
         }
         Command::SimRate {
@@ -472,11 +476,14 @@ fn main() -> anyhow::Result<()> {
                 gossip,
                 seed,
             };
-            let figures = loadgen::figures::sim_rate(&base, &rates);
-            print!("{}", loadgen::figures::sim_rate_table(&figures));
+            let figures = loadgen::commands::figures::sim_rate(&base, &rates);
+            print!("{}", loadgen::commands::figures::sim_rate_table(&figures));
             // The table is the printed form; the JSON only goes to a file.
             if let Some(p) = out {
-                write_or_print(&loadgen::figures::sim_rate_json(&base, &figures), Some(&p))?;
+                write_or_print(
+                    &loadgen::commands::figures::sim_rate_json(&base, &figures),
+                    Some(&p),
+                )?;
             }
             Ok(())
         }

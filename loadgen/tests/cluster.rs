@@ -4,8 +4,8 @@
 mod common;
 
 use common::node_bin;
-use loadgen::launcher::LocalLauncher;
-use loadgen::run::Progress;
+use loadgen::cluster::launcher::LocalLauncher;
+use loadgen::commands::run::Progress;
 use loadgen::scenario::Scenario;
 
 struct Quiet;
@@ -37,8 +37,9 @@ fn four_nodes_deliver_every_block_in_order() {
     )
     .unwrap();
     let work = tempfile::tempdir().unwrap();
-    let out = loadgen::run::run(&s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
-        .expect("run");
+    let out =
+        loadgen::commands::run::run(&s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
+            .expect("run");
     let c = &out.collector;
     let logs = || {
         out.logs
@@ -88,7 +89,7 @@ fn four_nodes_deliver_every_block_in_order() {
         "delivered in order: every peer"
     );
     // The report builds from a real run.
-    let doc = loadgen::report::run_json(&out, &loadgen::procfs::machine(), None);
+    let doc = loadgen::report::run_json(&out, &loadgen::measure::procfs::machine(), None);
     assert_eq!(doc["schema"], "loadgen.run/v1");
     assert_eq!(doc["figures"]["completeness"], 1.0);
     assert!(doc["figures"]["peak_rss_mib_max"].as_f64().unwrap() > 0.0);

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use loadgen::compare::{Figures, Threshold, compare, figures_of};
+use loadgen::report::compare::{Figures, Threshold, compare, figures_of};
 use serde_json::json;
 
 fn figs(p99: f64, completeness: f64) -> Figures {
@@ -35,7 +35,7 @@ fn injected_regression_is_detected_and_small_change_passes() {
         missing.regressions, 2,
         "a gated metric missing from NEW fails"
     );
-    let text = loadgen::compare::render(&slower);
+    let text = loadgen::report::compare::render(&slower);
     assert!(
         text.contains("REGRESSION") && text.contains("latency_p99_ms"),
         "{text}"

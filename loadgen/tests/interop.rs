@@ -36,11 +36,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::node_bin;
+use gossip_engine::clock;
 use gossip_engine::crypto::identity::pki_id_of;
-use gossip_engine::net::clock;
+use loadgen::cluster::control::ControlClient;
+use loadgen::cluster::launcher::{Launcher, LocalLauncher, NodeHandle};
 use loadgen::cluster::{self, Cluster};
-use loadgen::control::ControlClient;
-use loadgen::launcher::{Launcher, LocalLauncher, NodeHandle};
 use loadgen::scenario::Scenario;
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadgen::proxy::{Delay, LinkMode, Links, Proxy, Source};
+use loadgen::cluster::proxy::{Delay, LinkMode, Links, Proxy, Source};
 
 /// An echo server on 127.0.0.1 (one thread per connection, ends with the test process).
 fn echo_server() -> SocketAddr {
@@ -152,7 +152,7 @@ fn scenario_partition_is_cut_and_healed_by_its_schedule() {
         "nodes = 2\norgs = 1\n[[faults.partitions]]\nat_s = 1.5\nduration_s = 2\na = [0]\n",
     )
     .unwrap();
-    let plan = loadgen::run::fault_plan(&s);
+    let plan = loadgen::commands::run::fault_plan(&s);
     assert_eq!(plan.len(), 2);
     assert_eq!(plan[0].0, 1_500_000_000);
     assert_eq!(plan[1].0, 3_500_000_000);

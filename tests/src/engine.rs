@@ -1,7 +1,7 @@
 //! The engine's `Node` behind the simulator's [`SimNode`] contract.
 
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
-use gossip_engine::ingress::{ReceivedMessage, Verified};
+use gossip_engine::ingress::{IdentityChange, ReceivedMessage, Verified};
 use gossip_engine::node::Node;
 use gossip_engine::time::Instant;
 use gossip_engine::types::PkiId;
@@ -35,6 +35,10 @@ impl SimNode for Node {
 
     fn handle_io(&mut self, result: IoResult, now: Instant) {
         Node::handle_io(self, result, now);
+    }
+
+    fn handle_identity(&mut self, change: IdentityChange, now: Instant) {
+        Node::handle_identity(self, change, now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
-use gossip_engine::ingress::{ReceivedMessage, Verified};
+use gossip_engine::ingress::{IdentityChange, ReceivedMessage, Verified};
 use gossip_engine::time::Instant;
 use gossip_engine::types::PkiId;
 
@@ -25,6 +25,9 @@ pub trait SimNode: Sized {
     fn handle_command(&mut self, command: Command, now: Instant);
     /// The outcome of an IO request, or a comm notification.
     fn handle_io(&mut self, result: IoResult, now: Instant);
+    /// A change of the node's identity store (the simulator hands them over before each
+    /// message, as the tokio driver does). Nodes that do not use identities ignore them.
+    fn handle_identity(&mut self, _change: IdentityChange, _now: Instant) {}
     /// Next message to send.
     fn poll_transmit(&mut self) -> Option<Transmit>;
     /// Next event for the application.

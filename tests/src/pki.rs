@@ -7,8 +7,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::crypto::{IdentityError, LocalSigner, MspManager, OrgMsp};
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use serde::{Deserialize, Serialize};
 
 /// Simulated time zero, as Unix seconds (2025-06-15); the fixture certificates are valid from an
@@ -71,11 +71,13 @@ impl SimPki {
             )?);
             let mut org_signers = Vec::with_capacity(org.peers.len());
             for peer in &org.peers {
-                org_signers.push(Arc::new(LocalSigner::from_pems(
-                    &org.mspid,
-                    peer.cert_pem.as_bytes(),
-                    peer.key_pem.as_bytes(),
-                )?));
+                org_signers.push(Arc::new(
+                    gossip_engine::signing_key::local_signer_from_pems(
+                        &org.mspid,
+                        peer.cert_pem.as_bytes(),
+                        peer.key_pem.as_bytes(),
+                    )?,
+                ));
             }
             signers.push(org_signers);
         }

@@ -518,7 +518,6 @@ impl<N: SimNode> Sim<N> {
                 .map(|&b| self.slots[b].internal_endpoint.clone())
                 .collect(),
             signer: Arc::clone(&self.slots[i].signer),
-            identities: Arc::clone(self.slots[i].ingress.identities()),
             rng_seed: node_seed(self.seed, i, incarnation),
         };
         self.slots[i].node = Some(N::start(setup, self.now));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_engine::crypto::envelope::{noop_sign, sign_envelope};
-use gossip_engine::event::{Command, Event, IoRequest, IoResult, RemotePeer, Transmit};
+use gossip_engine::event::{Command, Event, IoRequest, IoResult, Lane, RemotePeer, Transmit};
 use gossip_engine::ingress::{ReceivedMessage, Verified};
 use gossip_engine::time::Instant;
 use gossip_engine::types::PkiId;
@@ -92,6 +92,7 @@ impl ToyNode {
             self.transmits.push_back(Transmit {
                 to,
                 envelope: envelope.clone(),
+                lane: Lane::Control,
             });
         }
     }
@@ -105,6 +106,7 @@ impl ToyNode {
                         endpoint: endpoint.clone(),
                     },
                     envelope: envelope.clone(),
+                    lane: Lane::Data,
                 });
             }
         }

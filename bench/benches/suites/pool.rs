@@ -3,9 +3,9 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
-use gossip_engine::crypto::SigningKey;
-use gossip_engine::crypto::pool::{PoolConfig, VerifierPool, VerifyJob};
+use gossip_engine::crypto::{Sign, SigningKey};
 use gossip_engine::ingress::SignatureCheck;
+use gossip_engine::pool::{PoolConfig, VerifierPool, VerifyJob};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 

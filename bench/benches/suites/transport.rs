@@ -12,11 +12,11 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
 use gossip_engine::config::CommConfig;
 use gossip_engine::crypto::MspManager;
-use gossip_engine::crypto::testpki::{TestPki, TestPkiSpec};
 use gossip_engine::ingress::{Ingress, IngressConfig};
-use gossip_engine::net::{Comm, CommParams, RemotePeer, Subscription, TlsMaterial, clock};
-use gossip_engine::nodecfg::control;
+use gossip_engine::{Comm, CommParams, Inbound, RemotePeer, TlsMaterial, clock};
+use gossip_node::control;
 use gossip_proto::gossip::Envelope;
+use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use prost::Message;
 
 /// Envelopes per iteration; below the send lane's default bound of 200, so none is dropped.
@@ -60,7 +60,7 @@ fn block(seq: u64, block: &Bytes) -> Envelope {
 }
 
 /// Sends blocks `first..first + BATCH_LEN` and waits for all of them at the receiver.
-async fn batch(from: &Comm, to: &[RemotePeer], sub: &Subscription, first: u64, data: &Bytes) {
+async fn batch(from: &Comm, to: &[RemotePeer], sub: &Inbound, first: u64, data: &Bytes) {
     for seq in first..first + BATCH_LEN {
         from.send(block(seq, data), to);
     }
@@ -86,7 +86,7 @@ fn transport(c: &mut Criterion) {
         endpoint: b.local_addr().to_string(),
         pki_id: b.pki_id(),
     }];
-    let sub = b.accept(|_| true);
+    let sub = b.inbound();
     let mut next_seq = 0;
 
     let mut group = c.benchmark_group("transport/tls");

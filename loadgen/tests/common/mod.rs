@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use loadgen::launcher::find_node_bin;
+use loadgen::cluster::launcher::find_node_bin;
 
 /// The gossip-node binary of this workspace, built if `cargo test -p loadgen` alone did not.
 pub fn node_bin() -> PathBuf {

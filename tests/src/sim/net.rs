@@ -306,7 +306,10 @@ impl<N: SimNode> Sim<N> {
             is_block.then(|| message.envelope.payload.clone()),
         ));
         let now = self.now;
-        if let Some(node) = self.slots[to].node.as_mut() {
+        let slot = &mut self.slots[to];
+        if let Some(node) = slot.node.as_mut() {
+            let identities = slot.ingress.identities();
+            identities.take_changes(|change| node.handle_identity(change, now));
             node.handle_message(message, now);
         }
         self.drain(to);

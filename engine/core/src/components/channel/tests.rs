@@ -1,0 +1,249 @@
+//! Channel unit tests: StateInfo checks, eligibility, blocks, leadership, leave.
+
+use std::sync::{Arc, OnceLock};
+
+use gossip_proto::gossip::gossip_message::{Content, Tag};
+use gossip_proto::gossip::{DataMessage, LeadershipMessage, Payload, StateInfo};
+use prost::Message;
+
+use super::*;
+use crate::crypto::LocalSigner;
+use crate::crypto::envelope::noop_sign;
+use crate::ingress::IdentityChange;
+use crate::testpki::{TestPki, TestPkiSpec};
+
+const START_UNIX_S: u64 = 1_700_000_000;
+
+fn at_s(s: u64) -> Instant {
+    Instant::from_nanos((START_UNIX_S + s) * 1_000_000_000)
+}
+
+fn pki() -> &'static TestPki {
+    static PKI: OnceLock<TestPki> = OnceLock::new();
+    PKI.get_or_init(|| TestPki::generate(&TestPkiSpec::uniform(2, 2, START_UNIX_S as i64)).unwrap())
+}
+
+struct Fixture {
+    discovery: Discovery,
+    signer: Arc<LocalSigner>,
+    others: Vec<Arc<LocalSigner>>,
+    config: GossipConfig,
+}
+
+/// Peer 0 of org 1, which knows every identity and sees every other peer alive.
+fn fixture() -> Fixture {
+    let pki = pki();
+    let signers: Vec<Arc<LocalSigner>> =
+        pki.peers().map(|p| Arc::new(p.signer().unwrap())).collect();
+    let config = GossipConfig::default();
+    let mut discovery = Discovery::new(
+        config.clone(),
+        Arc::clone(&signers[0]),
+        String::new(),
+        "10.0.0.0:7051".into(),
+        at_s(0),
+    );
+    for s in &signers {
+        discovery.learn_identity(IdentityChange::learned(s.identity()));
+    }
+    let mut out = Outbox::default();
+    for (i, s) in signers.iter().enumerate().skip(1) {
+        let mut d = Discovery::new(
+            config.clone(),
+            Arc::clone(s),
+            String::new(),
+            format!("10.0.9.{i}:7051"),
+            at_s(0),
+        );
+        let (env, msg) = d.new_alive(true, at_s(1)).unwrap();
+        discovery.handle_alive(s.pki_id(), &env, &msg, at_s(1), &mut out);
+    }
+    discovery.refresh();
+    Fixture {
+        discovery,
+        signer: Arc::clone(&signers[0]),
+        others: signers[1..].to_vec(),
+        config,
+    }
+}
+
+fn org1_channel(f: &Fixture) -> Channel {
+    let cfg = ChannelConfig {
+        channel: Bytes::from_static(b"ch"),
+        sequence: 1,
+        orgs: vec![("Org1MSP".into(), Vec::new())],
+    };
+    Channel::new(&cfg, &f.config, at_s(0))
+}
+
+fn state_info(about: &LocalSigner, channel: &[u8], mac_ok: bool) -> (Envelope, GossipMessage) {
+    let pki_id = about.pki_id();
+    let mut mac = channel_mac(&pki_id, channel);
+    if !mac_ok {
+        mac[0] ^= 1;
+    }
+    let message = GossipMessage {
+        nonce: 0,
+        channel: Bytes::new(),
+        tag: Tag::ChanOrOrg as i32,
+        content: Some(Content::StateInfo(StateInfo {
+            timestamp: Some(gossip_proto::gossip::PeerTime {
+                inc_num: 1,
+                seq_num: 2,
+            }),
+            pki_id: Bytes::copy_from_slice(pki_id.as_bytes()),
+            channel_mac: Bytes::copy_from_slice(&mac),
+            properties: Some(Properties {
+                ledger_height: 9,
+                ..Default::default()
+            }),
+        })),
+    };
+    (noop_sign(message.encode_to_vec().into()), message)
+}
+
+#[test]
+fn state_info_is_checked_cached_forwarded_and_makes_peers_eligible() {
+    let f = fixture();
+    let ctx = Ctx {
+        discovery: &f.discovery,
+        signer: &f.signer,
+        config: &f.config,
+        now: at_s(2),
+    };
+    let mut ch = org1_channel(&f);
+    let mut out = Outbox::default();
+    let (same_org, foreign) = (&f.others[0], &f.others[1]);
+    let (env, msg) = state_info(foreign, b"ch", true);
+    ch.handle_state_info(foreign.pki_id(), &env, &msg, &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::OrgNotInChannel), Some(&1));
+    let (env, msg) = state_info(same_org, b"ch", false);
+    ch.handle_state_info(same_org.pki_id(), &env, &msg, &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::BadMac), Some(&1));
+    assert!(ch.peers(f.discovery.alive_members()).is_empty());
+    let (env, msg) = state_info(same_org, b"ch", true);
+    ch.handle_state_info(same_org.pki_id(), &env, &msg, &ctx, &mut out);
+    assert_eq!(out.emits.len(), 1, "forwarded");
+    assert!(matches!(
+        out.events.pop_front(),
+        Some(Event::ChannelPeerUpdated { .. })
+    ));
+    let peers = ch.peers(f.discovery.alive_members());
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].1.ledger_height, 9);
+    ch.handle_state_info(same_org.pki_id(), &env, &msg, &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::Stale), Some(&1));
+    ch.leave();
+    assert!(ch.peers(f.discovery.alive_members()).is_empty());
+}
+
+#[test]
+fn bad_blocks_and_left_channels_drop() {
+    let f = fixture();
+    let ctx = Ctx {
+        discovery: &f.discovery,
+        signer: &f.signer,
+        config: &f.config,
+        now: at_s(2),
+    };
+    let mut ch = org1_channel(&f);
+    let mut out = Outbox::default();
+    let data = |seq: u64, data: Bytes| GossipMessage {
+        nonce: 0,
+        channel: Bytes::from_static(b"ch"),
+        tag: Tag::ChanAndOrg as i32,
+        content: Some(Content::DataMsg(DataMessage {
+            payload: Some(Payload {
+                seq_num: seq,
+                data,
+                private_data: Vec::new(),
+            }),
+        })),
+    };
+    let from = f.others[0].pki_id();
+    let bad = data(1, blocks::block_fixture(2));
+    ch.handle_data(
+        from,
+        &noop_sign(bad.encode_to_vec().into()),
+        &bad,
+        &ctx,
+        &mut out,
+    );
+    assert_eq!(out.drops.get(&DropReason::BadBlock), Some(&1));
+    let good = data(1, blocks::block_fixture(1));
+    let env = noop_sign(good.encode_to_vec().into());
+    ch.handle_data(from, &env, &good, &ctx, &mut out);
+    assert_eq!(ch.blocks_delivered(), 1);
+    assert_eq!(ch.next_expected_seq(), 2);
+    ch.handle_data(from, &env, &good, &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::Stale), Some(&1));
+    ch.leave();
+    let next = data(2, blocks::block_fixture(2));
+    ch.handle_data(from, &env, &next, &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::LeftChannel), Some(&1));
+}
+
+#[test]
+fn leadership_must_be_from_and_about_my_org() {
+    let f = fixture();
+    let ctx = Ctx {
+        discovery: &f.discovery,
+        signer: &f.signer,
+        config: &f.config,
+        now: at_s(2),
+    };
+    let mut ch = org1_channel(&f);
+    let mut out = Outbox::default();
+    let leadership = |about: &LocalSigner, seq: u64| GossipMessage {
+        nonce: 0,
+        channel: Bytes::from_static(b"ch"),
+        tag: Tag::ChanAndOrg as i32,
+        content: Some(Content::LeadershipMsg(LeadershipMessage {
+            pki_id: Bytes::copy_from_slice(about.pki_id().as_bytes()),
+            timestamp: Some(gossip_proto::gossip::PeerTime {
+                inc_num: 1,
+                seq_num: seq,
+            }),
+            is_declaration: true,
+        })),
+    };
+    let (mine, foreign) = (&f.others[0], &f.others[1]);
+    ch.handle_leadership(foreign.pki_id(), &leadership(foreign, 1), &ctx, &mut out);
+    ch.handle_leadership(mine.pki_id(), &leadership(foreign, 1), &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::NotInMyOrg), Some(&2));
+    ch.handle_leadership(mine.pki_id(), &leadership(mine, 1), &ctx, &mut out);
+    assert!(matches!(
+        out.events.pop_front(),
+        Some(Event::Leadership { .. })
+    ));
+    ch.handle_leadership(mine.pki_id(), &leadership(mine, 1), &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::Stale), Some(&1));
+}
+
+#[test]
+fn spread_timers_desynchronize_channels_joined_together_within_half_an_interval() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let interval = f.config.publish_state_info_interval;
+    let fabric_first = org1_channel(&f).poll_timeout();
+    assert_eq!(
+        fabric_first,
+        at_s(0) + interval,
+        "without spreading: Fabric's first tick"
+    );
+    let firsts: Vec<Instant> = (0..8u64)
+        .map(|seed| {
+            let mut ch = org1_channel(&f);
+            ch.spread_timers(&f.config, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            ch.poll_timeout()
+        })
+        .collect();
+    for &t in &firsts {
+        assert!(t >= at_s(0) + interval / 2 && t <= fabric_first, "{t:?}");
+    }
+    let distinct: std::collections::BTreeSet<Instant> = firsts.iter().copied().collect();
+    assert!(
+        distinct.len() > 4,
+        "peers joined together spread apart: {firsts:?}"
+    );
+}

@@ -1,0 +1,373 @@
+use super::*;
+use gossip_proto::gossip::Envelope;
+
+fn envelope(payload_len: usize, tag: u8) -> Envelope {
+    Envelope {
+        payload: Bytes::from(vec![tag; payload_len]),
+        signature: Bytes::from_static(b"sig"),
+        secret_envelope: None,
+    }
+}
+
+/// A body delivering `bytes` in chunks cut at `cuts` (ascending offsets), then `trailers`.
+fn chunked(bytes: &[u8], cuts: &[usize], trailers: Option<HeaderMap>) -> Body {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+        chunks.push(Bytes::copy_from_slice(&bytes[start..cut]));
+        start = cut;
+    }
+    Body::new(FramedBody {
+        stream: Box::pin(futures_util::stream::iter(chunks)),
+        trailers,
+    })
+}
+
+fn ok_trailers() -> HeaderMap {
+    let mut t = HeaderMap::new();
+    t.insert("grpc-status", HeaderValue::from_static("0"));
+    t
+}
+
+async fn read_all(body: Body, len_max: usize) -> Result<Vec<Envelope>, FrameError> {
+    let mut reader = FrameReader::new(body, len_max);
+    let mut out = Vec::new();
+    while let Some(e) = reader.message::<Envelope>().await? {
+        out.push(e);
+    }
+    Ok(out)
+}
+
+#[test]
+fn a_batch_is_its_frames_one_by_one_with_block_payloads_not_copied() {
+    let mut signed_block = envelope(SHARED_PAYLOAD_LEN_MIN + 1, 4);
+    signed_block.secret_envelope = Some(gossip_proto::gossip::SecretEnvelope {
+        payload: Bytes::from_static(b"secret"),
+        signature: Bytes::from_static(b"secret-sig"),
+    });
+    let mut unsigned_block = envelope(10_240, 5);
+    unsigned_block.signature = Bytes::new();
+    let batch = [
+        envelope(300, 1),
+        signed_block,
+        envelope(SHARED_PAYLOAD_LEN_MIN - 1, 2),
+        unsigned_block,
+        envelope(0, 3),
+    ];
+    let chunks = encode_batch(&batch);
+    assert_eq!(chunks.concat(), encode_frames(&batch));
+    // Small messages share one chunk; each block payload is its own, the very same buffer.
+    assert_eq!(chunks.len(), 5);
+    for (chunk, block) in [(&chunks[1], &batch[1]), (&chunks[3], &batch[3])] {
+        assert_eq!(chunk.as_ptr(), block.payload.as_ptr());
+        assert_eq!(chunk.len(), block.payload.len());
+    }
+    // Without a block the batch is one chunk.
+    assert_eq!(encode_batch(&batch[..1]), vec![encode_frame(&batch[0])]);
+}
+
+#[tokio::test]
+async fn messages_survive_every_chunk_boundary() {
+    let sent = [envelope(300, 1), envelope(20_000, 2), envelope(0, 3)];
+    let wire: Vec<u8> = sent.iter().flat_map(|e| encode_frame(e).to_vec()).collect();
+    // A writer batch is the same bytes as the frames one by one.
+    assert_eq!(encode_frames(&sent), wire);
+    // One cut anywhere, two cuts in the prefixes' neighbourhoods.
+    for cut in (0..=wire.len())
+        .step_by(97)
+        .chain([1, 2, 4, 5, 6, 311, 312, 313])
+    {
+        let got = read_all(chunked(&wire, &[cut], Some(ok_trailers())), 1 << 20)
+            .await
+            .expect("reads");
+        assert_eq!(got, sent, "cut at {cut}");
+    }
+    let got = read_all(chunked(&wire, &[3, 4, 310, 314, 20_000], None), 1 << 20)
+        .await
+        .expect("reads");
+    assert_eq!(got, sent);
+}
+
+#[tokio::test]
+async fn frame_prefix_is_flag_and_big_endian_length() {
+    let frame = encode_frame(&envelope(300, 1));
+    let len = frame.len() - PREFIX_LEN;
+    assert_eq!(frame[0], 0);
+    assert_eq!(
+        u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize,
+        len
+    );
+    assert_eq!(frame.len(), PREFIX_LEN + envelope(300, 1).encoded_len());
+    assert_eq!(
+        Envelope::decode(&frame[PREFIX_LEN..]).expect("decodes"),
+        envelope(300, 1)
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_refused_from_its_prefix() {
+    let big = encode_frame(&envelope(5_000, 1));
+    // Only the prefix arrives: the reader refuses without waiting for the rest.
+    let err = read_all(chunked(&big[..PREFIX_LEN], &[], None), 1_000).await;
+    assert_eq!(
+        err,
+        Err(FrameError::Oversize {
+            len_bytes: big.len() - PREFIX_LEN
+        })
+    );
+}
+
+#[tokio::test]
+async fn compressed_truncated_and_failed_streams_are_errors() {
+    let mut compressed = encode_frame(&envelope(10, 1)).to_vec();
+    compressed[0] = 1;
+    assert_eq!(
+        read_all(chunked(&compressed, &[], None), 1 << 20).await,
+        Err(FrameError::Compressed)
+    );
+
+    let whole = encode_frame(&envelope(10, 1));
+    for cut in [3, whole.len() - 1] {
+        assert_eq!(
+            read_all(chunked(&whole[..cut], &[], None), 1 << 20).await,
+            Err(FrameError::Truncated),
+            "cut at {cut}"
+        );
+    }
+
+    let mut failed = HeaderMap::new();
+    failed.insert("grpc-status", HeaderValue::from_static("14"));
+    failed.insert("grpc-message", HeaderValue::from_static("going away"));
+    let mut reader = FrameReader::new(chunked(&whole, &[], Some(failed)), 1 << 20);
+    assert_eq!(
+        reader.message::<Envelope>().await,
+        Ok(Some(envelope(10, 1)))
+    );
+    assert_eq!(
+        reader.message::<Envelope>().await,
+        Err(FrameError::Status {
+            code: 14,
+            message: "going away".into()
+        })
+    );
+}
+
+fn inside(chunk: &Bytes, b: &Bytes) -> bool {
+    let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
+    range.contains(&(b.as_ptr() as usize))
+}
+
+#[tokio::test]
+async fn small_messages_are_detached_and_large_ones_sliced() {
+    let small = encode_frame(&envelope(100, 1));
+    let large = encode_frame(&envelope(SLICE_LEN_MIN + 100, 2));
+    let wire: Bytes = [small.clone(), large.clone()].concat().into();
+    let mut reader = FrameReader::new(chunked(&wire, &[], None), 1 << 20);
+    reader.push_chunk(wire.clone());
+    let a = reader.take_message().expect("ok").expect("small");
+    let b = reader.take_message().expect("ok").expect("large");
+    assert!(
+        !inside(&wire, &a.chunk_bytes()),
+        "a small message has its own allocation"
+    );
+    assert!(
+        inside(&wire, &b.chunk_bytes()),
+        "a large message is a slice of its chunk"
+    );
+}
+
+#[tokio::test]
+async fn a_block_spanning_chunks_decodes_with_its_payload_not_copied() {
+    let mut block = envelope(10_240, 6);
+    block.signature = Bytes::from(vec![3u8; 70]);
+    let small = envelope(200, 7);
+    let chunks = encode_batch(&[block.clone(), small.clone(), block.clone()]);
+    assert_eq!(chunks.len(), 5, "payloads travel as chunks of their own");
+    let body = Body::new(FramedBody {
+        stream: Box::pin(futures_util::stream::iter(chunks.clone())),
+        trailers: Some(ok_trailers()),
+    });
+    let mut reader = FrameReader::new(body, 1 << 20);
+    let first: Envelope = reader.message().await.expect("ok").expect("block");
+    let second: Envelope = reader.message().await.expect("ok").expect("small");
+    let third: Envelope = reader.message().await.expect("ok").expect("block");
+    assert_eq!((&first, &second, &third), (&block, &small, &block));
+    assert!(
+        inside(&chunks[1], &first.payload),
+        "the payload is its chunk"
+    );
+    assert!(
+        inside(&chunks[3], &third.payload),
+        "the payload is its chunk"
+    );
+    assert!(
+        !inside(&chunks[2], &first.signature),
+        "a small field is copied"
+    );
+    assert!(
+        !inside(&chunks[2], &second.payload),
+        "a small message is copied"
+    );
+    assert!(reader.message::<Envelope>().await.expect("ok").is_none());
+}
+
+#[tokio::test]
+async fn a_large_message_in_many_tiny_chunks_is_gathered_not_kept_as_pieces() {
+    let large = encode_frame(&envelope(SLICE_LEN_MIN + 100, 8));
+    let mut reader = FrameReader::new(chunked(&large, &[], None), 1 << 20);
+    // The prefix with one byte, 39 one-byte chunks, then the rest.
+    reader.push_chunk(large.slice(..PREFIX_LEN + 1));
+    assert!(reader.take_message().expect("ok").is_none());
+    for at in PREFIX_LEN + 1..PREFIX_LEN + 40 {
+        reader.push_chunk(large.slice(at..at + 1));
+        assert!(reader.take_message().expect("ok").is_none());
+        assert!(
+            match &reader.partial {
+                Partial::Pieces { pieces, .. } => pieces.pieces_len() <= PIECES_LEN_MAX,
+                Partial::Gather { .. } => true,
+                Partial::None => false,
+            },
+            "never more than PIECES_LEN_MAX pieces held"
+        );
+    }
+    assert!(matches!(reader.partial, Partial::Gather { .. }));
+    reader.push_chunk(large.slice(PREFIX_LEN + 40..));
+    let message = reader.take_message().expect("ok").expect("complete");
+    let decoded = Envelope::decode(message).expect("decodes");
+    assert_eq!(decoded, envelope(SLICE_LEN_MIN + 100, 8));
+}
+
+#[test]
+fn trailers_only_and_http_errors_are_refused() {
+    let ok = response(Body::empty());
+    assert!(response_body(ok).is_ok());
+    let mut refused = response(Body::empty());
+    refused
+        .headers_mut()
+        .insert("grpc-status", HeaderValue::from_static("16"));
+    assert_eq!(
+        response_body(refused).err(),
+        Some(FrameError::Status {
+            code: 16,
+            message: String::new()
+        })
+    );
+    let mut not_found = response(Body::empty());
+    *not_found.status_mut() = http::StatusCode::NOT_FOUND;
+    assert!(matches!(
+        response_body(not_found),
+        Err(FrameError::Transport(_))
+    ));
+}
+
+mod against_tonic {
+    //! Our client framing against tonic's generated server: an independent gRPC implementation.
+
+    use std::pin::Pin;
+
+    use futures_util::StreamExt;
+    use gossip_proto::gossip::Empty;
+    use gossip_proto::gossip::gossip_server::{Gossip, GossipServer};
+    use tonic::{Request, Response, Status, Streaming};
+
+    use super::*;
+    use crate::client;
+    use crate::config::CommConfig;
+
+    type Echoed = Pin<Box<dyn Stream<Item = Result<Envelope, Status>> + Send>>;
+
+    /// Echoes every envelope of a `GossipStream` back.
+    struct Echo;
+
+    #[tonic::async_trait]
+    impl Gossip for Echo {
+        type GossipStreamStream = Echoed;
+
+        async fn gossip_stream(
+            &self,
+            request: Request<Streaming<Envelope>>,
+        ) -> Result<Response<Echoed>, Status> {
+            let echoed = futures_util::stream::unfold(request.into_inner(), |mut inbound| async {
+                match inbound.message().await {
+                    Ok(Some(e)) => Some((Ok(e), inbound)),
+                    _ => None,
+                }
+            });
+            Ok(Response::new(Box::pin(echoed)))
+        }
+
+        async fn ping(&self, _request: Request<Empty>) -> Result<Response<Empty>, Status> {
+            Ok(Response::new(Empty {}))
+        }
+    }
+
+    async fn tonic_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let incoming = futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(tcp, _)| tcp);
+            Some((accepted, listener))
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(GossipServer::new(Echo))
+                .serve_with_incoming(incoming),
+        );
+        addr.to_string()
+    }
+
+    #[tokio::test]
+    async fn ping_and_a_stream_round_trip_through_a_tonic_server() {
+        let endpoint = tonic_server().await;
+        let config = CommConfig::for_test();
+        let mut dialed = client::dial(&endpoint, None, &config, Default::default())
+            .await
+            .expect("dial");
+        client::ping(&mut dialed, &endpoint, &config)
+            .await
+            .expect("tonic answers our Ping");
+        // Small, block-sized and multi-frame (over HTTP/2's 16 KiB frames) messages.
+        let sent = vec![envelope(300, 1), envelope(10_240, 2), envelope(100_000, 3)];
+        let frames: Vec<Bytes> = sent.iter().map(encode_frame).collect();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let outbound =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+            );
+        let mut inbound = dialed.gossip_stream(outbound).await.expect("stream opens");
+        for frame in frames {
+            tx.send(frame).await.expect("queue");
+        }
+        let mut echoed = Vec::new();
+        for _ in 0..sent.len() {
+            echoed.push(
+                inbound
+                    .message::<Envelope>()
+                    .await
+                    .expect("reads")
+                    .expect("echo"),
+            );
+        }
+        assert_eq!(echoed, sent);
+        // Our request stream ends: tonic ends its response with grpc-status 0.
+        drop(tx);
+        assert_eq!(inbound.message::<Envelope>().await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn a_grpc_error_status_from_tonic_is_an_error() {
+        let endpoint = tonic_server().await;
+        let dialed = client::dial(&endpoint, None, &CommConfig::for_test(), Default::default())
+            .await
+            .expect("dial");
+        let body = FramedBody::request(futures_util::stream::empty::<Bytes>().boxed());
+        let err = dialed.call("/gossip.Gossip/NoSuchMethod", body).await.err();
+        assert!(
+            matches!(err, Some(FrameError::Status { code: 12, .. })),
+            "UNIMPLEMENTED expected, got {err:?}"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The one inbound queue: every connection reader pushes the messages that passed ingress here,
+//! and the driver pops them, with no task in between. A full queue holds only the reader that is
+//! pushing (back-pressure, as Fabric's per-connection buffer does); application subscribers are
+//! served from the driver's fan-out, never from this queue, so a slow one cannot stall the core.
+
+use std::sync::Arc;
+
+use super::queue::AsyncQueue;
+use crate::ingress::{ReceivedMessage, Verified};
+
+/// The consumer's end of the inbound queue ([`super::Comm::inbound`]).
+#[derive(Clone)]
+pub struct Inbound {
+    pub(crate) queue: Arc<AsyncQueue<Verified<ReceivedMessage>>>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+impl Inbound {
+    /// The next message; `None` once the comm has stopped and the queue is drained.
+    pub async fn recv(&self) -> Option<Verified<ReceivedMessage>> {
+        self.queue.pop_wait().await
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&self) -> Option<Verified<ReceivedMessage>> {
+        self.queue.try_pop()
+    }
+
+    /// Messages queued now.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether no message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

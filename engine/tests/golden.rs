@@ -1,6 +1,0 @@
-//! Golden-vector conformance test: our codec, signatures and identities against bytes that
-//! Hyperledger Fabric produced (`shared/testdata/fabric-golden/`, see its README). The test code
-//! lives in `golden/`.
-
-#[path = "golden/mod.rs"]
-mod golden;

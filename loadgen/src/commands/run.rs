@@ -1,0 +1,596 @@
+//! One benchmark run: lay out and launch the cluster, converge, inject on schedule while applying
+//! faults and sampling resources, then hand everything measured to the report.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cluster::control::{self, ControlClient, ControlError, Delivery};
+use crate::cluster::launcher::{Launcher, NodeHandle};
+use crate::cluster::proxy::LinkMode;
+use crate::cluster::{self, Cluster};
+use crate::measure::collect::{Collector, Schedule};
+use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
+use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
+use crate::measure::traffic::ByteCounters;
+use crate::scenario::{PartitionMode, Scenario};
+
+/// A run failed before it could measure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Layout.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    /// Launch.
+    #[error(transparent)]
+    Launch(#[from] crate::cluster::launcher::LaunchError),
+    /// Control.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// Other IO.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A node exited early.
+    #[error("node {0} exited during start-up; see {1}")]
+    NodeExited(usize, String),
+}
+
+/// Resources of every node at one moment.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Seconds since block 1 was due (negative before).
+    pub t_s: f64,
+    /// Per node, `None` while it is down.
+    pub procs: Vec<Option<ProcSample>>,
+    /// Bytes through the proxies so far (0 without proxies).
+    pub proxy_bytes: u64,
+    /// Per node, its wire counters (`comm.wire_bytes_*` of its stats; `None` where it reports
+    /// none or did not answer), read right after the `/proc` sample. Only the samples that bound
+    /// the injection window have them (stats requests cost the nodes CPU); `None` elsewhere.
+    pub wire: Option<Vec<Option<ByteCounters>>>,
+}
+
+/// Something the fault schedule did, for the report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FaultEvent {
+    /// Seconds since block 1 was due.
+    pub t_s: f64,
+    /// What happened.
+    pub what: String,
+}
+
+/// Everything measured.
+pub struct RunOutput {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The schedule.
+    pub schedule: Schedule,
+    /// Deliveries.
+    pub collector: Collector,
+    /// Injection outcomes.
+    pub injections: Vec<Injection>,
+    /// Resource samples.
+    pub samples: Vec<Sample>,
+    /// Index in `samples` of the one taken when injection ended (one interval after the last
+    /// block was due); `None` when the run stopped before that.
+    pub inject_end_sample: Option<usize>,
+    /// Node stats just before injection, then at the end (Null where unreadable).
+    pub stats_before: Vec<Value>,
+    /// See `stats_before`.
+    pub stats_after: Vec<Value>,
+    /// Stats of a quiet window of `quiet_s` before injection (background traffic estimate).
+    pub stats_quiet_start: Vec<Value>,
+    /// Length of the quiet window, s (the scenario's `idle_s`).
+    pub quiet_s: f64,
+    /// Per node, CPU over the quiet window (`None` where unreadable or the node was down).
+    pub idle_cpu: Vec<Option<CpuWindow>>,
+    /// Seconds between `stats_before` and `stats_after`.
+    pub stats_window_s: f64,
+    /// Seconds from launch to convergence.
+    pub converge_s: f64,
+    /// Whether membership and channel views converged within the limit.
+    pub converged: bool,
+    /// Faults applied.
+    pub faults: Vec<FaultEvent>,
+    /// Node names.
+    pub node_names: Vec<String>,
+    /// Node log files.
+    pub logs: Vec<std::path::PathBuf>,
+    /// Per node, the binary it ran.
+    pub node_bins: Vec<std::path::PathBuf>,
+    /// Per node, its kind ([`crate::report::kinds::node_kind_label`]): `gossip-node`, `fabric-node`, ...
+    pub node_kinds: Vec<String>,
+    /// Per node, the `implementation` field of its stats, when it reports one.
+    pub node_implementations: Vec<Option<String>>,
+}
+
+/// Progress reporting (a bar on a terminal, lines under CI).
+pub trait Progress {
+    /// Injection progress: blocks due so far of `total`, deliveries so far.
+    fn tick(&mut self, due: u64, total: u64, deliveries: u64);
+    /// A phase message.
+    fn phase(&mut self, msg: &str);
+}
+
+fn connect_retry(addr: SocketAddr, limit: Duration) -> Result<ControlClient, ControlError> {
+    let start = unix_now_ns();
+    let mut last = None;
+    for _ in 0..10_000 {
+        match ControlClient::connect(addr, Duration::from_secs(5)) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+        if unix_now_ns() - start > limit.as_nanos() as u64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(last.unwrap_or(ControlError::Closed(addr)))
+}
+
+fn anchors(c: &Cluster, s: &Scenario) -> Vec<(String, SocketAddr)> {
+    (0..s.orgs.min(s.nodes))
+        .map(|o| (c.nodes[o].mspid.clone(), c.nodes[o].endpoint))
+        .collect()
+}
+
+fn join_all(client: &mut ControlClient, c: &Cluster, s: &Scenario) -> Result<(), ControlError> {
+    for ch in &s.channels {
+        client.join_channel(ch, &c.orgs, &anchors(c, s))?;
+    }
+    Ok(())
+}
+
+/// How long the nodes get to exit after the `shutdown` op before they are killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Asks every node to shut down (a clean exit flushes logs and lets profilers write their
+/// output), then kills whatever still runs after [`SHUTDOWN_GRACE`].
+fn stop_cluster(clients: &mut [ControlClient], handles: &mut [Option<Box<dyn NodeHandle>>]) {
+    for c in clients.iter_mut() {
+        // A node that is gone or does not answer is killed below.
+        let _ = c.shutdown();
+    }
+    let deadline = mono_now() + SHUTDOWN_GRACE;
+    while mono_now() < deadline && handles.iter_mut().flatten().any(|h| h.is_running()) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for h in handles.iter_mut().flatten() {
+        h.kill();
+    }
+}
+
+fn stats_all(clients: &mut [ControlClient]) -> Vec<Value> {
+    clients
+        .iter_mut()
+        .map(|c| c.stats().unwrap_or(Value::Null))
+        .collect()
+}
+
+/// Runs `s` with node processes from `launcher`; `work` receives PKI, configs and logs.
+pub fn run(
+    s: &Scenario,
+    launcher: &mut dyn Launcher,
+    bin: &Path,
+    work: &Path,
+    progress: &mut dyn Progress,
+) -> Result<RunOutput, RunError> {
+    let launch_ns = unix_now_ns();
+    progress.phase(&format!("generating PKI and configs for {} nodes", s.nodes));
+    let cluster = cluster::build(s, work, bin, (launch_ns / 1_000_000_000) as i64 - 3600)?;
+    let mut handles: Vec<Option<Box<dyn NodeHandle>>> = Vec::new();
+    for n in &cluster.nodes {
+        if n.index > 0 {
+            std::thread::sleep(Duration::from_millis(s.start_stagger_ms));
+        }
+        let h = launcher.start(&n.spec)?;
+        cluster.links.set_pid(n.index, h.pid());
+        handles.push(Some(h));
+    }
+    progress.phase("waiting for control ports");
+    let mut clients = Vec::new();
+    for n in &cluster.nodes {
+        match connect_retry(n.control, Duration::from_secs(30)) {
+            Ok(c) => clients.push(c),
+            Err(e) => {
+                if let Some(h) = handles[n.index].as_mut()
+                    && !h.is_running()
+                {
+                    return Err(RunError::NodeExited(
+                        n.index,
+                        n.spec.log.display().to_string(),
+                    ));
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    progress.phase("converging: membership, join channel, channel views");
+    let deadline = launch_ns + (s.converge_timeout_s * 1e9) as u64;
+    let org_size = |k: usize| (0..s.nodes).filter(|&j| s.org_of(j) == s.org_of(k)).count();
+    wait_until(deadline, || {
+        clients
+            .iter_mut()
+            .enumerate()
+            .all(|(k, c)| c.peers().is_ok_and(|(alive, _)| alive + 1 >= org_size(k)))
+    });
+    for c in clients.iter_mut() {
+        join_all(c, &cluster, s)?;
+    }
+    let converged = wait_until(deadline, || {
+        clients.iter_mut().all(|c| {
+            c.peers().is_ok_and(|(alive, _)| alive + 1 >= s.nodes)
+                && s.channels
+                    .iter()
+                    .all(|ch| c.peers_of_channel(ch).is_ok_and(|p| p + 1 >= s.nodes))
+        })
+    });
+    let converge_s = (unix_now_ns() - launch_ns) as f64 / 1e9;
+    if !converged {
+        let views: Vec<String> = clients
+            .iter_mut()
+            .enumerate()
+            .map(|(k, c)| {
+                let alive = c.peers().map_or(-1, |(a, _)| a as i64);
+                let chans: Vec<i64> = s
+                    .channels
+                    .iter()
+                    .map(|ch| c.peers_of_channel(ch).map_or(-1, |p| p as i64))
+                    .collect();
+                format!("node {k}: alive {alive}, channel peers {chans:?}")
+            })
+            .collect();
+        progress.phase(&format!(
+            "views at the convergence limit (want alive and channel peers = {}): {}",
+            s.nodes - 1,
+            views.join("; ")
+        ));
+    }
+    progress.phase(&format!(
+        "{} after {converge_s:.1} s",
+        if converged {
+            "converged"
+        } else {
+            "NOT converged (continuing)"
+        }
+    ));
+
+    let (tx, rx) = mpsc::channel::<Vec<Delivery>>();
+    for n in &cluster.nodes {
+        control::subscribe(n.index, n.control, tx.clone())?;
+    }
+    // A quiet window before injection estimates background (non-data) traffic and measures idle
+    // CPU. Alive messages come every aliveTimeInterval (5 s by default): a window of one period
+    // averages them. The CPU readings sit inside the stats requests, which cost the nodes CPU.
+    let quiet_s = s.idle_s;
+    let stats_quiet_start = stats_all(&mut clients);
+    let node_kinds: Vec<String> = stats_quiet_start
+        .iter()
+        .enumerate()
+        .map(|(k, st)| crate::report::kinds::node_kind_label(s.kind_of(k), st))
+        .collect();
+    let node_implementations: Vec<Option<String>> = stats_quiet_start
+        .iter()
+        .map(|st| st["implementation"].as_str().map(String::from))
+        .collect();
+    let cpu_idle_start = cpu_readings(&handles);
+    std::thread::sleep(Duration::from_secs_f64(quiet_s));
+    let cpu_idle_end = cpu_readings(&handles);
+    let stats_before = stats_all(&mut clients);
+    let idle_cpu = cpu_idle_start
+        .iter()
+        .zip(&cpu_idle_end)
+        .map(|(a, b)| CpuWindow::between(a.as_ref()?, b.as_ref()?))
+        .collect();
+    let before_ns = unix_now_ns();
+
+    let schedule = Schedule {
+        start_unix_ns: unix_now_ns() + 300_000_000,
+        interval_ns: s.interval_ns(),
+        jitter_ns: ((s.arrival_jitter_ms * 1e6) as u64).min(s.interval_ns().saturating_sub(1)),
+        blocks: s.block_count(),
+        warmup_blocks: s.warmup_blocks(),
+    };
+    let mut collector = Collector::new(schedule, s.nodes, s.channels.clone(), s.injector_nodes())
+        .with_groups(crate::report::kinds::kind_groups(&node_kinds).1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut injectors = Vec::new();
+    for k in s.injector_nodes() {
+        injectors.push(Injector::start(
+            k,
+            cluster.nodes[k].control,
+            s.channels.clone(),
+            schedule,
+            s.block_size_bytes,
+            stop.clone(),
+        )?);
+    }
+    let mut plan: Vec<(u64, Action)> = fault_plan(s)
+        .into_iter()
+        .map(|(t, a)| (t + schedule.start_unix_ns, a))
+        .collect();
+    let mut faults = Vec::new();
+    let mut samples = Vec::new();
+    let last_due = schedule.due_ns(schedule.blocks);
+    let end_ns = last_due + (s.drain_s * 1e9) as u64;
+    let t_of = |ns: u64| (ns as f64 - schedule.start_unix_ns as f64) / 1e9;
+    let mut next_sample = schedule.start_unix_ns - s.sample_ms * 1_000_000;
+    // The injection window's CPU and bytes end here, not after the drain.
+    let inject_end_ns = last_due + schedule.interval_ns;
+    let mut inject_end_sample = None;
+    let mut window_opened = false;
+    let mut restarts: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    // Main loop: deliveries, faults, samples, progress; bounded by `end_ns`.
+    for _ in 0..100_000_000u64 {
+        let now = unix_now_ns();
+        if now >= end_ns {
+            break;
+        }
+        if now > last_due && collector.all_delivered() && injectors.iter().all(Injector::finished) {
+            break;
+        }
+        while let Ok(batch) = rx.recv_timeout(Duration::from_millis(20)) {
+            batch.iter().for_each(|d| collector.record(d));
+            if unix_now_ns() >= now + 50_000_000 {
+                break;
+            }
+        }
+        let now = unix_now_ns();
+        while plan.first().is_some_and(|(at, _)| *at <= now) {
+            let (_, action) = plan.remove(0);
+            let what = apply_fault(
+                &action,
+                &cluster,
+                &mut handles,
+                launcher,
+                &tx,
+                s,
+                &mut restarts,
+            );
+            faults.push(FaultEvent {
+                t_s: t_of(now),
+                what,
+            });
+        }
+        if now >= inject_end_ns && inject_end_sample.is_none() {
+            inject_end_sample = Some(samples.len());
+            samples.push(sample(&handles, &cluster, t_of(now), Some(&mut clients)));
+        }
+        if now >= next_sample {
+            // The first sample at or after block 1's due time opens the injection window: it
+            // reads the wire counters too.
+            let t = t_of(now);
+            let opens_window = t >= 0.0 && !window_opened;
+            window_opened |= opens_window;
+            samples.push(sample(
+                &handles,
+                &cluster,
+                t,
+                opens_window.then_some(&mut clients[..]),
+            ));
+            next_sample += s.sample_ms * 1_000_000;
+            let due = if now < schedule.start_unix_ns {
+                0
+            } else {
+                ((now - schedule.start_unix_ns) / schedule.interval_ns + 1).min(schedule.blocks)
+            };
+            progress.tick(due, schedule.blocks, collector.measured_deliveries());
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut injections = Vec::new();
+    for i in injectors {
+        injections.extend(i.join());
+    }
+    while let Ok(batch) = rx.try_recv() {
+        batch.iter().for_each(|d| collector.record(d));
+    }
+    samples.push(sample(
+        &handles,
+        &cluster,
+        t_of(unix_now_ns()),
+        Some(&mut clients),
+    ));
+    let stats_after = stats_all(&mut clients);
+    let stats_window_s = (unix_now_ns() - before_ns) as f64 / 1e9;
+    for h in restarts {
+        let _ = h.join();
+    }
+    stop_cluster(&mut clients, &mut handles);
+    Ok(RunOutput {
+        scenario: s.clone(),
+        schedule,
+        collector,
+        injections,
+        samples,
+        inject_end_sample,
+        stats_before,
+        stats_after,
+        stats_quiet_start,
+        quiet_s,
+        idle_cpu,
+        stats_window_s,
+        converge_s,
+        converged,
+        faults,
+        node_names: cluster.nodes.iter().map(|n| n.name.clone()).collect(),
+        logs: cluster.nodes.iter().map(|n| n.spec.log.clone()).collect(),
+        node_bins: cluster.nodes.iter().map(|n| n.spec.bin.clone()).collect(),
+        node_kinds,
+        node_implementations,
+    })
+}
+
+/// Polls `cond` every 250 ms until it holds or `deadline_ns`; returns whether it held.
+fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..100_000 {
+        if cond() {
+            return true;
+        }
+        if unix_now_ns() >= deadline_ns {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+fn cpu_readings(handles: &[Option<Box<dyn NodeHandle>>]) -> Vec<Option<CpuReading>> {
+    handles
+        .iter()
+        .map(|h| {
+            h.as_ref()
+                .and_then(|h| h.pid())
+                .and_then(procfs::cpu_reading)
+        })
+        .collect()
+}
+
+/// Samples every node's `/proc`, then with `wire_from` its wire counters.
+fn sample(
+    handles: &[Option<Box<dyn NodeHandle>>],
+    c: &Cluster,
+    t_s: f64,
+    wire_from: Option<&mut [ControlClient]>,
+) -> Sample {
+    let procs = handles
+        .iter()
+        .map(|h| h.as_ref().and_then(|h| h.pid()).and_then(procfs::sample))
+        .collect();
+    let proxy_bytes = c.proxies.iter().map(|p| p.bytes()).sum();
+    let wire = wire_from.map(|clients| {
+        stats_all(clients)
+            .iter()
+            .map(ByteCounters::from_stats)
+            .collect()
+    });
+    Sample {
+        t_s,
+        procs,
+        proxy_bytes,
+        wire,
+    }
+}
+
+/// A scheduled fault action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Set links between the two sides (both directions) to the mode.
+    Partition(Vec<usize>, Vec<usize>, LinkMode),
+    /// Reopen links between the two sides.
+    Heal(Vec<usize>, Vec<usize>),
+    /// SIGKILL a node.
+    Kill(usize),
+    /// Start a killed node again with the same spec.
+    Restart(usize),
+}
+
+impl Action {
+    /// Applies a link action to `links`; `None` for process actions (the runner does those).
+    pub fn apply_links(&self, links: &crate::cluster::proxy::Links) -> Option<String> {
+        match self {
+            Action::Partition(x, y, mode) => {
+                links.set_between(x, y, *mode);
+                Some(format!("partition {x:?} | {y:?} ({mode:?})"))
+            }
+            Action::Heal(x, y) => {
+                links.set_between(x, y, LinkMode::Open);
+                Some(format!("heal {x:?} | {y:?}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The fault schedule of `s`: (ns after block 1's due time, action), sorted by time.
+pub fn fault_plan(s: &Scenario) -> Vec<(u64, Action)> {
+    let mut plan = Vec::new();
+    let all: Vec<usize> = (0..s.nodes).collect();
+    for p in &s.faults.partitions {
+        let b: Vec<usize> = if p.b.is_empty() {
+            all.iter().copied().filter(|k| !p.a.contains(k)).collect()
+        } else {
+            p.b.clone()
+        };
+        let mode = match p.mode {
+            PartitionMode::Cut => LinkMode::Cut,
+            PartitionMode::BlackHole => LinkMode::BlackHole,
+        };
+        plan.push((
+            secs(p.at_s),
+            Action::Partition(p.a.clone(), b.clone(), mode),
+        ));
+        plan.push((secs(p.at_s + p.duration_s), Action::Heal(p.a.clone(), b)));
+    }
+    for k in &s.faults.kills {
+        plan.push((secs(k.at_s), Action::Kill(k.node)));
+        if let Some(r) = k.restart_after_s {
+            plan.push((secs(k.at_s + r), Action::Restart(k.node)));
+        }
+    }
+    plan.sort_by_key(|(t, _)| *t);
+    plan
+}
+
+fn secs(s: f64) -> u64 {
+    (s.max(0.0) * 1e9) as u64
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_fault(
+    a: &Action,
+    c: &Cluster,
+    handles: &mut [Option<Box<dyn NodeHandle>>],
+    launcher: &mut dyn Launcher,
+    tx: &mpsc::Sender<Vec<Delivery>>,
+    s: &Scenario,
+    restarts: &mut Vec<std::thread::JoinHandle<()>>,
+) -> String {
+    if let Some(what) = a.apply_links(&c.links) {
+        return what;
+    }
+    match a {
+        Action::Partition(..) | Action::Heal(..) => String::new(),
+        Action::Kill(k) => {
+            if let Some(mut h) = handles[*k].take() {
+                h.kill();
+            }
+            c.links.set_pid(*k, None);
+            format!("kill node {k} (SIGKILL)")
+        }
+        Action::Restart(k) => {
+            let n = &c.nodes[*k];
+            match launcher.start(&n.spec) {
+                Ok(h) => {
+                    c.links.set_pid(*k, h.pid());
+                    handles[*k] = Some(h);
+                    // Rejoin and resubscribe from a thread: the node needs time to come up.
+                    let (addr, tx, idx) = (n.control, tx.clone(), *k);
+                    let channels = s.channels.clone();
+                    let orgs = c.orgs.clone();
+                    let anchors = anchors(c, s);
+                    if let Ok(h) = std::thread::Builder::new()
+                        .name(format!("rejoin-{k}"))
+                        .spawn(move || {
+                            let Ok(mut cl) = connect_retry(addr, Duration::from_secs(20)) else {
+                                return;
+                            };
+                            for ch in &channels {
+                                let _ = cl.join_channel(ch, &orgs, &anchors);
+                            }
+                            let _ = control::subscribe(idx, addr, tx);
+                        })
+                    {
+                        restarts.push(h);
+                    }
+                    format!("restart node {k}")
+                }
+                Err(e) => format!("restart node {k} failed: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Turning a [`RunOutput`] into `results/<name>/`: `run.json` (schema `loadgen.run/v1`),
+//! `timeseries.csv`, `latency.hgrm`, `report.html`, and the summary table.
+
+pub mod compare;
+pub mod html;
+pub mod kinds;
+pub mod summary;
+pub mod timeseries;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use crate::commands::run::{RunOutput, Sample};
+use crate::measure::collect::{hgrm, quantile_ms as ms};
+use crate::measure::procfs::Machine;
+use crate::measure::traffic::{ByteCounters, TrafficInput, node_traffic, traffic_figures};
+use crate::report::kinds::{KindInputs, NodeCost, cost_figures, kinds_json};
+pub use crate::report::summary::summary;
+use crate::report::timeseries::proxied;
+pub use crate::report::timeseries::{SecondRow, timeseries, timeseries_csv};
+
+/// Schema tag of run.json.
+pub const SCHEMA: &str = "loadgen.run/v1";
+
+/// Flattens numeric leaves of a JSON tree into dotted keys.
+pub fn flatten(v: &Value, prefix: &str, out: &mut BTreeMap<String, f64>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(v, &key, out);
+            }
+        }
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64() {
+                out.insert(prefix.to_string(), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn stat_delta(before: &[Value], after: &[Value]) -> Vec<BTreeMap<String, f64>> {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let (mut fb, mut fa) = (BTreeMap::new(), BTreeMap::new());
+            flatten(b, "", &mut fb);
+            flatten(a, "", &mut fa);
+            fa.iter()
+                .map(|(k, v)| (k.clone(), v - fb.get(k).copied().unwrap_or(0.0)))
+                .collect()
+        })
+        .collect()
+}
+
+/// How the byte figures are measured (run.json's `methods.bytes`).
+const BYTES_METHOD: &str = "per node, bytes sent and received over the injection window (as cpu): the growth of comm.wire_bytes_sent / comm.wire_bytes_received of the node's stats (bytes on its gossip connections' sockets, TLS records and handshakes included, control connection not), read right after the /proc samples that bound the window; where a node reports no such counters, wchar / rchar of /proc/<pid>/io (all read/write-like syscalls, logs and control included, recvfrom/sendto missed: not a bound). Per node bytes_source says which, run.json's bytes_source and each kind's say which for the set. bytes_sent_per_peer_per_s / bytes_received_per_peer_per_s: mean over the nodes with a reading, per second of the window; bytes_per_peer_per_s: their sum; bytes_received_per_block_per_receiver: bytes received by the non-injector nodes over the window divided by them and by the blocks (all channels) injected in it, background (alive, state-info) traffic included; bytes_idle_per_peer_per_s: sent + received per second over the quiet window before injection, nodes with wire counters only; proxy_bytes_per_peer_per_s (with the fault proxies): bytes through the proxies / nodes / s, a cross-check";
+
+/// Stats keys that count received data (block) messages, most specific first.
+const DATA_RECEIVED_KEYS: &[&str] = &[
+    "data_msgs_received",
+    "received_data_msgs",
+    "received_by_kind.data_msg",
+    "received_by_kind.DataMsg",
+    "messages_received_by_kind.data_msg",
+];
+
+/// The samples bounding the injection window: the first taken at or after block 1's due time, and
+/// the one taken when injection ended (one interval after the last block was due), or the last
+/// sample when the run stopped before that.
+fn injection_window(
+    samples: &[Sample],
+    inject_end_sample: Option<usize>,
+) -> (Option<&Sample>, Option<&Sample>) {
+    let first = samples.iter().find(|x| x.t_s >= 0.0).or(samples.first());
+    let last = inject_end_sample
+        .and_then(|i| samples.get(i))
+        .or(samples.last());
+    (first, last)
+}
+
+/// The run.json document.
+pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value {
+    let s = &out.scenario;
+    let c = &out.collector;
+    let lat = &c.latency;
+    let tta = c.time_to_all();
+    let window_s = out.stats_window_s.max(1e-3);
+    let mut f = Map::new();
+    let mut put = |k: &str, v: f64| {
+        f.insert(k.into(), json!(v));
+    };
+    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p999", 0.999)] {
+        put(&format!("latency_{name}_ms"), ms(lat, q));
+    }
+    put("latency_max_ms", lat.max() as f64 / 1000.0);
+    put("latency_mean_ms", lat.mean() / 1000.0);
+    put("latency_samples", lat.len() as f64);
+    put("warmup_latency_p99_ms", ms(&c.warmup_latency, 0.99));
+    put("warmup_deliveries", c.warmup_latency.len() as f64);
+    put("latency_p99_first_third_ms", ms(&c.thirds[0], 0.99));
+    put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
+    put("time_to_all_p50_ms", ms(&tta, 0.5));
+    put("time_to_all_p99_ms", ms(&tta, 0.99));
+    put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
+    put("completeness", c.completeness());
+    put("blocks_measured", c.measured_blocks() as f64);
+    put("blocks_complete", c.complete_blocks() as f64);
+    put("deliveries_measured", c.measured_deliveries() as f64);
+    let injector_nodes = s.injector_nodes();
+    let receivers = (0..s.nodes).filter(|n| !injector_nodes.contains(n)).count();
+    put(
+        "deliveries_expected",
+        (c.measured_blocks() * receivers as u64) as f64,
+    );
+    put("in_order_share", c.in_order_share());
+    put("order_violations", c.order_violations as f64);
+    put("redeliveries", c.redeliveries as f64);
+    let mut lag = crate::measure::collect::new_histogram();
+    for i in &out.injections {
+        lag.saturating_record((i.sent_ns.saturating_sub(i.due_ns) / 1000).max(1));
+    }
+    put("inject_lag_p99_ms", ms(&lag, 0.99));
+    put(
+        "inject_errors",
+        out.injections.iter().filter(|i| i.error.is_some()).count() as f64,
+    );
+    put("blocks_injected", out.injections.len() as f64);
+    put("converge_s", out.converge_s);
+
+    // Redundancy: data messages received per receiving peer per block.
+    let deltas = stat_delta(&out.stats_before, &out.stats_after);
+    let quiet = stat_delta(&out.stats_quiet_start, &out.stats_before);
+    // Every node counts: injectors receive echoes of their own blocks, which is redundancy too.
+    let receivers: Vec<usize> = (0..s.nodes).collect();
+    let blocks = (s.block_count() * s.channels.len() as u64).max(1) as f64;
+    let key = DATA_RECEIVED_KEYS
+        .iter()
+        .find(|k| deltas.iter().any(|d| d.contains_key(**k)));
+    // Per receiving peer per block, with the background (quiet-window) rate subtracted.
+    let per_peer_per_block = |k: &str| -> f64 {
+        let total: f64 = receivers
+            .iter()
+            .map(|&r| {
+                let d = deltas[r].get(k).copied().unwrap_or(0.0);
+                let bg = quiet[r].get(k).copied().unwrap_or(0.0) / out.quiet_s.max(1e-3);
+                (d - bg * window_s).max(0.0)
+            })
+            .sum();
+        total / (receivers.len().max(1) as f64 * blocks)
+    };
+    let duplicates = per_peer_per_block("comm.rejects.duplicate");
+    // Upper bound: every message received (accepted or duplicate) in the window, no subtraction.
+    let raw: f64 = receivers
+        .iter()
+        .map(|&r| {
+            let d = &deltas[r];
+            d.get("comm.messages_received").copied().unwrap_or(0.0)
+                + d.get("comm.rejects.duplicate").copied().unwrap_or(0.0)
+        })
+        .sum();
+    put(
+        "msgs_received_per_peer_per_block_upper",
+        raw / (receivers.len().max(1) as f64 * blocks),
+    );
+    put("duplicates_per_peer_per_block", duplicates);
+    let (method, copies) = match key {
+        Some(k) => {
+            let total: f64 = receivers
+                .iter()
+                .map(|&r| deltas[r].get(*k).copied().unwrap_or(0.0))
+                .sum();
+            (
+                format!("Δ{k} over the injection window"),
+                total / (receivers.len().max(1) as f64 * blocks),
+            )
+        }
+        None => (
+            format!(
+                "(Δcomm.messages_received + Δcomm.rejects.duplicate) over the injection window, each minus its background rate in a {}s quiet window before it, per node per block (channels × blocks). Duplicates are rejected at ingress, before messages_received counts; the background subtraction removes alive/state-info traffic. An estimate: the node has no per-kind receive counter",
+                out.quiet_s
+            ),
+            per_peer_per_block("comm.messages_received") + duplicates,
+        ),
+    };
+    put(
+        "stale_drops_per_peer_per_block",
+        per_peer_per_block("node.dropped.Stale"),
+    );
+    put("copies_per_peer_per_block", copies);
+
+    // CPU and bytes over the injection window (not the drain after it), peak RSS over the run.
+    let (first, last) = injection_window(&out.samples, out.inject_end_sample);
+    let window = last
+        .map_or(1.0, |l| l.t_s - first.map_or(0.0, |f| f.t_s))
+        .max(1e-3);
+    if proxied(&out.samples)
+        && let (Some(a), Some(b)) = (first, last)
+    {
+        let proxy_bytes = b.proxy_bytes.saturating_sub(a.proxy_bytes);
+        put(
+            "proxy_bytes_per_peer_per_s",
+            proxy_bytes as f64 / s.nodes as f64 / window,
+        );
+    }
+    let wire_at = |x: Option<&Sample>, k: usize| {
+        x.and_then(|x| x.wire.as_ref())
+            .and_then(|w| w.get(k).copied().flatten())
+    };
+    let wire_of = |v: &[Value], k: usize| v.get(k).and_then(ByteCounters::from_stats);
+    let mut nodes = Vec::new();
+    let (mut costs, mut traffic) = (Vec::new(), Vec::new());
+    let (mut anon_max, mut pss_peaks) = (0u64, Vec::new());
+    for k in 0..s.nodes {
+        let a = first.and_then(|x| x.procs.get(k).copied().flatten());
+        let b = last.and_then(|x| x.procs.get(k).copied().flatten());
+        let node_samples = || {
+            out.samples
+                .iter()
+                .filter_map(move |x| x.procs.get(k).copied().flatten())
+        };
+        let peak = node_samples().map(|p| p.peak_rss_bytes).max().unwrap_or(0);
+        let anon = node_samples().map(|p| p.rss_anon_bytes).max().unwrap_or(0);
+        let pss = node_samples().filter_map(|p| p.pss_bytes).max();
+        let cpu = match (a, b) {
+            (Some(a), Some(b)) => (b.cpu_s - a.cpu_s).max(0.0),
+            _ => 0.0,
+        };
+        let idle = out.idle_cpu.get(k).copied().flatten();
+        let t = TrafficInput {
+            window: node_traffic(
+                (wire_at(first, k), wire_at(last, k)),
+                (a.as_ref(), b.as_ref()),
+            ),
+            idle: node_traffic(
+                (
+                    wire_of(&out.stats_quiet_start, k),
+                    wire_of(&out.stats_before, k),
+                ),
+                (None, None),
+            ),
+            receiver: !injector_nodes.contains(&k),
+        };
+        costs.push(NodeCost {
+            cpu_s_window: cpu,
+            cpu_pct_idle: idle.map(|w| w.pct_of_core()),
+            peak_rss_bytes: peak,
+        });
+        traffic.push(t);
+        anon_max = anon_max.max(anon);
+        pss_peaks.extend(pss);
+        let h = &c.per_node[k];
+        nodes.push(json!({
+            "index": k,
+            "name": out.node_names.get(k),
+            "kind": out.node_kinds.get(k),
+            "implementation": out.node_implementations.get(k),
+            "bin": out.node_bins.get(k),
+            "injector": injector_nodes.contains(&k),
+            "cpu_s_window": cpu,
+            "cpu_s_lifetime": b.map_or(0.0, |p| p.cpu_s),
+            "cpu_pct_idle": idle.map(|w| w.pct_of_core()),
+            "peak_rss_bytes": peak,
+            "rss_anon_bytes_max": anon,
+            "pss_bytes_max": pss,
+            "bytes_source": t.window.map(|w| w.source.as_str()),
+            "bytes_sent_window": t.window.map(|w| w.bytes.sent_bytes),
+            "bytes_received_window": t.window.map(|w| w.bytes.received_bytes),
+            "latency_p50_ms": ms(h, 0.5),
+            "latency_p99_ms": ms(h, 0.99),
+            "latency_samples": h.len(),
+            "blocks_received_measured": c.delivered.get(k),
+            "blocks_delivered_in_order_measured": c.delivered_in_order.get(k),
+            "stats_delta": deltas.get(k),
+        }));
+    }
+    let blocks_in_window = s.block_count() * s.channels.len() as u64;
+    cost_figures(&costs, window, &mut f);
+    let traffic_all = traffic_figures(&traffic, window, out.quiet_s, blocks_in_window);
+    traffic_all.put(&mut f);
+    let mut put = |k: &str, v: f64| {
+        f.insert(k.into(), json!(v));
+    };
+    put("rss_anon_mib_max", anon_max as f64 / 1048576.0);
+    // Nodes whose smaps_rollup was never readable are left out; no figure when none was.
+    if !pss_peaks.is_empty() {
+        put(
+            "pss_mib_mean",
+            pss_peaks.iter().sum::<u64>() as f64 / pss_peaks.len() as f64 / 1048576.0,
+        );
+    }
+    put("blocks_complete_per_s", c.complete_blocks() as f64 / window);
+    let idle_source = match out.idle_cpu.iter().flatten().next().map(|w| w.source) {
+        Some(crate::measure::procfs::CpuSource::StatTicks) => {
+            "utime+stime ticks of /proc/<pid>/stat (10 ms resolution; schedstat was unreadable)"
+        }
+        _ => {
+            "the first field of /proc/<pid>/task/<tid>/schedstat (se.sum_exec_runtime, ns), per thread: a thread present at both reads counts its growth, one started in between all of its run time, one that exited in between nothing (its run time is gone with it)"
+        }
+    };
+
+    json!({
+        "schema": SCHEMA,
+        "scenario": s,
+        "git_commit": git,
+        "machine": machine,
+        "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
+        "node_allocator": out.stats_before.iter().find_map(|v| v.get("allocator").cloned()),
+        "node_runtime": out.stats_before.iter().find_map(|v| v.get("runtime").cloned()),
+        "converged": out.converged,
+        "warmup": {"blocks_per_channel": out.schedule.warmup_blocks, "seconds": s.warmup_s,
+                   "note": "warm-up blocks are excluded from every figure except warmup_*"},
+        "schedule": {"start_unix_ns": out.schedule.start_unix_ns, "interval_ns": out.schedule.interval_ns, "jitter_ns": out.schedule.jitter_ns,
+                     "blocks_per_channel": out.schedule.blocks},
+        "methods": {
+            "latency": "received_unix_ns of the first receipt (block_received event, before in-order delivery) at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",
+            "time_to_all": "per complete block: the latest first delivery at any peer minus the due time",
+            "completeness": "share of post-warm-up blocks (all channels) received by gossip by every non-injector node",
+            "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
+            "copies_per_peer_per_block": method,
+            "bytes": BYTES_METHOD,
+            "kinds": "a node's kind is the first word of the implementation field of its stats, else what the scenario made it run (gossip-node, or fabric-node for the [fabric] nodes); kinds.<kind>.figures: latency over the deliveries at that kind's receivers, time_to_all and completeness over that kind's receivers (complete when every non-injector node of the kind has the block), CPU, memory and bytes over that kind's nodes, injectors included",
+            "cpu": "utime+stime of /proc/<pid>/stat over the injection window: from the first sample at or after block 1's due time to the sample taken one injection interval after the last block's due time (the drain after it is not counted); cpu_pct_per_node_mean divides by that window's wall time",
+            "cpu_idle": format!(
+                "CPU of each node over the {}s quiet window after convergence and before injection (idle_s: alive and state-info traffic only), read at its start and end (inside the stats requests that bound it) as {idle_source}; divided by the monotonic wall time between the reads, as % of one core. cpu_pct_per_node_idle_mean/_max: mean/max over nodes",
+                out.quiet_s
+            ),
+            "peak_rss": "VmHWM of /proc/<pid>/status",
+            "rss_anon": "RssAnon of /proc/<pid>/status (private anonymous memory: heap, stacks), sampled every sample_ms; rss_anon_mib_max is the max over samples and nodes",
+            "pss": "Pss of /proc/<pid>/smaps_rollup (resident pages, each shared page such as the binary's code divided among the processes mapping it), sampled every sample_ms; pss_mib_mean is the mean over nodes of each node's max over samples",
+        },
+        "figures": f,
+        "bytes_source": traffic_all.source,
+        "kinds": kinds_json(&KindInputs {
+            labels: &out.node_kinds,
+            implementations: &out.node_implementations,
+            injectors: &injector_nodes,
+            collector: c,
+            costs: &costs,
+            traffic: &traffic,
+            window_s: window,
+            idle_s: out.quiet_s,
+            blocks: blocks_in_window,
+        }),
+        "nodes": nodes,
+        "faults": out.faults,
+        "stats_delta_total": sum_maps(&deltas),
+    })
+}
+
+fn sum_maps(maps: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
+    let mut total = BTreeMap::new();
+    for m in maps {
+        for (k, v) in m {
+            *total.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+    total
+}
+
+/// Writes `run.json`, `timeseries.csv`, `latency.hgrm` and `report.html` into `dir`.
+pub fn write_all(dir: &Path, out: &RunOutput, doc: &Value) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let rows = timeseries(out);
+    std::fs::write(
+        dir.join("run.json"),
+        serde_json::to_string_pretty(doc).unwrap_or_default(),
+    )?;
+    std::fs::write(dir.join("timeseries.csv"), timeseries_csv(&rows))?;
+    std::fs::write(
+        dir.join("latency.hgrm"),
+        hgrm(&out.collector.latency, 1000.0),
+    )?;
+    std::fs::write(
+        dir.join("report.html"),
+        crate::report::html::report(doc, &rows, &out.collector.time_to_all(), &out.node_names),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t_s: f64) -> Sample {
+        Sample {
+            t_s,
+            procs: Vec::new(),
+            proxy_bytes: 0,
+            wire: None,
+        }
+    }
+
+    #[test]
+    fn injection_window_ends_at_the_injection_end_sample_not_after_the_drain() {
+        let samples: Vec<Sample> = [-1.0, 0.01, 1.0, 2.0, 2.05, 3.0, 4.0]
+            .into_iter()
+            .map(at)
+            .collect();
+        let (a, b) = injection_window(&samples, Some(4));
+        assert_eq!(a.map(|x| x.t_s), Some(0.01));
+        assert_eq!(b.map(|x| x.t_s), Some(2.05));
+        // A run that stopped before injection ended: up to its last sample.
+        let (_, b) = injection_window(&samples, None);
+        assert_eq!(b.map(|x| x.t_s), Some(4.0));
+        assert_eq!(injection_window(&[], None).0.map(|x| x.t_s), None);
+    }
+}
