@@ -1,8 +1,16 @@
-//! Fabric's gossip test scenarios (spec section 6), ported to the scenario DSL. Each is generic
-//! over the node so the same definitions run the engine's `Node` (`tests/tests/*.rs`).
+//! Fabric's gossip test scenarios (spec section 6), ported to the scenario DSL and written once:
+//! `tests/tests/*.rs` run each on the simulator over many seeds and, unless it is sim-only
+//! ([`Scenario::sim_only_reason`]), once on tonic over loopback with mutual TLS
+//! ([`crate::transport::tonic::run_tonic`]). Each is generic over the simulator's node.
 //!
 //! Timers are shortened the way Fabric's own tests shorten them (alive every second, dead after
-//! five), so a seed needs only tens of simulated seconds.
+//! five), so a seed needs only tens of simulated seconds and a tonic run tens of real ones.
+//!
+//! Push runs at Fabric's default fan-out (`propagatePeerNum` = 3). Without pull or state transfer
+//! (not in the core yet) nothing repairs a missed push, so block completeness holds by
+//! construction only where the fan-out covers every other member of the channel (4 peers); beyond
+//! that a scenario is marked [`Scenario::needs_repair`] and its tests check safety only, with the
+//! completeness check ignored until repair exists.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,23 +58,12 @@ pub fn membership<N: SimNode>(peers: usize) -> Scenario<N> {
             node: 1,
             metadata: b"updated-metadata",
         })
-        .step(Op::Custom(Arc::new(move |sim: &mut Sim<N>| {
-            let ok = sim.run_until(secs(20), Duration::from_millis(500), |s| {
-                (0..s.len()).filter(|&i| i != 1).all(|i| {
-                    s.alive_metadata(i, 1) == Some(&Bytes::from_static(b"updated-metadata"))
-                })
-            });
-            let lagging: Vec<usize> = (0..sim.len())
-                .filter(|&i| {
-                    i != 1
-                        && sim.alive_metadata(i, 1)
-                            != Some(&Bytes::from_static(b"updated-metadata"))
-                })
-                .collect();
-            ok.then_some(()).ok_or(format!(
-                "metadata update of node 1 not received by {lagging:?}"
-            ))
-        })))
+        .step(Op::AwaitMetadata {
+            node: 1,
+            metadata: b"updated-metadata",
+            within: secs(20),
+        })
+        .step(Op::AwaitConverged { within: secs(5) })
 }
 
 /// TestMembershipConvergence: three bootstrap groups of two, a bridge node bootstrapping to
@@ -101,48 +98,47 @@ pub fn expiration<N: SimNode>() -> Scenario<N> {
             node: 3,
             within: secs(15),
         })
-        .step(Op::Custom(Arc::new(|sim: &mut Sim<N>| {
-            let target = sim.pki_id(3);
-            let missing: Vec<usize> = (0..sim.len())
-                .filter(|&i| {
-                    sim.node(i)
-                        .is_some_and(|n| !n.dead_members().contains(&target))
-                })
-                .collect();
-            missing
-                .is_empty()
-                .then_some(())
-                .ok_or(format!("node 3 not in the dead list of {missing:?}"))
-        })))
+        .step(Op::AwaitDeadListed {
+            node: 3,
+            within: secs(1),
+        })
         .step(Op::Restart(3))
         .step(Op::AwaitConverged { within: secs(20) })
 }
+
+/// Whether push at `gossip`'s fan-out reaches every other member of a `members`-peer channel
+/// directly (then completeness holds without repair on a loss-free network).
+fn push_covers(members: usize, gossip: &GossipConfig) -> bool {
+    members.saturating_sub(1) <= gossip.propagate_peer_num
+}
+
+/// Why completeness needs repair beyond the fan-out.
+const PUSH_NEEDS_PULL: &str = "more channel members than the push fan-out (3) and no pull or \
+                               state transfer to repair a missed push (issue 19)";
 
 fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
     s.step(Op::JoinChan {
         channel,
         nodes: Nodes::All,
     })
-    // StateInfo must spread before blocks are routed (blocks go to peers known in the channel).
-    .step(Op::Wait(secs(4)))
+    // Blocks are routed to peers known in the channel: StateInfo must spread first.
+    .step(Op::AwaitChannelViews { within: secs(20) })
 }
 
-/// Push fan-out covering every other peer: push alone must then deliver every block on a
-/// loss-free network (Fabric's fan-out of 3 relies on pull for completeness).
-pub fn push_to_all(peers: usize) -> GossipConfig {
-    GossipConfig {
-        propagate_peer_num: peers.saturating_sub(1).max(1),
-        ..fast_gossip()
+/// Marks `s` as needing repair when push at its fan-out does not reach all `members` directly.
+fn completeness<N: SimNode>(s: Scenario<N>, members: usize) -> Scenario<N> {
+    if push_covers(members, s.gossip_config()) {
+        s
+    } else {
+        s.needs_repair(PUSH_NEEDS_PULL)
     }
 }
 
-/// TestDissemination: blocks from one source reach every peer, in order. With Fabric's fan-out
-/// of 3 this needs pull; [`push_to_all`] makes it a push-only check.
-pub fn dissemination<N: SimNode>(peers: usize, blocks: u64, gossip: GossipConfig) -> Scenario<N> {
-    let s = base("dissemination", peers)
-        .gossip(gossip)
-        .step(Op::AwaitConverged { within: secs(30) });
-    join_all(s, "A")
+/// TestDissemination: `blocks` blocks from node 0 reach every peer, in order, once. Complete by
+/// construction up to 4 peers; beyond, it needs repair (see the module doc).
+pub fn dissemination<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
+    let s = base("dissemination", peers).step(Op::AwaitConverged { within: secs(30) });
+    let s = join_all(s, "A")
         .step(Op::InjectBlocks {
             from: 0,
             channel: "A",
@@ -150,12 +146,13 @@ pub fn dissemination<N: SimNode>(peers: usize, blocks: u64, gossip: GossipConfig
         })
         .step(Op::AwaitBlocks {
             channel: "A",
-            within: secs(20),
-        })
+            within: secs(10),
+        });
+    completeness(s, peers)
 }
 
 /// Dissemination over a lossy, duplicating, reordering network. Without pull, completeness is
-/// not guaranteed: this checks safety only (order, no duplicates, no leaks).
+/// not guaranteed: this checks safety only (order, no duplicates, no leaks). Sim-only.
 pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
     let s = base("dissemination-lossy", peers).step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
@@ -173,12 +170,10 @@ pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N>
         .step(Op::Wait(secs(5)))
 }
 
-/// Dissemination with duplication and heavy reordering but no loss: still complete (push to all)
-/// and in order.
-pub fn dissemination_duplicating<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
-    let s = base("dissemination-duplicating", peers)
-        .gossip(push_to_all(peers))
-        .step(Op::AwaitConverged { within: secs(30) });
+/// Dissemination with duplication and heavy reordering but no loss, on 4 peers (the fan-out
+/// reaches everyone): still complete, in order, without duplicates. Sim-only.
+pub fn dissemination_duplicating<N: SimNode>(blocks: u64) -> Scenario<N> {
+    let s = base("dissemination-duplicating", 4).step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
         .step(Op::SetLink(LinkConfig {
             duplicate_probability: 0.2,
@@ -196,11 +191,10 @@ pub fn dissemination_duplicating<N: SimNode>(peers: usize, blocks: u64) -> Scena
         })
 }
 
-/// TestDisseminateAll2All: one block from each peer (peer i injects block i + 1).
-pub fn all_to_all<N: SimNode>(peers: usize, gossip: GossipConfig) -> Scenario<N> {
-    let s = base("all-to-all", peers)
-        .gossip(gossip)
-        .step(Op::AwaitConverged { within: secs(30) });
+/// TestDisseminateAll2All: one block from each peer (peer i injects block i + 1). Complete by
+/// construction up to 4 peers; beyond, it needs repair.
+pub fn all_to_all<N: SimNode>(peers: usize) -> Scenario<N> {
+    let s = base("all-to-all", peers).step(Op::AwaitConverged { within: secs(30) });
     let mut s = join_all(s, "A");
     for from in 0..peers {
         s = s.step(Op::InjectBlocks {
@@ -209,19 +203,18 @@ pub fn all_to_all<N: SimNode>(peers: usize, gossip: GossipConfig) -> Scenario<N>
             count: 1,
         });
     }
-    s.step(Op::AwaitBlocks {
+    let s = s.step(Op::AwaitBlocks {
         channel: "A",
-        within: secs(20),
-    })
+        within: secs(10),
+    });
+    completeness(s, peers)
 }
 
 /// TestNoMessagesSelfLoop: blocks from two sources among three peers; the echo checker (no block
 /// is sent back to the peer it came from) and the order checker (the source never delivers its
 /// own block twice) run throughout.
 pub fn no_self_loop<N: SimNode>() -> Scenario<N> {
-    let s = base("no-self-loop", 3)
-        .gossip(push_to_all(3))
-        .step(Op::AwaitConverged { within: secs(20) });
+    let s = base("no-self-loop", 3).step(Op::AwaitConverged { within: secs(20) });
     join_all(s, "A")
         .step(Op::InjectBlocks {
             from: 0,
@@ -284,7 +277,7 @@ pub fn membership_request<N: SimNode>(
 
 /// TestMembershipRequestSpoofing: node 1 sends node 0 a membership request carrying node 2's
 /// (validly signed) alive message; node 0 ignores it (no response). A genuine request from node 1
-/// gets a response (the control).
+/// gets a response (the control). Sim-only: it injects crafted envelopes on a link.
 pub fn membership_request_spoofing<N: SimNode>() -> Scenario<N> {
     base("membership-request-spoofing", 3)
         .step(Op::AwaitConverged { within: secs(20) })
@@ -334,10 +327,11 @@ pub fn endpoint_leakage<N: SimNode>() -> Scenario<N> {
 }
 
 /// TestDataLeakage: channels A (peers 0–2) and B (peers 3–5) in one org; blocks of each reach
-/// exactly that channel's peers.
+/// exactly that channel's peers (the fan-out of 3 covers a 3-member channel: complete by
+/// construction), and never a peer of the other channel (the channel-leak checker, on the wire
+/// and on delivery).
 pub fn data_leakage<N: SimNode>() -> Scenario<N> {
     base("data-leakage", 6)
-        .gossip(push_to_all(6))
         .step(Op::AwaitConverged { within: secs(20) })
         .step(Op::JoinChan {
             channel: "A",
@@ -347,7 +341,7 @@ pub fn data_leakage<N: SimNode>() -> Scenario<N> {
             channel: "B",
             nodes: Nodes::List(vec![3, 4, 5]),
         })
-        .step(Op::Wait(secs(4)))
+        .step(Op::AwaitChannelViews { within: secs(20) })
         .step(Op::InjectBlocks {
             from: 0,
             channel: "A",
@@ -369,7 +363,7 @@ pub fn data_leakage<N: SimNode>() -> Scenario<N> {
 }
 
 /// Membership after a partition heals: two halves lose each other, declare each other dead, and
-/// reconverge after the heal.
+/// reconverge after the heal. Sim-only.
 pub fn partition_heal<N: SimNode>() -> Scenario<N> {
     base("partition-heal", 6)
         .step(Op::AwaitConverged { within: secs(20) })
@@ -412,50 +406,6 @@ pub const CONFIDENTIALITY_CHANNELS: [(&str, [usize; 2]); 4] = [
 const CONFIDENTIALITY_CROSS_ORG_KINDS: [&str; 4] =
     ["alive_msg", "mem_req", "mem_res_alive", "state_snapshot"];
 
-/// Every up node's view of each channel it joined (`peers_of_channel`) is exactly the other up
-/// members of the channel it may see: its org's, and, when both publish an external endpoint,
-/// the other orgs'.
-pub fn channel_views_settled<N: SimNode>(sim: &Sim<N>) -> Result<(), String> {
-    let checkers = sim.checkers();
-    for i in (0..sim.len()).filter(|&i| sim.is_up(i)) {
-        let me = sim.spec(i);
-        for channel in checkers.joined(i) {
-            let mut expected: Vec<usize> = (0..sim.len())
-                .filter(|&j| j != i && sim.is_up(j) && checkers.joined(j).contains(channel))
-                .filter(|&j| {
-                    let other = sim.spec(j);
-                    other.org == me.org || (me.external && other.external)
-                })
-                .collect();
-            expected.sort_unstable();
-            let view = sim.node(i).map(|n| n.channel_members(channel));
-            let mut seen: Vec<usize> = view
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|p| sim.index_of(p))
-                .collect();
-            seen.sort_unstable();
-            if seen != expected {
-                return Err(format!(
-                    "channel {} not settled at {:?}: node {i} sees {seen:?}, expected {expected:?}",
-                    String::from_utf8_lossy(channel),
-                    sim.elapsed()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn await_channel_views<N: SimNode>(within: Duration) -> Op<N> {
-    Op::Custom(Arc::new(move |sim: &mut Sim<N>| {
-        sim.run_until(within, Duration::from_millis(500), |s| {
-            channel_views_settled(s).is_ok()
-        });
-        channel_views_settled(sim)
-    }))
-}
-
 /// TestConfidentiality: 4 orgs of `peers_per_org` peers, peers 0 and 1 of each with an external
 /// endpoint, on [`CONFIDENTIALITY_CHANNELS`] (every external peer is an anchor of its org).
 /// Membership and channel views settle to exactly what each peer may see (D's peers know only B's,
@@ -482,19 +432,10 @@ pub fn confidentiality<N: SimNode>(peers_per_org: usize) -> Scenario<N> {
         });
     }
     s.step(Op::AwaitConverged { within: secs(30) })
-        .step(await_channel_views(secs(20)))
+        .step(Op::AwaitChannelViews { within: secs(20) })
         // Settled views must stay exact: one more alive heartbeat and StateInfo pull round.
         .step(Op::Wait(secs(1)))
         .step(Op::AwaitConverged { within: secs(1) })
-        .step(await_channel_views(secs(1)))
-        .step(Op::Custom(Arc::new(|sim: &mut Sim<N>| {
-            let seen = sim.checkers().cross_org_subjects();
-            let missing: Vec<&str> = CONFIDENTIALITY_CROSS_ORG_KINDS
-                .into_iter()
-                .filter(|k| !seen.contains_key(k))
-                .collect();
-            missing.is_empty().then_some(()).ok_or(format!(
-                "the disclosure checker saw no cross-org {missing:?} (saw {seen:?})"
-            ))
-        })))
+        .step(Op::AwaitChannelViews { within: secs(1) })
+        .step(Op::ExpectCrossOrgSubjects(&CONFIDENTIALITY_CROSS_ORG_KINDS))
 }

@@ -8,13 +8,17 @@
 //! - [`checkers`]: the safety invariants checked as the simulation runs;
 //! - [`scenario`]: the DSL for cluster tests and `run_seeds`, which prints
 //!   `SIM FAILED seed=... scenario=...` and replays one seed with `SIM_SEED=<seed>`;
+//! - [`transport`]: the one runner of a scenario's steps, over the simulator or over a real
+//!   tonic cluster with mutual TLS on 127.0.0.1 (`transport::tonic::run_tonic`), so each scenario
+//!   is written once and runs on both transports;
 //! - [`figures`]: deterministic figures of a fixed scenario and seed for regression gates;
 //! - [`gate`]: the CI gate's scenarios (many seeds each) and the statistics over seeds;
 //! - [`rate`]: what push gossip itself delivers at an injection rate, with zero processing cost;
 //! - [`node`]: the node contract as a trait; [`toy`]: a small node that tests the simulator itself;
 //! - [`pki`]: the committed test PKI, so PKI-IDs are the same in every process.
 //!
-//! No tokio, no clock, no threads: a run is a pure function of its seed.
+//! The simulator has no tokio, no clock, no threads: a run is a pure function of its seed. Only
+//! the tonic runner ([`transport::tonic`]) uses tokio and real time.
 
 pub mod checkers;
 pub mod engine;
@@ -29,6 +33,7 @@ pub mod scenario;
 pub mod sim;
 pub mod stats;
 pub mod toy;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,25 @@
 //! A readable cluster-test DSL (chitchat's `Operation` style): a scenario is a cluster shape plus a
-//! list of steps, run over many seeds. Safety invariants are checked on every step
-//! ([`crate::checkers`]); liveness is asserted by `Await*` steps with a deadline.
+//! list of steps. The same value runs on either transport (ARCHITECTURE.md, testing tier 3):
+//!
+//! - on the deterministic simulator over many seeds ([`run_seeds`]); safety invariants are
+//!   checked on every delivery ([`crate::checkers`]);
+//! - on a real cluster of `GossipHandle`s over tonic with mutual TLS on 127.0.0.1, once, in real
+//!   time ([`crate::transport::tonic::run_tonic`]); the same checkers watch every verified
+//!   message, transmitted block and delivered block there.
+//!
+//! Liveness is asserted by `Await*` steps with a deadline (a bound, never a timing assertion).
+//! Steps that only a simulator can take (partitions, link faults, closures over [`Sim`]) make a
+//! scenario sim-only ([`Scenario::sim_only_reason`]); the tonic runner refuses it.
 //!
 //! ```ignore
-//! let s = Scenario::<Node>::new("dissemination").orgs(1).peers_per_org(8)
-//!     .step(Op::Wait(secs(10)))
+//! let s = Scenario::<Node>::new("dissemination").orgs(1).peers_per_org(4)
+//!     .step(Op::AwaitConverged { within: secs(30) })
 //!     .step(Op::JoinChan { channel: "A", nodes: Nodes::All })
+//!     .step(Op::AwaitChannelViews { within: secs(20) })
 //!     .step(Op::InjectBlocks { from: 0, channel: "A", count: 10 })
-//!     .step(Op::AwaitBlocks { channel: "A", within: secs(30) });
+//!     .step(Op::AwaitBlocks { channel: "A", within: secs(10) });
 //! run_seeds(&s, 0..200);
+//! run_tonic(&s);
 //! ```
 
 use std::collections::BTreeMap;
@@ -19,8 +30,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use gossip_engine::config::GossipConfig;
 use gossip_engine::crypto::sha256;
-use gossip_engine::event::{AnchorPeer, ChannelConfig, Command};
-use gossip_engine::types::{OrgId, PkiId};
 use gossip_proto::common::{Block, BlockData, BlockHeader};
 use gossip_proto::gossip::gossip_message::{Content, Tag};
 use gossip_proto::gossip::{DataMessage, GossipMessage, Payload};
@@ -31,6 +40,7 @@ use crate::faults::LinkConfig;
 use crate::node::{SimNode, channel_bytes};
 use crate::sim::{PeerSpec, Sim, SimConfig};
 use crate::stats::SimStats;
+use crate::transport;
 
 /// `Duration::from_secs`, shorter.
 pub fn secs(s: u64) -> Duration {
@@ -123,15 +133,56 @@ pub enum Op<N> {
         /// Deadline.
         within: Duration,
     },
-    /// Until `within`: every up node joined to `channel` delivered every injected block.
+    /// Until `within`: every up node other than `node` lists it among its dead members.
+    AwaitDeadListed {
+        /// The crashed node.
+        node: usize,
+        /// Deadline.
+        within: Duration,
+    },
+    /// Until `within`: every up node other than `node` accepted an alive message of `node`
+    /// carrying `metadata` (directly or in a membership response).
+    AwaitMetadata {
+        /// The node whose metadata changed.
+        node: usize,
+        /// The metadata.
+        metadata: &'static [u8],
+        /// Deadline.
+        within: Duration,
+    },
+    /// Until `within`: every up node's view of each channel it joined is exactly the other up
+    /// members it may see (its org's, and other orgs' when both publish an external endpoint).
+    AwaitChannelViews {
+        /// Deadline.
+        within: Duration,
+    },
+    /// The disclosure checker has inspected cross-org subjects carried by each of these contents
+    /// (so its checks were not vacuous), e.g. `"alive_msg"`, `"state_snapshot"`.
+    ExpectCrossOrgSubjects(&'static [&'static str]),
+    /// Until `within`: every up node joined to `channel` delivered every injected block. In a
+    /// [`Scenario::safety_only`] run it waits the same way but a miss is not a failure.
     AwaitBlocks {
         /// The channel.
         channel: &'static str,
         /// Deadline.
         within: Duration,
     },
-    /// Anything else; an `Err` is a liveness failure.
+    /// Anything else; an `Err` is a liveness failure. Sim-only.
     Custom(CustomStep<N>),
+}
+
+impl<N> Op<N> {
+    /// Why this step runs on the simulator only, if it does.
+    pub fn sim_only_reason(&self) -> Option<&'static str> {
+        match self {
+            Op::Partition(_) | Op::Heal => Some("partitions need the simulated network"),
+            Op::SetLink(_) => {
+                Some("link faults (loss, duplication, jitter) need the simulated network")
+            }
+            Op::Custom(_) => Some("a custom step is a closure over the simulator"),
+            _ => None,
+        }
+    }
 }
 
 /// A cluster shape plus steps.
@@ -145,6 +196,8 @@ pub struct Scenario<N> {
     gossip: GossipConfig,
     link: LinkConfig,
     first_block_seq: u64,
+    needs_repair: Option<&'static str>,
+    safety_only: bool,
     steps: Vec<Op<N>>,
 }
 
@@ -165,7 +218,7 @@ pub struct Outcome {
     pub rejects: BTreeMap<&'static str, u64>,
 }
 
-impl<N: SimNode> Scenario<N> {
+impl<N> Scenario<N> {
     /// One org of four peers bootstrapping to peer 0, Fabric's default protocol settings, a clean
     /// network, no steps.
     pub fn new(name: &'static str) -> Self {
@@ -178,6 +231,8 @@ impl<N: SimNode> Scenario<N> {
             gossip: GossipConfig::default(),
             link: LinkConfig::default(),
             first_block_seq: 1,
+            needs_repair: None,
+            safety_only: false,
             steps: Vec::new(),
         }
     }
@@ -224,6 +279,59 @@ impl<N: SimNode> Scenario<N> {
         self
     }
 
+    /// Marks the scenario's block completeness (`AwaitBlocks`) as needing repair (pull, state
+    /// transfer), which the core does not have yet: push alone need not reach everyone. A miss is
+    /// reported with `why`; run it [`safety_only`](Self::safety_only) to check the rest.
+    pub fn needs_repair(mut self, why: &'static str) -> Self {
+        self.needs_repair = Some(why);
+        self
+    }
+
+    /// Why block completeness needs repair, when it does.
+    pub fn repair_needed(&self) -> Option<&'static str> {
+        self.needs_repair
+    }
+
+    /// Checks safety only: `AwaitBlocks` waits as usual but a miss is no failure; every safety
+    /// invariant (in-order delivery without duplicates, no channel, endpoint or disclosure leak,
+    /// no echo) and every other step still is.
+    pub fn safety_only(mut self) -> Self {
+        self.safety_only = true;
+        self
+    }
+
+    /// Whether this is a [`safety_only`](Self::safety_only) run.
+    pub fn is_safety_only(&self) -> bool {
+        self.safety_only
+    }
+
+    /// The steps.
+    pub fn steps(&self) -> &[Op<N>] {
+        &self.steps
+    }
+
+    /// Protocol settings.
+    pub fn gossip_config(&self) -> &GossipConfig {
+        &self.gossip
+    }
+
+    /// Sequence number of the first injected block of every channel.
+    pub fn first_seq(&self) -> u64 {
+        self.first_block_seq
+    }
+
+    /// Why the scenario runs on the simulator only (a sim-only step or a faulty link), if it
+    /// does.
+    pub fn sim_only_reason(&self) -> Option<String> {
+        if self.link != LinkConfig::default() {
+            return Some("its links are faulty (loss, duplication, latency), which needs the simulated network".into());
+        }
+        self.steps.iter().enumerate().find_map(|(k, step)| {
+            step.sim_only_reason()
+                .map(|why| format!("step {k} is sim-only: {why}"))
+        })
+    }
+
     /// Appends a step.
     pub fn step(mut self, op: Op<N>) -> Self {
         self.steps.push(op);
@@ -253,8 +361,9 @@ impl<N: SimNode> Scenario<N> {
         }
     }
 
-    fn sim_config(&self, seed: u64) -> SimConfig {
-        let peers = (0..self.len())
+    /// Every node's org, index in its org, external endpoint and bootstrap list.
+    pub fn peer_specs(&self) -> Vec<PeerSpec> {
+        (0..self.len())
             .map(|i| {
                 let (org, peer) = (i / self.peers_per_org, i % self.peers_per_org);
                 let bootstrap = match &self.bootstrap {
@@ -270,10 +379,13 @@ impl<N: SimNode> Scenario<N> {
                     bootstrap,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    fn sim_config(&self, seed: u64) -> SimConfig {
         SimConfig {
             seed,
-            peers,
+            peers: self.peer_specs(),
             gossip: self.gossip.clone(),
             link: self.link,
         }
@@ -287,22 +399,14 @@ impl<N: SimNode> Scenario<N> {
             Nodes::List(list) => list.clone(),
         }
     }
+}
 
-    /// Runs one seed to the end; the simulation is returned for further inspection.
+impl<N: SimNode> Scenario<N> {
+    /// Runs one seed to the end on the simulator; the simulation is returned for further
+    /// inspection.
     pub fn run(&self, seed: u64) -> (Outcome, Sim<N>) {
         let mut sim = Sim::<N>::new(self.sim_config(seed));
-        let mut runner = Runner {
-            scenario: self,
-            injected: BTreeMap::new(),
-        };
-        for step in &self.steps {
-            if let Err(what) = runner.apply(&mut sim, step) {
-                sim.fail_liveness(what);
-            }
-            if !sim.checkers().violations().is_empty() {
-                break;
-            }
-        }
+        transport::run_steps(self, &mut sim);
         let violations = sim.finish();
         let outcome = Outcome {
             seed,
@@ -313,185 +417,6 @@ impl<N: SimNode> Scenario<N> {
             rejects: sim.checkers().rejects().clone(),
         };
         (outcome, sim)
-    }
-}
-
-/// The mutable state of one run: blocks injected per channel.
-struct Runner<'a, N> {
-    scenario: &'a Scenario<N>,
-    injected: BTreeMap<&'static str, Vec<u64>>,
-}
-
-/// How often liveness conditions are evaluated.
-const CHECK_EVERY: Duration = Duration::from_millis(500);
-
-impl<N: SimNode> Runner<'_, N> {
-    fn apply(&mut self, sim: &mut Sim<N>, step: &Op<N>) -> Result<(), String> {
-        match step {
-            Op::Wait(d) => sim.run_for(*d),
-            Op::JoinChan { channel, nodes } => {
-                let config = self.channel_config(sim, channel, nodes);
-                for n in self.scenario.nodes(nodes) {
-                    sim.command_in(Duration::ZERO, n, Command::JoinChan(config.clone()));
-                }
-                sim.run_for(Duration::from_millis(1));
-            }
-            Op::InjectBlocks {
-                from,
-                channel,
-                count,
-            } => {
-                let seqs = self.injected.entry(channel).or_default();
-                let first = seqs.last().map_or(self.scenario.first_block_seq, |s| s + 1);
-                for (k, seq) in (first..first + count).enumerate() {
-                    seqs.push(seq);
-                    let delay = Duration::from_millis(20 * k as u64);
-                    sim.command_in(delay, *from, Command::Gossip(block(channel, seq)));
-                }
-                sim.run_for(Duration::from_millis(20 * count));
-            }
-            Op::Crash(n) => {
-                sim.crash_in(Duration::ZERO, *n);
-                sim.run_for(Duration::from_millis(1));
-            }
-            Op::Restart(n) => {
-                sim.restart_in(Duration::ZERO, *n);
-                sim.run_for(Duration::from_millis(1));
-            }
-            Op::Partition(groups) => {
-                sim.partition_in(Duration::ZERO, groups.clone());
-                sim.run_for(Duration::from_millis(1));
-            }
-            Op::Heal => {
-                sim.heal_in(Duration::ZERO);
-                sim.run_for(Duration::from_millis(1));
-            }
-            Op::SetLink(link) => sim.set_default_link(*link),
-            Op::UpdateMetadata { node, metadata } => {
-                let cmd = Command::UpdateMetadata(Bytes::from_static(metadata));
-                sim.command_in(Duration::ZERO, *node, cmd);
-                sim.run_for(Duration::from_millis(1));
-            }
-            Op::AwaitConverged { within } => {
-                let ok = sim.run_until(*within, CHECK_EVERY, |s| self.converged(s).is_ok());
-                if !ok {
-                    return self.converged(sim);
-                }
-            }
-            Op::AwaitDead { node, within } => {
-                let target = sim.pki_id(*node);
-                let holds = |s: &Sim<N>| {
-                    (0..s.len())
-                        .filter(|&i| i != *node)
-                        .filter_map(|i| s.node(i))
-                        .all(|n| !n.alive_members().contains(&target))
-                };
-                if !sim.run_until(*within, CHECK_EVERY, holds) {
-                    return Err(format!(
-                        "node {node} still alive somewhere after {within:?}"
-                    ));
-                }
-            }
-            Op::AwaitBlocks { channel, within } => {
-                let ok = sim.run_until(*within, CHECK_EVERY, |s| {
-                    self.blocks_complete(s, channel).is_ok()
-                });
-                if !ok {
-                    return self.blocks_complete(sim, channel);
-                }
-            }
-            Op::Custom(f) => return f(sim),
-        }
-        Ok(())
-    }
-
-    fn channel_config(&self, sim: &Sim<N>, channel: &str, nodes: &Nodes) -> ChannelConfig {
-        let members = self.scenario.nodes(nodes);
-        let mut orgs: BTreeMap<usize, Vec<AnchorPeer>> = BTreeMap::new();
-        for &n in &members {
-            let spec = sim.spec(n);
-            let anchors = orgs.entry(spec.org).or_default();
-            if spec.external {
-                anchors.push(AnchorPeer {
-                    host: format!("peer{}.org{}.example.com", spec.peer, spec.org + 1),
-                    port: 7051,
-                });
-            }
-        }
-        ChannelConfig {
-            channel: channel_bytes(channel),
-            sequence: 1,
-            orgs: orgs
-                .into_iter()
-                .map(|(org, anchors)| (OrgId::from(format!("Org{}MSP", org + 1)), anchors))
-                .collect(),
-        }
-    }
-
-    /// Whom node `i` should see alive: up peers of its org, and up peers of orgs it shares a
-    /// channel with when both have external endpoints.
-    fn expected_view(&self, sim: &Sim<N>, i: usize) -> Vec<PkiId> {
-        let me = sim.spec(i);
-        let mut view: Vec<PkiId> = (0..sim.len())
-            .filter(|&j| j != i && sim.is_up(j))
-            .filter(|&j| {
-                let other = sim.spec(j);
-                other.org == me.org
-                    || (me.external
-                        && other.external
-                        && sim
-                            .checkers()
-                            .joined(i)
-                            .iter()
-                            .any(|c| sim.checkers().joined(j).contains(c)))
-            })
-            .map(|j| sim.pki_id(j))
-            .collect();
-        view.sort_unstable();
-        view
-    }
-
-    fn converged(&self, sim: &Sim<N>) -> Result<(), String> {
-        for i in 0..sim.len() {
-            let Some(node) = sim.node(i) else { continue };
-            let view = node.alive_members();
-            let expected = self.expected_view(sim, i);
-            if view != expected {
-                let names = |v: &[PkiId]| -> Vec<usize> {
-                    v.iter().filter_map(|p| sim.index_of(p)).collect()
-                };
-                return Err(format!(
-                    "not converged at {:?}: node {i} sees {:?}, expected {:?}",
-                    sim.elapsed(),
-                    names(&view),
-                    names(&expected)
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn blocks_complete(&self, sim: &Sim<N>, channel: &str) -> Result<(), String> {
-        let want = self.injected.get(channel).map_or(&[][..], Vec::as_slice);
-        let ch = channel_bytes(channel);
-        for i in (0..sim.len()).filter(|&i| sim.is_up(i)) {
-            if !sim.checkers().joined(i).contains(&ch) {
-                continue;
-            }
-            let got = sim.checkers().delivered(i, channel);
-            let missing: Vec<u64> = want
-                .iter()
-                .filter(|s| !got.is_some_and(|g| g.contains(s)))
-                .copied()
-                .collect();
-            if !missing.is_empty() {
-                return Err(format!(
-                    "blocks of {channel} missing at {:?}: node {i} lacks {missing:?}",
-                    sim.elapsed()
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

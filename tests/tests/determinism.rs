@@ -6,7 +6,7 @@ use gossip_harness::figures::dissemination_figures;
 
 #[test]
 fn same_seed_same_trace() {
-    let scenario = fabric::dissemination::<EngineNode>(6, 5, fabric::push_to_all(6));
+    let scenario = fabric::dissemination::<EngineNode>(6, 5);
     for seed in [3, 77] {
         let (a, _) = scenario.run(seed);
         let (b, _) = scenario.run(seed);

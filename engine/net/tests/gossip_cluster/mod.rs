@@ -1,6 +1,7 @@
-//! Shared helpers for the gossip integration tests: a cluster of [`GossipHandle`]s on 127.0.0.1
-//! over real tonic with mutual TLS, one generated PKI, Fabric's test timings, blocks, and
-//! `eventually`-style polling.
+//! Shared helpers for the gossip integration tests of the `GossipHandle` API: a one-org cluster
+//! of [`GossipHandle`]s on 127.0.0.1 over real tonic with mutual TLS, one generated PKI, Fabric's
+//! test timings, blocks, and `eventually`-style polling. Fabric's scenarios run on tonic through
+//! the transport suite instead (`gossip_harness::transport::tonic`, `tests/tests/*.rs`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
