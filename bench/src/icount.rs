@@ -28,7 +28,7 @@ use gossip_engine::egress::{
     Emitter, EmitterConfig, InOrg, NotSame, Partition, combine, select_peers,
 };
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
-use gossip_engine::ingress::{Ingress, ReceivedMessage, Verified};
+use gossip_engine::ingress::{IdentityChange, Ingress, ReceivedMessage, Verified};
 use gossip_engine::time::Instant;
 use gossip_engine::types::{NetworkMember, PkiId};
 use gossip_engine::wire::ContentKind;
@@ -299,6 +299,10 @@ impl SimNode for Tap {
         self.node.handle_command(command, now);
     }
 
+    fn handle_identity(&mut self, change: IdentityChange, now: Instant) {
+        self.node.handle_identity(change, now);
+    }
+
     fn handle_io(&mut self, result: IoResult, now: Instant) {
         self.node.handle_io(result, now);
     }
@@ -507,6 +511,13 @@ pub fn measure(exe: &Path, workload: &Workload, dir: &Path) -> Result<Measuremen
     let ops = printed_ops(&stdout, workload.name).ok_or_else(|| {
         IcountError::Parse(format!("workload {} printed no ops count", workload.name))
     })?;
+    // A workload that stopped doing its work must fail the gate, not read as an improvement.
+    if ops == 0 || instructions == 0 {
+        return Err(IcountError::Parse(format!(
+            "workload {} ran no operation ({ops} ops, {instructions} instructions)",
+            workload.name
+        )));
+    }
     Ok(Measurement {
         name: workload.name,
         instructions,

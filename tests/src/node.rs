@@ -26,8 +26,9 @@ pub trait SimNode: Sized {
     /// The outcome of an IO request, or a comm notification.
     fn handle_io(&mut self, result: IoResult, now: Instant);
     /// A change of the node's identity store (the simulator hands them over before each
-    /// message, as the tokio driver does). Nodes that do not use identities ignore them.
-    fn handle_identity(&mut self, _change: IdentityChange, _now: Instant) {}
+    /// message, as the tokio driver does). Required, so that a wrapper cannot forget to forward
+    /// them (a node that never learns identities routes nothing to other orgs' peers).
+    fn handle_identity(&mut self, change: IdentityChange, now: Instant);
     /// Next message to send.
     fn poll_transmit(&mut self) -> Option<Transmit>;
     /// Next event for the application.

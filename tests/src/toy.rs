@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gossip_engine::crypto::envelope::{noop_sign, sign_envelope};
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Lane, RemotePeer, Transmit};
-use gossip_engine::ingress::{ReceivedMessage, Verified};
+use gossip_engine::ingress::{IdentityChange, ReceivedMessage, Verified};
 use gossip_engine::time::Instant;
 use gossip_engine::types::PkiId;
 use gossip_proto::gossip::gossip_message::{Content, Tag};
@@ -237,6 +237,10 @@ impl SimNode for ToyNode {
             }
             _ => {}
         }
+    }
+
+    fn handle_identity(&mut self, _change: IdentityChange, _now: Instant) {
+        // The toy node routes by endpoint and membership only.
     }
 
     fn handle_io(&mut self, result: IoResult, _now: Instant) {
