@@ -316,15 +316,16 @@ async fn handle_envelope(
         Ok(v) => v,
         Err(reject) => return on_reject(shared, conn, reject),
     };
-    // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's per-connection buffer).
+    // Counted before the push: the driver may take the message (and anyone look at the
+    // counters) before this task runs again.
+    Stats::incr(&shared.stats.messages_received);
+    // A full inbound queue holds this connection's reader only (back-pressure, as Fabric's
+    // per-connection buffer).
     tokio::select! {
         biased;
         () = reading_ended(shared, conn) => Err(ReaderEnd::ClosedLocally),
         pushed = shared.inbound.push_wait(verified) => match pushed {
-            Ok(()) => {
-                Stats::incr(&shared.stats.messages_received);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(_) => Err(ReaderEnd::InboundClosed),
         },
     }

@@ -178,7 +178,10 @@ fn bad_blocks_and_left_channels_drop() {
     ch.handle_data(from, &env, &good, &ctx, &mut out);
     assert_eq!(out.drops.get(&DropReason::Stale), Some(&1));
     // A well-formed block numbered 10^15 neither moves the store's window nor blocks the next one.
-    let far = data(1_000_000_000_000_000, blocks::block_fixture(1_000_000_000_000_000));
+    let far = data(
+        1_000_000_000_000_000,
+        blocks::block_fixture(1_000_000_000_000_000),
+    );
     let far_env = noop_sign(far.encode_to_vec().into());
     ch.handle_data(from, &far_env, &far, &ctx, &mut out);
     assert_eq!(out.drops.get(&DropReason::BeyondBuffer), Some(&1));
