@@ -45,9 +45,6 @@ pub enum DropReason {
     Full,
     /// A block beyond the reorder buffer, or below the delivered height.
     OutOfWindow,
-    /// A block beyond the reorder buffer on arrival: not stored (it would move the block store's
-    /// window and evict every block the peer still needs), not forwarded, not delivered.
-    BeyondBuffer,
     /// For a channel this peer left.
     LeftChannel,
     /// A kind this node does not handle (pull, state transfer, private data).

@@ -107,11 +107,6 @@ impl Delivery {
         self.next_seq
     }
 
-    /// Whether block `seq` is past the reorder buffer (it can be neither delivered nor kept).
-    pub fn is_beyond_buffer(&self, seq: u64) -> bool {
-        seq >= self.next_seq.saturating_add(self.buffer_len_max)
-    }
-
     /// Blocks waiting for a predecessor.
     pub fn buffered_len(&self) -> usize {
         self.buffer.len()
@@ -191,11 +186,6 @@ impl Channel {
         }
         if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
             return out.count_drop(DropReason::BadBlock);
-        }
-        // Stored, a block far ahead would move the store's window past every block this peer
-        // still needs (they would then be dropped as stale): a lagging peer catches up by repair.
-        if self.delivery.is_beyond_buffer(payload.seq_num) {
-            return out.count_drop(DropReason::BeyondBuffer);
         }
         if self.blocks.add(block, ctx.now).is_err() {
             return out.count_drop(DropReason::Full);
