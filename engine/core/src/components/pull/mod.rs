@@ -45,13 +45,12 @@ pub const INCOMING_LEN_MAX: usize = 1_024;
 /// Bound on hello nonces remembered for one peer; a new one replaces its oldest.
 pub const INCOMING_PER_PEER_MAX: usize = 4;
 
-/// The engine's settings (Fabric's `PullEngineConfig` plus the mediator's period and peer count).
+/// The engine's settings (Fabric's `PullEngineConfig` plus the mediator's period). The peers of
+/// a round (`pullPeerNum` of them) are picked by the caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PullConfig {
     /// `pullInterval`: the period of rounds.
     pub interval: Duration,
-    /// `pullPeerNum`: peers said hello to per round.
-    pub peers_per_round: usize,
     /// `digestWaitTime`: digests are collected this long.
     pub digest_wait: Duration,
     /// `requestWaitTime`: a received hello's nonce stays valid this long.
@@ -67,7 +66,6 @@ impl PullConfig {
     pub fn of(config: &GossipConfig) -> Self {
         Self {
             interval: config.pull_interval,
-            peers_per_round: config.pull_peer_num,
             digest_wait: config.digest_wait_time,
             request_wait: config.request_wait_time,
             response_wait: config.response_wait_time,
@@ -251,7 +249,7 @@ impl<I: Ord + Clone> PullEngine<I> {
         }
     }
 
-    /// Starts a round with `peers` (picked by the caller, up to `peers_per_round`): one fresh
+    /// Starts a round with `peers` (picked by the caller, up to `pullPeerNum`): one fresh
     /// nonce each; returns whom to say hello to with which nonce. The next periodic round is one
     /// interval from now. With no peer, no round starts.
     pub fn start_round<R: Rng + ?Sized>(

@@ -8,7 +8,6 @@ use super::*;
 fn config(eager: bool) -> PullConfig {
     PullConfig {
         interval: Duration::from_secs(4),
-        peers_per_round: 3,
         digest_wait: Duration::from_secs(1),
         request_wait: Duration::from_millis(1500),
         response_wait: Duration::from_secs(2),
