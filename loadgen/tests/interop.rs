@@ -20,7 +20,8 @@
 //! and no peer without an external endpoint visible across orgs; channel membership; push from
 //! ours to Fabric and from Fabric to ours; blocks stay in their org; Fabric's strict check accepts
 //! every block ours signed; ledger heights in StateInfo both ways; a restarted peer of each kind
-//! re-admitted.
+//! re-admitted and caught up by block pull from the other kind (Fabric's pull mediator and ours
+//! answering each other).
 //!
 //! The tests are `#[ignore]`d: they need the fabric-node binary, which is not part of this
 //! repository. `.ci/run` runs them with `--ignored` where the binary exists and says in one line
@@ -421,8 +422,10 @@ fn mixed_cluster_interoperates_both_ways() {
         "wire bytes counted: {wire:?}"
     );
     // Killed, they are declared dead (aliveExpirationTimeout, 25 s) by every node that saw them;
-    // restarted with the same identity, every node takes them back, and their StateInfo of the
-    // new incarnation (height 1: a restart has an empty ledger) replaces the old one.
+    // restarted with the same identity (and an empty ledger), every node takes them back, and
+    // each catches up by block pull from its org's peers of the other kind (the blocks are still
+    // in their block stores): Fabric's node 2 from ours' 0 and 4, ours' node 3 from Fabric's 1
+    // and 5. Their StateInfo of the new incarnation then carries the height again.
     let restarted = [2, 3];
     for k in restarted {
         m.handles[k].kill();
@@ -448,27 +451,32 @@ fn mixed_cluster_interoperates_both_ways() {
     for k in restarted {
         m.restart(k);
     }
-    m.wait("restarted peers re-admitted, new StateInfo taken", |m| {
-        every_node(|k| {
-            let members = m.in_channel(k);
-            membership_ok(k, &members, &ports)?;
-            membership_ok(k, &m.alive(k), &ports)?;
-            for (j, _, h) in &members {
-                let want = if restarted.contains(&j.expect("checked")) {
-                    1
-                } else {
-                    height
-                };
-                if restarted.contains(&k) {
-                    continue; // a restarted node may not have every StateInfo yet
-                }
-                if *h != Some(want) {
-                    return Err(format!("node {k} sees node {j:?} at {h:?}, not {want}"));
+    m.wait(
+        "restarted peers re-admitted and caught up by pull, both ways",
+        |m| {
+            for k in restarted {
+                match m.delivered(k) {
+                    BLOCKS => {}
+                    n => return Err(format!("restarted node {k} delivered {n} of {BLOCKS}")),
                 }
             }
-            Ok(())
-        })
-    });
+            every_node(|k| {
+                let members = m.in_channel(k);
+                membership_ok(k, &members, &ports)?;
+                membership_ok(k, &m.alive(k), &ports)?;
+                match members.iter().find(|x| x.2 != Some(height)) {
+                    Some(x) => Err(format!("node {k}: {x:?} not at height {height}")),
+                    None => Ok(()),
+                }
+            })
+        },
+    );
+    let pulled = m.stats(3)["node"]["blocks_pulled"].as_u64();
+    assert_eq!(pulled, Some(BLOCKS), "ours' node 3 pulled from Fabric");
+    for k in FABRIC {
+        let v = m.stats(k)["block_verification"].clone();
+        assert_eq!(v["failed"], json!(0), "node {k}: {v}");
+    }
     for k in FABRIC {
         let log = std::fs::read_to_string(&m.cluster.nodes[k].spec.log).unwrap_or_default();
         assert!(

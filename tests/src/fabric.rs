@@ -6,11 +6,10 @@
 //! Timers are shortened the way Fabric's own tests shorten them (alive every second, dead after
 //! five), so a seed needs only tens of simulated seconds and a tonic run tens of real ones.
 //!
-//! Push runs at Fabric's default fan-out (`propagatePeerNum` = 3). Without pull or state transfer
-//! (not in the core yet) nothing repairs a missed push, so block completeness holds by
-//! construction only where the fan-out covers every other member of the channel (4 peers); beyond
-//! that a scenario is marked [`Scenario::needs_repair`] and its tests check safety only, with the
-//! completeness check ignored until repair exists.
+//! Push runs at Fabric's default fan-out (`propagatePeerNum` = 3), and the block puller repairs
+//! what push misses (spec 3.6), so block completeness is asserted at every size. [`pull_only`]
+//! turns push forwarding off (Fabric's TestPull), [`late_joiner`] and [`pull_byzantine`] check
+//! pull on its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,14 +27,19 @@ use crate::scenario::{Bootstrap, Externals, Nodes, Op, Scenario, secs};
 use crate::sim::Sim;
 
 /// Fabric's defaults with the timers of its tests: alive every 1 s, dead after 5 s, StateInfo
-/// every 1 s, pull (and membership sync) every 2 s, reconnect every 2 s. Membership sync is the
-/// costliest traffic (a response carries every member's signed alive message), hence 2 s.
+/// every 1 s, pull (blocks and membership sync) every 2 s, reconnect every 2 s. Membership sync
+/// is the costliest traffic (a response carries every member's signed alive message), hence 2 s.
+/// A pull round's waits are cut in proportion (digests 0.5 s, requests 0.75 s, responses 1 s),
+/// so a round ends before the next starts, as Fabric requires of its settings.
 pub fn fast_gossip() -> GossipConfig {
     GossipConfig {
         alive_time_interval: secs(1),
         alive_expiration_timeout: secs(5),
         reconnect_interval: secs(2),
         pull_interval: secs(2),
+        digest_wait_time: Duration::from_millis(500),
+        request_wait_time: Duration::from_millis(750),
+        response_wait_time: secs(1),
         publish_state_info_interval: secs(1),
         request_state_info_interval: secs(1),
         ..GossipConfig::default()
@@ -106,16 +110,6 @@ pub fn expiration<N: SimNode>() -> Scenario<N> {
         .step(Op::AwaitConverged { within: secs(20) })
 }
 
-/// Whether push at `gossip`'s fan-out reaches every other member of a `members`-peer channel
-/// directly (then completeness holds without repair on a loss-free network).
-fn push_covers(members: usize, gossip: &GossipConfig) -> bool {
-    members.saturating_sub(1) <= gossip.propagate_peer_num
-}
-
-/// Why completeness needs repair beyond the fan-out.
-const PUSH_NEEDS_PULL: &str = "more channel members than the push fan-out (3) and no pull or \
-                               state transfer to repair a missed push (issue 19)";
-
 fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
     s.step(Op::JoinChan {
         channel,
@@ -125,20 +119,11 @@ fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
     .step(Op::AwaitChannelViews { within: secs(20) })
 }
 
-/// Marks `s` as needing repair when push at its fan-out does not reach all `members` directly.
-fn completeness<N: SimNode>(s: Scenario<N>, members: usize) -> Scenario<N> {
-    if push_covers(members, s.gossip_config()) {
-        s
-    } else {
-        s.needs_repair(PUSH_NEEDS_PULL)
-    }
-}
-
-/// TestDissemination: `blocks` blocks from node 0 reach every peer, in order, once. Complete by
-/// construction up to 4 peers; beyond, it needs repair (see the module doc).
+/// TestDissemination: `blocks` blocks from node 0 reach every peer, in order, once (push at
+/// fan-out 3, pull repairing what it misses).
 pub fn dissemination<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
     let s = base("dissemination", peers).step(Op::AwaitConverged { within: secs(30) });
-    let s = join_all(s, "A")
+    join_all(s, "A")
         .step(Op::InjectBlocks {
             from: 0,
             channel: "A",
@@ -147,12 +132,12 @@ pub fn dissemination<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
         .step(Op::AwaitBlocks {
             channel: "A",
             within: secs(10),
-        });
-    completeness(s, peers)
+        })
 }
 
-/// Dissemination over a lossy, duplicating, reordering network. Without pull, completeness is
-/// not guaranteed: this checks safety only (order, no duplicates, no leaks). Sim-only.
+/// Dissemination over a lossy (5 %), duplicating, reordering network: pull repairs what push
+/// and loss miss (pull messages are lost too), so every block still reaches every peer, in order,
+/// once. Sim-only.
 pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N> {
     let s = base("dissemination-lossy", peers).step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
@@ -167,7 +152,10 @@ pub fn dissemination_lossy<N: SimNode>(peers: usize, blocks: u64) -> Scenario<N>
             channel: "A",
             count: blocks,
         })
-        .step(Op::Wait(secs(5)))
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(20),
+        })
 }
 
 /// Dissemination with duplication and heavy reordering but no loss, on 4 peers (the fan-out
@@ -191,8 +179,7 @@ pub fn dissemination_duplicating<N: SimNode>(blocks: u64) -> Scenario<N> {
         })
 }
 
-/// TestDisseminateAll2All: one block from each peer (peer i injects block i + 1). Complete by
-/// construction up to 4 peers; beyond, it needs repair.
+/// TestDisseminateAll2All: one block from each peer (peer i injects block i + 1).
 pub fn all_to_all<N: SimNode>(peers: usize) -> Scenario<N> {
     let s = base("all-to-all", peers).step(Op::AwaitConverged { within: secs(30) });
     let mut s = join_all(s, "A");
@@ -203,11 +190,69 @@ pub fn all_to_all<N: SimNode>(peers: usize) -> Scenario<N> {
             count: 1,
         });
     }
-    let s = s.step(Op::AwaitBlocks {
+    s.step(Op::AwaitBlocks {
         channel: "A",
         within: secs(10),
-    });
-    completeness(s, peers)
+    })
+}
+
+/// TestPull: push forwarding off (`propagateIterations` = 0: the emitter sends nothing, so alive
+/// messages and StateInfo spread by membership sync and StateInfo pull alone), 6 peers, 10
+/// blocks from node 0: every block reaches every peer by pull alone. `pullPeerNum` is 5 (every
+/// other peer; Fabric's test uses 20) so that membership, refreshed by sync alone, never lets a
+/// peer expire.
+pub fn pull_only<N: SimNode>() -> Scenario<N> {
+    let gossip = GossipConfig {
+        propagate_iterations: 0,
+        pull_peer_num: 5,
+        ..fast_gossip()
+    };
+    let s = Scenario::new("pull-only")
+        .orgs(1)
+        .peers_per_org(6)
+        .gossip(gossip)
+        .step(Op::AwaitConverged { within: secs(30) });
+    join_all(s, "A")
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 10,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(20),
+        })
+}
+
+/// A late joiner: node 5 joins channel A after its 5 blocks reached nodes 0 to 4 (push and pull)
+/// and no block follows; it catches up, by pull alone, every block still in the others' block
+/// stores (all 5: a store keeps `maxBlockCountToStore` = 10).
+pub fn late_joiner<N: SimNode>() -> Scenario<N> {
+    base("late-joiner", 6)
+        .step(Op::AwaitConverged { within: secs(30) })
+        .step(Op::JoinChan {
+            channel: "A",
+            nodes: Nodes::List(vec![0, 1, 2, 3, 4]),
+        })
+        .step(Op::AwaitChannelViews { within: secs(20) })
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 5,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
+        .step(Op::JoinChan {
+            channel: "A",
+            nodes: Nodes::List(vec![5]),
+        })
+        .step(Op::AwaitChannelViews { within: secs(20) })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
 }
 
 /// TestNoMessagesSelfLoop: blocks from two sources among three peers; the echo checker (no block

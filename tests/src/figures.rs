@@ -22,6 +22,9 @@ pub struct DisseminationFigures {
     pub data_msgs: u64,
     /// Data-message bytes transmitted (data messages are unsigned, so this is exact).
     pub data_bytes: u64,
+    /// Pull-update bytes transmitted: the blocks the block puller carried (pulled blocks are not
+    /// in `data_msgs` or `data_bytes`; the pull rounds' other messages are in `all_msgs`).
+    pub pull_bytes: u64,
     /// Messages of every kind transmitted during the whole run.
     pub all_msgs: u64,
     /// Block events raised, all nodes.
@@ -41,6 +44,11 @@ impl DisseminationFigures {
     /// Data bytes per block.
     pub fn bytes_per_block(&self) -> f64 {
         self.data_bytes as f64 / self.blocks.max(1) as f64
+    }
+
+    /// Pull-update bytes per block.
+    pub fn pull_bytes_per_block(&self) -> f64 {
+        self.pull_bytes as f64 / self.blocks.max(1) as f64
     }
 
     /// Delivered fraction of the expected block events, `0.0..=1.0`.
@@ -91,6 +99,7 @@ pub fn dissemination_figures<N: SimNode>(
         time_to_all: last.saturating_sub(inject_at),
         data_msgs: outcome.stats.transmits_of(ContentKind::DataMsg),
         data_bytes: outcome.stats.bytes_of(ContentKind::DataMsg),
+        pull_bytes: outcome.stats.bytes_of(ContentKind::DataUpdate),
         all_msgs: outcome.stats.transmits(),
         blocks_delivered: outcome.stats.blocks_delivered,
         blocks_expected: nodes as u64 * blocks,

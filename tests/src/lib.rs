@@ -15,11 +15,13 @@
 //! - [`gate`]: the CI gate's scenarios (many seeds each) and the statistics over seeds;
 //! - [`rate`]: what push gossip itself delivers at an injection rate, with zero processing cost;
 //! - [`node`]: the node contract as a trait; [`toy`]: a small node that tests the simulator itself;
+//! - [`byzantine`]: the engine's node with a lying pull responder, for pull's Byzantine scenarios;
 //! - [`pki`]: the committed test PKI, so PKI-IDs are the same in every process.
 //!
 //! The simulator has no tokio, no clock, no threads: a run is a pure function of its seed. Only
 //! the tonic runner ([`transport::tonic`]) uses tokio and real time.
 
+pub mod byzantine;
 pub mod checkers;
 pub mod engine;
 pub mod fabric;

@@ -1,4 +1,5 @@
-//! What push gossip itself delivers at an injection rate, with zero processing cost.
+//! What gossip itself delivers at an injection rate, with zero processing cost (push, and the
+//! block puller repairing what push misses once the run's rounds come).
 //!
 //! The simulator runs one org of `nodes` peers, every link with the same latency model, and one
 //! injector (peer 0, an org leader handing blocks to gossip as it receives them from the orderer)

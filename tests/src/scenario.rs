@@ -279,8 +279,8 @@ impl<N> Scenario<N> {
         self
     }
 
-    /// Marks the scenario's block completeness (`AwaitBlocks`) as needing repair (pull, state
-    /// transfer), which the core does not have yet: push alone need not reach everyone. A miss is
+    /// Marks the scenario's block completeness (`AwaitBlocks`) as needing repair the core does
+    /// not have yet (state transfer, for blocks no longer in any peer's block store). A miss is
     /// reported with `why`; run it [`safety_only`](Self::safety_only) to check the rest.
     pub fn needs_repair(mut self, why: &'static str) -> Self {
         self.needs_repair = Some(why);

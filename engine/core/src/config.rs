@@ -72,6 +72,20 @@ pub struct GossipConfig {
     pub msg_expiration_factor: u32,
     /// `skipBlockVerification` (false; read but unused by Fabric).
     pub skip_block_verification: bool,
+    /// `digestWaitTime`: how long a pull round collects digests before it requests (1 s).
+    pub digest_wait_time: Duration,
+    /// `requestWaitTime`: how long a hello's nonce stays valid at its responder for the request
+    /// that follows (1500 ms).
+    pub request_wait_time: Duration,
+    /// `responseWaitTime`: how long a pull round accepts updates after its requests (2 s).
+    pub response_wait_time: Duration,
+    /// Not a Fabric setting (`peer.gossip.pullOnGap` in gossip-node's core.yaml, default true):
+    /// block repair does not wait for the pull timer. A block that arrives ahead of a missing
+    /// predecessor starts a pull round at once (at most one such extra round per
+    /// `digest_wait_time`), a round requests as soon as every peer it said hello to answered, and
+    /// it ends as soon as every requested block arrived. `false` gives Fabric's timer-only rounds
+    /// (`engine/ALGORITHM.md`, "Where we differ from Fabric"). The messages are Fabric's either way.
+    pub pull_on_gap: bool,
     /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL.
     pub leader_alive_threshold: Duration,
 }
@@ -98,6 +112,10 @@ impl Default for GossipConfig {
             max_connection_attempts: 120,
             msg_expiration_factor: 20,
             skip_block_verification: false,
+            digest_wait_time: Duration::from_secs(1),
+            request_wait_time: Duration::from_millis(1500),
+            response_wait_time: Duration::from_secs(2),
+            pull_on_gap: true,
             leader_alive_threshold: Duration::from_secs(10),
         }
     }
@@ -186,6 +204,9 @@ impl GossipConfig {
                 "request_state_info_interval",
                 self.request_state_info_interval,
             ),
+            ("digest_wait_time", self.digest_wait_time),
+            ("request_wait_time", self.request_wait_time),
+            ("response_wait_time", self.response_wait_time),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));

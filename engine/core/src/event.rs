@@ -33,21 +33,27 @@ pub struct Transmit {
 
 /// The send lane of a transmit. Fabric has one send buffer per connection; here blocks travel on
 /// a data lane of their own, so a full data lane drops blocks (which repair can recover) and never
-/// a heartbeat, a StateInfo, a pull or an election message.
+/// a heartbeat, a StateInfo, a pull round's control message or an election message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lane {
-    /// Membership, StateInfo, pull, election and every other non-block message; written before
-    /// any queued data.
+    /// Membership, StateInfo, pull hellos, digests and requests, election and every other
+    /// message without blocks; written before any queued data.
     Control,
-    /// Blocks (data messages).
+    /// Blocks: data messages, and pull updates carrying blocks.
     Data,
 }
 
 impl Lane {
-    /// The lane of `message`: [`Lane::Data`] for a data message, [`Lane::Control`] otherwise.
+    /// The lane of `message`: [`Lane::Data`] for a data message or a block pull update,
+    /// [`Lane::Control`] otherwise.
     pub fn of(message: &GossipMessage) -> Lane {
-        match message.content {
+        match &message.content {
             Some(Content::DataMsg(_)) => Lane::Data,
+            Some(Content::DataUpdate(u))
+                if u.msg_type == gossip_proto::gossip::PullMsgType::BlockMsg as i32 =>
+            {
+                Lane::Data
+            }
             _ => Lane::Control,
         }
     }

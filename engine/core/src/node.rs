@@ -234,6 +234,10 @@ impl Node {
             ContentKind::StateInfo => ch.handle_state_info(from, envelope, message, &ctx, out),
             ContentKind::DataMsg => ch.handle_data(from, envelope, message, &ctx, out),
             ContentKind::LeadershipMsg => ch.handle_leadership(from, message, &ctx, out),
+            ContentKind::Hello
+            | ContentKind::DataDig
+            | ContentKind::DataReq
+            | ContentKind::DataUpdate => ch.handle_pull(from, message, &ctx, out),
             _ => out.count_drop(DropReason::Unsupported),
         }
     }
@@ -547,6 +551,10 @@ impl Node {
     pub fn stats(&self) -> NodeStats {
         let mut s = self.stats.clone();
         s.blocks_delivered = self.channels.values().map(Channel::blocks_delivered).sum();
+        s.blocks_pulled = self.channels.values().map(Channel::blocks_pulled).sum();
+        for ch in self.channels.values() {
+            s.pull.add(&ch.pull_stats());
+        }
         s.outbox_overflowed = self.out.overflowed;
         s.dropped = self.out.drops.clone();
         s.members_alive = self.discovery.alive_members().len();

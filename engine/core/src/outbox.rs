@@ -47,7 +47,12 @@ pub enum DropReason {
     OutOfWindow,
     /// For a channel this peer left.
     LeftChannel,
-    /// A kind this node does not handle (pull, state transfer, private data).
+    /// A block pull message from a peer without a cached StateInfo of the channel.
+    NotEligible,
+    /// A pull message whose nonce is unknown, expired, of another peer, used up, or outside
+    /// the phase of its round that takes it.
+    UnknownNonce,
+    /// A kind this node does not handle (identity pull, state transfer, private data).
     Unsupported,
     /// An emitted message no routing rule accepts.
     Unroutable,

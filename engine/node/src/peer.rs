@@ -88,6 +88,9 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "dialTimeout",
     "connTimeout",
     "sendBuffSize",
+    "digestWaitTime",
+    "requestWaitTime",
+    "responseWaitTime",
     "aliveTimeInterval",
     "aliveExpirationTimeout",
     "reconnectInterval",
@@ -96,9 +99,11 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "election.leaderAliveThreshold",
     "state.blockBufferSize",
     // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid;
-    // the leading-edge emitter's pacing (default maxPropagationBurstLatency).
+    // the leading-edge emitter's pacing (default maxPropagationBurstLatency); false restores
+    // Fabric's timer-only block pull rounds.
     "emitWhenIdle",
     "emitIntervalMin",
+    "pullOnGap",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.
@@ -109,9 +114,6 @@ pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
     ("election.", "leader election is not implemented"),
     ("useLeaderElection", "leader election is not implemented"),
     ("orgLeader", "leader election is not implemented"),
-    ("digestWaitTime", "the pull engine is not implemented"),
-    ("requestWaitTime", "the pull engine is not implemented"),
-    ("responseWaitTime", "the pull engine is not implemented"),
     (
         "recvBuffSize",
         "one bounded inbound queue for all connections replaces the per-connection receive buffer",
@@ -285,6 +287,9 @@ impl NodeConfig {
             alive_time_interval,
             alive_expiration_timeout,
             reconnect_interval: dur(g("reconnectInterval"), alive_expiration_timeout)?,
+            digest_wait_time: dur(g("digestWaitTime"), d.digest_wait_time)?,
+            request_wait_time: dur(g("requestWaitTime"), d.request_wait_time)?,
+            response_wait_time: dur(g("responseWaitTime"), d.response_wait_time)?,
             leader_alive_threshold: dur(
                 g("election.leaderAliveThreshold"),
                 d.leader_alive_threshold,
@@ -319,6 +324,7 @@ impl NodeConfig {
             )?,
             skip_block_verification: raw.bool(&g("skipBlockVerification"))?.unwrap_or(false),
             emit_when_idle: raw.bool(&g("emitWhenIdle"))?.unwrap_or(d.emit_when_idle),
+            pull_on_gap: raw.bool(&g("pullOnGap"))?.unwrap_or(d.pull_on_gap),
             emit_interval_min: Some(dur(g("emitIntervalMin"), Duration::ZERO)?)
                 .filter(|d| !d.is_zero()),
         };

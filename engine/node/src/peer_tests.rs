@@ -72,6 +72,12 @@ fn sample_core_yaml_gives_fabric_defaults() {
         !w.iter().any(|m| m.contains("leaderAliveThreshold")),
         "used, not ignored"
     );
+    for key in ["digestWaitTime", "requestWaitTime", "responseWaitTime"] {
+        assert!(
+            !w.iter().any(|m| m.contains(key)),
+            "{key}: used, not ignored"
+        );
+    }
     assert!(w.iter().any(|m| m.contains("membershipTrackerInterval")));
     assert!(!w.iter().any(|m| m.contains("unknown key")), "{w:#?}");
     assert!(cfg.diagnostics.iter().any(|d| d.severity == Severity::Info
@@ -324,6 +330,34 @@ fn emit_when_idle_is_our_key_and_defaults_on() {
     assert_ne!(text, SAMPLE, "the sample has a peer.gossip section");
     let cfg = load_text(&text, &[]).expect("loads");
     assert!(!cfg.gossip.emit_when_idle);
+}
+
+#[test]
+fn pull_waits_are_read_and_pull_on_gap_is_our_key() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    let d = GossipConfig::default();
+    assert_eq!(cfg.gossip.digest_wait_time, d.digest_wait_time);
+    assert_eq!(cfg.gossip.request_wait_time, d.request_wait_time);
+    assert_eq!(cfg.gossip.response_wait_time, d.response_wait_time);
+    assert!(cfg.gossip.pull_on_gap, "repair at once by default");
+    let cfg = load_text(
+        SAMPLE,
+        &[
+            ("CORE_PEER_GOSSIP_DIGESTWAITTIME", "250ms"),
+            ("CORE_PEER_GOSSIP_REQUESTWAITTIME", "400ms"),
+            ("CORE_PEER_GOSSIP_RESPONSEWAITTIME", "3s"),
+            ("CORE_PEER_GOSSIP_PULLONGAP", "false"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(cfg.gossip.digest_wait_time, Duration::from_millis(250));
+    assert_eq!(cfg.gossip.request_wait_time, Duration::from_millis(400));
+    assert_eq!(cfg.gossip.response_wait_time, Duration::from_secs(3));
+    assert!(!cfg.gossip.pull_on_gap, "false restores timer-only rounds");
+    assert!(
+        !warnings(&cfg).iter().any(|m| m.contains("PULLONGAP")),
+        "a known key: no unknown-key warning"
+    );
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub fn to_json(f: &DisseminationFigures, seed: u64) -> Value {
             "data_msgs_per_block": f.msgs_per_block(),
             "data_bytes": f.data_bytes,
             "data_bytes_per_block": f.bytes_per_block(),
+            "pull_bytes": f.pull_bytes,
+            "pull_bytes_per_block": f.pull_bytes_per_block(),
             "all_msgs": f.all_msgs,
             "blocks_delivered": f.blocks_delivered,
             "blocks_expected": f.blocks_expected,
@@ -117,7 +119,7 @@ pub fn gate_json(
                 "propagate_peer_num": shape.gossip.propagate_peer_num,
             }),
         );
-        let rows: Vec<[(&str, f64); 6]> = results.iter().map(gated_figures).collect();
+        let rows: Vec<[(&str, f64); 7]> = results.iter().map(gated_figures).collect();
         if per_seed {
             let list = rows.iter().zip(seeds.clone()).map(|(row, seed)| {
                 let mut m: serde_json::Map<String, Value> =
@@ -254,7 +256,7 @@ mod tests {
         );
         assert_eq!(one, two);
         let figures = one["figures"].as_object().unwrap();
-        assert_eq!(figures.len(), 6);
+        assert_eq!(figures.len(), 7);
         for (key, median) in figures {
             assert!(key.starts_with("loss5."), "{key}");
             let spread = &one["spread"][key];

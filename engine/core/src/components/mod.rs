@@ -3,8 +3,11 @@
 //!
 //! - [`msgstore`]: Fabric's message store with replacement policies and expiry (spec 3.8).
 //! - [`discovery`]: membership, alive messages, bootstrap and anchor connects (spec 3.5, 2.4).
-//! - [`channel`]: per-channel StateInfo, blocks and in-order delivery, leadership (spec 3.7).
+//! - [`channel`]: per-channel StateInfo, blocks and in-order delivery, the block puller,
+//!   leadership (spec 3.7).
+//! - [`pull`]: Fabric's pull engine, the rounds and nonces of a pull mediator (spec 3.6).
 
 pub mod channel;
 pub mod discovery;
 pub mod msgstore;
+pub mod pull;

@@ -27,6 +27,68 @@ use super::SignatureCheck;
 use crate::crypto::{Identity, IdentityError, MspManager, der, sha256_concat};
 use crate::time::Instant;
 
+/// What [`update_checks`] found in a block pull update.
+#[derive(Debug, Default)]
+pub(super) struct UpdateChecks {
+    /// The orderer signature checks of the items kept.
+    pub checks: Vec<SignatureCheck>,
+    /// Items left out because their block was taken already.
+    pub seen: u64,
+}
+
+/// A block pull update (`DataUpdate` with BLOCK_MSG): every item must be a data message of the
+/// update's channel (the resolver checked it is a data message with a payload); an item whose
+/// block was taken already (marked seen) is removed from the decoded message before anything is
+/// paid for it, as Fabric's channel skips blocks its store would refuse before `VerifyBlock`;
+/// with a `verifier`, every other item's block is authenticated like a pushed one, and one that
+/// fails rejects the whole update (Fabric aborts it). The envelope stays as received.
+pub(super) fn update_checks(
+    verifier: Option<&dyn BlockVerifier>,
+    seen: &super::SeenCache,
+    message: &mut gossip_proto::gossip::GossipMessage,
+    now: Instant,
+) -> Result<UpdateChecks, super::Reject> {
+    use gossip_proto::gossip::gossip_message::Content;
+    use gossip_proto::gossip::{GossipMessage, PullMsgType};
+    let mut found = UpdateChecks::default();
+    let channel = message.channel.clone();
+    let Some(Content::DataUpdate(update)) = &mut message.content else {
+        return Ok(found);
+    };
+    if update.msg_type != PullMsgType::BlockMsg as i32 {
+        return Ok(found);
+    }
+    let mut kept = Vec::with_capacity(update.data.len());
+    for item in std::mem::take(&mut update.data) {
+        let inner = GossipMessage::decode(item.payload.clone())
+            .map_err(|_| super::Reject::Invalid("nested envelope does not decode"))?;
+        if inner.channel != channel {
+            return Err(super::Reject::Invalid(
+                "block update item of another channel",
+            ));
+        }
+        let seq = match &inner.content {
+            Some(Content::DataMsg(d)) => d.payload.as_ref().map(|p| p.seq_num),
+            _ => None,
+        }
+        .ok_or(super::Reject::Invalid(
+            "block update item is not a data message",
+        ))?;
+        if seen.contains(&super::SeenKey::of_block(&channel, seq)) {
+            found.seen += 1;
+            continue;
+        }
+        if let Some(verifier) = verifier {
+            found
+                .checks
+                .extend(super::block_checks(verifier, &inner, now)?);
+        }
+        kept.push(item);
+    }
+    update.data = kept;
+    Ok(found)
+}
+
 /// Index of the SIGNATURES entry in a block's metadata (`common.BlockMetadataIndex`).
 pub const SIGNATURES_INDEX: usize = 0;
 

@@ -461,6 +461,12 @@ impl Ingress {
         {
             checks.extend(block_checks(verifier.as_ref(), &message, now)?);
         }
+        if kind == ContentKind::DataUpdate {
+            let verifier = self.block_verifier.as_deref();
+            let update = block::update_checks(verifier, &self.seen, &mut message, now)?;
+            checks.extend(update.checks);
+            self.stats.add_block_items_seen(update.seen);
+        }
         let checks_len = checks.len();
         let check_digests = self.verified.retain_unverified(&mut checks);
         self.stats
@@ -492,10 +498,12 @@ impl Ingress {
         checks_result: Result<(), SignatureError>,
         _now: Instant,
     ) -> Result<Verified<ReceivedMessage>, Reject> {
-        let is_block = prechecked.received.kind == ContentKind::DataMsg;
+        let is_block = matches!(prechecked.received.kind, ContentKind::DataMsg)
+            || is_block_update(&prechecked.received.message);
         let admitted = checks_result
             .map_err(|e| {
-                // A data message is unsigned: a failed check is an orderer's block signature.
+                // A data message, and a block update with its items, are unsigned: a failed check
+                // is an orderer's block signature.
                 if is_block {
                     Reject::BadBlock(BlockReject::BadSignature)
                 } else {
@@ -541,6 +549,12 @@ impl Ingress {
         let outcome = prechecked.run_checks();
         self.accept(prechecked, outcome, now)
     }
+}
+
+/// Whether `message` is a block pull update.
+fn is_block_update(message: &GossipMessage) -> bool {
+    matches!(&message.content, Some(Content::DataUpdate(u))
+        if u.msg_type == gossip_proto::gossip::PullMsgType::BlockMsg as i32)
 }
 
 /// The orderer signature checks of a data message's block, after its structural checks.

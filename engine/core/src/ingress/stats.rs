@@ -55,6 +55,8 @@ counters! {
     bad_block,
     /// Nested items with an unknown signer dropped (policy `DropItem`).
     nested_items_dropped,
+    /// Blocks of pull updates left out before verification: they were taken already.
+    block_items_seen,
     /// Signature checks skipped: the same key, bytes and signature passed before.
     checks_skipped_verified,
     /// Identities learned from accepted messages.
@@ -88,6 +90,12 @@ impl IngressStats {
     pub(crate) fn add_checks_skipped_verified(&self, n: u64) {
         if n > 0 {
             self.checks_skipped_verified.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn add_block_items_seen(&self, n: u64) {
+        if n > 0 {
+            self.block_items_seen.fetch_add(n, Ordering::Relaxed);
         }
     }
 

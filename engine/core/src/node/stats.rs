@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::components::discovery::DiscoveryStats;
+use crate::components::pull::PullStats;
 use crate::outbox::DropReason;
 
 /// A snapshot of the node's counters.
@@ -18,6 +19,11 @@ pub struct NodeStats {
     pub io_requests: u64,
     /// Blocks delivered in order, all channels.
     pub blocks_delivered: u64,
+    /// Blocks taken from pull updates rather than pushed, all channels (every one of them is
+    /// also in `BlockReceived` events; this tells them apart).
+    pub blocks_pulled: u64,
+    /// The block pullers' counters, all channels.
+    pub pull: PullStats,
     /// Messages handled (`handle_message` calls).
     pub messages_handled: u64,
     /// Outputs lost because an outbox queue was full (the host did not drain).

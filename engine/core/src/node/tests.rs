@@ -41,6 +41,8 @@ struct Cluster {
     now: Instant,
     /// Transmits by (carries a block, lane).
     lanes: BTreeMap<(bool, Lane), u64>,
+    /// Every transmit: (from, to, kind).
+    log: Vec<(usize, usize, ContentKind)>,
 }
 
 impl Cluster {
@@ -120,6 +122,7 @@ impl Cluster {
             peers,
             now,
             lanes: BTreeMap::new(),
+            log: Vec::new(),
         };
         c.settle();
         c
@@ -153,11 +156,13 @@ impl Cluster {
                 while let Some(t) = self.peers[i].node.poll_transmit() {
                     moved = true;
                     let message = GossipMessage::decode(t.envelope.payload.clone()).unwrap();
-                    let is_block = matches!(message.content, Some(Content::DataMsg(_)));
+                    let kind = ContentKind::of(&message);
+                    let is_block = matches!(kind, ContentKind::DataMsg | ContentKind::DataUpdate);
                     *self.lanes.entry((is_block, t.lane)).or_default() += 1;
                     let Some(j) = self.index_of(&t.to) else {
                         continue;
                     };
+                    self.log.push((i, j, kind));
                     self.link(i, j);
                     let from = self.peers[i].signer.pki_id();
                     self.peers[j].received.push(t.envelope.clone());
@@ -241,6 +246,21 @@ impl Cluster {
         let now = self.now;
         self.peers[i].node.handle_command(cmd, now);
         self.settle();
+    }
+
+    /// Delivers a crafted, NoopSigned message from `from` to `to` through `to`'s ingress.
+    fn inject(&mut self, from: usize, to: usize, message: &GossipMessage) {
+        let (now, sender) = (self.now, self.peers[from].signer.pki_id());
+        self.link(from, to);
+        let envelope = crate::crypto::envelope::noop_sign(message.encode_to_vec().into());
+        let verified = self.peers[to].ingress.receive_inline(sender, envelope, now);
+        self.peers[to].node.handle_message(verified.unwrap(), now);
+        self.settle();
+    }
+
+    /// Transmits of `kind` from `from` to `to` so far.
+    fn sent(&self, from: usize, to: usize, kind: ContentKind) -> usize {
+        self.log.iter().filter(|e| **e == (from, to, kind)).count()
     }
 }
 
@@ -404,4 +424,127 @@ fn timeouts_are_idempotent_when_early() {
     c.peers[0].node.handle_timeout(early);
     assert!(c.peers[0].node.poll_transmit().is_none());
     assert_eq!(c.peers[0].node.stats().emitted, before.emitted);
+}
+
+fn hello(channel: &Bytes, nonce: u64) -> GossipMessage {
+    GossipMessage {
+        nonce: 0,
+        channel: channel.clone(),
+        tag: Tag::ChanAndOrg as i32,
+        content: Some(Content::Hello(gossip_proto::gossip::GossipHello {
+            nonce,
+            metadata: Bytes::new(),
+            msg_type: gossip_proto::gossip::PullMsgType::BlockMsg as i32,
+        })),
+    }
+}
+
+#[test]
+fn a_late_joiner_pulls_the_stored_blocks_and_never_forwards_them() {
+    let mut c = Cluster::new(&[4], false, 5);
+    c.run_until(at_s(15.0));
+    let ch = Bytes::from_static(b"late");
+    let org = c.peers[0].org.clone();
+    for i in 0..3 {
+        c.command(i, join(&org, &ch, Vec::new()));
+    }
+    c.run_until(at_s(25.0));
+    for seq in 1..=3 {
+        c.command(0, Command::Gossip(block(&ch, seq)));
+    }
+    c.run_until(at_s(26.0));
+    assert!(c.peers[3].blocks.is_empty(), "not in the channel yet");
+    c.command(3, join(&org, &ch, Vec::new()));
+    // StateInfo both ways (4 s), then a pull round (4 s) and its waits.
+    c.run_until(at_s(40.0));
+    let late = &c.peers[3];
+    assert_eq!(late.blocks.get(&ch).cloned().unwrap_or_default(), [1, 2, 3]);
+    assert_eq!(late.node.stats().blocks_pulled, 3);
+    assert!(late.node.stats().pull.rounds > 0);
+    for j in 0..3 {
+        assert_eq!(
+            c.sent(3, j, ContentKind::DataMsg),
+            0,
+            "pulled blocks are not pushed"
+        );
+    }
+    let updates: usize = (0..3).map(|j| c.sent(j, 3, ContentKind::DataUpdate)).sum();
+    assert!(updates > 0);
+    // Pull updates carry blocks: they travel on the data lane, the other pull messages on control.
+    let lanes: Vec<_> = c.lanes.keys().copied().collect();
+    assert_eq!(lanes, [(false, Lane::Control), (true, Lane::Data)]);
+}
+
+#[test]
+fn block_pull_is_intra_org_and_needs_a_state_info() {
+    let mut c = Cluster::new(&[3, 2], true, 9);
+    let ch = Bytes::from_static(b"shared");
+    let (org1, org2) = (c.peers[0].org.clone(), c.peers[3].org.clone());
+    let anchor = |host: &str| AnchorPeer {
+        host: host.to_owned(),
+        port: 7051,
+    };
+    let cfg = Command::JoinChan(ChannelConfig {
+        channel: ch.clone(),
+        sequence: 1,
+        orgs: vec![
+            (org1.clone(), vec![anchor("peer0.org0.example.com")]),
+            (org2.clone(), vec![anchor("peer0.org1.example.com")]),
+        ],
+    });
+    // Peer 2 (org1) stays out of the channel.
+    for i in [0, 1, 3, 4] {
+        c.command(i, cfg.clone());
+    }
+    c.run_until(at_s(30.0));
+    assert_eq!(
+        c.peers[0].node.peers_of_channel(&ch).len(),
+        3,
+        "org2 peers too"
+    );
+    c.command(0, Command::Gossip(block(&ch, 1)));
+    c.run_until(at_s(45.0));
+    assert_eq!(c.peers[1].blocks[&ch], [1]);
+    for org2_peer in [3, 4] {
+        assert!(
+            !c.peers[org2_peer].blocks.contains_key(&ch),
+            "blocks stay in org1"
+        );
+        for org1_peer in [0, 1] {
+            for kind in [
+                ContentKind::Hello,
+                ContentKind::DataDig,
+                ContentKind::DataReq,
+            ] {
+                assert_eq!(c.sent(org1_peer, org2_peer, kind), 0, "{kind}");
+                assert_eq!(c.sent(org2_peer, org1_peer, kind), 0, "{kind}");
+            }
+        }
+    }
+    // A hello from another org is dropped unanswered, as is one from a peer of this org that has
+    // no StateInfo in the channel.
+    let dropped = |c: &Cluster, reason| c.peers[0].node.stats().dropped(reason);
+    let (not_in_org, not_eligible) = (
+        dropped(&c, DropReason::NotInMyOrg),
+        dropped(&c, DropReason::NotEligible),
+    );
+    let digests = |c: &Cluster| [1, 2, 3].map(|j| c.sent(0, j, ContentKind::DataDig));
+    let before = digests(&c);
+    c.inject(3, 0, &hello(&ch, 77));
+    c.inject(2, 0, &hello(&ch, 78));
+    assert_eq!(dropped(&c, DropReason::NotInMyOrg), not_in_org + 1);
+    assert_eq!(dropped(&c, DropReason::NotEligible), not_eligible + 1);
+    assert_eq!(digests(&c), before, "no digest");
+    // A same-org, eligible peer gets the digest; an update echoing a nonce never sent is dropped.
+    c.inject(1, 0, &hello(&ch, 79));
+    assert_eq!(digests(&c), [before[0] + 1, before[1], before[2]]);
+    let mut update = hello(&ch, 80);
+    update.content = Some(Content::DataUpdate(gossip_proto::gossip::DataUpdate {
+        nonce: 80,
+        data: Vec::new(),
+        msg_type: gossip_proto::gossip::PullMsgType::BlockMsg as i32,
+    }));
+    let unknown = dropped(&c, DropReason::UnknownNonce);
+    c.inject(1, 0, &update);
+    assert_eq!(dropped(&c, DropReason::UnknownNonce), unknown + 1);
 }

@@ -31,13 +31,17 @@ pub fn init_tracing() {
 }
 
 /// Fabric's test timings: alive every 1 s, dead after 5 s, StateInfo published and requested
-/// every 1 s, pull (and membership sync) every 2 s, reconnect every 2 s.
+/// every 1 s, pull (and membership sync) every 2 s with a round's waits cut in proportion,
+/// reconnect every 2 s.
 pub fn fast_gossip() -> GossipConfig {
     GossipConfig {
         alive_time_interval: Duration::from_secs(1),
         alive_expiration_timeout: Duration::from_secs(5),
         reconnect_interval: Duration::from_secs(2),
         pull_interval: Duration::from_secs(2),
+        digest_wait_time: Duration::from_millis(500),
+        request_wait_time: Duration::from_millis(750),
+        response_wait_time: Duration::from_secs(1),
         publish_state_info_interval: Duration::from_secs(1),
         request_state_info_interval: Duration::from_secs(1),
         ..GossipConfig::default()

@@ -24,11 +24,24 @@ use crate::event::Event;
 use crate::outbox::{DropReason, Outbox};
 use crate::types::PkiId;
 
-/// What the block store keeps per block: the number is all the comparator needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the block store keeps per block: its number (all the comparator needs) and the data
+/// message's envelope as received or signed, which the block puller serves.
+#[derive(Clone, Debug, PartialEq)]
 pub struct StoredBlock {
     /// The block number.
     pub seq_num: u64,
+    /// The data message's envelope.
+    pub envelope: Envelope,
+}
+
+impl StoredBlock {
+    /// A key-only block for the store's checks (`check_valid` compares numbers only).
+    pub fn probe(seq_num: u64) -> Self {
+        Self {
+            seq_num,
+            envelope: Envelope::default(),
+        }
+    }
 }
 
 impl Sequenced for StoredBlock {
@@ -178,18 +191,23 @@ impl Channel {
         let Some(payload) = &data.payload else {
             return out.count_drop(DropReason::Malformed);
         };
-        let block = StoredBlock {
-            seq_num: payload.seq_num,
-        };
-        if !self.blocks.check_valid(&block) {
+        if !self
+            .blocks
+            .check_valid(&StoredBlock::probe(payload.seq_num))
+        {
             return out.count_drop(DropReason::Stale);
         }
         if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
             return out.count_drop(DropReason::BadBlock);
         }
+        let block = StoredBlock {
+            seq_num: payload.seq_num,
+            envelope: envelope.clone(),
+        };
         if self.blocks.add(block, ctx.now).is_err() {
             return out.count_drop(DropReason::Full);
         }
+        self.puller.arrived(&payload.seq_num);
         out.event(Event::BlockReceived {
             channel: self.name.clone(),
             seq_num: payload.seq_num,
@@ -197,9 +215,22 @@ impl Channel {
             size_bytes: payload.data.len(),
         });
         out.emit(envelope.clone(), message.clone(), Some(from));
-        self.blocks_delivered += self
-            .delivery
-            .offer(&self.name, payload.clone(), Some(from), out);
+        self.deliver(payload.clone(), Some(from), ctx.now, out);
+    }
+
+    /// Offers a block taken into the store to in-order delivery; a block left waiting for a
+    /// predecessor is a gap, which the block puller may repair at once (`pull_on_gap`).
+    pub(super) fn deliver(
+        &mut self,
+        payload: Payload,
+        from: Option<PkiId>,
+        now: crate::time::Instant,
+        out: &mut Outbox,
+    ) {
+        self.blocks_delivered += self.delivery.offer(&self.name, payload, from, out);
+        if self.delivery.buffered_len() > 0 {
+            self.puller.gap(now);
+        }
     }
 }
 

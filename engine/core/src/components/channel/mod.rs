@@ -1,12 +1,14 @@
 //! A joined channel (spec 3.7, Fabric's `GossipChannel`): its orgs and anchors, this peer's
 //! StateInfo, the StateInfo cache of the channel's peers, the block store with in-order delivery
-//! ([`blocks`]), and the leadership store.
+//! ([`blocks`]), the block puller (`pull`, Fabric's pull mediator for BLOCK_MSG over the
+//! [`PullEngine`]), and the leadership store.
 //!
 //! Periodic tasks are deadline fields (see [`Channel::poll_timeout`]): publish the own StateInfo
 //! when it changed, pull StateInfo from peers of the channel's orgs, sweep StateInfo of peers
-//! discovery forgot, expire blocks and leadership messages.
+//! discovery forgot, expire blocks and leadership messages, and the block puller's rounds.
 
 mod blocks;
+mod pull;
 mod state_info;
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,7 @@ pub(crate) use blocks::block_fixture as verify_block_fixture;
 
 use crate::components::discovery::{Discovery, due};
 use crate::components::msgstore::{MsgStore, PeerTime, PeerTimePolicy, PeerTimed};
+use crate::components::pull::{PullConfig, PullEngine, PullStats};
 use crate::config::GossipConfig;
 use crate::crypto::{LocalSigner, channel_mac};
 use crate::event::{ChannelConfig, Event};
@@ -97,8 +100,10 @@ pub struct Channel {
     blocks: MsgStore<blocks::BlockStorePolicy>,
     leaders: MsgStore<PeerTimePolicy<StoredLeadership>>,
     delivery: Delivery,
+    puller: PullEngine<u64>,
     timers: Timers,
     blocks_delivered: u64,
+    blocks_pulled: u64,
 }
 
 impl Channel {
@@ -132,12 +137,14 @@ impl Channel {
                 LEADERS_LEN_MAX,
             ),
             delivery: Delivery::new(1, gossip.state_block_buffer_len),
+            puller: PullEngine::new(PullConfig::of(gossip), now + gossip.pull_interval),
             timers: Timers {
                 publish: now + gossip.publish_state_info_interval,
                 pull: now + gossip.request_state_info_interval,
                 sweep: now + gossip.state_info_sweep_interval(),
             },
             blocks_delivered: 0,
+            blocks_pulled: 0,
         }
     }
 
@@ -155,6 +162,8 @@ impl Channel {
         };
         self.timers.publish = self.timers.publish - earlier(gossip.publish_state_info_interval);
         self.timers.pull = self.timers.pull - earlier(gossip.request_state_info_interval);
+        let first_round = self.puller.poll_timeout() - earlier(gossip.pull_interval);
+        self.puller.set_next_round(first_round);
     }
 
     /// The channel name.
@@ -175,6 +184,16 @@ impl Channel {
     /// Blocks delivered to the application so far.
     pub fn blocks_delivered(&self) -> u64 {
         self.blocks_delivered
+    }
+
+    /// Blocks taken from pull updates (not pushed) so far.
+    pub fn blocks_pulled(&self) -> u64 {
+        self.blocks_pulled
+    }
+
+    /// The block puller's counters.
+    pub fn pull_stats(&self) -> PullStats {
+        self.puller.stats()
     }
 
     /// The next block number the application expects.
@@ -274,6 +293,7 @@ impl Channel {
             .publish
             .min(self.timers.pull)
             .min(self.timers.sweep)
+            .min(self.puller.poll_timeout())
     }
 
     /// Runs the periodic tasks that are due. Idempotent when called early.
@@ -313,6 +333,7 @@ impl Channel {
             self.state_infos
                 .purge(|s| s.pki_id != me && !ctx.discovery.is_known(&s.pki_id));
         }
+        self.pull_tick(ctx, rng, out);
     }
 
     /// A leadership message (ingress verified it against its creator's identity): the sender and
@@ -366,11 +387,13 @@ impl Channel {
             };
             let block = StoredBlock {
                 seq_num: payload.seq_num,
+                envelope: envelope.clone(),
             };
             if self.blocks.add(block, now).is_err() {
                 return out.count_drop(DropReason::Stale);
             }
-            self.blocks_delivered += self.delivery.offer(&self.name, payload.clone(), None, out);
+            self.puller.arrived(&payload.seq_num);
+            self.deliver(payload.clone(), None, now, out);
         }
         out.emit(envelope, message, None);
     }

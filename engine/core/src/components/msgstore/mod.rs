@@ -212,8 +212,13 @@ impl<P: Policy> MsgStore<P> {
         let key = self.admit(&item)?;
         let mut removed = Vec::new();
         if let Some(floor) = self.policy.floor(&key) {
-            let keep = self.entries.split_off(&floor);
-            for (_, e) in std::mem::replace(&mut self.entries, keep) {
+            // Usually one entry or none falls below the floor: pop them, never split the map
+            // (a split allocates new nodes on every add).
+            while let Some(first) = self.entries.first_entry() {
+                if *first.key() >= floor {
+                    break;
+                }
+                let e = first.remove();
                 self.forget(&e);
                 removed.push(e.item);
             }
