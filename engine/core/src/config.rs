@@ -86,6 +86,12 @@ pub struct GossipConfig {
     /// it ends as soon as every requested block arrived. `false` gives Fabric's timer-only rounds
     /// (`engine/ALGORITHM.md`, "Where we differ from Fabric"). The messages are Fabric's either way.
     pub pull_on_gap: bool,
+    /// The least time between the starts of a round and a gap round after it (`pull_on_gap`;
+    /// gossip-node's `peer.gossip.pullGapInterval`, 100 ms). Blocks leave every peer's store after
+    /// `maxBlockCountToStore` newer ones (0.5 s at 20 blocks/s), so a gap must be repaired within
+    /// that: at Fabric's `digestWaitTime` (1 s) spacing, scenario A at N = 25 reached 0.715 of its
+    /// blocks at every peer, at 100 ms all of them (`results/cluster-runs.md`, "Fourteenth round").
+    pub pull_gap_interval: Duration,
     /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL.
     pub leader_alive_threshold: Duration,
 }
@@ -116,6 +122,7 @@ impl Default for GossipConfig {
             request_wait_time: Duration::from_millis(1500),
             response_wait_time: Duration::from_secs(2),
             pull_on_gap: true,
+            pull_gap_interval: Duration::from_millis(100),
             leader_alive_threshold: Duration::from_secs(10),
         }
     }

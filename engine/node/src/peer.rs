@@ -104,6 +104,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "emitWhenIdle",
     "emitIntervalMin",
     "pullOnGap",
+    "pullGapInterval",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.
@@ -325,6 +326,7 @@ impl NodeConfig {
             skip_block_verification: raw.bool(&g("skipBlockVerification"))?.unwrap_or(false),
             emit_when_idle: raw.bool(&g("emitWhenIdle"))?.unwrap_or(d.emit_when_idle),
             pull_on_gap: raw.bool(&g("pullOnGap"))?.unwrap_or(d.pull_on_gap),
+            pull_gap_interval: dur(g("pullGapInterval"), d.pull_gap_interval)?,
             emit_interval_min: Some(dur(g("emitIntervalMin"), Duration::ZERO)?)
                 .filter(|d| !d.is_zero()),
         };

@@ -22,7 +22,7 @@
 //! outside the phase that takes them are refused ([`PullReject`]) for the caller to count.
 //!
 //! With [`PullConfig::eager`] (`pull_on_gap`) repair does not wait for the timer: a gap
-//! ([`PullEngine::gap`]) makes a round due at once, at most one per `digest_wait` after the
+//! ([`PullEngine::gap`]) makes a round due at once, at most one per `gap_interval` after the
 //! last round started; the digest phase ends as soon as every peer said hello to answered; and
 //! the round ends as soon as every requested item arrived ([`PullEngine::arrived`]).
 
@@ -59,6 +59,8 @@ pub struct PullConfig {
     pub response_wait: Duration,
     /// `pull_on_gap`: gap rounds, early requests, early end (module doc).
     pub eager: bool,
+    /// `pull_gap_interval`: the least time from a round's start to a gap round's.
+    pub gap_interval: Duration,
 }
 
 impl PullConfig {
@@ -70,6 +72,7 @@ impl PullConfig {
             request_wait: config.request_wait_time,
             response_wait: config.response_wait_time,
             eager: config.pull_on_gap,
+            gap_interval: config.pull_gap_interval,
         }
     }
 }
@@ -219,14 +222,14 @@ impl<I: Ord + Clone> PullEngine<I> {
     }
 
     /// A block (item) arrived ahead of a missing predecessor: with `eager`, a round is due now,
-    /// or `digest_wait` after the last round started if that is later.
+    /// or `gap_interval` after the last round started if that is later.
     pub fn gap(&mut self, now: Instant) {
         if !self.config.eager {
             return;
         }
         let earliest = self
             .last_start
-            .map_or(now, |t| t + self.config.digest_wait)
+            .map_or(now, |t| t + self.config.gap_interval)
             .max(now);
         self.gap_at = Some(self.gap_at.map_or(earliest, |g| g.min(earliest)));
     }

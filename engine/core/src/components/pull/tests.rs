@@ -12,6 +12,7 @@ fn config(eager: bool) -> PullConfig {
         request_wait: Duration::from_millis(1500),
         response_wait: Duration::from_secs(2),
         eager,
+        gap_interval: Duration::from_millis(100),
     }
 }
 
@@ -226,13 +227,13 @@ fn eager_gap_round_is_rate_limited_and_ends_early() {
     e.arrived(&8);
     assert!(!e.in_round(), "every requested item arrived");
     assert_eq!(e.stats().rounds_ended_early, 1);
-    // A gap right away waits for digest_wait after the last start.
+    // A gap right away waits for gap_interval after the last start.
     e.gap(at(10));
     assert_eq!(e.round_due(at(10)), None);
-    assert_eq!(e.poll_timeout(), at(1_000));
-    assert_eq!(e.round_due(at(1_000)), Some(RoundKind::Gap));
+    assert_eq!(e.poll_timeout(), at(100));
+    assert_eq!(e.round_due(at(100)), Some(RoundKind::Gap));
     e.cancel_gap();
-    assert_eq!(e.round_due(at(1_000)), None);
+    assert_eq!(e.round_due(at(100)), None);
     assert_eq!(e.poll_timeout(), at(4_000));
 }
 
