@@ -142,6 +142,10 @@ pub fn gate_json(
                 s.median
             };
             figures.insert(key.clone(), json!(gated));
+            if *name == "completeness" {
+                // Every block at every peer in every seed: the worst seed is gated too.
+                figures.insert(format!("{key}_min"), json!(s.min));
+            }
             spread.insert(
                 key,
                 json!({"min": s.min, "p25": s.p25, "median": s.median, "p75": s.p75, "max": s.max}),
@@ -256,9 +260,13 @@ mod tests {
         );
         assert_eq!(one, two);
         let figures = one["figures"].as_object().unwrap();
-        assert_eq!(figures.len(), 7);
+        assert_eq!(figures.len(), 8);
         for (key, median) in figures {
             assert!(key.starts_with("loss5."), "{key}");
+            if let Some(of) = key.strip_suffix("_min") {
+                assert_eq!(median, &one["spread"][of]["min"], "{key}");
+                continue;
+            }
             let spread = &one["spread"][key];
             let (min, max) = (
                 spread["min"].as_f64().unwrap(),
