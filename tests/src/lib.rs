@@ -21,6 +21,7 @@
 //! The simulator has no tokio, no clock, no threads: a run is a pure function of its seed. Only
 //! the tonic runner ([`transport::tonic`]) uses tokio and real time.
 
+pub mod alive_seen;
 pub mod byzantine;
 pub mod checkers;
 pub mod engine;

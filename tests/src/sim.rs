@@ -26,6 +26,7 @@ use prost::Message;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::alive_seen::AliveSeen;
 use crate::checkers::{Checkers, PeerFacts};
 use crate::faults::{LinkConfig, Network};
 use crate::node::{NodeSetup, SimNode};
@@ -148,7 +149,7 @@ pub struct Sim<N> {
     /// Print every transmit, delivery and event to stderr (`SIM_VERBOSE=1`).
     verbose: bool,
     /// (receiver, subject) → newest accepted alive message's (inc_num, seq_num, metadata).
-    alive_seen: BTreeMap<(usize, usize), (u64, u64, bytes::Bytes)>,
+    alive_seen: AliveSeen,
 }
 
 /// The block number of a data message envelope (for verbose traces).
@@ -255,7 +256,7 @@ impl<N: SimNode> Sim<N> {
             stats: SimStats::default(),
             trace: DefaultHasher::new(),
             trace_len: 0,
-            alive_seen: BTreeMap::new(),
+            alive_seen: AliveSeen::default(),
             verbose: std::env::var_os("SIM_VERBOSE").is_some(),
         };
         for i in 0..sim.slots.len() {

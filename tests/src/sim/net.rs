@@ -7,8 +7,7 @@ use gossip_engine::event::{Event, IoRequest, IoResult, Transmit};
 use gossip_engine::ingress::{ReceivedMessage, Verified};
 use gossip_engine::types::PkiId;
 use gossip_engine::wire::ContentKind;
-use gossip_proto::gossip::gossip_message::Content;
-use gossip_proto::gossip::{AliveMessage, Envelope, GossipMessage};
+use gossip_proto::gossip::{Envelope, GossipMessage};
 use prost::Message;
 
 use super::{Action, DIAL_FAILURE_DELAY, Sim, block_seq};
@@ -255,23 +254,7 @@ impl<N: SimNode> Sim<N> {
     /// The metadata of the newest alive message about `about` that `to` accepted (directly or in
     /// a membership response).
     pub fn alive_metadata(&self, to: usize, about: usize) -> Option<&bytes::Bytes> {
-        self.alive_seen.get(&(to, about)).map(|(_, _, m)| m)
-    }
-
-    pub(super) fn observe_alive(&mut self, to: usize, alive: &AliveMessage) {
-        let (Some(member), Some(ts)) = (&alive.membership, &alive.timestamp) else {
-            return;
-        };
-        let Some(about) = PkiId::from_slice(&member.pki_id).and_then(|p| self.index_of(&p)) else {
-            return;
-        };
-        let entry = self
-            .alive_seen
-            .entry((to, about))
-            .or_insert((0, 0, bytes::Bytes::new()));
-        if (ts.inc_num, ts.seq_num) >= (entry.0, entry.1) {
-            *entry = (ts.inc_num, ts.seq_num, member.metadata.clone());
-        }
+        self.alive_seen.metadata(to, about)
     }
 
     pub(super) fn handle_verified(
@@ -280,21 +263,9 @@ impl<N: SimNode> Sim<N> {
         to: usize,
         message: Verified<ReceivedMessage>,
     ) {
-        match &message.message.content {
-            Some(Content::AliveMsg(alive)) => self.observe_alive(to, alive),
-            Some(Content::MemRes(res)) => {
-                for envelope in &res.alive {
-                    if let Ok(GossipMessage {
-                        content: Some(Content::AliveMsg(alive)),
-                        ..
-                    }) = GossipMessage::decode(envelope.payload.clone())
-                    {
-                        self.observe_alive(to, &alive);
-                    }
-                }
-            }
-            _ => {}
-        }
+        let by_pki = &self.by_pki;
+        self.alive_seen
+            .observe(to, &message.message, |p| by_pki.get(p).copied());
         let is_block = message.kind == ContentKind::DataMsg;
         self.checkers
             .on_accepted(from, to, &message.envelope, is_block);

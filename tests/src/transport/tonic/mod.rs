@@ -22,14 +22,13 @@ use gossip_engine::time::Instant;
 use gossip_engine::types::{OrgId, PkiId};
 use gossip_engine::wire::ContentKind;
 use gossip_engine::{GossipHandle, TlsMaterial, clock};
-use gossip_proto::gossip::gossip_message::Content;
-use gossip_proto::gossip::{AliveMessage, Envelope, GossipMessage};
+use gossip_proto::gossip::{Envelope, GossipMessage};
 use gossip_testkit::testpki::{TestPki, TestPkiSpec};
-use prost::Message;
 use tokio::runtime::Runtime;
 
 use self::node::{Peer, Seen};
 use super::{Cluster, INJECT_SPACING, run_steps};
+use crate::alive_seen::AliveSeen;
 use crate::checkers::{Checkers, PeerFacts, Violation};
 use crate::scenario::{Op, Scenario};
 use crate::sim::PeerSpec;
@@ -102,7 +101,7 @@ pub struct TonicCluster {
     by_endpoint: BTreeMap<String, usize>,
     checkers: Checkers,
     /// (receiver, subject) → newest accepted alive message's (inc_num, seq_num, metadata).
-    alive_seen: BTreeMap<(usize, usize), (u64, u64, Bytes)>,
+    alive_seen: AliveSeen,
 }
 
 impl TonicCluster {
@@ -174,7 +173,7 @@ impl TonicCluster {
             by_endpoint,
             peers,
             checkers: Checkers::new(facts),
-            alive_seen: BTreeMap::new(),
+            alive_seen: AliveSeen::default(),
         };
         for i in 0..cluster.peers.len() {
             cluster.boot(i);
@@ -217,7 +216,9 @@ impl TonicCluster {
             return;
         };
         self.checkers.on_wire(from, i, &m.envelope);
-        self.observe(i, &m.message);
+        let by_pki = &self.by_pki;
+        self.alive_seen
+            .observe(i, &m.message, |p| by_pki.get(p).copied());
         let is_block = m.kind == ContentKind::DataMsg;
         self.checkers.on_accepted(from, i, &m.envelope, is_block);
     }
@@ -229,38 +230,6 @@ impl TonicCluster {
         };
         if let Some(&to) = to {
             self.checkers.on_block_transmit(i, to, envelope);
-        }
-    }
-
-    fn observe(&mut self, to: usize, message: &GossipMessage) {
-        match &message.content {
-            Some(Content::AliveMsg(alive)) => self.observe_alive(to, alive),
-            Some(Content::MemRes(res)) => {
-                for envelope in &res.alive {
-                    if let Ok(GossipMessage {
-                        content: Some(Content::AliveMsg(alive)),
-                        ..
-                    }) = GossipMessage::decode(envelope.payload.clone())
-                    {
-                        self.observe_alive(to, &alive);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn observe_alive(&mut self, to: usize, alive: &AliveMessage) {
-        let (Some(member), Some(ts)) = (&alive.membership, &alive.timestamp) else {
-            return;
-        };
-        let Some(&about) = PkiId::from_slice(&member.pki_id).and_then(|p| self.by_pki.get(&p))
-        else {
-            return;
-        };
-        let entry = self.alive_seen.entry((to, about)).or_default();
-        if (ts.inc_num, ts.seq_num) >= (entry.0, entry.1) {
-            *entry = (ts.inc_num, ts.seq_num, member.metadata.clone());
         }
     }
 
@@ -473,7 +442,7 @@ impl<N> Cluster<N> for TonicCluster {
     }
 
     fn alive_metadata(&self, to: usize, about: usize) -> Option<Bytes> {
-        self.alive_seen.get(&(to, about)).map(|(_, _, m)| m.clone())
+        self.alive_seen.metadata(to, about).cloned()
     }
 
     fn sim_only(&mut self, step: &Op<N>) -> Result<(), String> {
