@@ -284,8 +284,11 @@ impl Driver {
     /// reference to the store: identity changes are inputs).
     fn sync_identities(&mut self) {
         let (identities, node) = (&self.identities, &mut self.node);
-        let now = clock::now();
-        identities.take_changes(|change| node.handle_identity(change, now));
+        // Called before every inbound message: read the clock only when there is a change.
+        let mut now = None;
+        identities.take_changes(|change| {
+            node.handle_identity(change, *now.get_or_insert_with(clock::now));
+        });
     }
 
     /// `first` and up to [`INBOUND_BURST_LEN_MAX`] - 1 more queued messages; `true` when the
