@@ -195,6 +195,7 @@ impl SimNode for ToyNode {
                     seq_num,
                     from: received.from,
                     size_bytes,
+                    via: gossip_engine::event::Arrival::Push,
                 });
                 self.flood(&received.envelope, Some(received.from));
                 self.accept_block(received.message, Some(received.from));

@@ -94,6 +94,56 @@ pub struct GossipConfig {
     pub pull_gap_interval: Duration,
     /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL.
     pub leader_alive_threshold: Duration,
+    /// `state.*`: state transfer (anti-entropy) and the commit hand-off.
+    pub state: StateConfig,
+}
+
+/// `peer.gossip.state.*` (spec 3.9), with Fabric's defaults, and the commit hand-off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// `state.enabled`: anti-entropy state transfer (false since Fabric 2.2). Serving state
+    /// requests does not depend on it, as in Fabric.
+    pub enabled: bool,
+    /// `state.checkInterval`: anti-entropy period (10 s).
+    pub check_interval: Duration,
+    /// `state.responseTimeout`: wait per state request (3 s).
+    pub response_timeout: Duration,
+    /// `state.batchSize`: blocks per request; the range is inclusive, so up to `batch_size + 1`
+    /// blocks (10).
+    pub batch_size: u64,
+    /// `state.maxRetries`: tries per range before the round gives up (3).
+    pub max_retries: u32,
+    /// `state.channelSize`: state requests being served at once per channel (100); more are
+    /// dropped.
+    pub channel_size: usize,
+    /// Not a Fabric setting: how long a gap announced by a peer's advertised ledger height may
+    /// last before anti-entropy runs without waiting for `check_interval` (100 ms). A push or pull
+    /// in flight usually closes the gap first.
+    pub height_gap_delay: Duration,
+    /// Not a Fabric setting: blocks the embedder may hold delivered and not yet committed
+    /// (acknowledged with `UpdateLedgerHeight`). 0: the embedder acknowledges nothing and a
+    /// delivered block counts as committed. A driver with a ledger sets it to twice
+    /// `blockBufferSize`, Fabric's blocking bound (spec 3.9, addPayload).
+    pub commit_backlog_len_max: u64,
+    /// Not a Fabric setting: the most block bytes one state response carries (the blocks of a
+    /// range that do not fit are left to the next request). Below the gRPC message limit.
+    pub response_len_max_bytes: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            check_interval: Duration::from_secs(10),
+            response_timeout: Duration::from_secs(3),
+            batch_size: 10,
+            max_retries: 3,
+            channel_size: 100,
+            height_gap_delay: Duration::from_millis(100),
+            commit_backlog_len_max: 0,
+            response_len_max_bytes: gossip_proto::MAX_MESSAGE_LEN_BYTES / 2,
+        }
+    }
 }
 
 impl Default for GossipConfig {
@@ -124,6 +174,7 @@ impl Default for GossipConfig {
             pull_on_gap: true,
             pull_gap_interval: Duration::from_millis(100),
             leader_alive_threshold: Duration::from_secs(10),
+            state: StateConfig::default(),
         }
     }
 }
@@ -189,6 +240,12 @@ impl GossipConfig {
                 "state_block_buffer_len",
                 self.state_block_buffer_len as usize,
             ),
+            ("state.batch_size", self.state.batch_size as usize),
+            ("state.channel_size", self.state.channel_size),
+            (
+                "state.response_len_max_bytes",
+                self.state.response_len_max_bytes,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -214,6 +271,8 @@ impl GossipConfig {
             ("digest_wait_time", self.digest_wait_time),
             ("request_wait_time", self.request_wait_time),
             ("response_wait_time", self.response_wait_time),
+            ("state.check_interval", self.state.check_interval),
+            ("state.response_timeout", self.state.response_timeout),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));

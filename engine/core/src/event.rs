@@ -139,6 +139,8 @@ pub enum Event {
         from: PkiId,
         /// Length of the block bytes.
         size_bytes: usize,
+        /// Which path brought it.
+        via: Arrival,
     },
     /// A member became alive (newly learnt or resurrected).
     MemberAlive(NetworkMember),
@@ -167,6 +169,28 @@ pub enum Event {
     },
 }
 
+/// The path by which a block reached this peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arrival {
+    /// A pushed data message.
+    Push,
+    /// A block pull update.
+    Pull,
+    /// A state response (anti-entropy).
+    StateTransfer,
+}
+
+impl Arrival {
+    /// The name used in control events and reports: `push`, `pull`, `state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arrival::Push => "push",
+            Arrival::Pull => "pull",
+            Arrival::StateTransfer => "state",
+        }
+    }
+}
+
 /// IO the node asks its driver to perform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IoRequest {
@@ -187,6 +211,19 @@ pub enum IoRequest {
     },
     /// Close the connection to a peer (it expired or was purged).
     CloseConn(PkiId),
+    /// Read the committed blocks `start_seq..=end_seq` of a channel from the ledger, to serve a
+    /// state request; answer with [`IoResult::Blocks`] (blocks the ledger lacks are left out; a
+    /// host without a ledger answers with none).
+    ReadBlocks {
+        /// The channel.
+        channel: Bytes,
+        /// The first block number.
+        start_seq: u64,
+        /// The last block number, inclusive.
+        end_seq: u64,
+        /// Correlates the answer.
+        token: u64,
+    },
 }
 
 /// The outcome of an [`IoRequest`], or a comm-layer notification.
@@ -210,4 +247,11 @@ pub enum IoResult {
     PresumedDead(PkiId),
     /// A dialled peer turned out to have a new PKI-ID of the same org; the old one is gone.
     IdentitySwitch(PkiId),
+    /// The answer to [`IoRequest::ReadBlocks`]: the blocks found, in order.
+    Blocks {
+        /// The request's token.
+        token: u64,
+        /// The blocks (`seq_num` the block number, `data` the marshalled block).
+        blocks: Vec<Payload>,
+    },
 }

@@ -423,6 +423,7 @@ impl Node {
             }
             IoResult::PresumedDead(pki_id) => self.discovery.handle_presumed_dead(&pki_id, out),
             IoResult::IdentitySwitch(pki_id) => self.discovery.purge(&pki_id, out),
+            IoResult::Blocks { .. } => {}
         }
         self.after_input(now);
     }

@@ -438,6 +438,10 @@ impl Driver {
                     alive: false,
                 },
                 IoRequest::CloseConn(_) => return,
+                IoRequest::ReadBlocks { token, .. } => IoResult::Blocks {
+                    token,
+                    blocks: Vec::new(),
+                },
             };
             if self.deferred.len() >= DEFERRED_RESULTS_LEN_MAX {
                 self.stats.io_results_dropped += 1;
@@ -462,6 +466,13 @@ impl Driver {
                 IoOutcome::Result(IoResult::Probe { pki_id, alive })
             }),
             IoRequest::CloseConn(_) => return,
+            // No ledger yet: nothing to serve.
+            IoRequest::ReadBlocks { token, .. } => self.io_tasks.spawn(async move {
+                IoOutcome::Result(IoResult::Blocks {
+                    token,
+                    blocks: Vec::new(),
+                })
+            }),
         };
     }
 }

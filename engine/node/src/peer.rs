@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::NodeConfigError;
 use super::raw::{RawConfig, env_name};
-use gossip_engine::config::{CommConfig, GossipConfig};
+use gossip_engine::config::{CommConfig, GossipConfig, StateConfig};
 
 /// How loud a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,6 +329,16 @@ impl NodeConfig {
             pull_gap_interval: dur(g("pullGapInterval"), d.pull_gap_interval)?,
             emit_interval_min: Some(dur(g("emitIntervalMin"), Duration::ZERO)?)
                 .filter(|d| !d.is_zero()),
+            state: StateConfig {
+                enabled: raw.bool(&g("state.enabled"))?.unwrap_or(d.state.enabled),
+                check_interval: dur(g("state.checkInterval"), d.state.check_interval)?,
+                response_timeout: dur(g("state.responseTimeout"), d.state.response_timeout)?,
+                batch_size: uint_or(raw, &g("state.batchSize"), d.state.batch_size)?,
+                max_retries: uint_or(raw, &g("state.maxRetries"), d.state.max_retries)?,
+                channel_size: uint_or(raw, &g("state.channelSize"), d.state.channel_size)?,
+                height_gap_delay: dur(g("state.heightGapDelay"), d.state.height_gap_delay)?,
+                ..d.state.clone()
+            },
         };
         let c = CommConfig::default();
         let comm = CommConfig {

@@ -169,6 +169,16 @@ impl<N: SimNode> Sim<N> {
                     self.connections.remove(&(a.min(b), a.max(b)));
                 }
             }
+            IoRequest::ReadBlocks { token, .. } => {
+                self.io_to(
+                    a,
+                    Duration::ZERO,
+                    IoResult::Blocks {
+                        token,
+                        blocks: Vec::new(),
+                    },
+                );
+            }
         }
     }
 

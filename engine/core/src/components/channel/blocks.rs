@@ -213,6 +213,7 @@ impl Channel {
             seq_num: payload.seq_num,
             from,
             size_bytes: payload.data.len(),
+            via: crate::event::Arrival::Push,
         });
         out.emit(envelope.clone(), message.clone(), Some(from));
         self.deliver(payload.clone(), Some(from), ctx.now, out);

@@ -292,6 +292,7 @@ impl Channel {
                 seq_num: payload.seq_num,
                 from,
                 size_bytes: payload.data.len(),
+                via: crate::event::Arrival::Pull,
             });
             self.deliver(payload, Some(from), ctx.now, out);
         }

@@ -263,6 +263,7 @@ async fn fan_out(
                 seq_num,
                 from,
                 size_bytes,
+                ..
             } => control::block_event(
                 "block_received",
                 &channel,
