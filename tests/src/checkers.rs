@@ -229,10 +229,10 @@ impl Checkers {
         self.joined[node].remove(channel);
     }
 
-    /// A node restarted: it has joined nothing and delivered nothing yet.
+    /// A node restarted: it has joined nothing yet. What it delivered before stays: its ledger
+    /// survived, so it must go on from there, every block still exactly once and in order.
     pub fn on_restart(&mut self, node: usize) {
         self.joined[node].clear();
-        self.delivered.retain(|(n, _), _| *n != node);
         self.first_source.retain(|(n, _), _| *n != node);
     }
 

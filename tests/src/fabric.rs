@@ -110,7 +110,7 @@ pub fn expiration<N: SimNode>() -> Scenario<N> {
         .step(Op::AwaitConverged { within: secs(20) })
 }
 
-fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
+pub(crate) fn join_all<N: SimNode>(s: Scenario<N>, channel: &'static str) -> Scenario<N> {
     s.step(Op::JoinChan {
         channel,
         nodes: Nodes::All,

@@ -34,6 +34,7 @@ pub mod pki;
 pub mod rate;
 pub mod scenario;
 pub mod sim;
+pub mod state_transfer;
 pub mod stats;
 pub mod toy;
 pub mod transport;

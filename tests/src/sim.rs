@@ -33,7 +33,10 @@ use crate::node::{NodeSetup, SimNode};
 use crate::pki::{SIM_EPOCH_UNIX_S, SimPki};
 use crate::stats::SimStats;
 
+mod ledger;
 mod net;
+
+pub use ledger::SimLedger;
 
 /// Delay before a failed dial is reported as `PresumedDead`.
 pub const DIAL_FAILURE_DELAY: Duration = Duration::from_millis(50);
@@ -127,6 +130,8 @@ struct Slot<N> {
     incarnation: u32,
     timer_at: Option<Instant>,
     channels: BTreeMap<bytes::Bytes, ChannelConfig>,
+    /// Survives crashes.
+    ledger: SimLedger,
 }
 
 /// The simulator.
@@ -229,6 +234,7 @@ impl<N: SimNode> Sim<N> {
                 incarnation: 0,
                 timer_at: None,
                 channels: BTreeMap::new(),
+                ledger: SimLedger::default(),
             });
         }
         let facts = slots
@@ -240,9 +246,15 @@ impl<N: SimNode> Sim<N> {
                 external: s.spec.external,
             })
             .collect();
+        let mut gossip = config.gossip;
+        if gossip.state.commit_backlog_len_max == 0 {
+            // The simulator commits every delivered block and acknowledges it, as a driver with
+            // a ledger does.
+            gossip.state.commit_backlog_len_max = 2 * gossip.state_block_buffer_len;
+        }
         let mut sim = Self {
             seed: config.seed,
-            gossip: config.gossip,
+            gossip,
             now: sim_epoch(),
             queue: BinaryHeap::new(),
             seq: 0,
@@ -263,6 +275,11 @@ impl<N: SimNode> Sim<N> {
             sim.boot(i);
         }
         sim
+    }
+
+    /// The protocol settings every node runs with.
+    pub fn gossip(&self) -> &GossipConfig {
+        &self.gossip
     }
 
     /// The master seed.
@@ -526,10 +543,15 @@ impl<N: SimNode> Sim<N> {
         self.checkers.reset_tally(i);
         self.trace(("boot", i, incarnation));
         self.drain(i);
-        // A restarted peer rejoins its channels from its ledger.
+        // A restarted peer rejoins its channels and resumes from its ledger's height.
         let channels: Vec<_> = self.slots[i].channels.values().cloned().collect();
         for config in channels {
+            let height = self.slots[i].ledger.height(&config.channel);
+            let channel = config.channel.clone();
             self.command(i, Command::JoinChan(config));
+            if height > 1 {
+                self.command(i, Command::UpdateLedgerHeight { channel, height });
+            }
         }
     }
 

@@ -238,6 +238,10 @@ impl Node {
             | ContentKind::DataDig
             | ContentKind::DataReq
             | ContentKind::DataUpdate => ch.handle_pull(from, message, &ctx, out),
+            ContentKind::StateRequest => ch.handle_state_request(from, message, &mut self.rng, out),
+            ContentKind::StateResponse => {
+                ch.handle_state_response(from, message, &ctx, &mut self.rng, out)
+            }
             _ => out.count_drop(DropReason::Unsupported),
         }
     }
@@ -423,7 +427,17 @@ impl Node {
             }
             IoResult::PresumedDead(pki_id) => self.discovery.handle_presumed_dead(&pki_id, out),
             IoResult::IdentitySwitch(pki_id) => self.discovery.purge(&pki_id, out),
-            IoResult::Blocks { .. } => {}
+            IoResult::Blocks { token, blocks } => {
+                let ctx = channel::Ctx {
+                    discovery: &self.discovery,
+                    signer: &self.signer,
+                    config: &self.config,
+                    now,
+                };
+                if let Some(ch) = self.channels.values_mut().find(|c| c.serves_read(token)) {
+                    ch.handle_blocks_read(token, blocks, &ctx, out);
+                }
+            }
         }
         self.after_input(now);
     }

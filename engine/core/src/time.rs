@@ -11,6 +11,8 @@ pub struct Instant(pub u64);
 impl Instant {
     /// The epoch itself.
     pub const ZERO: Instant = Instant(0);
+    /// Never: the deadline of a timer that is not armed.
+    pub const MAX: Instant = Instant(u64::MAX);
 
     /// Builds an instant from nanoseconds since the epoch.
     pub fn from_nanos(nanos: u64) -> Self {

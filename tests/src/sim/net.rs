@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gossip_engine::event::{Event, IoRequest, IoResult, Transmit};
+use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
 use gossip_engine::ingress::{ReceivedMessage, Verified};
 use gossip_engine::types::PkiId;
 use gossip_engine::wire::ContentKind;
@@ -169,15 +169,14 @@ impl<N: SimNode> Sim<N> {
                     self.connections.remove(&(a.min(b), a.max(b)));
                 }
             }
-            IoRequest::ReadBlocks { token, .. } => {
-                self.io_to(
-                    a,
-                    Duration::ZERO,
-                    IoResult::Blocks {
-                        token,
-                        blocks: Vec::new(),
-                    },
-                );
+            IoRequest::ReadBlocks {
+                channel,
+                start_seq,
+                end_seq,
+                token,
+            } => {
+                let blocks = self.slots[a].ledger.blocks(&channel, start_seq, end_seq);
+                self.io_to(a, Duration::ZERO, IoResult::Blocks { token, blocks });
             }
         }
     }
@@ -194,6 +193,13 @@ impl<N: SimNode> Sim<N> {
                 self.stats.last_block_at_ns = self.elapsed().as_nanos() as u64;
                 self.checkers.on_block_event(i, channel, payload.seq_num);
                 self.trace(("block", i, channel, payload.seq_num));
+                // What a committer does: store, then acknowledge the new height.
+                let height = self.slots[i].ledger.commit(channel, payload);
+                let ack = Command::UpdateLedgerHeight {
+                    channel: channel.clone(),
+                    height,
+                };
+                self.command_in(Duration::ZERO, i, ack);
             }
             Event::BlockReceived {
                 channel, seq_num, ..

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use gossip_engine::event::{AnchorPeer, Command};
 use gossip_engine::types::PkiId;
 use gossip_proto::gossip::GossipMessage;
+use gossip_proto::gossip::gossip_message::Content;
 
 use super::{Cluster, INJECT_SPACING};
 use crate::checkers::Checkers;
@@ -20,6 +21,12 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// The time a command step lets pass.
 const SETTLE: Duration = Duration::from_millis(1);
+
+/// How often a blocked injection retries (Fabric's `enqueueRetryInterval`).
+const INJECT_RETRY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The longest an injection waits for its source to catch up before it goes in anyway.
+pub const INJECT_BLOCKING_MAX: Duration = Duration::from_secs(60);
 
 impl<N: SimNode> Cluster<N> for Sim<N> {
     fn node_count(&self) -> usize {
@@ -77,12 +84,34 @@ impl<N: SimNode> Cluster<N> for Sim<N> {
         self.run_for(SETTLE);
     }
 
+    /// Blocks enter the source as an orderer's deliver client hands them over: in order, and
+    /// blocking (Fabric's `AddPayload` in blocking mode waits, retrying every 100 ms, while the
+    /// source is `2 × blockBufferSize` blocks or more behind the block), so the one peer that
+    /// has a new block never drops it. Bounded by [`INJECT_BLOCKING_MAX`].
     fn inject(&mut self, from: usize, messages: Vec<GossipMessage>) {
-        let count = messages.len() as u32;
-        for (k, message) in messages.into_iter().enumerate() {
-            self.command_in(INJECT_SPACING * k as u32, from, Command::Gossip(message));
+        let lead_max = 2 * self.gossip().state_block_buffer_len;
+        for message in messages {
+            let seq = match &message.content {
+                Some(Content::DataMsg(d)) => d.payload.as_ref().map_or(0, |p| p.seq_num),
+                _ => 0,
+            };
+            let channel = String::from_utf8_lossy(&message.channel).into_owned();
+            let mut blocked = Duration::ZERO;
+            while blocked < INJECT_BLOCKING_MAX && self.is_up(from) {
+                let height = self
+                    .checkers()
+                    .delivered(from, &channel)
+                    .and_then(|d| d.last())
+                    .map_or(1, |s| s + 1);
+                if seq < height + lead_max {
+                    break;
+                }
+                self.run_for(INJECT_RETRY_INTERVAL);
+                blocked += INJECT_RETRY_INTERVAL;
+            }
+            self.command_in(Duration::ZERO, from, Command::Gossip(message));
+            self.run_for(INJECT_SPACING);
         }
-        self.run_for(INJECT_SPACING * count);
     }
 
     fn crash(&mut self, i: usize) {

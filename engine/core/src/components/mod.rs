@@ -6,8 +6,10 @@
 //! - [`channel`]: per-channel StateInfo, blocks and in-order delivery, the block puller,
 //!   leadership (spec 3.7).
 //! - [`pull`]: Fabric's pull engine, the rounds and nonces of a pull mediator (spec 3.6).
+//! - [`state`]: state transfer, anti-entropy requests and serving (spec 3.9).
 
 pub mod channel;
 pub mod discovery;
 pub mod msgstore;
 pub mod pull;
+pub mod state;

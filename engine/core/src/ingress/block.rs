@@ -89,6 +89,42 @@ pub(super) fn update_checks(
     Ok(found)
 }
 
+/// A state response: with a `verifier`, every payload's block is authenticated like a pushed
+/// one, and one that fails rejects the whole response (Fabric's `VerifyBlock` loop over the
+/// payloads). Payloads whose block was taken already are removed from the decoded message first.
+pub(super) fn state_response_checks(
+    verifier: Option<&dyn BlockVerifier>,
+    seen: &super::SeenCache,
+    message: &mut gossip_proto::gossip::GossipMessage,
+    now: Instant,
+) -> Result<UpdateChecks, super::Reject> {
+    use gossip_proto::gossip::gossip_message::Content;
+    let mut found = UpdateChecks::default();
+    let channel = message.channel.clone();
+    let Some(Content::StateResponse(response)) = &mut message.content else {
+        return Ok(found);
+    };
+    let mut kept = Vec::with_capacity(response.payloads.len());
+    for payload in std::mem::take(&mut response.payloads) {
+        if seen.contains(&super::SeenKey::of_block(&channel, payload.seq_num)) {
+            found.seen += 1;
+            continue;
+        }
+        if let Some(verifier) = verifier {
+            let block = Block::decode(payload.data.clone())
+                .map_err(|_| super::Reject::BadBlock(BlockReject::Malformed("not a block")))?;
+            found.checks.extend(
+                verifier
+                    .precheck(&channel, payload.seq_num, &block, now)
+                    .map_err(super::Reject::BadBlock)?,
+            );
+        }
+        kept.push(payload);
+    }
+    response.payloads = kept;
+    Ok(found)
+}
+
 /// Index of the SIGNATURES entry in a block's metadata (`common.BlockMetadataIndex`).
 pub const SIGNATURES_INDEX: usize = 0;
 

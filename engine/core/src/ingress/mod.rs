@@ -467,6 +467,12 @@ impl Ingress {
             checks.extend(update.checks);
             self.stats.add_block_items_seen(update.seen);
         }
+        if kind == ContentKind::StateResponse {
+            let verifier = self.block_verifier.as_deref();
+            let found = block::state_response_checks(verifier, &self.seen, &mut message, now)?;
+            checks.extend(found.checks);
+            self.stats.add_block_items_seen(found.seen);
+        }
         let checks_len = checks.len();
         let check_digests = self.verified.retain_unverified(&mut checks);
         self.stats
@@ -498,8 +504,10 @@ impl Ingress {
         checks_result: Result<(), SignatureError>,
         _now: Instant,
     ) -> Result<Verified<ReceivedMessage>, Reject> {
-        let is_block = matches!(prechecked.received.kind, ContentKind::DataMsg)
-            || is_block_update(&prechecked.received.message);
+        let is_block = matches!(
+            prechecked.received.kind,
+            ContentKind::DataMsg | ContentKind::StateResponse
+        ) || is_block_update(&prechecked.received.message);
         let admitted = checks_result
             .map_err(|e| {
                 // A data message, and a block update with its items, are unsigned: a failed check

@@ -20,7 +20,7 @@ use prost::Message;
 use super::{Channel, Ctx};
 use crate::components::msgstore::{BlockPolicy, Sequenced};
 use crate::crypto::sha256_concat;
-use crate::event::Event;
+use crate::event::{Arrival, Event};
 use crate::outbox::{DropReason, Outbox};
 use crate::types::PkiId;
 
@@ -32,6 +32,8 @@ pub struct StoredBlock {
     pub seq_num: u64,
     /// The data message's envelope.
     pub envelope: Envelope,
+    /// The peer it came from and how (`None`: gossiped locally).
+    pub origin: Option<(PkiId, Arrival)>,
 }
 
 impl StoredBlock {
@@ -40,6 +42,7 @@ impl StoredBlock {
         Self {
             seq_num,
             envelope: Envelope::default(),
+            origin: None,
         }
     }
 }
@@ -95,22 +98,37 @@ pub fn verify_block(payload: &Payload) -> Result<(), BlockError> {
     Ok(())
 }
 
-/// In-order delivery with a bounded reorder buffer.
+/// In-order delivery with a bounded reorder buffer (Fabric's payload buffer), and the commit
+/// hand-off: with `backlog_len_max` above 0 the embedder acknowledges commits
+/// ([`Delivery::set_height`]) and at most that many blocks are delivered beyond the acknowledged
+/// height; later ones wait in the buffer (Fabric's blocking add, spec 3.9).
 #[derive(Debug)]
 pub struct Delivery {
     next_seq: u64,
     /// Blocks at `next_seq + buffer_len_max` or beyond are dropped.
     buffer_len_max: u64,
+    /// The height the embedder acknowledged (blocks below it are committed).
+    committed: u64,
+    /// Blocks delivered and not yet acknowledged, at most; 0: no acknowledgements expected.
+    backlog_len_max: u64,
     buffer: BTreeMap<u64, (Payload, Option<PkiId>)>,
 }
 
 impl Delivery {
     /// Delivery expecting block `next_seq` first, buffering blocks fewer than `buffer_len_max`
-    /// numbers past the expected one (`state.blockBufferSize`).
+    /// numbers past the expected one (`state.blockBufferSize`), with no commit acknowledgements.
     pub fn new(next_seq: u64, buffer_len_max: u64) -> Self {
+        Self::with_backlog(next_seq, buffer_len_max, 0)
+    }
+
+    /// Like [`Delivery::new`], holding back blocks more than `backlog_len_max` past the
+    /// acknowledged height (0: none held back).
+    pub fn with_backlog(next_seq: u64, buffer_len_max: u64, backlog_len_max: u64) -> Self {
         Self {
             next_seq,
             buffer_len_max,
+            committed: next_seq,
+            backlog_len_max,
             buffer: BTreeMap::new(),
         }
     }
@@ -120,9 +138,38 @@ impl Delivery {
         self.next_seq
     }
 
-    /// Blocks waiting for a predecessor.
+    /// The ledger height: acknowledged commits, or with no acknowledgements expected, the
+    /// delivered blocks.
+    pub fn committed_height(&self) -> u64 {
+        if self.backlog_len_max == 0 {
+            self.next_seq
+        } else {
+            self.committed
+        }
+    }
+
+    /// Blocks waiting for a predecessor (or for commits to be acknowledged).
     pub fn buffered_len(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// The first block number neither delivered nor waiting in the buffer.
+    pub fn first_missing(&self) -> u64 {
+        let mut seq = self.next_seq;
+        for &held in self.buffer.keys() {
+            if held != seq {
+                break;
+            }
+            seq += 1;
+        }
+        seq
+    }
+
+    /// Whether block `seq` would be buffered or delivered (not held, not out of the window).
+    pub fn wants(&self, seq: u64) -> bool {
+        seq >= self.next_seq
+            && seq < self.next_seq.saturating_add(self.buffer_len_max)
+            && !self.buffer.contains_key(&seq)
     }
 
     /// Offers a block; returns how many blocks were delivered (raised as events).
@@ -133,8 +180,28 @@ impl Delivery {
         from: Option<PkiId>,
         out: &mut Outbox,
     ) -> u64 {
+        self.offer_within(channel, payload, from, self.buffer_len_max, out)
+    }
+
+    /// Offers a block the embedder gossips (from the orderer, in order): Fabric adds those
+    /// blocking, waiting while the buffer holds more than twice `blockBufferSize`; here it is
+    /// taken up to that distance (the gap before it is repaired by pull or state transfer) and
+    /// dropped and counted beyond it.
+    pub fn offer_local(&mut self, channel: &Bytes, payload: Payload, out: &mut Outbox) -> u64 {
+        let window = self.buffer_len_max.saturating_mul(2);
+        self.offer_within(channel, payload, None, window, out)
+    }
+
+    fn offer_within(
+        &mut self,
+        channel: &Bytes,
+        payload: Payload,
+        from: Option<PkiId>,
+        window: u64,
+        out: &mut Outbox,
+    ) -> u64 {
         let seq = payload.seq_num;
-        if seq < self.next_seq || seq >= self.next_seq.saturating_add(self.buffer_len_max) {
+        if seq < self.next_seq || seq >= self.next_seq.saturating_add(window) {
             out.count_drop(DropReason::OutOfWindow);
             return 0;
         }
@@ -142,13 +209,14 @@ impl Delivery {
         self.flush(channel, out)
     }
 
-    /// The application committed up to `height` by other means: skip to it.
+    /// The application committed up to `height` (by other means, or acknowledging delivered
+    /// blocks): skip to it, and deliver what the acknowledgement releases.
     pub fn set_height(&mut self, channel: &Bytes, height: u64, out: &mut Outbox) -> u64 {
-        if height <= self.next_seq {
-            return 0;
+        self.committed = self.committed.max(height);
+        if height > self.next_seq {
+            self.next_seq = height;
+            self.buffer = self.buffer.split_off(&height);
         }
-        self.next_seq = height;
-        self.buffer = self.buffer.split_off(&height);
         self.flush(channel, out)
     }
 
@@ -156,6 +224,11 @@ impl Delivery {
         let mut delivered = 0;
         while let Some(entry) = self.buffer.first_entry() {
             if *entry.key() != self.next_seq {
+                break;
+            }
+            if self.backlog_len_max > 0
+                && self.next_seq >= self.committed.saturating_add(self.backlog_len_max)
+            {
                 break;
             }
             let (payload, from) = entry.remove();
@@ -203,24 +276,31 @@ impl Channel {
         let block = StoredBlock {
             seq_num: payload.seq_num,
             envelope: envelope.clone(),
+            origin: Some((from, Arrival::Push)),
         };
         if self.blocks.add(block, ctx.now).is_err() {
             return out.count_drop(DropReason::Full);
         }
         self.puller.arrived(&payload.seq_num);
-        out.event(Event::BlockReceived {
-            channel: self.name.clone(),
-            seq_num: payload.seq_num,
-            from,
-            size_bytes: payload.data.len(),
-            via: crate::event::Arrival::Push,
-        });
+        // Raised (and so marked seen by the driver) only when delivery takes it: a block beyond
+        // the buffer is stored and forwarded but stays wanted, so a later copy, a pull or state
+        // transfer can still bring it.
+        if self.delivery.wants(payload.seq_num) {
+            out.event(Event::BlockReceived {
+                channel: self.name.clone(),
+                seq_num: payload.seq_num,
+                from,
+                size_bytes: payload.data.len(),
+                via: Arrival::Push,
+            });
+        }
         out.emit(envelope.clone(), message.clone(), Some(from));
         self.deliver(payload.clone(), Some(from), ctx.now, out);
     }
 
-    /// Offers a block taken into the store to in-order delivery; a block left waiting for a
-    /// predecessor is a gap, which the block puller may repair at once (`pull_on_gap`).
+    /// Offers a block taken into the store to in-order delivery (`from` `None`: gossiped by the
+    /// embedder, [`Delivery::offer_local`]); a block left waiting for a predecessor is a gap,
+    /// which the block puller may repair at once (`pull_on_gap`).
     pub(super) fn deliver(
         &mut self,
         payload: Payload,
@@ -228,9 +308,50 @@ impl Channel {
         now: crate::time::Instant,
         out: &mut Outbox,
     ) {
-        self.blocks_delivered += self.delivery.offer(&self.name, payload, from, out);
+        self.blocks_delivered += match from {
+            Some(_) => self.delivery.offer(&self.name, payload, from, out),
+            None => self.delivery.offer_local(&self.name, payload, out),
+        };
+        self.refill_from_store(out);
         if self.delivery.buffered_len() > 0 {
             self.puller.gap(now);
+        }
+    }
+
+    /// Offers delivery the stored blocks it now wants: blocks the store took while they were
+    /// beyond the buffer (stored and forwarded, but not delivered) come within it as the height
+    /// grows, and no push or pull brings them again (both skip blocks the store holds).
+    fn refill_from_store(&mut self, out: &mut Outbox) {
+        loop {
+            let seq = self.delivery.first_missing();
+            if !self.delivery.wants(seq) {
+                return;
+            }
+            let Some(stored) = self.blocks.get(&seq) else {
+                return;
+            };
+            let origin = stored.origin;
+            let payload = GossipMessage::decode(stored.envelope.payload.clone())
+                .ok()
+                .and_then(|m| match m.content {
+                    Some(Content::DataMsg(d)) => d.payload,
+                    _ => None,
+                });
+            let Some(payload) = payload.filter(|p| p.seq_num == seq) else {
+                return;
+            };
+            if let Some((from, via)) = origin {
+                out.event(Event::BlockReceived {
+                    channel: self.name.clone(),
+                    seq_num: seq,
+                    from,
+                    size_bytes: payload.data.len(),
+                    via,
+                });
+            }
+            self.blocks_refilled += 1;
+            let from = origin.map(|(p, _)| p);
+            self.blocks_delivered += self.delivery.offer(&self.name, payload, from, out);
         }
     }
 }
@@ -313,6 +434,34 @@ mod tests {
         assert_eq!(delivered(&mut out), [5, 6]);
         assert_eq!(d.set_height(&ch, 2, &mut out), 0, "never backwards");
         assert_eq!(d.next_seq(), 7);
+    }
+
+    #[test]
+    fn acknowledged_commits_bound_the_backlog() {
+        let ch = Bytes::from_static(b"ch");
+        let mut d = Delivery::with_backlog(1, BUFFER_LEN_MAX, 3);
+        let mut out = Outbox::default();
+        for seq in 1..=6 {
+            d.offer(&ch, payload(seq), None, &mut out);
+        }
+        assert_eq!(
+            delivered(&mut out),
+            [1, 2, 3],
+            "three delivered, none acknowledged"
+        );
+        assert_eq!(d.committed_height(), 1);
+        assert_eq!(d.buffered_len(), 3);
+        assert_eq!(
+            d.set_height(&ch, 3, &mut out),
+            2,
+            "1 and 2 committed release 4 and 5"
+        );
+        assert_eq!(delivered(&mut out), [4, 5]);
+        assert_eq!(d.committed_height(), 3);
+        assert_eq!(d.set_height(&ch, 6, &mut out), 1);
+        assert_eq!(delivered(&mut out), [6]);
+        assert_eq!(d.next_seq(), 7);
+        assert!(d.wants(7) && !d.wants(6) && !d.wants(7 + BUFFER_LEN_MAX));
     }
 
     pub(crate) fn block_bytes(number: u64, data: &[&[u8]], tamper: bool) -> Bytes {

@@ -9,6 +9,7 @@
 
 mod blocks;
 mod pull;
+mod state;
 mod state_info;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub(crate) use blocks::block_fixture as verify_block_fixture;
 use crate::components::discovery::{Discovery, due};
 use crate::components::msgstore::{MsgStore, PeerTime, PeerTimePolicy, PeerTimed};
 use crate::components::pull::{PullConfig, PullEngine, PullStats};
+use crate::components::state::{StateStats, StateTransfer};
 use crate::config::GossipConfig;
 use crate::crypto::{LocalSigner, channel_mac};
 use crate::event::{ChannelConfig, Event};
@@ -102,8 +104,15 @@ pub struct Channel {
     delivery: Delivery,
     puller: PullEngine<u64>,
     timers: Timers,
+    state: StateTransfer,
+    /// The highest ledger height a channel peer advertised (a gap it reveals keeps a due gap
+    /// pull round alive).
+    advertised_height_max: u64,
     blocks_delivered: u64,
     blocks_pulled: u64,
+    blocks_transferred: u64,
+    /// Stored blocks delivered once the height reached them.
+    blocks_refilled: u64,
 }
 
 impl Channel {
@@ -136,15 +145,23 @@ impl Channel {
                 Some(gossip.leadership_msg_ttl()),
                 LEADERS_LEN_MAX,
             ),
-            delivery: Delivery::new(1, gossip.state_block_buffer_len),
+            delivery: Delivery::with_backlog(
+                1,
+                gossip.state_block_buffer_len,
+                gossip.state.commit_backlog_len_max,
+            ),
             puller: PullEngine::new(PullConfig::of(gossip), now + gossip.pull_interval),
             timers: Timers {
                 publish: now + gossip.publish_state_info_interval,
                 pull: now + gossip.request_state_info_interval,
                 sweep: now + gossip.state_info_sweep_interval(),
             },
+            state: StateTransfer::new(gossip.state.clone(), now),
+            advertised_height_max: 0,
             blocks_delivered: 0,
             blocks_pulled: 0,
+            blocks_transferred: 0,
+            blocks_refilled: 0,
         }
     }
 
@@ -189,6 +206,22 @@ impl Channel {
     /// Blocks taken from pull updates (not pushed) so far.
     pub fn blocks_pulled(&self) -> u64 {
         self.blocks_pulled
+    }
+
+    /// Blocks taken from state responses so far.
+    pub fn blocks_transferred(&self) -> u64 {
+        self.blocks_transferred
+    }
+
+    /// State transfer's counters.
+    pub fn state_stats(&self) -> StateStats {
+        self.state.stats()
+    }
+
+    /// The ledger height: blocks committed (acknowledged), or delivered when no
+    /// acknowledgements are expected.
+    pub fn ledger_height(&self) -> u64 {
+        self.delivery.committed_height()
     }
 
     /// The block puller's counters.
@@ -294,6 +327,7 @@ impl Channel {
             .min(self.timers.pull)
             .min(self.timers.sweep)
             .min(self.puller.poll_timeout())
+            .min(self.state.poll_timeout())
     }
 
     /// Runs the periodic tasks that are due. Idempotent when called early.
@@ -334,6 +368,7 @@ impl Channel {
                 .purge(|s| s.pki_id != me && !ctx.discovery.is_known(&s.pki_id));
         }
         self.pull_tick(ctx, rng, out);
+        self.state_tick(ctx, rng, out);
     }
 
     /// A leadership message (ingress verified it against its creator's identity): the sender and
@@ -388,6 +423,7 @@ impl Channel {
             let block = StoredBlock {
                 seq_num: payload.seq_num,
                 envelope: envelope.clone(),
+                origin: None,
             };
             if self.blocks.add(block, now).is_err() {
                 return out.count_drop(DropReason::Stale);

@@ -127,7 +127,10 @@ impl Channel {
         let Some(kind) = self.puller.round_due(now) else {
             return;
         };
-        if kind == RoundKind::Gap && self.delivery.buffered_len() == 0 {
+        if kind == RoundKind::Gap
+            && self.delivery.buffered_len() == 0
+            && self.advertised_height_max <= self.delivery.next_seq()
+        {
             return self.puller.cancel_gap();
         }
         let mut picked: Vec<&NetworkMember> = Vec::new();
@@ -280,13 +283,18 @@ impl Channel {
             let block = StoredBlock {
                 seq_num: payload.seq_num,
                 envelope,
+                origin: Some((from, crate::event::Arrival::Pull)),
             };
             if self.blocks.add(block, ctx.now).is_err() {
                 out.count_drop(DropReason::Stale);
                 continue;
             }
-            self.blocks_pulled += 1;
             self.puller.arrived(&payload.seq_num);
+            if !self.delivery.wants(payload.seq_num) {
+                out.count_drop(DropReason::OutOfWindow);
+                continue;
+            }
+            self.blocks_pulled += 1;
             out.event(Event::BlockReceived {
                 channel: self.name.clone(),
                 seq_num: payload.seq_num,

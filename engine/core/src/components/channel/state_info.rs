@@ -166,6 +166,8 @@ impl Channel {
             crate::components::msgstore::AddError::Invalidated => DropReason::Stale,
             crate::components::msgstore::AddError::Full { .. } => DropReason::Full,
         })?;
+        let height = si.properties.as_ref().map_or(0, |p| p.ledger_height);
+        self.height_advertised(height, ctx);
         Ok(())
     }
 

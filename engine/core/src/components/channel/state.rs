@@ -1,0 +1,261 @@
+//! The channel's state transfer on the wire (spec 3.9): `RemoteStateRequest` and
+//! `RemoteStateResponse` in NoopSigned `GossipMessage{nonce, channel: name, tag: CHAN_OR_ORG}`.
+//! The decisions are [`StateTransfer`]'s; this file picks peers, reads the ledger through the
+//! driver ([`IoRequest::ReadBlocks`]) and takes the blocks of responses.
+//!
+//! - Requests go to a random peer of the channel (any of its orgs, as Fabric's
+//!   `PeersOfChannel`) whose advertised ledger height covers the range.
+//! - A request is served from the ledger; the response carries the blocks found, at most
+//!   `state.response_len_max_bytes` of them, on the data lane.
+//! - A response's blocks were authenticated by ingress (the orderer signatures, one failure
+//!   rejects the response, as Fabric's `VerifyBlock` loop); here each must also pass the
+//!   structural check, or the whole response is dropped. New blocks are raised as received
+//!   ([`Arrival::StateTransfer`]) and delivered in order; they are not stored for pull and never
+//!   forwarded.
+//!
+//! [`StateTransfer`]: crate::components::state::StateTransfer
+
+use gossip_proto::gossip::gossip_message::{Content, Tag};
+use gossip_proto::gossip::{GossipMessage, Payload, RemoteStateRequest, RemoteStateResponse};
+use prost::Message;
+use rand::Rng;
+use rand::seq::IndexedRandom;
+
+use super::blocks::verify_block;
+use super::{Channel, Ctx};
+use crate::components::discovery::remote_of;
+use crate::components::state::{Answer, Request, StateReject};
+use crate::crypto::envelope::noop_sign;
+use crate::event::{Arrival, Event, IoRequest, Lane, RemotePeer};
+use crate::outbox::{DropReason, Outbox};
+use crate::types::PkiId;
+
+fn drop_reason(reject: StateReject) -> DropReason {
+    match reject {
+        StateReject::BadRange => DropReason::Malformed,
+        StateReject::Busy => DropReason::Full,
+        StateReject::Unsolicited => DropReason::UnknownNonce,
+    }
+}
+
+impl Channel {
+    fn state_message(&self, nonce: u64, content: Content) -> GossipMessage {
+        GossipMessage {
+            nonce,
+            channel: self.name.clone(),
+            tag: Tag::ChanOrOrg as i32,
+            content: Some(content),
+        }
+    }
+
+    fn send_state(&self, to: PkiId, message: &GossipMessage, ctx: &Ctx<'_>, out: &mut Outbox) {
+        let remote = ctx.discovery.lookup(&to).map_or_else(
+            || RemotePeer {
+                pki_id: Some(to),
+                endpoint: String::new(),
+            },
+            remote_of,
+        );
+        let lane = match message.content {
+            Some(Content::StateResponse(_)) => Lane::Data,
+            _ => Lane::Control,
+        };
+        out.send_on(lane, remote, noop_sign(message.encode_to_vec().into()));
+    }
+
+    fn send_state_request(&self, request: Request, ctx: &Ctx<'_>, out: &mut Outbox) {
+        let message = self.state_message(
+            request.nonce,
+            Content::StateRequest(RemoteStateRequest {
+                start_seq_num: request.start_seq,
+                end_seq_num: request.end_seq,
+            }),
+        );
+        self.send_state(request.to, &message, ctx, out);
+    }
+
+    fn first_missing(&self) -> u64 {
+        self.delivery.first_missing()
+    }
+
+    /// The channel peers (not left) with their advertised ledger heights.
+    fn peer_heights(&self, ctx: &Ctx<'_>) -> Vec<(PkiId, u64)> {
+        self.peers(ctx.discovery.alive_members())
+            .into_iter()
+            .map(|(m, p)| (m.pki_id, p.ledger_height))
+            .collect()
+    }
+
+    /// A peer's StateInfo advertised `height`: a gap it reveals may be repaired at once.
+    pub(super) fn height_advertised(&mut self, height: u64, ctx: &Ctx<'_>) {
+        let ours = self.first_missing();
+        if height > ours {
+            self.state.height_seen(height, ours, ctx.now);
+            self.advertised_height_max = self.advertised_height_max.max(height);
+            // Later, so a push or pull in flight can close the gap first (a due gap round is
+            // cancelled when it did).
+            self.puller.gap(ctx.now + ctx.config.state.height_gap_delay);
+        }
+    }
+
+    /// State transfer's timed work: retries, and the anti-entropy check.
+    pub(super) fn state_tick<R: Rng + ?Sized>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        rng: &mut R,
+        out: &mut Outbox,
+    ) {
+        if self.left || self.state.poll_timeout() > ctx.now {
+            return;
+        }
+        let peers = self.peer_heights(ctx);
+        let max_height = peers.iter().map(|(_, h)| *h).max().unwrap_or(0);
+        let pick = |need: u64, rng: &mut R| {
+            let covering: Vec<PkiId> = peers
+                .iter()
+                .filter(|(_, h)| *h > need)
+                .map(|(p, _)| *p)
+                .collect();
+            covering.choose(rng).copied()
+        };
+        let height = self.first_missing();
+        if let Some(request) = self.state.tick(ctx.now, height, max_height, pick, rng) {
+            self.send_state_request(request, ctx, out);
+        }
+    }
+
+    /// A state request from `from` (a peer of one of the channel's orgs): read the range from
+    /// the ledger.
+    pub fn handle_state_request(
+        &mut self,
+        from: PkiId,
+        message: &GossipMessage,
+        rng: &mut (impl Rng + ?Sized),
+        out: &mut Outbox,
+    ) {
+        if self.left {
+            return out.count_drop(DropReason::LeftChannel);
+        }
+        let Some(Content::StateRequest(r)) = &message.content else {
+            return out.count_drop(DropReason::Malformed);
+        };
+        let (start_seq, end_seq) = (r.start_seq_num, r.end_seq_num);
+        match self
+            .state
+            .serve(from, message.nonce, start_seq, end_seq, rng)
+        {
+            Ok(token) => out.io(IoRequest::ReadBlocks {
+                channel: self.name.clone(),
+                start_seq,
+                end_seq,
+                token,
+            }),
+            Err(e) => out.count_drop(drop_reason(e)),
+        }
+    }
+
+    /// Whether ledger read `token` serves one of this channel's requests.
+    pub fn serves_read(&self, token: u64) -> bool {
+        self.state.serves(token)
+    }
+
+    /// Ledger read `token` finished: answer its request with the blocks, in order, up to the
+    /// response size bound (the rest is left to the requester's next request).
+    pub fn handle_blocks_read(
+        &mut self,
+        token: u64,
+        mut blocks: Vec<Payload>,
+        ctx: &Ctx<'_>,
+        out: &mut Outbox,
+    ) {
+        let Some(serving) = self.state.served(token) else {
+            return;
+        };
+        blocks.sort_by_key(|p| p.seq_num);
+        blocks.dedup_by_key(|p| p.seq_num);
+        let len_max_bytes = ctx.config.state.response_len_max_bytes;
+        let mut len_bytes = 0usize;
+        let payloads: Vec<Payload> = blocks
+            .into_iter()
+            .take_while(|p| {
+                len_bytes = len_bytes.saturating_add(p.encoded_len());
+                len_bytes <= len_max_bytes
+            })
+            .collect();
+        let message = self.state_message(
+            serving.nonce,
+            Content::StateResponse(RemoteStateResponse { payloads }),
+        );
+        self.send_state(serving.to, &message, ctx, out);
+    }
+
+    /// A state response: it must answer this channel's pending request (nonce and peer); every
+    /// block must pass the structural check, else the whole response is dropped. New blocks are
+    /// delivered in order, and the transfer goes on with its next range at once.
+    pub fn handle_state_response<R: Rng + ?Sized>(
+        &mut self,
+        from: PkiId,
+        message: &GossipMessage,
+        ctx: &Ctx<'_>,
+        rng: &mut R,
+        out: &mut Outbox,
+    ) {
+        if self.left {
+            return out.count_drop(DropReason::LeftChannel);
+        }
+        let Some(Content::StateResponse(r)) = &message.content else {
+            return out.count_drop(DropReason::Malformed);
+        };
+        if !self.state.expects(from, message.nonce) {
+            return out.count_drop(DropReason::UnknownNonce);
+        }
+        let peers = self.peer_heights(ctx);
+        let pick = |need: u64, rng: &mut R| {
+            let covering: Vec<PkiId> = peers
+                .iter()
+                .filter(|(_, h)| *h > need)
+                .map(|(p, _)| *p)
+                .collect();
+            covering.choose(rng).copied()
+        };
+        let verified = ctx.config.skip_block_verification
+            || r.payloads.iter().all(|p| verify_block(p).is_ok());
+        let max_seq = if verified {
+            r.payloads.iter().map(|p| p.seq_num).max()
+        } else {
+            // A failed try: asked again, elsewhere.
+            out.count_drop(DropReason::BadBlock);
+            None
+        };
+        if verified {
+            for payload in &r.payloads {
+                if !self.delivery.wants(payload.seq_num) {
+                    continue;
+                }
+                self.blocks_transferred += 1;
+                self.puller.arrived(&payload.seq_num);
+                out.event(Event::BlockReceived {
+                    channel: self.name.clone(),
+                    seq_num: payload.seq_num,
+                    from,
+                    size_bytes: payload.data.len(),
+                    via: Arrival::StateTransfer,
+                });
+                self.deliver(payload.clone(), Some(from), ctx.now, out);
+            }
+        }
+        let height = self.first_missing();
+        let answer = Answer {
+            from,
+            nonce: message.nonce,
+            max_seq,
+        };
+        let next = match self.state.on_response(answer, height, ctx.now, pick, rng) {
+            Ok(next) => next,
+            Err(e) => return out.count_drop(drop_reason(e)),
+        };
+        if let Some(request) = next {
+            self.send_state_request(request, ctx, out);
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! State transfer (Fabric's anti-entropy in `gossip/state/state.go`, spec 3.9): the decisions,
+//! without the wire. The channel ([`crate::components::channel`]) speaks `RemoteStateRequest`
+//! and `RemoteStateResponse`; this module decides when to ask whom for which range, matches
+//! answers to requests by nonce, and keeps the bounded set of requests being served.
+//!
+//! - **Anti-entropy** (only with `state.enabled`): every `checkInterval`, when some channel peer
+//!   advertises a ledger height above ours, the range `[height, max_height - 1]` is transferred in
+//!   requests of `batchSize + 1` blocks (the range is inclusive, as Fabric's), one at a time, each
+//!   to a random peer whose advertised height covers it.
+//! - **Retries**: a request unanswered after `responseTimeout`, or answered with no block we
+//!   wanted, is sent again (to a new random peer, with a new nonce) up to `maxRetries` times;
+//!   then the transfer gives up until the next check.
+//! - **Where we differ from Fabric** (timing only): a transfer asks for the next range as soon
+//!   as an answer is in instead of waiting for the batch to commit, and a peer advertising a
+//!   higher height brings the next check forward to `heightGapDelay` from then, instead of
+//!   waiting up to `checkInterval` (`engine/ALGORITHM.md`).
+//! - **Serving**: a request is valid when `start <= end` and `end - start <= batchSize`; at most
+//!   `channelSize` are read from the ledger at once, more are dropped.
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use crate::config::StateConfig;
+use crate::time::Instant;
+use crate::types::PkiId;
+
+/// A state request to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The peer asked.
+    pub to: PkiId,
+    /// The nonce its answer must echo.
+    pub nonce: u64,
+    /// The first block number.
+    pub start_seq: u64,
+    /// The last block number, inclusive.
+    pub end_seq: u64,
+}
+
+/// A state response as the transfer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The responder.
+    pub from: PkiId,
+    /// The nonce it echoed.
+    pub nonce: u64,
+    /// The highest block number it carried that passed the checks (`None`: none).
+    pub max_seq: Option<u64>,
+}
+
+/// A request being served: whom to answer, with which nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Serving {
+    /// The requester.
+    pub to: PkiId,
+    /// The request's nonce.
+    pub nonce: u64,
+}
+
+/// Why a state message was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StateReject {
+    /// A request with `start > end`, or asking for more than `batchSize + 1` blocks.
+    #[error("invalid state request range")]
+    BadRange,
+    /// `channelSize` requests are being served already.
+    #[error("too many state requests being served")]
+    Busy,
+    /// A response that answers no request of ours (nonce or sender).
+    #[error("state response to no request")]
+    Unsolicited,
+}
+
+/// Counters of state transfer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateStats {
+    /// Requests sent (retries included).
+    pub requests_sent: u64,
+    /// Requests that timed out.
+    pub requests_timed_out: u64,
+    /// Transfers that gave up after `maxRetries`.
+    pub transfers_abandoned: u64,
+    /// Transfers that reached the end of their range.
+    pub transfers_completed: u64,
+    /// Responses matched to a request.
+    pub responses_taken: u64,
+    /// Requests served (ledger reads started).
+    pub requests_served: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Transfer {
+    /// The next block wanted.
+    next_seq: u64,
+    /// The last block of the range.
+    end_seq: u64,
+    /// Tries of the current request.
+    tries: u32,
+    pending: Option<Pending>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    request: Request,
+    deadline: Instant,
+}
+
+/// One channel's state transfer.
+#[derive(Debug)]
+pub struct StateTransfer {
+    config: StateConfig,
+    next_check: Instant,
+    transfer: Option<Transfer>,
+    serving: BTreeMap<u64, Serving>,
+    stats: StateStats,
+}
+
+impl StateTransfer {
+    /// State transfer of a channel joined at `now`: the first check one `checkInterval` later.
+    pub fn new(config: StateConfig, now: Instant) -> Self {
+        Self {
+            next_check: now + config.check_interval,
+            config,
+            transfer: None,
+            serving: BTreeMap::new(),
+            stats: StateStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StateStats {
+        self.stats
+    }
+
+    /// Whether a transfer is running.
+    pub fn is_active(&self) -> bool {
+        self.transfer.is_some()
+    }
+
+    /// The next deadline: the anti-entropy check (when enabled) or a request's timeout.
+    pub fn poll_timeout(&self) -> Instant {
+        let pending = self
+            .transfer
+            .and_then(|t| t.pending)
+            .map_or(Instant::MAX, |p| p.deadline);
+        if self.config.enabled {
+            pending.min(self.next_check)
+        } else {
+            pending
+        }
+    }
+
+    /// A peer advertised ledger height `advertised` while ours is `height`: bring the next
+    /// check forward to `heightGapDelay` from now.
+    pub fn height_seen(&mut self, advertised: u64, height: u64, now: Instant) {
+        if self.config.enabled && advertised > height && self.transfer.is_none() {
+            self.next_check = self.next_check.min(now + self.config.height_gap_delay);
+        }
+    }
+
+    /// Whether a response from `from` echoing `nonce` answers the pending request.
+    pub fn expects(&self, from: PkiId, nonce: u64) -> bool {
+        self.transfer
+            .and_then(|t| t.pending)
+            .is_some_and(|p| p.request.nonce == nonce && p.request.to == from)
+    }
+
+    /// The timed work: a timed-out request is retried or the transfer given up; a due check
+    /// starts a transfer when `max_height` (the highest advertised) is above `height` (ours).
+    /// `pick(need)` picks a random peer advertising a height above `need`.
+    pub fn tick<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        height: u64,
+        max_height: u64,
+        mut pick: impl FnMut(u64, &mut R) -> Option<PkiId>,
+        rng: &mut R,
+    ) -> Option<Request> {
+        if let Some(t) = &mut self.transfer
+            && t.pending.is_some_and(|p| p.deadline <= now)
+        {
+            t.pending = None;
+            self.stats.requests_timed_out += 1;
+            return self.retry(now, height, &mut pick, rng);
+        }
+        if !self.config.enabled || self.next_check > now {
+            return None;
+        }
+        self.next_check = now + self.config.check_interval;
+        if self.transfer.is_some() || max_height <= height {
+            return None;
+        }
+        self.transfer = Some(Transfer {
+            next_seq: height,
+            end_seq: max_height - 1,
+            tries: 0,
+            pending: None,
+        });
+        self.request(now, height, &mut pick, rng)
+    }
+
+    /// A state response ([`Answer`]); `height` is ours after taking its blocks. Returns the next
+    /// request of the transfer.
+    pub fn on_response<R: Rng + ?Sized>(
+        &mut self,
+        answer: Answer,
+        height: u64,
+        now: Instant,
+        mut pick: impl FnMut(u64, &mut R) -> Option<PkiId>,
+        rng: &mut R,
+    ) -> Result<Option<Request>, StateReject> {
+        let Answer {
+            from,
+            nonce,
+            max_seq,
+        } = answer;
+        let t = self.transfer.as_mut().ok_or(StateReject::Unsolicited)?;
+        let pending = t.pending.ok_or(StateReject::Unsolicited)?;
+        if pending.request.nonce != nonce || pending.request.to != from {
+            return Err(StateReject::Unsolicited);
+        }
+        t.pending = None;
+        self.stats.responses_taken += 1;
+        let progressed = max_seq.is_some_and(|m| m >= t.next_seq) || height > t.next_seq;
+        t.next_seq = t.next_seq.max(max_seq.map_or(0, |m| m + 1)).max(height);
+        if t.next_seq > t.end_seq {
+            self.transfer = None;
+            self.stats.transfers_completed += 1;
+            return Ok(None);
+        }
+        if progressed {
+            t.tries = 0;
+            return Ok(self.request(now, height, &mut pick, rng));
+        }
+        Ok(self.retry(now, height, &mut pick, rng))
+    }
+
+    fn retry<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        height: u64,
+        pick: &mut impl FnMut(u64, &mut R) -> Option<PkiId>,
+        rng: &mut R,
+    ) -> Option<Request> {
+        let t = self.transfer.as_mut()?;
+        t.tries += 1;
+        if t.tries > self.config.max_retries {
+            self.transfer = None;
+            self.stats.transfers_abandoned += 1;
+            return None;
+        }
+        self.request(now, height, pick, rng)
+    }
+
+    /// The next request of the running transfer, from `height` on (blocks that arrived by other
+    /// paths meanwhile are not asked for again).
+    fn request<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        height: u64,
+        pick: &mut impl FnMut(u64, &mut R) -> Option<PkiId>,
+        rng: &mut R,
+    ) -> Option<Request> {
+        let t = self.transfer.as_mut()?;
+        t.next_seq = t.next_seq.max(height);
+        if t.next_seq > t.end_seq {
+            self.transfer = None;
+            self.stats.transfers_completed += 1;
+            return None;
+        }
+        let start_seq = t.next_seq;
+        let end_seq = t
+            .end_seq
+            .min(start_seq.saturating_add(self.config.batch_size));
+        let Some(to) = pick(end_seq, rng) else {
+            self.transfer = None;
+            self.stats.transfers_abandoned += 1;
+            return None;
+        };
+        let request = Request {
+            to,
+            nonce: rng.random(),
+            start_seq,
+            end_seq,
+        };
+        t.pending = Some(Pending {
+            request,
+            deadline: now + self.config.response_timeout,
+        });
+        self.stats.requests_sent += 1;
+        Some(request)
+    }
+
+    /// A state request from `to` for `start_seq..=end_seq`: checks it and returns the token of
+    /// the ledger read to start (drawn from `rng`).
+    pub fn serve<R: Rng + ?Sized>(
+        &mut self,
+        to: PkiId,
+        nonce: u64,
+        start_seq: u64,
+        end_seq: u64,
+        rng: &mut R,
+    ) -> Result<u64, StateReject> {
+        if start_seq > end_seq || end_seq - start_seq > self.config.batch_size {
+            return Err(StateReject::BadRange);
+        }
+        if self.serving.len() >= self.config.channel_size {
+            return Err(StateReject::Busy);
+        }
+        let token = loop {
+            let token: u64 = rng.random();
+            if !self.serving.contains_key(&token) {
+                break token;
+            }
+        };
+        self.serving.insert(token, Serving { to, nonce });
+        self.stats.requests_served += 1;
+        Ok(token)
+    }
+
+    /// Whether ledger read `token` is one of this channel's.
+    pub fn serves(&self, token: u64) -> bool {
+        self.serving.contains_key(&token)
+    }
+
+    /// Ledger read `token` finished: whom to answer.
+    pub fn served(&mut self, token: u64) -> Option<Serving> {
+        self.serving.remove(&token)
+    }
+}

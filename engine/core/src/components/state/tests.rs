@@ -1,0 +1,247 @@
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+fn config() -> StateConfig {
+    StateConfig {
+        enabled: true,
+        ..StateConfig::default()
+    }
+}
+
+fn peer(n: u8) -> PkiId {
+    PkiId::from_slice(&[n; 32]).expect("32 bytes")
+}
+
+fn at_secs(s: u64) -> Instant {
+    Instant::from_nanos(s * 1_000_000_000)
+}
+
+fn ans(from: PkiId, nonce: u64, max_seq: Option<u64>) -> Answer {
+    Answer {
+        from,
+        nonce,
+        max_seq,
+    }
+}
+
+/// Picks peer 7 for any range.
+fn seven(_need: u64, _rng: &mut ChaCha8Rng) -> Option<PkiId> {
+    Some(peer(7))
+}
+
+#[test]
+fn a_check_transfers_the_gap_in_inclusive_batches() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    assert_eq!(st.poll_timeout(), at_secs(10));
+    assert_eq!(st.tick(at_secs(9), 5, 40, seven, &mut rng), None, "not due");
+    let r = st
+        .tick(at_secs(10), 5, 40, seven, &mut rng)
+        .expect("a request");
+    assert_eq!(
+        (r.to, r.start_seq, r.end_seq),
+        (peer(7), 5, 15),
+        "batchSize + 1 blocks"
+    );
+    assert_eq!(st.poll_timeout(), at_secs(13), "the response timeout");
+    let next = st
+        .on_response(
+            ans(peer(7), r.nonce, Some(15)),
+            16,
+            at_secs(11),
+            seven,
+            &mut rng,
+        )
+        .expect("matches")
+        .expect("the next range at once");
+    assert_eq!((next.start_seq, next.end_seq), (16, 26));
+    let last = st
+        .on_response(
+            ans(peer(7), next.nonce, Some(26)),
+            27,
+            at_secs(11),
+            seven,
+            &mut rng,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.start_seq, last.end_seq), (27, 37));
+    let end = st
+        .on_response(
+            ans(peer(7), last.nonce, Some(37)),
+            38,
+            at_secs(11),
+            seven,
+            &mut rng,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (end.start_seq, end.end_seq),
+        (38, 39),
+        "the range ends at max_height - 1"
+    );
+    assert_eq!(
+        st.on_response(
+            ans(peer(7), end.nonce, Some(39)),
+            40,
+            at_secs(11),
+            seven,
+            &mut rng
+        ),
+        Ok(None)
+    );
+    assert!(!st.is_active());
+    assert_eq!(st.stats().transfers_completed, 1);
+    assert_eq!(st.stats().requests_sent, 4);
+}
+
+#[test]
+fn nothing_is_asked_when_no_peer_is_ahead_or_when_disabled() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    assert_eq!(st.tick(at_secs(10), 5, 5, seven, &mut rng), None);
+    assert_eq!(st.poll_timeout(), at_secs(20));
+    let mut off = StateTransfer::new(StateConfig::default(), Instant::ZERO);
+    assert_eq!(off.poll_timeout(), Instant::MAX);
+    assert_eq!(off.tick(at_secs(100), 1, 50, seven, &mut rng), None);
+    off.height_seen(50, 1, at_secs(100));
+    assert_eq!(off.poll_timeout(), Instant::MAX);
+}
+
+#[test]
+fn timeouts_retry_with_new_nonces_then_give_up() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    let first = st.tick(at_secs(10), 1, 5, seven, &mut rng).unwrap();
+    let mut nonces = vec![first.nonce];
+    let mut now = at_secs(10);
+    for _ in 0..3 {
+        now = now + Duration::from_secs(3);
+        let retry = st.tick(now, 1, 5, seven, &mut rng).expect("a retry");
+        assert_eq!((retry.start_seq, retry.end_seq), (1, 4));
+        nonces.push(retry.nonce);
+    }
+    nonces.dedup();
+    assert_eq!(nonces.len(), 4, "a new nonce per try");
+    now = now + Duration::from_secs(3);
+    assert_eq!(
+        st.tick(now, 1, 5, seven, &mut rng),
+        None,
+        "maxRetries (3) spent"
+    );
+    assert!(!st.is_active());
+    assert_eq!(st.stats().transfers_abandoned, 1);
+    assert_eq!(st.stats().requests_timed_out, 4);
+    // An answer to an abandoned request is not taken.
+    assert_eq!(
+        st.on_response(ans(peer(7), nonces[3], Some(4)), 5, now, seven, &mut rng),
+        Err(StateReject::Unsolicited)
+    );
+}
+
+#[test]
+fn answers_must_echo_the_nonce_and_come_from_the_peer_asked() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    let r = st.tick(at_secs(10), 1, 5, seven, &mut rng).unwrap();
+    let now = at_secs(11);
+    assert_eq!(
+        st.on_response(ans(peer(7), r.nonce ^ 1, Some(4)), 1, now, seven, &mut rng),
+        Err(StateReject::Unsolicited)
+    );
+    assert_eq!(
+        st.on_response(ans(peer(8), r.nonce, Some(4)), 1, now, seven, &mut rng),
+        Err(StateReject::Unsolicited)
+    );
+    // An empty answer is a failed try: asked again at once.
+    let again = st
+        .on_response(ans(peer(7), r.nonce, None), 1, now, seven, &mut rng)
+        .unwrap()
+        .expect("retried");
+    assert_eq!((again.start_seq, again.end_seq), (1, 4));
+    assert_ne!(again.nonce, r.nonce);
+}
+
+#[test]
+fn blocks_arriving_by_other_paths_are_not_asked_for_again() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    let r = st.tick(at_secs(10), 1, 30, seven, &mut rng).unwrap();
+    // The answer covered 1..=11, and pushes meanwhile brought the height to 20.
+    let next = st
+        .on_response(
+            ans(peer(7), r.nonce, Some(11)),
+            20,
+            at_secs(11),
+            seven,
+            &mut rng,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!((next.start_seq, next.end_seq), (20, 29));
+}
+
+#[test]
+fn no_peer_covering_the_range_ends_the_transfer() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    assert_eq!(st.tick(at_secs(10), 1, 5, |_, _| None, &mut rng), None);
+    assert!(!st.is_active());
+    assert_eq!(st.stats().transfers_abandoned, 1);
+}
+
+#[test]
+fn a_higher_advertised_height_brings_the_check_forward() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    st.height_seen(9, 9, at_secs(1));
+    assert_eq!(st.poll_timeout(), at_secs(10), "not ahead of us");
+    st.height_seen(12, 9, at_secs(1));
+    let soon = at_secs(1) + Duration::from_millis(100);
+    assert_eq!(st.poll_timeout(), soon);
+    let r = st.tick(soon, 9, 12, seven, &mut rng).unwrap();
+    assert_eq!((r.start_seq, r.end_seq), (9, 11));
+}
+
+#[test]
+fn serving_checks_the_range_and_bounds_the_reads() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let cfg = StateConfig {
+        channel_size: 2,
+        ..config()
+    };
+    let mut st = StateTransfer::new(cfg, Instant::ZERO);
+    assert_eq!(
+        st.serve(peer(1), 1, 5, 4, &mut rng),
+        Err(StateReject::BadRange)
+    );
+    assert_eq!(
+        st.serve(peer(1), 1, 5, 16, &mut rng),
+        Err(StateReject::BadRange),
+        "12 blocks: more than batchSize + 1"
+    );
+    let a = st.serve(peer(1), 11, 5, 15, &mut rng).expect("11 blocks");
+    let b = st.serve(peer(2), 22, 0, 0, &mut rng).expect("one block");
+    assert_eq!(
+        st.serve(peer(3), 33, 0, 0, &mut rng),
+        Err(StateReject::Busy)
+    );
+    assert!(st.serves(a) && st.serves(b));
+    assert_eq!(
+        st.served(a),
+        Some(Serving {
+            to: peer(1),
+            nonce: 11
+        })
+    );
+    assert_eq!(st.served(a), None);
+    assert!(
+        st.serve(peer(3), 33, 0, 0, &mut rng).is_ok(),
+        "a slot freed"
+    );
+}
