@@ -116,6 +116,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         StartOptions {
             transmit_filter: filter,
             block_verifier,
+            ledger: None,
         },
     )
     .await
