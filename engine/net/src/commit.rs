@@ -32,6 +32,11 @@ use crate::ledger::{Ledger, LedgerError};
 /// acknowledged per channel (`2 × state.blockBufferSize`, 40 by default), so this covers about
 /// a hundred channels committing at once.
 pub const COMMIT_QUEUE_LEN_MAX: usize = 4_096;
+/// The most blocks the committer takes from the queue at once (one [`Ledger::commit_batch`] per
+/// channel among them). Batches form only when blocks arrive faster than they are committed.
+pub const COMMIT_BATCH_LEN_MAX: usize = 64;
+/// A batch takes no further block once it holds this many block bytes.
+pub const COMMIT_BATCH_LEN_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// The most blocks one `ReadBlocks` request reads (a state request asks for `state.batchSize`
 /// + 1, 11 by default); a longer range is cut to its first blocks.
 pub const READ_BLOCKS_LEN_MAX: u64 = 1_024;
@@ -99,7 +104,15 @@ impl LedgerLink {
                     Arc::clone(&committed),
                     Arc::clone(&counters),
                 );
-                move || commit_loop(&*ledger, &rx, &committed, &counters)
+                move || {
+                    CommitLoop {
+                        ledger: &*ledger,
+                        committed: &committed,
+                        counters: &counters,
+                        heights: HashMap::new(),
+                    }
+                    .run(&rx);
+                }
             })?;
         Ok(LedgerLink {
             ledger,
@@ -186,65 +199,112 @@ impl LedgerLink {
     }
 }
 
-/// Stops `channel`'s commits after `e` (counted and logged).
-fn stop_channel(
-    heights: &mut HashMap<Bytes, Option<u64>>,
-    channel: &Bytes,
-    seq_num: u64,
-    e: &LedgerError,
-    counters: &LedgerCounters,
-) {
-    counters.commit_errors.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(
-        target: "gossip.ledger", channel = %String::from_utf8_lossy(channel), seq_num, error = %e,
-        "commit failed: no further block of this channel is committed until the node restarts"
-    );
-    heights.insert(channel.clone(), None);
+/// The committer thread's state: the ledger's height per channel as the thread left it (`None`:
+/// the channel's commits stopped).
+struct CommitLoop<'a> {
+    ledger: &'a dyn Ledger,
+    committed: &'a Committed,
+    counters: &'a LedgerCounters,
+    heights: HashMap<Bytes, Option<u64>>,
 }
 
-/// The committer thread: commits each block in order, skips blocks below the ledger's height
-/// (committed before), and stops a channel at its first failure. Ends when the queue closes.
-fn commit_loop(
-    ledger: &dyn Ledger,
-    jobs: &Receiver<Job>,
-    committed: &Committed,
-    counters: &LedgerCounters,
-) {
-    // The ledger's height per channel as this thread left it; `None`: the channel failed.
-    let mut heights: HashMap<Bytes, Option<u64>> = HashMap::new();
-    while let Ok(Job { channel, payload }) = jobs.recv() {
-        let seq_num = payload.seq_num;
-        let height = match heights.get(&channel) {
-            Some(None) => continue,
-            Some(Some(h)) => *h,
-            None => match ledger.height(&channel) {
-                Ok(h) => h,
-                Err(e) => {
-                    stop_channel(&mut heights, &channel, seq_num, &e, counters);
-                    continue;
+impl CommitLoop<'_> {
+    /// Takes the queued blocks in batches (what is queued when the thread gets to it, at most
+    /// [`COMMIT_BATCH_LEN_MAX`] blocks and about [`COMMIT_BATCH_LEN_MAX_BYTES`]) and commits each
+    /// channel's share with one [`Ledger::commit_batch`]. Ends when the queue closes.
+    fn run(mut self, jobs: &Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut size_bytes = first.payload.data.len();
+            let mut batch: Vec<(Bytes, Vec<Payload>)> = Vec::new();
+            let mut add = |job: Job| match batch.iter_mut().find(|(ch, _)| *ch == job.channel) {
+                Some((_, payloads)) => payloads.push(job.payload),
+                None => batch.push((job.channel, vec![job.payload])),
+            };
+            add(first);
+            for _ in 1..COMMIT_BATCH_LEN_MAX {
+                if size_bytes >= COMMIT_BATCH_LEN_MAX_BYTES {
+                    break;
                 }
+                let Ok(job) = jobs.try_recv() else {
+                    break;
+                };
+                size_bytes += job.payload.data.len();
+                add(job);
+            }
+            for (channel, payloads) in batch {
+                self.commit_channel(channel, payloads);
+            }
+        }
+    }
+
+    /// Commits `payloads` (delivered in order) to `channel`: blocks below the ledger's height are
+    /// skipped (committed before, e.g. delivered again after a restart), the consecutive blocks
+    /// from the height are committed, and a block beyond a gap stops the channel.
+    fn commit_channel(&mut self, channel: Bytes, mut payloads: Vec<Payload>) {
+        let height = match self.heights.get(&channel) {
+            Some(None) => return,
+            Some(Some(h)) => *h,
+            None => match self.ledger.height(&channel) {
+                Ok(h) => h,
+                Err(e) => return self.stop(&channel, payloads[0].seq_num, &e),
             },
         };
-        if seq_num < height {
-            // Committed before (delivered again after a restart that lost the acknowledgement).
-            counters.commits_skipped.fetch_add(1, Ordering::Relaxed);
-            heights.insert(channel.clone(), Some(height));
-            report(committed, channel, height);
-            continue;
-        }
-        let result = if seq_num > height {
-            Err(LedgerError::OutOfOrder { seq_num, height })
-        } else {
-            ledger.commit(&channel, &payload)
-        };
-        match result {
-            Ok(()) => {
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                heights.insert(channel.clone(), Some(seq_num + 1));
-                report(committed, channel, seq_num + 1);
+        let before = payloads.len();
+        payloads.retain(|p| p.seq_num >= height);
+        let skipped = (before - payloads.len()) as u64;
+        self.counters
+            .commits_skipped
+            .fetch_add(skipped, Ordering::Relaxed);
+        let consecutive = payloads
+            .iter()
+            .zip(height..)
+            .take_while(|(p, seq)| p.seq_num == *seq)
+            .count();
+        let beyond_gap = payloads.get(consecutive).map(|p| p.seq_num);
+        payloads.truncate(consecutive);
+        let mut new_height = height;
+        if !payloads.is_empty() {
+            match self.ledger.commit_batch(&channel, &payloads) {
+                Ok(()) => {
+                    self.counters
+                        .commits
+                        .fetch_add(payloads.len() as u64, Ordering::Relaxed);
+                    new_height = height + payloads.len() as u64;
+                }
+                Err(e) => {
+                    // A store may have committed a prefix: its height says.
+                    let reached = self.ledger.height(&channel).unwrap_or(height).max(height);
+                    if reached > height {
+                        self.counters
+                            .commits
+                            .fetch_add(reached - height, Ordering::Relaxed);
+                        report(self.committed, channel.clone(), reached);
+                    }
+                    return self.stop(&channel, reached, &e);
+                }
             }
-            Err(e) => stop_channel(&mut heights, &channel, seq_num, &e, counters),
         }
+        if new_height > height || skipped > 0 {
+            self.heights.insert(channel.clone(), Some(new_height));
+            report(self.committed, channel.clone(), new_height);
+        }
+        if let Some(seq_num) = beyond_gap {
+            let gap = LedgerError::OutOfOrder {
+                seq_num,
+                height: new_height,
+            };
+            self.stop(&channel, seq_num, &gap);
+        }
+    }
+
+    /// Stops `channel`'s commits after `e` (counted and logged).
+    fn stop(&mut self, channel: &Bytes, seq_num: u64, e: &LedgerError) {
+        self.counters.commit_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            target: "gossip.ledger", channel = %String::from_utf8_lossy(channel), seq_num, error = %e,
+            "commit failed: no further block of this channel is committed until the node restarts"
+        );
+        self.heights.insert(channel.clone(), None);
     }
 }
 

@@ -149,14 +149,33 @@ async fn a_gap_is_a_commit_error() {
     assert_eq!(link.take_heights(), [(ch("a"), 3)]);
 }
 
-/// A ledger whose first commit waits until the test lets it go.
+/// A ledger whose first commit waits until the test lets it go; it records the length of each
+/// batch.
 struct GatedLedger {
     inner: MemLedger,
     gate: Mutex<Option<crossbeam_channel::Receiver<()>>>,
     entered: AtomicU64,
+    batches: Mutex<Vec<usize>>,
+}
+
+impl GatedLedger {
+    fn new(blocks_len_max: usize) -> (GatedLedger, crossbeam_channel::Sender<()>) {
+        let (open, gate) = crossbeam_channel::bounded(1);
+        let ledger = GatedLedger {
+            inner: MemLedger::new(blocks_len_max),
+            gate: Mutex::new(Some(gate)),
+            entered: AtomicU64::new(0),
+            batches: Mutex::new(Vec::new()),
+        };
+        (ledger, open)
+    }
 }
 
 impl Ledger for GatedLedger {
+    fn commit_batch(&self, channel: &[u8], payloads: &[Payload]) -> Result<(), LedgerError> {
+        self.batches.lock().push(payloads.len());
+        payloads.iter().try_for_each(|p| self.commit(channel, p))
+    }
     fn commit(&self, channel: &[u8], payload: &Payload) -> Result<(), LedgerError> {
         self.entered.fetch_add(1, Ordering::Relaxed);
         let gate = self.gate.lock().take();
@@ -175,12 +194,8 @@ impl Ledger for GatedLedger {
 
 #[tokio::test]
 async fn a_full_queue_drops_without_waiting_and_the_channel_stops_at_the_gap() {
-    let (open, gate) = crossbeam_channel::bounded(1);
-    let ledger = Arc::new(GatedLedger {
-        inner: MemLedger::new(8),
-        gate: Mutex::new(Some(gate)),
-        entered: AtomicU64::new(0),
-    });
+    let (ledger, open) = GatedLedger::new(8);
+    let ledger = Arc::new(ledger);
     let mut link = LedgerLink::start(ledger.clone()).expect("thread");
     link.submit(&ch("a"), &block(1));
     wait_for(|| ledger.entered.load(Ordering::Relaxed) == 1);
@@ -198,6 +213,31 @@ async fn a_full_queue_drops_without_waiting_and_the_channel_stops_at_the_gap() {
     link.stop().await;
     assert_eq!(count(&link.counters.commit_errors), 1);
     assert_eq!(ledger.height(b"a").unwrap(), committed_to);
+}
+
+#[tokio::test]
+async fn blocks_that_queue_up_during_a_commit_are_committed_in_batches() {
+    let (ledger, open) = GatedLedger::new(1_024);
+    let ledger = Arc::new(ledger);
+    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    link.submit(&ch("a"), &block(1));
+    wait_for(|| ledger.entered.load(Ordering::Relaxed) == 1);
+    for seq in 2..=100 {
+        link.submit(&ch("a"), &block(seq));
+        link.submit(&ch("b"), &block(seq - 1));
+    }
+    open.send(()).expect("gate");
+    heights_until(&mut link, |h| {
+        h.get(&ch("a")) == Some(&101) && h.get(&ch("b")) == Some(&100)
+    })
+    .await;
+    link.stop().await;
+    // 99 blocks of each channel queued behind block 1, interleaved: batches of 64 blocks, one
+    // commit_batch per channel in each.
+    let batches = ledger.batches.lock().clone();
+    assert_eq!(batches, [1, 32, 32, 32, 32, 32, 32, 3, 3]);
+    assert_eq!(COMMIT_BATCH_LEN_MAX, 64);
+    assert_eq!(count(&link.counters.commits), 199);
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //!
 //! With a ledger, the driver
 //! - hands every block the node delivers in order ([`Event::Block`](crate::event::Event)) to a
-//!   committer thread, which calls [`Ledger::commit`] once per block, in order, and feeds each new
+//!   committer thread, which commits each block once, in order ([`Ledger::commit`], or
+//!   [`Ledger::commit_batch`] for blocks that queued up meanwhile), and feeds each new
 //!   height back to the node as `UpdateLedgerHeight` (published in the channel's StateInfo, and the
 //!   acknowledgement that lets the node deliver further: it holds at most
 //!   `2 × state.blockBufferSize` blocks delivered and not acknowledged, Fabric's blocking bound);
@@ -30,12 +31,13 @@ pub const INITIAL_HEIGHT: u64 = 1;
 /// Why a ledger call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// [`Ledger::commit`] was given a block other than the next one; nothing was written.
-    #[error("block {seq_num} is not the next block: the ledger's height is {height}")]
+    /// [`Ledger::commit`] was given a block other than the next one (or
+    /// [`Ledger::commit_batch`] a block out of sequence); nothing was written.
+    #[error("block {seq_num} is out of order: block {height} was expected")]
     OutOfOrder {
         /// The block's number.
         seq_num: u64,
-        /// The ledger's height (the number of the block it expects).
+        /// The number expected in its place (for `commit`, the ledger's height).
         height: u64,
     },
     /// The block store failed. Whether a failed commit left anything behind is the
@@ -53,6 +55,14 @@ pub trait Ledger: Send + Sync + 'static {
     /// order, from one thread. A block of any other number is refused with
     /// [`LedgerError::OutOfOrder`] and nothing is written.
     fn commit(&self, channel: &[u8], payload: &Payload) -> Result<(), LedgerError>;
+
+    /// Commits `payloads`, consecutive blocks from the ledger's height, in order: what the driver
+    /// calls when several blocks of a channel wait for commit at once. The default makes one
+    /// [`commit`](Self::commit) per block; a store may write them in one transaction (all or
+    /// nothing). After an error, [`height`](Self::height) says how many were committed.
+    fn commit_batch(&self, channel: &[u8], payloads: &[Payload]) -> Result<(), LedgerError> {
+        payloads.iter().try_for_each(|p| self.commit(channel, p))
+    }
 
     /// The number of the next block to commit: the last committed block's number + 1, or
     /// [`INITIAL_HEIGHT`] for a channel never committed to.
