@@ -65,9 +65,15 @@ pub struct NodeConfig {
     pub comm: CommConfig,
     /// `peer.tls.*` when `peer.tls.enabled`.
     pub tls: Option<TlsFiles>,
+    /// `peer.fileSystemPath` (default [`FILE_SYSTEM_PATH_DEFAULT`]), resolved against the config
+    /// file's folder: the ledger's folder ([`crate::ledger`]).
+    pub file_system_path: PathBuf,
     /// Findings to log once at startup.
     pub diagnostics: Vec<Diagnostic>,
 }
+
+/// Fabric's default `peer.fileSystemPath`.
+pub const FILE_SYSTEM_PATH_DEFAULT: &str = "/var/hyperledger/production";
 
 /// `peer.gossip.*` keys gossip-node reads (suffixes after `peer.gossip.`).
 pub const GOSSIP_KEYS_USED: &[&str] = &[
@@ -111,7 +117,10 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
 pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
     ("membershipTrackerInterval", "no membership tracker"),
     ("stateInfoRetentionInterval", "not read by Fabric either"),
-    ("nonBlockingCommitMode", "no ledger"),
+    (
+        "nonBlockingCommitMode",
+        "delivery always waits for commits, at 2 × state.blockBufferSize blocks",
+    ),
     ("election.", "leader election is not implemented"),
     ("useLeaderElection", "leader election is not implemented"),
     ("orgLeader", "leader election is not implemented"),
@@ -133,6 +142,7 @@ pub const PEER_KEYS_USED: &[&str] = &[
     "peer.listenAddress",
     "peer.localMspId",
     "peer.mspConfigPath",
+    "peer.fileSystemPath",
     "peer.tls.enabled",
     "peer.tls.clientAuthRequired",
     "peer.tls.cert.file",
@@ -156,7 +166,6 @@ const PEER_CHILDREN_KNOWN: &[&str] = &[
     "gateway",
     "keepalive",
     "authentication",
-    "filesystempath",
     "bccsp",
     "client",
     "deliveryclient",
@@ -427,6 +436,11 @@ impl NodeConfig {
             gossip,
             comm,
             tls,
+            file_system_path: resolve(
+                base,
+                &raw.string("peer.fileSystemPath")
+                    .unwrap_or_else(|| FILE_SYSTEM_PATH_DEFAULT.to_owned()),
+            ),
             diagnostics: diags,
         };
         cfg.check_keys(raw);

@@ -7,7 +7,6 @@
 //! control op (exit 0); exits 2 with a message on configuration errors, 1 on runtime errors.
 
 mod control;
-mod ledger;
 mod logging;
 mod run;
 
