@@ -23,9 +23,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 /// The ledger file's name inside `peer.fileSystemPath`.
 pub const LEDGER_FILE_NAME: &str = "gossip-ledger.redb";
 
-/// Memory redb may use to cache the file's pages (its default is 1 GiB; a gossip-node's whole
-/// resident set is about 10 MiB). Reads past the cache go to the OS page cache.
-pub const LEDGER_CACHE_LEN_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Memory redb may use to cache the file's pages and buffer a transaction's writes (its default
+/// is 1 GiB; a gossip-node's whole resident set is about 10 MiB). Reads past the cache go to the
+/// OS page cache. Measured in a debug test: 3,000 commits of 10 KiB blocks add 1.3 MiB of resident
+/// memory at 1 MiB (4.4 MiB at 4 MiB) at the same speed; 256 KiB made commits 14 times slower.
+pub const LEDGER_CACHE_LEN_MAX_BYTES: usize = 1024 * 1024;
 
 /// (channel, block number) → marshalled block.
 const BLOCKS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("blocks");
