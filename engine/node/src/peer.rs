@@ -117,10 +117,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
 pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
     ("membershipTrackerInterval", "no membership tracker"),
     ("stateInfoRetentionInterval", "not read by Fabric either"),
-    (
-        "nonBlockingCommitMode",
-        "delivery always waits for commits, at 2 × state.blockBufferSize blocks",
-    ),
+    ("nonBlockingCommitMode", "delivery always waits for commits"),
     ("election.", "leader election is not implemented"),
     ("useLeaderElection", "leader election is not implemented"),
     ("orgLeader", "leader election is not implemented"),
