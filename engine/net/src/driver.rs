@@ -6,12 +6,18 @@
 //!  timer at node.poll_timeout()                          │            poll_transmit ─► comm.send
 //!  requests from GossipHandle (bounded mpsc)             ├─► Node ─►  poll_io ─► IO tasks (JoinSet)
 //!  presumed-dead / identity-switch notices               │            poll_event ─► Fanout
-//!  finished IO tasks (handshake, probe)                 ─┘
+//!  finished IO tasks (handshake, probe, block reads)    │            (blocks ─► committer)
+//!  heights the committer reports (with a ledger)        ─┘
 //! ```
 //!
 //! Work per wake-up is bounded ([`INBOUND_BURST_LEN_MAX`], [`REQUEST_BURST_LEN_MAX`]); a wake-up
 //! that hit a bound yields to the runtime before the next one. After every `handle_*` call the
 //! outputs are drained in the node's order (transmits, IO, events).
+//!
+//! With a [`Ledger`](crate::ledger::Ledger) (module [`ledger`](crate::ledger)), each block the node
+//! delivers goes to the committer thread ([`commit`](crate::commit)) as well as to subscribers,
+//! the heights it commits come back as `UpdateLedgerHeight`, `ReadBlocks` is served from the
+//! ledger, and a `JoinChan` is followed by the ledger's height for the channel.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,8 +31,9 @@ use super::clock;
 use super::comm::{Comm, RemotePeer as CommPeer};
 use super::fanout::Fanout;
 use super::inbound::Inbound;
+use crate::commit::{LedgerLink, serve_blocks};
 use crate::crypto::Identity;
-use crate::event::{Command, Event, IoRequest, IoResult, Transmit};
+use crate::event::{ChannelConfig, Command, Event, IoRequest, IoResult, Transmit};
 use crate::ingress::{IdentityStore, ReceivedMessage, Verified};
 use crate::node::Node;
 use crate::types::{OrgId, PkiId};
@@ -73,6 +80,21 @@ pub struct DriverStats {
     pub events_dropped: u64,
     /// Pass-through messages dropped because a subscriber's queue was full.
     pub pass_through_dropped: u64,
+    /// Blocks committed to the ledger.
+    pub ledger_commits: u64,
+    /// Commits that failed, each stopping its channel's commits (see [`ledger`](crate::ledger)).
+    pub ledger_commit_errors: u64,
+    /// Delivered blocks below the ledger's height (committed before), not committed again.
+    pub ledger_commits_skipped: u64,
+    /// Delivered blocks dropped because the commit queue was full
+    /// ([`COMMIT_QUEUE_LEN_MAX`](crate::commit::COMMIT_QUEUE_LEN_MAX)).
+    pub ledger_commit_queue_full: u64,
+    /// Heights acknowledged to the node (`UpdateLedgerHeight` after commits and joins).
+    pub ledger_heights_acknowledged: u64,
+    /// Blocks read from the ledger to serve state requests.
+    pub ledger_blocks_served: u64,
+    /// Ledger reads for state requests that failed (answered with no blocks).
+    pub ledger_read_errors: u64,
 }
 
 /// What a query closure sees on the driver task.
@@ -90,6 +112,12 @@ pub(crate) type Query = Box<dyn FnOnce(&QueryCtx<'_>) + Send>;
 /// What a [`GossipHandle`](super::GossipHandle) asks of the driver.
 pub(crate) enum Request {
     Command(Box<Command>),
+    /// `JoinChan`, then `UpdateLedgerHeight` at `height` (the ledger's, read by the handle) with
+    /// no input in between.
+    JoinChan {
+        config: Box<ChannelConfig>,
+        height: Option<u64>,
+    },
     Query(Query),
     Stop(oneshot::Sender<()>),
 }
@@ -121,6 +149,7 @@ pub(crate) struct Driver {
     deferred: VecDeque<IoResult>,
     stats: DriverStats,
     transmit_filter: Option<TransmitFilter>,
+    ledger: Option<LedgerLink>,
 }
 
 /// Whether the driver feeds a received message to the node: everything but handshakes, empty
@@ -152,6 +181,7 @@ enum Wake {
     PresumedDead(PkiId),
     IdentitySwitch(PkiId),
     Io(Result<IoOutcome, tokio::task::JoinError>),
+    Committed,
 }
 
 async fn recv_opt(rx: &mut Option<mpsc::Receiver<PkiId>>) -> PkiId {
@@ -163,6 +193,13 @@ async fn recv_opt(rx: &mut Option<mpsc::Receiver<PkiId>>) -> PkiId {
                 std::future::pending().await
             }
         },
+        None => std::future::pending().await,
+    }
+}
+
+async fn committed_opt(ledger: &Option<LedgerLink>) {
+    match ledger {
+        Some(l) => l.committed().await,
         None => std::future::pending().await,
     }
 }
@@ -194,12 +231,19 @@ impl Driver {
             deferred: VecDeque::new(),
             stats: DriverStats::default(),
             transmit_filter: None,
+            ledger: None,
         }
     }
 
     /// Installs a [`TransmitFilter`].
     pub(crate) fn with_transmit_filter(mut self, filter: Option<TransmitFilter>) -> Driver {
         self.transmit_filter = filter;
+        self
+    }
+
+    /// Connects a ledger (its committer thread is running).
+    pub(crate) fn with_ledger(mut self, ledger: Option<LedgerLink>) -> Driver {
+        self.ledger = ledger;
         self
     }
 
@@ -223,6 +267,7 @@ impl Driver {
                     presumed_dead,
                     identity_switches,
                     io_tasks,
+                    ledger,
                     ..
                 } = &mut self;
                 tokio::select! {
@@ -232,6 +277,7 @@ impl Driver {
                     p = recv_opt(presumed_dead) => Wake::PresumedDead(p),
                     p = recv_opt(identity_switches) => Wake::IdentitySwitch(p),
                     Some(r) = io_tasks.join_next(), if !io_tasks.is_empty() => Wake::Io(r),
+                    () = committed_opt(ledger) => Wake::Committed,
                 }
             };
             self.sync_identities();
@@ -257,6 +303,10 @@ impl Driver {
                     self.stats.io_tasks_failed += 1;
                     false
                 }
+                Wake::Committed => {
+                    self.acknowledge_commits();
+                    false
+                }
             };
             if limited {
                 self.stats.bursts_limited += 1;
@@ -272,6 +322,10 @@ impl Driver {
         }
         self.comm.stop().await;
         self.io_tasks.shutdown().await;
+        if let Some(ledger) = self.ledger.as_mut() {
+            // Blocks delivered before the stop are committed before it completes.
+            ledger.stop().await;
+        }
         self.fanout.close();
         self.requests.close();
         drop(self.requests);
@@ -327,6 +381,7 @@ impl Driver {
                     self.node.handle_command(*cmd, clock::now());
                     self.drain();
                 }
+                Request::JoinChan { config, height } => self.join_chan(*config, height),
                 Request::Query(query) => query(&QueryCtx {
                     node: &self.node,
                     comm: &self.comm,
@@ -345,6 +400,40 @@ impl Driver {
         Ok(handled >= REQUEST_BURST_LEN_MAX)
     }
 
+    /// `JoinChan`, followed with a ledger by `UpdateLedgerHeight` at the ledger's height (or a
+    /// higher one acknowledged already), so delivery resumes where the ledger stands.
+    fn join_chan(&mut self, config: ChannelConfig, height: Option<u64>) {
+        self.stats.commands += 1;
+        let channel = config.channel.clone();
+        let now = clock::now();
+        self.node.handle_command(Command::JoinChan(config), now);
+        let height = self
+            .ledger
+            .as_mut()
+            .and_then(|l| l.join_height(&channel, height));
+        if let Some(height) = height {
+            self.stats.ledger_heights_acknowledged += 1;
+            self.node
+                .handle_command(Command::UpdateLedgerHeight { channel, height }, now);
+        }
+        self.drain();
+    }
+
+    /// Acknowledges the heights the committer reported.
+    fn acknowledge_commits(&mut self) {
+        let Some(ledger) = self.ledger.as_mut() else {
+            return;
+        };
+        let heights = ledger.take_heights();
+        let now = clock::now();
+        for (channel, height) in heights {
+            self.stats.ledger_heights_acknowledged += 1;
+            self.node
+                .handle_command(Command::UpdateLedgerHeight { channel, height }, now);
+        }
+        self.drain();
+    }
+
     fn io_result(&mut self, result: IoResult) -> bool {
         self.node.handle_io(result, clock::now());
         self.drain();
@@ -352,11 +441,15 @@ impl Driver {
     }
 
     fn stats(&self) -> DriverStats {
-        DriverStats {
+        let mut stats = DriverStats {
             events_dropped: self.fanout.dropped.load(Ordering::Relaxed),
             pass_through_dropped: self.fanout.pass_through_dropped.load(Ordering::Relaxed),
             ..self.stats.clone()
+        };
+        if let Some(ledger) = &self.ledger {
+            ledger.counters.fill(&mut stats);
         }
+        stats
     }
 
     /// Drains the node's outputs in its order: transmits, IO, events.
@@ -374,6 +467,15 @@ impl Driver {
             } = &event
             {
                 self.comm.mark_block_seen(channel, *seq_num);
+            }
+            if let (
+                Some(ledger),
+                Event::Block {
+                    channel, payload, ..
+                },
+            ) = (&self.ledger, &event)
+            {
+                ledger.submit(channel, payload);
             }
             self.fanout.publish(&event);
         }
@@ -466,13 +568,16 @@ impl Driver {
                 IoOutcome::Result(IoResult::Probe { pki_id, alive })
             }),
             IoRequest::CloseConn(_) => return,
-            // No ledger yet: nothing to serve.
-            IoRequest::ReadBlocks { token, .. } => self.io_tasks.spawn(async move {
-                IoOutcome::Result(IoResult::Blocks {
-                    token,
-                    blocks: Vec::new(),
-                })
-            }),
+            IoRequest::ReadBlocks {
+                channel,
+                start_seq,
+                end_seq,
+                token,
+            } => {
+                let read = serve_blocks(self.ledger.as_ref(), channel, start_seq, end_seq, token);
+                self.io_tasks
+                    .spawn(async move { IoOutcome::Result(read.await) })
+            }
         };
     }
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::clock;
 use super::comm::{Comm, CommError, CommParams};
+use super::commit::{LedgerLink, read_height};
 use super::driver::{
     Driver, DriverStats, QueryCtx, REQUEST_QUEUE_LEN_MAX, Request, TransmitFilter,
 };
@@ -23,6 +24,7 @@ use crate::config::{CommConfig, ConfigError, GossipConfig};
 use crate::crypto::{Identity, LocalSigner, MspManager};
 use crate::event::{ChannelConfig, Command, Event, RemotePeer};
 use crate::ingress::{BlockVerifier, Ingress, IngressConfig, NestedSignerPolicy};
+use crate::ledger::Ledger;
 use crate::node::{Node, NodeParams, NodeStats};
 use crate::types::{NetworkMember, OrgId, PkiId};
 
@@ -77,6 +79,12 @@ pub struct StartOptions {
     /// stored, forwarded or delivered, unless `skip_block_verification` is set. `None`: blocks
     /// are taken on their structure alone (header number and data hash).
     pub block_verifier: Option<Arc<dyn BlockVerifier>>,
+    /// Where delivered blocks are committed and state requests are served from (module
+    /// [`ledger`](crate::ledger)). With one, the node's `state.commit_backlog_len_max` is set to
+    /// twice `state_block_buffer_len` and the driver acknowledges every commit; the embedder
+    /// should not call [`GossipHandle::update_ledger_height`] itself. `None`: a delivered block
+    /// counts as committed and state requests are answered with no blocks.
+    pub ledger: Option<Arc<dyn Ledger>>,
 }
 
 impl std::fmt::Debug for StartOptions {
@@ -84,6 +92,7 @@ impl std::fmt::Debug for StartOptions {
         f.debug_struct("StartOptions")
             .field("transmit_filter", &self.transmit_filter.is_some())
             .field("block_verifier", &self.block_verifier)
+            .field("ledger", &self.ledger.is_some())
             .finish()
     }
 }
@@ -108,6 +117,9 @@ pub enum StartError {
     /// Comm could not start (bind, TLS, verifier pool).
     #[error("comm: {0}")]
     Comm(#[from] CommError),
+    /// The ledger's committer thread could not start.
+    #[error("ledger committer thread: {0}")]
+    Ledger(#[source] std::io::Error),
 }
 
 /// Why a [`GossipHandle`] call failed.
@@ -149,6 +161,7 @@ struct Inner {
     pki_id: PkiId,
     local_addr: SocketAddr,
     driver: Mutex<Option<JoinHandle<()>>>,
+    ledger: Option<Arc<dyn Ledger>>,
 }
 
 /// A running gossip instance: cloneable, `Send + Sync`. The instance stops on
@@ -190,15 +203,27 @@ impl GossipHandle {
 
     /// [`start`](Self::start) with the optional parts of a gossip instance.
     pub async fn start_with(
-        params: GossipParams,
+        mut params: GossipParams,
         options: StartOptions,
     ) -> Result<GossipHandle, StartError> {
         let StartOptions {
             transmit_filter,
             block_verifier,
+            ledger,
         } = options;
         params.node.config.validate()?;
         params.ingress.validate()?;
+        // With a ledger the driver acknowledges commits, and the node holds back delivery at
+        // Fabric's blocking bound (spec 3.9, addPayload).
+        if ledger.is_some() {
+            let config = &mut params.node.config;
+            config.state.commit_backlog_len_max = 2 * config.state_block_buffer_len;
+        }
+        let ledger_link = ledger
+            .clone()
+            .map(LedgerLink::start)
+            .transpose()
+            .map_err(StartError::Ledger)?;
         let mut ingress = Ingress::with_msp(params.ingress, Arc::clone(&params.msp));
         // `skipBlockVerification` turns authentication off even where a policy is given.
         if let Some(verifier) = block_verifier
@@ -249,7 +274,8 @@ impl GossipHandle {
             identities,
             self_identity,
         )
-        .with_transmit_filter(transmit_filter);
+        .with_transmit_filter(transmit_filter)
+        .with_ledger(ledger_link);
         let task = tokio::spawn(driver.run());
         tracing::info!(target: "gossip.service", %pki_id, %local_addr, "gossip started");
         Ok(GossipHandle {
@@ -259,6 +285,7 @@ impl GossipHandle {
                 pki_id,
                 local_addr,
                 driver: Mutex::new(Some(task)),
+                ledger,
             }),
         })
     }
@@ -303,9 +330,19 @@ impl GossipHandle {
         self.command(Command::Send { message, peers }).await
     }
 
-    /// Joins (or reconfigures) a channel (Fabric's `JoinChan`).
+    /// Joins (or reconfigures) a channel (Fabric's `JoinChan`). With a ledger, the node then
+    /// takes the ledger's height of the channel as its own (delivery resumes there); a height that
+    /// cannot be read is logged, and the channel is joined at the node's own height.
     pub async fn join_chan(&self, config: ChannelConfig) -> Result<(), GossipError> {
-        self.command(Command::JoinChan(config)).await
+        let height = match &self.inner.ledger {
+            Some(ledger) => read_height(ledger, &config.channel).await,
+            None => None,
+        };
+        self.request(Request::JoinChan {
+            config: Box::new(config),
+            height,
+        })
+        .await
     }
 
     /// Leaves a channel (Fabric's `LeaveChan`).
@@ -313,7 +350,8 @@ impl GossipHandle {
         self.command(Command::LeaveChan(channel)).await
     }
 
-    /// Publishes this peer's ledger height in a channel (Fabric's `UpdateLedgerHeight`).
+    /// Publishes this peer's ledger height in a channel (Fabric's `UpdateLedgerHeight`). With a
+    /// ledger ([`StartOptions::ledger`]) the driver does this after every commit.
     pub async fn update_ledger_height(
         &self,
         channel: Bytes,

@@ -31,6 +31,8 @@
 //! - [`msp_dir`]: loading MSP folders (the only file reads of the library).
 //! - [`handle`]: [`GossipHandle`], the public API of a running instance; [`driver`]: the task that
 //!   owns the node and pumps it; [`fanout`]: events to application subscribers.
+//! - [`ledger`]: the [`Ledger`] an embedder may give (blocks committed, heights acknowledged,
+//!   state requests served) and [`MemLedger`]; [`commit`]: the driver's committer thread.
 //!
 //! Where this differs from Fabric's comm (on purpose, for now):
 //! - One shared inbound queue (`inbound_queue_len_max`) replaces Fabric's per-connection `msgChan`
@@ -61,6 +63,7 @@ pub mod client;
 pub mod clock;
 pub mod comm;
 mod comm_config;
+pub mod commit;
 mod conn;
 mod conn_store;
 pub mod driver;
@@ -70,6 +73,7 @@ pub mod handle;
 pub mod handshake;
 pub mod inbound;
 pub mod lanes;
+pub mod ledger;
 pub mod msp_dir;
 pub mod pool;
 mod queue;
@@ -93,5 +97,6 @@ pub use handle::{
 pub use handshake::{HandshakeError, RemotePeerInfo};
 pub use inbound::Inbound;
 pub use lanes::{EnqueueError, Lane};
+pub use ledger::{Ledger, LedgerError, MemLedger};
 pub use stats::CommStats;
 pub use tls::{TlsMaterial, TlsSetupError};

@@ -73,6 +73,12 @@ pub enum Request {
     },
     /// Node, comm and fault counters.
     Stats,
+    /// The ledger's height of a channel: the number of the next block it commits (1 for a
+    /// channel it never committed to).
+    LedgerHeight {
+        /// Channel name.
+        channel: String,
+    },
     /// Clean shutdown, as SIGTERM.
     Shutdown,
 }
@@ -90,6 +96,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         Request::JoinChannel { channel, .. }
         | Request::InjectBlock { channel, .. }
         | Request::PeersOfChannel { channel }
+        | Request::LedgerHeight { channel }
             if channel.is_empty() =>
         {
             Err("bad request: empty channel".into())
@@ -292,6 +299,12 @@ mod tests {
             })
         );
         assert_eq!(r(r#"{"op":"stats"}"#), Ok(Request::Stats));
+        assert_eq!(
+            r(r#"{"op":"ledger_height","channel":"c"}"#),
+            Ok(Request::LedgerHeight {
+                channel: "c".into()
+            })
+        );
         assert_eq!(r(" {\"op\":\"shutdown\"}\r"), Ok(Request::Shutdown));
     }
 
@@ -307,6 +320,8 @@ mod tests {
             r#"{"op":"inject_block","channel":"c","seq":-1}"#,
             r#"{"op":"inject_block","channel":"c","seq":1,"size_bytes":999999999999}"#,
             r#"{"op":"join_channel","channel":"c","anchors":[{"org":"O","host":"h","port":70000}]}"#,
+            r#"{"op":"ledger_height"}"#,
+            r#"{"op":"ledger_height","channel":""}"#,
         ] {
             let e = parse_request(bad).expect_err(bad);
             assert!(e.starts_with("bad request"), "{bad}: {e}");

@@ -11,10 +11,12 @@
 //! - [`control`]: the control protocol of `engine/CONTROL.md`.
 //! - [`block`]: the orderer-signed block `inject_block` builds with `--orderer-signer`.
 //! - [`fault`]: the seeded drop filter of `--fault-drop-share`.
+//! - [`ledger`]: the durable block store (redb) under `peer.fileSystemPath`.
 
 pub mod block;
 pub mod control;
 pub mod fault;
+pub mod ledger;
 pub mod logspec;
 pub mod material;
 pub mod orderer;

@@ -3,8 +3,8 @@
 //! error names the file and the key (or flag) that pointed at it.
 //!
 //! Which orgs a node trusts: its own (from `peer.mspConfigPath`) plus each `--org-msp`. A Fabric
-//! peer learns the other orgs from channel configs; a standalone gossip node has no ledger, so the
-//! operator (or loadgen) lists them.
+//! peer learns the other orgs from channel configs; a standalone gossip node has no config
+//! blocks, so the operator (or loadgen) lists them.
 
 use std::path::{Path, PathBuf};
 

@@ -65,9 +65,15 @@ pub struct NodeConfig {
     pub comm: CommConfig,
     /// `peer.tls.*` when `peer.tls.enabled`.
     pub tls: Option<TlsFiles>,
+    /// `peer.fileSystemPath` (default [`FILE_SYSTEM_PATH_DEFAULT`]), resolved against the config
+    /// file's folder: the ledger's folder ([`crate::ledger`]).
+    pub file_system_path: PathBuf,
     /// Findings to log once at startup.
     pub diagnostics: Vec<Diagnostic>,
 }
+
+/// Fabric's default `peer.fileSystemPath`.
+pub const FILE_SYSTEM_PATH_DEFAULT: &str = "/var/hyperledger/production";
 
 /// `peer.gossip.*` keys gossip-node reads (suffixes after `peer.gossip.`).
 pub const GOSSIP_KEYS_USED: &[&str] = &[
@@ -97,7 +103,13 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "maxConnectionAttempts",
     "msgExpirationFactor",
     "election.leaderAliveThreshold",
+    "state.enabled",
+    "state.checkInterval",
+    "state.responseTimeout",
+    "state.batchSize",
+    "state.maxRetries",
     "state.blockBufferSize",
+    "state.channelSize",
     // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid;
     // the leading-edge emitter's pacing (default maxPropagationBurstLatency); false restores
     // Fabric's timer-only block pull rounds.
@@ -105,13 +117,14 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "emitIntervalMin",
     "pullOnGap",
     "pullGapInterval",
+    "state.heightGapDelay",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.
 pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
     ("membershipTrackerInterval", "no membership tracker"),
     ("stateInfoRetentionInterval", "not read by Fabric either"),
-    ("nonBlockingCommitMode", "no ledger"),
+    ("nonBlockingCommitMode", "delivery always waits for commits"),
     ("election.", "leader election is not implemented"),
     ("useLeaderElection", "leader election is not implemented"),
     ("orgLeader", "leader election is not implemented"),
@@ -120,10 +133,6 @@ pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
         "one bounded inbound queue for all connections replaces the per-connection receive buffer",
     ),
     ("pvtData.", "private data is not implemented"),
-    (
-        "state.",
-        "state transfer is not implemented (only state.blockBufferSize is read)",
-    ),
 ];
 
 /// Other keys gossip-node reads.
@@ -133,6 +142,7 @@ pub const PEER_KEYS_USED: &[&str] = &[
     "peer.listenAddress",
     "peer.localMspId",
     "peer.mspConfigPath",
+    "peer.fileSystemPath",
     "peer.tls.enabled",
     "peer.tls.clientAuthRequired",
     "peer.tls.cert.file",
@@ -156,7 +166,6 @@ const PEER_CHILDREN_KNOWN: &[&str] = &[
     "gateway",
     "keepalive",
     "authentication",
-    "filesystempath",
     "bccsp",
     "client",
     "deliveryclient",
@@ -427,6 +436,11 @@ impl NodeConfig {
             gossip,
             comm,
             tls,
+            file_system_path: resolve(
+                base,
+                &raw.string("peer.fileSystemPath")
+                    .unwrap_or_else(|| FILE_SYSTEM_PATH_DEFAULT.to_owned()),
+            ),
             diagnostics: diags,
         };
         cfg.check_keys(raw);

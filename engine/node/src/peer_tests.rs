@@ -66,11 +66,18 @@ fn sample_core_yaml_gives_fabric_defaults() {
         .collect();
     assert_eq!(pvt.len(), 1, "{w:#?}");
     assert!(pvt[0].contains("private data") && pvt[0].contains("reconcileSleepInterval"));
-    assert!(w.iter().any(|m| m.contains("state.checkInterval")));
+    assert!(
+        !w.iter().any(|m| m.contains("state.")),
+        "every state.* key is used: {w:#?}"
+    );
     assert!(w.iter().any(|m| m.contains("election.startupGracePeriod")));
     assert!(
         !w.iter().any(|m| m.contains("leaderAliveThreshold")),
         "used, not ignored"
+    );
+    assert_eq!(
+        cfg.gossip.state,
+        gossip_engine::config::StateConfig::default()
     );
     for key in ["digestWaitTime", "requestWaitTime", "responseWaitTime"] {
         assert!(
@@ -400,5 +407,34 @@ fn emit_interval_min_is_our_key_and_defaults_to_half_the_burst_latency() {
         cfg.gossip.emitter_interval_min(),
         Duration::from_millis(10),
         "never longer than maxPropagationBurstLatency"
+    );
+}
+
+#[test]
+fn file_system_path_is_read_and_resolved_like_other_paths() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    assert_eq!(
+        cfg.file_system_path,
+        Path::new("/var/hyperledger/production")
+    );
+    let cfg = load_text(SAMPLE, &[("CORE_PEER_FILESYSTEMPATH", "production")]).expect("loads");
+    let base = cfg
+        .config_file
+        .as_ref()
+        .and_then(|f| f.parent())
+        .expect("dir");
+    assert_eq!(
+        cfg.file_system_path,
+        base.join("production"),
+        "relative to the config folder"
+    );
+    let text = SAMPLE.replacen("  fileSystemPath: /var/hyperledger/production\n", "", 1);
+    assert_ne!(text, SAMPLE, "the sample sets it");
+    let cfg = load_text(&text, &[]).expect("loads");
+    assert_eq!(cfg.file_system_path, Path::new(FILE_SYSTEM_PATH_DEFAULT));
+    assert!(
+        !warnings(&cfg).iter().any(|m| m.contains("fileSystemPath")),
+        "{:#?}",
+        cfg.diagnostics
     );
 }

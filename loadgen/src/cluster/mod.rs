@@ -220,6 +220,9 @@ pub fn core_yaml(
             "address": endpoint.to_string(),
             "localMspId": mspid,
             "mspConfigPath": "msp",
+            // gossip-node's ledger: relative, so each node's lives in its own folder
+            // (`production/` beside this core.yaml), and a restart finds it again.
+            "fileSystemPath": "production",
             "gossip": gossip,
             "tls": {
                 "enabled": s.tls,
@@ -437,6 +440,7 @@ mod tests {
             "defaults kept"
         );
         assert_eq!(g["pullInterval"], json!("4s"));
+        assert_eq!(v["peer"]["fileSystemPath"], json!("production"), "per node");
         let text = serde_norway::to_string(&v).unwrap();
         assert!(text.contains("propagatePeerNum: 5"), "{text}");
     }

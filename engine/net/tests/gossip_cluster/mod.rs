@@ -14,7 +14,9 @@ use gossip_engine::config::{CommConfig, GossipConfig};
 use gossip_engine::crypto::MspManager;
 use gossip_engine::event::{ChannelConfig, Event};
 use gossip_engine::types::{OrgId, PkiId};
-use gossip_engine::{CommSettings, GossipHandle, GossipParams, NodeSettings, TlsMaterial, clock};
+use gossip_engine::{
+    CommSettings, GossipHandle, GossipParams, NodeSettings, StartOptions, TlsMaterial, clock,
+};
 use gossip_node::control;
 use gossip_proto::gossip::GossipMessage;
 use gossip_testkit::testpki::{TestPki, TestPkiSpec};
@@ -58,6 +60,15 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `peers` peers of one org with `gossip`, peer 0 first, the others bootstrapping to it.
     pub async fn start(peers: usize, gossip: GossipConfig) -> Cluster {
+        Self::start_with(peers, gossip, |_| StartOptions::default()).await
+    }
+
+    /// [`start`](Self::start) with each peer's [`StartOptions`].
+    pub async fn start_with(
+        peers: usize,
+        gossip: GossipConfig,
+        mut options: impl FnMut(usize) -> StartOptions,
+    ) -> Cluster {
         let now_unix_s = clock::now().as_unix_secs();
         let pki = TestPki::generate(&TestPkiSpec::uniform(1, peers, now_unix_s)).expect("test PKI");
         let msp = Arc::new(pki.msp_manager().expect("msp manager"));
@@ -71,43 +82,50 @@ impl Cluster {
                 Some(first) => vec![first.local_addr().to_string()],
                 None => vec![],
             };
-            let node = cluster.start_peer(i, gossip.clone(), bootstrap).await;
+            let node = cluster
+                .start_peer_with(i, gossip.clone(), bootstrap, options(i))
+                .await;
             cluster.nodes.push(node);
         }
         cluster
     }
 
-    async fn start_peer(
+    /// Starts peer `i` of org 1 (not added to `nodes`) with `options`, on a free port.
+    pub async fn start_peer_with(
         &self,
         i: usize,
         gossip: GossipConfig,
         bootstrap: Vec<String>,
+        options: StartOptions,
     ) -> GossipHandle {
         let peer = &self.pki.orgs[0].peers[i];
         // Bind first to learn the port: the external endpoint is this peer's address.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let listen = listener.local_addr().expect("addr");
         drop(listener);
-        GossipHandle::start(GossipParams {
-            comm: CommSettings {
-                config: CommConfig::for_test(),
-                listen,
-                tls: Some(TlsMaterial {
-                    cert_chain_pem: peer.tls.cert_pem.clone(),
-                    key_pem: peer.tls.key_pem.clone(),
-                }),
+        GossipHandle::start_with(
+            GossipParams {
+                comm: CommSettings {
+                    config: CommConfig::for_test(),
+                    listen,
+                    tls: Some(TlsMaterial {
+                        cert_chain_pem: peer.tls.cert_pem.clone(),
+                        key_pem: peer.tls.key_pem.clone(),
+                    }),
+                },
+                node: NodeSettings {
+                    config: gossip,
+                    external_endpoint: listen.to_string(),
+                    internal_endpoint: listen.to_string(),
+                    bootstrap,
+                    rng_seed: i as u64 + 1,
+                },
+                signer: Arc::new(peer.signer().expect("signer")),
+                msp: Arc::clone(&self.msp),
+                ingress: GossipParams::ingress_config(),
             },
-            node: NodeSettings {
-                config: gossip,
-                external_endpoint: listen.to_string(),
-                internal_endpoint: listen.to_string(),
-                bootstrap,
-                rng_seed: i as u64 + 1,
-            },
-            signer: Arc::new(peer.signer().expect("signer")),
-            msp: Arc::clone(&self.msp),
-            ingress: GossipParams::ingress_config(),
-        })
+            options,
+        )
         .await
         .expect("gossip starts")
     }

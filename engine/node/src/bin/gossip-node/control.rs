@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use gossip_engine::ledger::Ledger;
 use gossip_engine::types::NetworkMember;
 use gossip_engine::{GossipHandle, GossipStats, clock};
 use gossip_node::block::{BlockNonces, NONCE_LEN_BYTES, SignedBlockBuilder};
@@ -50,6 +51,8 @@ pub struct Ctl {
     pub runtime: RuntimeInfo,
     /// `--orderer-signer`: `inject_block` builds orderer-signed blocks with it.
     pub block_signer: Option<parking_lot::Mutex<SignedBlockBuilder>>,
+    /// The ledger, for `ledger_height`.
+    pub ledger: Arc<dyn Ledger>,
 }
 
 /// The threads a node runs on, reported in `stats` so that a benchmark records what ran.
@@ -375,6 +378,15 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
             }
             Err(e) => stopped(e),
         },
+        Request::LedgerHeight { channel } => {
+            let ledger = Arc::clone(&ctl.ledger);
+            let read = tokio::task::spawn_blocking(move || ledger.height(channel.as_bytes())).await;
+            match read {
+                Ok(Ok(height)) => ok_reply(fields([("height", json!(height))])),
+                Ok(Err(e)) => error_reply(&format!("ledger: {e}")),
+                Err(e) => error_reply(&format!("ledger: {e}")),
+            }
+        }
         Request::Shutdown => {
             tracing::info!(target: "gossip-node", "shutdown requested over the control connection");
             let _ = ctl.shutdown.send(true);
@@ -487,6 +499,13 @@ pub fn stats_json(
             "io_tasks_failed": d.io_tasks_failed,
             "events_dropped": d.events_dropped,
             "pass_through_dropped": d.pass_through_dropped,
+            "ledger_commits": d.ledger_commits,
+            "ledger_commit_errors": d.ledger_commit_errors,
+            "ledger_commits_skipped": d.ledger_commits_skipped,
+            "ledger_commit_queue_full": d.ledger_commit_queue_full,
+            "ledger_heights_acknowledged": d.ledger_heights_acknowledged,
+            "ledger_blocks_served": d.ledger_blocks_served,
+            "ledger_read_errors": d.ledger_read_errors,
         },
         "fault_dropped": fault_dropped,
         "control_lines_lost": control_lines_lost,

@@ -3,11 +3,12 @@
 //! Reads an unmodified Fabric `core.yaml` (`--config FILE`, else `$FABRIC_CFG_PATH/core.yaml`)
 //! with `CORE_*` environment overrides, logs per `FABRIC_LOGGING_SPEC` / `FABRIC_LOGGING_FORMAT`
 //! to stderr, serves gossip on `peer.listenAddress`, and optionally a control listener for
-//! benchmark drivers (`engine/CONTROL.md`). Stops cleanly on SIGTERM, SIGINT or the `shutdown`
-//! control op (exit 0); exits 2 with a message on configuration errors, 1 on runtime errors.
+//! benchmark drivers (`engine/CONTROL.md`). Commits the blocks it delivers to its ledger under
+//! `peer.fileSystemPath` (`engine/node/README.md`). Stops cleanly on SIGTERM, SIGINT or the
+//! `shutdown` control op (exit 0); exits 2 with a message on configuration errors, 1 on runtime
+//! errors (a ledger that cannot be opened among them).
 
 mod control;
-mod ledger;
 mod logging;
 mod run;
 

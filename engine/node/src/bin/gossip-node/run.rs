@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use gossip_engine::crypto::MspManager;
 use gossip_engine::event::Event;
 use gossip_engine::ingress::{BlockVerifier, OrdererBlockPolicy};
+use gossip_engine::ledger::Ledger;
 use gossip_engine::types::PkiId;
 use gossip_engine::{
     CommSettings, GossipHandle, GossipParams, NodeSettings, StartOptions, TlsMaterial,
@@ -18,13 +19,13 @@ use gossip_node::NodeConfig;
 use gossip_node::block::SignedBlockBuilder;
 use gossip_node::control;
 use gossip_node::fault::DropFilter;
+use gossip_node::ledger::RedbLedger;
 use gossip_node::material::Material;
 use gossip_node::orderer::OrdererMaterial;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::control::{Ctl, RuntimeInfo, Subscribers, serve, stopped};
-use super::ledger::{self, Heights};
 
 /// What the command line adds to the config.
 #[derive(Debug)]
@@ -75,9 +76,22 @@ fn block_policy(opts: &RunOptions, skip: bool) -> Option<Arc<dyn BlockVerifier>>
     }
 }
 
+/// Opens the ledger under `peer.fileSystemPath` (a repair after an unclean stop may take a while,
+/// so off the runtime's threads).
+async fn open_ledger(cfg: &NodeConfig) -> Result<Arc<RedbLedger>> {
+    let dir = cfg.file_system_path.clone();
+    let ledger = tokio::task::spawn_blocking(move || RedbLedger::open(&dir))
+        .await
+        .context("opening the ledger")?
+        .context("peer.fileSystemPath")?;
+    tracing::info!(target: "gossip-node", path = %ledger.path().display(), "ledger open");
+    Ok(Arc::new(ledger))
+}
+
 /// Runs the node until it is told to stop.
 pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Result<()> {
     let listen = resolve("peer.listenAddress", &cfg.listen_addr).await?;
+    let ledger = open_ledger(&cfg).await?;
     let signer = Arc::new(material.signer);
     let pki_id = signer.pki_id();
     let params = GossipParams {
@@ -116,6 +130,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         StartOptions {
             transmit_filter: filter,
             block_verifier,
+            ledger: Some(Arc::clone(&ledger) as Arc<dyn Ledger>),
         },
     )
     .await
@@ -137,9 +152,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     });
     let subscribers = Arc::new(Subscribers::default());
     let events = handle.events().context("subscribing to events")?;
-    let heights = Arc::new(Heights::default());
-    let ledger_task = tokio::spawn(ledger::publish(handle.clone(), Arc::clone(&heights)));
-    let event_task = tokio::spawn(fan_out(events, Arc::clone(&subscribers), heights));
+    let event_task = tokio::spawn(fan_out(events, Arc::clone(&subscribers)));
     let (shutdown, _) = watch::channel(false);
     let ctl = Arc::new(Ctl {
         handle: handle.clone(),
@@ -148,6 +161,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
         shutdown,
         runtime: opts.runtime,
         block_signer,
+        ledger: Arc::clone(&ledger) as Arc<dyn Ledger>,
     });
     let control_task = match opts.control_addr {
         None => None,
@@ -164,8 +178,8 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     }
     wait_for_stop(&ctl).await;
     let _ = ctl.shutdown.send(true);
+    // Blocks delivered before the stop are committed before it returns.
     handle.stop().await;
-    ledger_task.abort();
     let _ = event_task.await;
     if let Some(t) = control_task {
         let _ = t.await;
@@ -232,13 +246,9 @@ async fn wait_for_stop(ctl: &Ctl) {
     }
 }
 
-/// Turns node events into control event lines: blocks, and membership counts on each change. A
-/// block delivered in order also raises the channel's ledger height (see [`ledger`]).
-async fn fan_out(
-    mut events: mpsc::Receiver<Event>,
-    subscribers: Arc<Subscribers>,
-    heights: Arc<Heights>,
-) {
+/// Turns node events into control event lines: blocks, and membership counts on each change.
+/// (Committing blocks and publishing the ledger height is the driver's: `StartOptions::ledger`.)
+async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers>) {
     let mut alive: BTreeSet<PkiId> = BTreeSet::new();
     let mut dead: BTreeSet<PkiId> = BTreeSet::new();
     while let Some(event) = events.recv().await {
@@ -247,17 +257,14 @@ async fn fan_out(
                 channel,
                 payload,
                 from,
-            } => {
-                heights.committed(&channel, payload.seq_num);
-                control::block_event(
-                    "block",
-                    &channel,
-                    payload.seq_num,
-                    from.map(|p| p.to_string()),
-                    control::block_data_len(&payload.data),
-                    clock::now().as_nanos(),
-                )
-            }
+            } => control::block_event(
+                "block",
+                &channel,
+                payload.seq_num,
+                from.map(|p| p.to_string()),
+                control::block_data_len(&payload.data),
+                clock::now().as_nanos(),
+            ),
             Event::BlockReceived {
                 channel,
                 seq_num,
