@@ -1,20 +1,21 @@
-//! State transfer (spec 3.9) on the simulator: Fabric's TestLargeBlockGap, a restart that
-//! resumes from the ledger and catches up, and the fault sweep.
+//! State transfer (spec 3.9): Fabric's TestLargeBlockGap and a restart that resumes from the
+//! ledger and catches up, on both transports (over tonic each node commits to a ledger that
+//! outlives its restarts); the fault sweep on the simulator.
 
 use gossip_harness::engine::EngineNode;
+use gossip_harness::on_both_transports;
 use gossip_harness::scenario::run_seeds;
 use gossip_harness::state_transfer;
 
 const SEEDS: std::ops::Range<u64> = 0..200;
 
-#[test]
-fn a_peer_far_behind_catches_up_by_state_transfer() {
-    run_seeds(&state_transfer::large_block_gap::<EngineNode>(), SEEDS);
-}
-
-#[test]
-fn a_restarted_peer_resumes_from_its_ledger_and_catches_up() {
-    run_seeds(&state_transfer::restart_catches_up::<EngineNode>(), SEEDS);
+on_both_transports! {
+    /// TestLargeBlockGap: 100 blocks behind, 90 of them gone from every block store.
+    a_peer_far_behind_catches_up_by_state_transfer:
+        state_transfer::large_block_gap::<EngineNode>(), SEEDS;
+    /// A peer killed while 60 blocks pass resumes from its ledger and catches up.
+    a_restarted_peer_resumes_from_its_ledger_and_catches_up:
+        state_transfer::restart_catches_up::<EngineNode>(), SEEDS;
 }
 
 /// The fault sweep over 1,000 seeds (`SIM_SEED=n` replays one): loss, duplication, a partition

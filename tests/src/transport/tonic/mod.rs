@@ -21,7 +21,7 @@ use gossip_engine::ingress::ReceivedMessage;
 use gossip_engine::time::Instant;
 use gossip_engine::types::{OrgId, PkiId};
 use gossip_engine::wire::ContentKind;
-use gossip_engine::{GossipHandle, TlsMaterial, clock};
+use gossip_engine::{GossipHandle, MemLedger, TlsMaterial, clock};
 use gossip_proto::gossip::{Envelope, GossipMessage};
 use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use tokio::runtime::Runtime;
@@ -137,6 +137,7 @@ impl TonicCluster {
                 spec,
                 incarnation: 0,
                 channels: BTreeMap::new(),
+                ledger: Arc::new(MemLedger::default()),
                 running: None,
             });
         }
@@ -418,7 +419,7 @@ impl<N> Cluster<N> for TonicCluster {
         self.peers[i].incarnation += 1;
         self.boot(i);
         self.checkers.on_restart(i);
-        // A restarted peer rejoins its channels from its ledger.
+        // A restarted peer rejoins its channels; the driver resumes each from the ledger's height.
         let channels: Vec<ChannelConfig> = self.peers[i].channels.values().cloned().collect();
         for config in channels {
             self.command(i, Command::JoinChan(config));

@@ -12,7 +12,8 @@ use gossip_engine::crypto::{LocalSigner, MspManager};
 use gossip_engine::event::{ChannelConfig, Event, Lane, RemotePeer, Transmit};
 use gossip_engine::ingress::ReceivedMessage;
 use gossip_engine::{
-    Accepted, CommSettings, GossipHandle, GossipParams, NodeSettings, TlsMaterial, TransmitFilter,
+    Accepted, CommSettings, GossipHandle, GossipParams, Ledger, MemLedger, NodeSettings,
+    StartOptions, TlsMaterial, TransmitFilter,
 };
 use gossip_proto::gossip::Envelope;
 use tokio::runtime::Runtime;
@@ -91,6 +92,8 @@ pub(super) struct Peer {
     pub(super) tls: TlsMaterial,
     pub(super) incarnation: u64,
     pub(super) channels: BTreeMap<Bytes, ChannelConfig>,
+    /// Where the node commits; it outlives the node's crashes, as a durable ledger does.
+    pub(super) ledger: Arc<MemLedger>,
     pub(super) running: Option<Running>,
 }
 
@@ -158,7 +161,12 @@ impl Peer {
                     }
                     true
                 });
-                match GossipHandle::start_with_transmit_filter(params.clone(), Some(filter)).await {
+                let options = StartOptions {
+                    transmit_filter: Some(filter),
+                    ledger: Some(Arc::clone(&self.ledger) as Arc<dyn Ledger>),
+                    ..StartOptions::default()
+                };
+                match GossipHandle::start_with(params.clone(), options).await {
                     Ok(handle) => break handle,
                     Err(_) if tries < START_TRIES => {
                         tries += 1;
