@@ -254,6 +254,7 @@ async fn fan_out(
                     &channel,
                     payload.seq_num,
                     from.map(|p| p.to_string()),
+                    None,
                     control::block_data_len(&payload.data),
                     clock::now().as_nanos(),
                 )
@@ -263,12 +264,13 @@ async fn fan_out(
                 seq_num,
                 from,
                 size_bytes,
-                ..
+                via,
             } => control::block_event(
                 "block_received",
                 &channel,
                 seq_num,
                 Some(from.to_string()),
+                Some(via.as_str()),
                 size_bytes,
                 clock::now().as_nanos(),
             ),
