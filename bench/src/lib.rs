@@ -1,6 +1,7 @@
 //! Shared fixtures for the criterion suites (`benches/suites/`): messages of every kind at chosen
 //! sizes, encoded the way Fabric encodes them, and a signer from the test PKI; [`egress`] fixtures;
-//! and [`icount`], the instruction-count workloads of the CI gate (`src/bin/icount.rs`).
+//! [`pull`], two block pull engines running rounds against each other; and [`icount`], the
+//! instruction-count workloads of the CI gate (`src/bin/icount.rs`).
 //!
 //! Everything is deterministic except ECDSA signatures (ring draws signing nonces from the OS), which
 //! only changes signature bytes, never sizes beyond DER's one-byte wobble.
@@ -26,6 +27,7 @@ use prost::Message;
 
 pub mod egress;
 pub mod icount;
+pub mod pull;
 
 /// 1 KiB.
 pub const KIB: usize = 1024;

@@ -1,9 +1,10 @@
-//! The benchmark suites: wire codec, crypto, the verifier pool, the egress stages, the
-//! whole-core simulation and the TLS transport.
+//! The benchmark suites: wire codec, crypto, the verifier pool, the egress stages, block pull
+//! rounds, the whole-core simulation and the TLS transport.
 
 pub mod codec;
 pub mod crypto;
 pub mod egress;
 pub mod pool;
+pub mod pull;
 pub mod sim;
 pub mod transport;

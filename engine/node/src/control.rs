@@ -208,12 +208,14 @@ pub fn error_reply(error: &str) -> String {
 }
 
 /// A block event line: `event` is `"block"` (in-order delivery) or `"block_received"` (first
-/// receipt from a peer).
+/// receipt from a peer). `via`, the path a received block came by (`Arrival::as_str`: `push`,
+/// `pull`, `state`), is written only when given (engine/CONTROL.md: an optional field).
 pub fn block_event(
     event: &'static str,
     channel: &[u8],
     seq: u64,
     from_hex: Option<String>,
+    via: Option<&'static str>,
     size_bytes: usize,
     received_unix_ns: u64,
 ) -> String {
@@ -245,6 +247,11 @@ pub fn block_event(
         }
         None => line.push_str("null"),
     }
+    if let Some(via) = via {
+        line.push_str(",\"via\":\"");
+        line.push_str(via);
+        line.push('"');
+    }
     let _ = write!(
         line,
         ",\"size_bytes\":{size_bytes},\"received_unix_ns\":{received_unix_ns}}}"
@@ -264,6 +271,7 @@ pub fn membership_event(alive: usize, dead: usize) -> String {
 mod tests {
     use super::*;
     use gossip_engine::components::channel::verify_block;
+    use gossip_engine::event::Arrival;
 
     #[test]
     fn parses_every_request() {
@@ -385,17 +393,26 @@ mod tests {
         let err: Value = serde_json::from_str(&error_reply("x\ny")).expect("json");
         assert_eq!(err["error"], json!("x\ny"));
         assert!(!error_reply("x\ny").contains('\n'));
-        let ev: Value =
-            serde_json::from_str(&block_event("block", b"ch", 3, None, 10, 99)).expect("json");
+        let ev: Value = serde_json::from_str(&block_event("block", b"ch", 3, None, None, 10, 99))
+            .expect("json");
         assert_eq!(ev["from"], Value::Null);
         assert!(ev.get("ok").is_none());
-        let line = block_event("block_received", b"c\"h\n", 7, Some("ab01".into()), 10, 99);
+        assert!(ev.get("via").is_none(), "no path given, no field");
+        let line = block_event(
+            "block_received",
+            b"c\"h\n",
+            7,
+            Some("ab01".into()),
+            Some(Arrival::Pull.as_str()),
+            10,
+            99,
+        );
         assert!(!line.contains('\n'));
         let ev: Value = serde_json::from_str(&line).expect("json");
         assert_eq!(
             ev,
             json!({"event": "block_received", "channel": "c\"h\n", "seq": 7, "from": "ab01",
-                   "size_bytes": 10, "received_unix_ns": 99})
+                   "via": "pull", "size_bytes": 10, "received_unix_ns": 99})
         );
     }
 }

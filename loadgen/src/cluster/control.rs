@@ -6,6 +6,7 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use gossip_engine::event::Arrival;
 use serde_json::{Value, json};
 
 /// A control request failed.
@@ -189,6 +190,17 @@ pub struct Delivery {
     pub seq: u64,
     /// The node's `received_unix_ns`.
     pub received_unix_ns: u64,
+    /// The path a received block came by (`via`, optional in engine/CONTROL.md): `None` when the
+    /// line has none (fabric-node, in-order deliveries) or one this loadgen does not know.
+    pub via: Option<Arrival>,
+}
+
+/// Every path `via` names.
+const ARRIVALS: [Arrival; 3] = [Arrival::Push, Arrival::Pull, Arrival::StateTransfer];
+
+/// The path of a `via` value (`push`, `pull`, `state`); `None` for any other.
+pub fn arrival_of(via: &str) -> Option<Arrival> {
+    ARRIVALS.into_iter().find(|a| a.as_str() == via)
 }
 
 /// The fields of an event line a subscription uses; others are ignored.
@@ -202,6 +214,17 @@ struct EventLine<'a> {
     seq: u64,
     #[serde(default)]
     received_unix_ns: u64,
+    #[serde(borrow, default)]
+    via: Option<ViaField<'a>>,
+}
+
+/// `via` as a line carries it: a path's name, or any other JSON value (unknown, not an error:
+/// the line still counts).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ViaField<'a> {
+    Name(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
 }
 
 /// A block event line of `node` as a delivery; `None` for other lines (replies, membership
@@ -219,6 +242,10 @@ fn parse_delivery(node: usize, line: &str) -> Option<Delivery> {
         channel: e.channel.into_owned(),
         seq: e.seq,
         received_unix_ns: e.received_unix_ns,
+        via: match e.via {
+            Some(ViaField::Name(name)) => arrival_of(&name),
+            Some(ViaField::Other(_)) | None => None,
+        },
     })
 }
 
@@ -278,6 +305,7 @@ mod tests {
                 channel: "ch".into(),
                 seq: 7,
                 received_unix_ns: 99,
+                via: None,
             })
         );
         let in_order = r#"{"channel":"c\"h","event":"block","from":null,"received_unix_ns":5,"seq":1,"size_bytes":1}"#;
@@ -292,5 +320,36 @@ mod tests {
         );
         assert_eq!(parse_delivery(0, r#"{"ok":true}"#), None);
         assert_eq!(parse_delivery(0, "not json"), None);
+    }
+
+    #[test]
+    fn via_gives_the_path_and_a_line_without_it_parses_as_unknown() {
+        let line = |via: &str| {
+            format!(
+                r#"{{"event":"block_received","channel":"ch","seq":7,"from":"ab",{via}"size_bytes":10,"received_unix_ns":99}}"#
+            )
+        };
+        let via = |l: &str| parse_delivery(1, l).expect("a block_received line").via;
+        assert_eq!(via(&line(r#""via":"push","#)), Some(Arrival::Push));
+        assert_eq!(via(&line(r#""via":"pull","#)), Some(Arrival::Pull));
+        assert_eq!(
+            via(&line(r#""via":"state","#)),
+            Some(Arrival::StateTransfer)
+        );
+        assert_eq!(via(&line("")), None, "fabric-node writes no via");
+        assert_eq!(via(&line(r#""via":null,"#)), None);
+        assert_eq!(via(&line(r#""via":"gossip-v9","#)), None, "unknown path");
+        assert_eq!(
+            via(&line(r#""via":5,"#)),
+            None,
+            "not a name: unknown, line kept"
+        );
+        assert_eq!(via(&line(r#""via":{"x":[1]},"#)), None);
+        let d = parse_delivery(1, &line(r#""via":"pull","#)).expect("parses");
+        assert_eq!(
+            (d.seq, d.received_unix_ns),
+            (7, 99),
+            "the other fields as before"
+        );
     }
 }

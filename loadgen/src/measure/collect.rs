@@ -4,9 +4,31 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use gossip_engine::event::Arrival;
 use hdrhistogram::Histogram;
 
 use crate::cluster::control::{Delivery, DeliveryKind};
+
+/// The paths receipts are split by ([`Collector::by_path`]): the three a `block_received` line's
+/// `via` names, then `None` for lines without one (fabric-node's).
+pub const PATHS: [Option<Arrival>; 4] = [
+    Some(Arrival::Push),
+    Some(Arrival::Pull),
+    Some(Arrival::StateTransfer),
+    None,
+];
+
+/// A path's name in reports: `push`, `pull`, `state` or `unknown`.
+pub fn path_name(via: Option<Arrival>) -> &'static str {
+    via.map_or("unknown", Arrival::as_str)
+}
+
+fn path_index(via: Option<Arrival>) -> usize {
+    PATHS
+        .iter()
+        .position(|p| *p == via)
+        .unwrap_or(PATHS.len() - 1)
+}
 
 /// Histogram range: 1 µs to 1 hour, 3 significant digits; values are microseconds.
 pub fn new_histogram() -> Histogram<u64> {
@@ -107,6 +129,9 @@ pub struct Collector {
     /// `latency` split by the third of the measured blocks each block falls in
     /// ([`Schedule::third_of`]): whether latency grows over a run.
     pub thirds: [Histogram<u64>; 3],
+    /// `latency` split by the path each receipt came by, in [`PATHS`] order: pushed blocks apart
+    /// from those repaired by pull or state transfer.
+    pub by_path: [Histogram<u64>; 4],
     /// Measured latency per node (empty for injectors), µs.
     pub per_node: Vec<Histogram<u64>>,
     /// Receipts (`block_received`) by non-injector nodes, per (channel, block).
@@ -146,6 +171,7 @@ impl Collector {
             latency: new_histogram(),
             warmup_latency: new_histogram(),
             thirds: [new_histogram(), new_histogram(), new_histogram()],
+            by_path: std::array::from_fn(|_| new_histogram()),
             per_node: (0..nodes).map(|_| new_histogram()).collect(),
             blocks: HashMap::new(),
             in_order: HashMap::new(),
@@ -286,6 +312,7 @@ impl Collector {
             if let Some(t) = self.schedule.third_of(d.seq) {
                 self.thirds[t].saturating_record(us);
             }
+            self.by_path[path_index(d.via)].saturating_record(us);
         }
         let sec = d
             .received_unix_ns
@@ -429,6 +456,7 @@ mod tests {
             channel: "c".into(),
             seq,
             received_unix_ns: at,
+            via: None,
         }
     }
 
@@ -536,5 +564,59 @@ mod tests {
             text.contains("Percentile") && text.contains("#[Max"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn receipts_are_split_by_the_path_they_came_by() {
+        let s = Schedule {
+            start_unix_ns: 0,
+            interval_ns: 1_000_000_000,
+            jitter_ns: 0,
+            blocks: 4,
+            warmup_blocks: 1,
+        };
+        let mut c = Collector::new(s, 4, vec!["c".into()], vec![0]);
+        let via = |node, seq, ms: u64, via| Delivery {
+            via,
+            ..d(node, seq, s.due_ns(seq) + ms * 1_000_000)
+        };
+        c.record(&via(1, 1, 900, Some(Arrival::Pull))); // warm-up: in no path
+        for seq in 2..=4 {
+            c.record(&via(1, seq, 5, Some(Arrival::Push)));
+        }
+        c.record(&via(2, 2, 10, Some(Arrival::Push)));
+        c.record(&via(2, 3, 2_000, Some(Arrival::Pull)));
+        c.record(&via(2, 4, 3_000, Some(Arrival::Pull)));
+        c.record(&via(3, 2, 8_000, Some(Arrival::StateTransfer)));
+        c.record(&via(3, 3, 20, None));
+        c.record(&via(0, 4, 1, Some(Arrival::Pull))); // injector: not a receiver
+        c.record(&Delivery {
+            kind: DeliveryKind::InOrder,
+            ..via(3, 4, 1, Some(Arrival::Pull))
+        }); // in-order deliveries are not receipts
+        let counts: Vec<u64> = c.by_path.iter().map(Histogram::len).collect();
+        assert_eq!(counts, [4, 2, 1, 1], "push, pull, state, unknown");
+        assert_eq!(
+            counts.iter().sum::<u64>(),
+            c.latency.len(),
+            "the paths split the measured receipts"
+        );
+        // Within the histogram's 3 significant digits.
+        let near = |h: &Histogram<u64>, q, want_ms: f64| {
+            let got = quantile_ms(h, q);
+            assert!(
+                (got - want_ms).abs() <= want_ms * 1e-3,
+                "{got} ms, want {want_ms}"
+            );
+        };
+        let [push, pull, state, unknown] = &c.by_path;
+        near(push, 0.5, 5.0);
+        near(push, 0.99, 10.0);
+        near(pull, 0.5, 2_000.0);
+        near(pull, 0.99, 3_000.0);
+        near(state, 0.5, 8_000.0);
+        near(unknown, 0.5, 20.0);
+        let names: Vec<&str> = PATHS.into_iter().map(path_name).collect();
+        assert_eq!(names, ["push", "pull", "state", "unknown"]);
     }
 }

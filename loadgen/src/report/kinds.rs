@@ -264,6 +264,7 @@ mod tests {
             channel: "c".into(),
             seq,
             received_unix_ns: s.due_ns(seq) + ms * 1_000_000,
+            via: None,
         };
         // Block 1 reaches everyone; block 2 misses node 4 (Fabric).
         for d in [

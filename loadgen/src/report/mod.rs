@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::commands::run::{RunOutput, Sample};
-use crate::measure::collect::{hgrm, quantile_ms as ms};
+use crate::measure::collect::{Collector, PATHS, hgrm, path_name, quantile_ms as ms};
 use crate::measure::procfs::Machine;
 use crate::measure::traffic::{ByteCounters, TrafficInput, node_traffic, traffic_figures};
 use crate::report::kinds::{KindInputs, NodeCost, cost_figures, kinds_json};
@@ -87,6 +87,20 @@ fn injection_window(
     (first, last)
 }
 
+/// Latency per arrival path ([`PATHS`]): `deliveries_via_<path>` always, and
+/// `latency_via_<path>_p50_ms` / `_p99_ms` when any receipt came that way (a path no block took
+/// has no latency, rather than a 0 that reads as fast).
+fn path_figures(c: &Collector, put: &mut impl FnMut(&str, f64)) {
+    for (via, h) in PATHS.into_iter().zip(&c.by_path) {
+        let name = path_name(via);
+        put(&format!("deliveries_via_{name}"), h.len() as f64);
+        if !h.is_empty() {
+            put(&format!("latency_via_{name}_p50_ms"), ms(h, 0.5));
+            put(&format!("latency_via_{name}_p99_ms"), ms(h, 0.99));
+        }
+    }
+}
+
 /// The run.json document.
 pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value {
     let s = &out.scenario;
@@ -108,6 +122,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("warmup_deliveries", c.warmup_latency.len() as f64);
     put("latency_p99_first_third_ms", ms(&c.thirds[0], 0.99));
     put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
+    path_figures(c, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
@@ -322,6 +337,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
                      "blocks_per_channel": out.schedule.blocks},
         "methods": {
             "latency": "received_unix_ns of the first receipt (block_received event, before in-order delivery) at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",
+            "latency_via": "latency split by the path each receipt came by, the via field of its block_received event: push (a gossiped data message), pull (a block pull update), state (a state-transfer response), unknown (no via: fabric-node); deliveries_via_<path> counts the measured receipts, latency_via_<path>_p50_ms/_p99_ms are left out when it is 0",
             "time_to_all": "per complete block: the latest first delivery at any peer minus the due time",
             "completeness": "share of post-warm-up blocks (all channels) received by gossip by every non-injector node",
             "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
@@ -389,6 +405,9 @@ pub fn write_all(dir: &Path, out: &RunOutput, doc: &Value) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::control::{Delivery, DeliveryKind};
+    use crate::measure::collect::Schedule;
+    use gossip_engine::event::Arrival;
 
     fn at(t_s: f64) -> Sample {
         Sample {
@@ -412,5 +431,63 @@ mod tests {
         let (_, b) = injection_window(&samples, None);
         assert_eq!(b.map(|x| x.t_s), Some(4.0));
         assert_eq!(injection_window(&[], None).0.map(|x| x.t_s), None);
+    }
+
+    #[test]
+    fn path_figures_report_each_path_and_leave_out_latency_of_an_unused_one() {
+        let schedule = Schedule {
+            start_unix_ns: 0,
+            interval_ns: 1_000_000_000,
+            jitter_ns: 0,
+            blocks: 3,
+            warmup_blocks: 0,
+        };
+        let mut c = Collector::new(schedule, 3, vec!["c".into()], vec![0]);
+        let got = |node, seq, ms: u64, via| Delivery {
+            kind: DeliveryKind::Received,
+            node,
+            channel: "c".into(),
+            seq,
+            received_unix_ns: schedule.due_ns(seq) + ms * 1_000_000,
+            via,
+        };
+        for seq in 1..=3 {
+            c.record(&got(1, seq, 4, Some(Arrival::Push)));
+        }
+        c.record(&got(2, 1, 4, Some(Arrival::Push)));
+        c.record(&got(2, 2, 1_500, Some(Arrival::Pull)));
+        c.record(&got(2, 3, 20, None));
+        let mut f = BTreeMap::new();
+        path_figures(&c, &mut |k: &str, v: f64| {
+            f.insert(k.to_string(), v);
+        });
+        let near = |k: &str, want: f64| {
+            let v = f[k];
+            assert!((v - want).abs() <= want * 0.01, "{k}: {v}, want {want}");
+        };
+        assert_eq!(f["deliveries_via_push"], 4.0);
+        assert_eq!(f["deliveries_via_pull"], 1.0);
+        assert_eq!(f["deliveries_via_state"], 0.0);
+        assert_eq!(f["deliveries_via_unknown"], 1.0);
+        near("latency_via_push_p50_ms", 4.0);
+        near("latency_via_push_p99_ms", 4.0);
+        near("latency_via_pull_p50_ms", 1_500.0);
+        near("latency_via_pull_p99_ms", 1_500.0);
+        near("latency_via_unknown_p99_ms", 20.0);
+        assert!(
+            !f.contains_key("latency_via_state_p50_ms")
+                && !f.contains_key("latency_via_state_p99_ms"),
+            "no block came by state transfer: no latency figure"
+        );
+        // The summary shows them in the latency group, in path order.
+        let figures: serde_json::Map<String, Value> =
+            f.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let text = summary(&json!({ "figures": figures }));
+        let at = |k: &str| text.find(k).unwrap_or_else(|| panic!("{k} in {text}"));
+        assert!(at("\nlatency\n") < at("deliveries_via_push"), "{text}");
+        assert!(at("deliveries_via_push") < at("latency_via_push_p99_ms"));
+        assert!(at("latency_via_push_p99_ms") < at("deliveries_via_pull"));
+        assert!(at("latency_via_pull_p99_ms") < at("deliveries_via_state"));
+        assert!(at("deliveries_via_state") < at("latency_via_unknown_p50_ms"));
     }
 }

@@ -262,6 +262,7 @@ async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers
                 &channel,
                 payload.seq_num,
                 from.map(|p| p.to_string()),
+                None,
                 control::block_data_len(&payload.data),
                 clock::now().as_nanos(),
             ),
@@ -270,12 +271,13 @@ async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers
                 seq_num,
                 from,
                 size_bytes,
-                ..
+                via,
             } => control::block_event(
                 "block_received",
                 &channel,
                 seq_num,
                 Some(from.to_string()),
+                Some(via.as_str()),
                 size_bytes,
                 clock::now().as_nanos(),
             ),
