@@ -38,6 +38,16 @@ fn drop_reason(reject: StateReject) -> DropReason {
     }
 }
 
+/// A random peer of `peers` (PKI-ID, advertised height) whose height is above `need`.
+fn covering_peer<R: Rng + ?Sized>(peers: &[(PkiId, u64)], need: u64, rng: &mut R) -> Option<PkiId> {
+    let covering: Vec<PkiId> = peers
+        .iter()
+        .filter(|(_, h)| *h > need)
+        .map(|(p, _)| *p)
+        .collect();
+    covering.choose(rng).copied()
+}
+
 impl Channel {
     fn state_message(&self, nonce: u64, content: Content) -> GossipMessage {
         GossipMessage {
@@ -110,14 +120,7 @@ impl Channel {
         }
         let peers = self.peer_heights(ctx);
         let max_height = peers.iter().map(|(_, h)| *h).max().unwrap_or(0);
-        let pick = |need: u64, rng: &mut R| {
-            let covering: Vec<PkiId> = peers
-                .iter()
-                .filter(|(_, h)| *h > need)
-                .map(|(p, _)| *p)
-                .collect();
-            covering.choose(rng).copied()
-        };
+        let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, rng);
         let height = self.first_missing();
         if let Some(request) = self.state.tick(ctx.now, height, max_height, pick, rng) {
             self.send_state_request(request, ctx, out);
@@ -210,14 +213,7 @@ impl Channel {
             return out.count_drop(DropReason::UnknownNonce);
         }
         let peers = self.peer_heights(ctx);
-        let pick = |need: u64, rng: &mut R| {
-            let covering: Vec<PkiId> = peers
-                .iter()
-                .filter(|(_, h)| *h > need)
-                .map(|(p, _)| *p)
-                .collect();
-            covering.choose(rng).copied()
-        };
+        let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, rng);
         let verified = ctx.config.skip_block_verification
             || r.payloads.iter().all(|p| verify_block(p).is_ok());
         let max_seq = if verified {

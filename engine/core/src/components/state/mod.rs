@@ -228,15 +228,23 @@ impl StateTransfer {
         let progressed = max_seq.is_some_and(|m| m >= t.next_seq) || height > t.next_seq;
         t.next_seq = t.next_seq.max(max_seq.map_or(0, |m| m + 1)).max(height);
         if t.next_seq > t.end_seq {
-            self.transfer = None;
-            self.stats.transfers_completed += 1;
-            return Ok(None);
+            return Ok(self.end(true));
         }
         if progressed {
             t.tries = 0;
             return Ok(self.request(now, height, &mut pick, rng));
         }
         Ok(self.retry(now, height, &mut pick, rng))
+    }
+
+    /// Ends the running transfer, `completed` or given up; there is no next request.
+    fn end(&mut self, completed: bool) -> Option<Request> {
+        self.transfer = None;
+        match completed {
+            true => self.stats.transfers_completed += 1,
+            false => self.stats.transfers_abandoned += 1,
+        }
+        None
     }
 
     fn retry<R: Rng + ?Sized>(
@@ -249,9 +257,7 @@ impl StateTransfer {
         let t = self.transfer.as_mut()?;
         t.tries += 1;
         if t.tries > self.config.max_retries {
-            self.transfer = None;
-            self.stats.transfers_abandoned += 1;
-            return None;
+            return self.end(false);
         }
         self.request(now, height, pick, rng)
     }
@@ -268,18 +274,14 @@ impl StateTransfer {
         let t = self.transfer.as_mut()?;
         t.next_seq = t.next_seq.max(height);
         if t.next_seq > t.end_seq {
-            self.transfer = None;
-            self.stats.transfers_completed += 1;
-            return None;
+            return self.end(true);
         }
         let start_seq = t.next_seq;
         let end_seq = t
             .end_seq
             .min(start_seq.saturating_add(self.config.batch_size));
         let Some(to) = pick(end_seq, rng) else {
-            self.transfer = None;
-            self.stats.transfers_abandoned += 1;
-            return None;
+            return self.end(false);
         };
         let request = Request {
             to,
