@@ -351,6 +351,21 @@ pub fn membership_request_spoofing<N: SimNode>() -> Scenario<N> {
         })))
 }
 
+/// Identity pull (Fabric's cert store, spec 3.11; its TestPull-like certstore tests): alive
+/// messages carry no identity (`publishCertPeriod` 0) and every peer bootstraps to peer 0 only,
+/// so the only identities a peer learns from its own connections are peer 0's and those of the
+/// peers that dial it. It can verify the alive messages of the others only once it has pulled
+/// their identities (from peer 0, which pulled them from their owners, or from any peer that did):
+/// converged views mean identities travelled by pull.
+pub fn identity_pull<N: SimNode>(peers: usize) -> Scenario<N> {
+    base("identity-pull", peers)
+        .gossip(GossipConfig {
+            publish_cert_period: Duration::ZERO,
+            ..fast_gossip()
+        })
+        .step(Op::AwaitConverged { within: secs(30) })
+}
+
 /// TestMultipleOrgEndpointLeakage / TestConfidentiality: 2 orgs × 5 peers, peers 0 and 1 of each
 /// org have external endpoints; after joining a shared channel, external peers see each other
 /// across orgs, internal-only peers stay invisible to the other org, and no internal endpoint or
@@ -448,8 +463,14 @@ pub const CONFIDENTIALITY_CHANNELS: [(&str, [usize; 2]); 4] = [
 
 /// Contents that must have carried cross-org subjects in a confidentiality run, so the disclosure
 /// checker inspected each kind at least once.
-const CONFIDENTIALITY_CROSS_ORG_KINDS: [&str; 4] =
-    ["alive_msg", "mem_req", "mem_res_alive", "state_snapshot"];
+const CONFIDENTIALITY_CROSS_ORG_KINDS: [&str; 6] = [
+    "alive_msg",
+    "mem_req",
+    "mem_res_alive",
+    "state_snapshot",
+    "identity_digest",
+    "identity_update",
+];
 
 /// TestConfidentiality: 4 orgs of `peers_per_org` peers, peers 0 and 1 of each with an external
 /// endpoint, on [`CONFIDENTIALITY_CHANNELS`] (every external peer is an anchor of its org).
@@ -478,8 +499,9 @@ pub fn confidentiality<N: SimNode>(peers_per_org: usize) -> Scenario<N> {
     }
     s.step(Op::AwaitConverged { within: secs(30) })
         .step(Op::AwaitChannelViews { within: secs(20) })
-        // Settled views must stay exact: one more alive heartbeat and StateInfo pull round.
-        .step(Op::Wait(secs(1)))
+        // Settled views must stay exact: more alive heartbeats, StateInfo and identity pull
+        // rounds (identities cross orgs by pull from the second round on).
+        .step(Op::Wait(secs(5)))
         .step(Op::AwaitConverged { within: secs(1) })
         .step(Op::AwaitChannelViews { within: secs(1) })
         .step(Op::ExpectCrossOrgSubjects(&CONFIDENTIALITY_CROSS_ORG_KINDS))

@@ -4,10 +4,15 @@ use std::collections::BTreeMap;
 
 use gossip_engine::wire::ContentKind;
 
+/// The kind name under which identity pull messages are counted.
+pub const IDENTITY_PULL: &str = "identity_pull";
+
 /// What the simulated network carried.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
-    /// Messages the nodes transmitted, per content kind name.
+    /// Messages the nodes transmitted, per content kind name; identity pull messages (hello,
+    /// digest, request and update) together under [`IDENTITY_PULL`], so that `data_update` is
+    /// block pull alone.
     pub transmits_by_kind: BTreeMap<&'static str, u64>,
     /// Envelope bytes the nodes transmitted, per content kind name (signature lengths vary by a
     /// byte or two between runs; data messages are unsigned and exact).
@@ -56,9 +61,19 @@ pub struct BlockReceipt {
 }
 
 impl SimStats {
-    pub(crate) fn record_transmit(&mut self, kind: ContentKind, len_bytes: usize) {
-        *self.transmits_by_kind.entry(kind.name()).or_default() += 1;
-        *self.bytes_by_kind.entry(kind.name()).or_default() += len_bytes as u64;
+    pub(crate) fn record_transmit(
+        &mut self,
+        kind: ContentKind,
+        identity_pull: bool,
+        len_bytes: usize,
+    ) {
+        let name = if identity_pull {
+            IDENTITY_PULL
+        } else {
+            kind.name()
+        };
+        *self.transmits_by_kind.entry(name).or_default() += 1;
+        *self.bytes_by_kind.entry(name).or_default() += len_bytes as u64;
     }
 
     /// The counters that are exact functions of the seed: everything but the byte counts of

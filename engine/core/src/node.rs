@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 pub use route::{Emitted, Outgoing, Router};
 pub use stats::NodeStats;
 
+use crate::components::certstore::{self, CertStore};
 use crate::components::channel::{self, Channel, StoredStateInfo};
 use crate::components::discovery::{ConnectKind, Discovery, due};
 use crate::components::msgstore::{MsgStore, PeerTimePolicy};
@@ -100,6 +101,7 @@ pub struct Node {
     signer: Arc<LocalSigner>,
     rng: ChaCha8Rng,
     discovery: Discovery,
+    certstore: CertStore,
     channels: BTreeMap<Bytes, Channel>,
     node_state_infos: MsgStore<PeerTimePolicy<StoredStateInfo>>,
     node_state_infos_expire_at: Instant,
@@ -124,6 +126,11 @@ impl Node {
             now,
         );
         let mut out = Outbox::default();
+        let own_identity = certstore::own_identity_message(&params.signer);
+        if own_identity.is_none() {
+            out.count_drop(DropReason::SignFailed);
+        }
+        let certstore = CertStore::new(params.signer.pki_id(), own_identity, &config, now);
         for endpoint in &params.bootstrap {
             discovery.connect(endpoint, ConnectKind::Bootstrap, &mut out);
         }
@@ -151,6 +158,7 @@ impl Node {
             signer: params.signer,
             rng,
             discovery,
+            certstore,
             channels: BTreeMap::new(),
             node_state_infos,
             emitter,
@@ -185,6 +193,13 @@ impl Node {
                 .discovery
                 .handle_membership_request(from, message, now, out),
             ContentKind::MemRes => self.discovery.handle_membership_response(message, now, out),
+            ContentKind::Hello
+            | ContentKind::DataDig
+            | ContentKind::DataReq
+            | ContentKind::DataUpdate => {
+                let ctx = certstore::Ctx::new(&self.discovery, &self.config, now);
+                self.certstore.handle_pull(from, message, &ctx, out)
+            }
             _ => out.count_drop(DropReason::Unsupported),
         }
     }
@@ -281,6 +296,9 @@ impl Node {
         self.discovery
             .handle_timeout(now, &mut self.rng, &mut self.out);
         self.discovery.refresh();
+        let ctx = certstore::Ctx::new(&self.discovery, &self.config, now);
+        self.certstore
+            .handle_timeout(&ctx, &mut self.rng, &mut self.out);
         let ctx = channel::Ctx {
             discovery: &self.discovery,
             signer: &self.signer,
@@ -411,6 +429,7 @@ impl Node {
     /// peers known by their identity before their alive message arrives.
     /// Expiry is checked against the `now` of later inputs.
     pub fn handle_identity(&mut self, change: IdentityChange, _now: Instant) {
+        self.certstore.handle_identity(&change);
         self.discovery.learn_identity(change);
     }
 
@@ -519,6 +538,7 @@ impl Node {
         let mut next = self
             .discovery
             .poll_timeout()
+            .min(self.certstore.poll_timeout())
             .min(self.node_state_infos_expire_at);
         for ch in self.channels.values() {
             next = next.min(ch.poll_timeout());
@@ -575,6 +595,7 @@ impl Node {
         s.members_alive = self.discovery.alive_members().len();
         s.members_dead = self.discovery.dead_members().len();
         s.discovery = self.discovery.stats();
+        s.certstore = self.certstore.stats();
         s
     }
 }

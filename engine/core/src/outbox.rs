@@ -52,7 +52,10 @@ pub enum DropReason {
     /// A pull message whose nonce is unknown, expired, of another peer, used up, or outside
     /// the phase of its round that takes it.
     UnknownNonce,
-    /// A kind this node does not handle (identity pull, state transfer, private data).
+    /// An identity pull item whose identity the identity store does not hold (it refused it
+    /// when full, or it expired or was removed since).
+    UnknownIdentity,
+    /// A kind this node does not handle (state transfer, private data).
     Unsupported,
     /// An emitted message no routing rule accepts.
     Unroutable,

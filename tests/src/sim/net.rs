@@ -6,8 +6,8 @@ use std::time::Duration;
 use gossip_engine::event::{Command, Event, IoRequest, IoResult, Transmit};
 use gossip_engine::ingress::{ReceivedMessage, Verified};
 use gossip_engine::types::PkiId;
-use gossip_engine::wire::ContentKind;
-use gossip_proto::gossip::{Envelope, GossipMessage};
+use gossip_engine::wire::{self, ContentKind};
+use gossip_proto::gossip::{Envelope, GossipMessage, PullMsgType};
 use prost::Message;
 
 use super::{Action, DIAL_FAILURE_DELAY, Sim, block_seq};
@@ -90,16 +90,17 @@ impl<N: SimNode> Sim<N> {
     }
 
     pub(super) fn transmit(&mut self, a: usize, t: Transmit) {
-        let kind = GossipMessage::decode(t.envelope.payload.clone())
-            .map(|m| ContentKind::of(&m))
-            .unwrap_or(ContentKind::None);
+        let message = GossipMessage::decode(t.envelope.payload.clone()).ok();
+        let kind = message.as_ref().map_or(ContentKind::None, ContentKind::of);
+        let identity_pull =
+            message.as_ref().and_then(wire::pull_msg_type) == Some(PullMsgType::IdentityMsg as i32);
         let len_bytes = t.envelope.encoded_len();
         if self.verbose {
             let to = self.resolve(t.to.pki_id.as_ref(), &t.to.endpoint);
             let seq = block_seq(&t.envelope);
             eprintln!("{:?} {a} -> {to:?} {} {seq:?}", self.elapsed(), kind.name());
         }
-        self.stats.record_transmit(kind, len_bytes);
+        self.stats.record_transmit(kind, identity_pull, len_bytes);
         let Some(b) = self.resolve(t.to.pki_id.as_ref(), &t.to.endpoint) else {
             self.stats.unroutable += 1;
             if let Some(pki_id) = t.to.pki_id {

@@ -78,6 +78,36 @@ struct Entry {
     identity: Arc<Identity>,
     /// Last second of validity of the leaf certificate (Unix seconds); gone after it.
     not_after_unix_s: i64,
+    /// The digest of a signed `PeerIdentity` of this identity whose signature verified (the
+    /// first one; [`IdentityStore::peer_identity_verified`]).
+    peer_identity: Option<PeerIdentityDigest>,
+}
+
+/// The digest of a signed `PeerIdentity` envelope ([`peer_identity_digest`]).
+pub(crate) type PeerIdentityDigest = [u8; 32];
+
+/// The digest of a signed `PeerIdentity` envelope: SHA-256 over its payload, its signature and
+/// its secret envelope if any, each length-prefixed. Two envelopes with the same digest carry the
+/// same bytes and the same signatures.
+pub(crate) fn peer_identity_digest(
+    envelope: &gossip_proto::gossip::Envelope,
+) -> PeerIdentityDigest {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let secret = envelope.secret_envelope.as_ref();
+    ctx.update(&[u8::from(secret.is_some())]);
+    let parts = [
+        &envelope.payload[..],
+        &envelope.signature[..],
+        secret.map_or(&[][..], |s| &s.payload[..]),
+        secret.map_or(&[][..], |s| &s.signature[..]),
+    ];
+    for part in parts {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// PKI-ID → identity, bounded, internally synchronised.
@@ -164,6 +194,7 @@ impl IdentityStore {
             Entry {
                 identity: Arc::clone(&identity),
                 not_after_unix_s,
+                peer_identity: None,
             },
         );
         drop(shard);
@@ -176,6 +207,30 @@ impl IdentityStore {
         let shard = self.shard(pki_id).read();
         let entry = shard.get(pki_id)?;
         (now.as_unix_secs() <= entry.not_after_unix_s).then(|| Arc::clone(&entry.identity))
+    }
+
+    /// Whether a signed `PeerIdentity` with this digest passed its signature check for the stored,
+    /// unexpired identity of `pki_id` ([`mark_peer_identity_verified`](Self::mark_peer_identity_verified)):
+    /// the same bytes need no check again.
+    pub(crate) fn peer_identity_verified(
+        &self,
+        pki_id: &PkiId,
+        digest: &PeerIdentityDigest,
+        now: Instant,
+    ) -> bool {
+        let shard = self.shard(pki_id).read();
+        shard.get(pki_id).is_some_and(|e| {
+            now.as_unix_secs() <= e.not_after_unix_s && e.peer_identity.as_ref() == Some(digest)
+        })
+    }
+
+    /// Remembers the digest of a signed `PeerIdentity` of the stored identity `pki_id` whose
+    /// signature verified (the first one stays; nothing happens for an identity not stored). It
+    /// leaves with the identity.
+    pub(crate) fn mark_peer_identity_verified(&self, pki_id: &PkiId, digest: PeerIdentityDigest) {
+        if let Some(entry) = self.shard(pki_id).write().get_mut(pki_id) {
+            entry.peer_identity.get_or_insert(digest);
+        }
     }
 
     /// Removes an identity (purge on identity switch, CRL update, unused).

@@ -296,6 +296,8 @@ pub struct Prechecked {
     check_digests: Vec<verified::CheckDigest>,
     seen_key: Option<SeenKey>,
     learn: Vec<Arc<Identity>>,
+    /// Identity pull items checked here, remembered by the store once the checks passed.
+    peer_identities: Vec<(PkiId, identity_store::PeerIdentityDigest)>,
 }
 
 impl Prechecked {
@@ -455,6 +457,8 @@ impl Ingress {
         if resolver.nested_dropped > 0 {
             self.stats.add_nested_dropped(resolver.nested_dropped);
         }
+        self.stats
+            .add_peer_identities_known(resolver.peer_identities_known);
         let mut checks = resolver.checks;
         if kind == ContentKind::DataMsg
             && let Some(verifier) = &self.block_verifier
@@ -489,6 +493,7 @@ impl Ingress {
             check_digests,
             seen_key,
             learn: resolver.learn,
+            peer_identities: resolver.peer_identities,
         })
     }
 
@@ -535,6 +540,9 @@ impl Ingress {
         for identity in prechecked.learn {
             let learned = self.identities.insert_validated(identity).is_ok();
             self.stats.record_identity_learned(learned);
+        }
+        for (pki_id, digest) in prechecked.peer_identities {
+            self.identities.mark_peer_identity_verified(&pki_id, digest);
         }
         self.stats.record_accepted();
         Ok(Verified::new(prechecked.received))

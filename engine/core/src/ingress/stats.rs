@@ -59,6 +59,9 @@ counters! {
     block_items_seen,
     /// Signature checks skipped: the same key, bytes and signature passed before.
     checks_skipped_verified,
+    /// Identity pull items not checked again: the same signed bytes passed before for the
+    /// stored identity.
+    peer_identities_known,
     /// Identities learned from accepted messages.
     identities_learned,
     /// Identities not learned because the identity store was full.
@@ -90,6 +93,12 @@ impl IngressStats {
     pub(crate) fn add_checks_skipped_verified(&self, n: u64) {
         if n > 0 {
             self.checks_skipped_verified.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn add_peer_identities_known(&self, n: u64) {
+        if n > 0 {
+            self.peer_identities_known.fetch_add(n, Ordering::Relaxed);
         }
     }
 

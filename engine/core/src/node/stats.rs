@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::components::certstore::CertStoreStats;
 use crate::components::discovery::DiscoveryStats;
 use crate::components::pull::PullStats;
 use crate::outbox::DropReason;
@@ -36,6 +37,8 @@ pub struct NodeStats {
     pub members_dead: usize,
     /// Discovery's own counters.
     pub discovery: DiscoveryStats,
+    /// The cert store's (identity puller's) counters.
+    pub certstore: CertStoreStats,
 }
 
 impl NodeStats {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gossip_proto::gossip::gossip_message::{Content, Tag};
-use gossip_proto::gossip::{DataMessage, Envelope, GossipMessage, Payload};
+use gossip_proto::gossip::{DataMessage, Envelope, GossipMessage, Payload, PullMsgType};
 use prost::Message;
 
 use super::*;
@@ -17,6 +17,8 @@ use crate::ingress::{
 };
 use crate::testpki::{TestPki, TestPkiSpec};
 use crate::types::OrgId;
+
+mod identity;
 
 const START_UNIX_S: u64 = 1_700_000_000;
 
@@ -41,8 +43,12 @@ struct Cluster {
     now: Instant,
     /// Transmits by (carries a block, lane).
     lanes: BTreeMap<(bool, Lane), u64>,
-    /// Every transmit: (from, to, kind).
+    /// Every transmit: (from, to, kind), identity pull messages apart.
     log: Vec<(usize, usize, ContentKind)>,
+    /// Every identity pull transmit: (from, to, kind).
+    identity_log: Vec<(usize, usize, ContentKind)>,
+    /// Links that lose everything sent over them, (from, to).
+    cut: std::collections::BTreeSet<(usize, usize)>,
 }
 
 impl Cluster {
@@ -57,12 +63,22 @@ impl Cluster {
         seed: u64,
         config: GossipConfig,
     ) -> Cluster {
-        let now = at_s(0.0);
-        let pki = TestPki::generate(&TestPkiSpec {
+        Self::with_pki(&Self::pki(orgs), with_external, seed, config)
+    }
+
+    /// A fresh PKI with `orgs[i]` peers in org i.
+    fn pki(orgs: &[usize]) -> TestPki {
+        TestPki::generate(&TestPkiSpec {
             peers_per_org: orgs.to_vec(),
             ..TestPkiSpec::uniform(0, 0, START_UNIX_S as i64)
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    /// A cluster of `pki`'s peers (fresh keys make PKI-IDs, and so their order, differ from one
+    /// PKI to the next: a replay needs the same PKI).
+    fn with_pki(pki: &TestPki, with_external: bool, seed: u64, config: GossipConfig) -> Cluster {
+        let now = at_s(0.0);
         let msp = Arc::new(pki.msp_manager().unwrap());
         let mut peers = Vec::new();
         for (o, org) in pki.orgs.iter().enumerate() {
@@ -123,6 +139,8 @@ impl Cluster {
             now,
             lanes: BTreeMap::new(),
             log: Vec::new(),
+            identity_log: Vec::new(),
+            cut: Default::default(),
         };
         c.settle();
         c
@@ -157,12 +175,23 @@ impl Cluster {
                     moved = true;
                     let message = GossipMessage::decode(t.envelope.payload.clone()).unwrap();
                     let kind = ContentKind::of(&message);
-                    let is_block = matches!(kind, ContentKind::DataMsg | ContentKind::DataUpdate);
+                    let pull_type = wire::pull_msg_type(&message);
+                    let is_block = kind == ContentKind::DataMsg
+                        || (kind == ContentKind::DataUpdate
+                            && pull_type == Some(PullMsgType::BlockMsg as i32));
+                    let identity_pull = pull_type == Some(PullMsgType::IdentityMsg as i32);
                     *self.lanes.entry((is_block, t.lane)).or_default() += 1;
                     let Some(j) = self.index_of(&t.to) else {
                         continue;
                     };
-                    self.log.push((i, j, kind));
+                    if self.cut.contains(&(i, j)) {
+                        continue;
+                    }
+                    if identity_pull {
+                        self.identity_log.push((i, j, kind));
+                    } else {
+                        self.log.push((i, j, kind));
+                    }
                     self.link(i, j);
                     let from = self.peers[i].signer.pki_id();
                     self.peers[j].received.push(t.envelope.clone());
@@ -258,11 +287,14 @@ impl Cluster {
         self.link(from, to);
         let envelope = crate::crypto::envelope::noop_sign(message.encode_to_vec().into());
         let verified = self.peers[to].ingress.receive_inline(sender, envelope, now);
-        self.peers[to].node.handle_message(verified.unwrap(), now);
+        let peer = &mut self.peers[to];
+        peer.identities
+            .take_changes(|change| peer.node.handle_identity(change, now));
+        peer.node.handle_message(verified.unwrap(), now);
         self.settle();
     }
 
-    /// Transmits of `kind` from `from` to `to` so far.
+    /// Transmits of `kind` from `from` to `to` so far, identity pull aside.
     fn sent(&self, from: usize, to: usize, kind: ContentKind) -> usize {
         self.log.iter().filter(|e| **e == (from, to, kind)).count()
     }
@@ -409,8 +441,9 @@ fn blocks_stay_in_channel_and_secrets_stay_in_org() {
 
 #[test]
 fn same_seed_replays_the_same_membership_traffic() {
+    let pki = Cluster::pki(&[4]);
     let run = |seed| {
-        let mut c = Cluster::new(&[4], false, seed);
+        let mut c = Cluster::with_pki(&pki, false, seed, GossipConfig::default());
         c.run_until(at_s(12.0));
         c.peers
             .iter()

@@ -268,6 +268,18 @@ impl Discovery {
             .map(|(org, _)| org.clone())
     }
 
+    /// The org of a valid identity the driver's store holds (Fabric's `idMapper.Get`): self, or
+    /// one it told about that has not expired at `now`.
+    pub fn identity_org(&self, pki_id: &PkiId, now: Instant) -> Option<&OrgId> {
+        if *pki_id == self.me.pki_id {
+            return Some(&self.me.org);
+        }
+        self.known_orgs
+            .get(pki_id)
+            .filter(|(_, not_after_unix_s)| now.as_unix_secs() <= *not_after_unix_s)
+            .map(|(org, _)| org)
+    }
+
     /// Applies a change of the driver's identity store.
     pub fn learn_identity(&mut self, change: IdentityChange) {
         match change {

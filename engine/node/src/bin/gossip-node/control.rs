@@ -468,6 +468,12 @@ pub fn stats_json(
                 "purged": n.discovery.purged,
                 "connects_abandoned": n.discovery.connects_abandoned,
             },
+            "certstore": {
+                "rounds": n.certstore.pull.rounds,
+                "items_requested": n.certstore.pull.items_requested,
+                "identities_pulled": n.certstore.identities_pulled,
+                "items_len": n.certstore.items_len,
+            },
         },
         "comm": {
             "messages_sent": c.messages_sent,
