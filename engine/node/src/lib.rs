@@ -14,6 +14,7 @@
 //! - [`ledger`]: the durable block store (redb) under `peer.fileSystemPath`.
 
 pub mod block;
+pub mod config_keys;
 pub mod control;
 pub mod fault;
 pub mod ledger;

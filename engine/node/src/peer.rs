@@ -9,6 +9,9 @@ use super::NodeConfigError;
 use super::raw::{RawConfig, env_name};
 use gossip_engine::config::{CommConfig, GossipConfig, StateConfig};
 
+use crate::config_keys::PEER_CHILDREN_KNOWN;
+pub use crate::config_keys::{GOSSIP_KEYS_IGNORED, GOSSIP_KEYS_USED, PEER_KEYS_USED};
+
 /// How loud a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -74,111 +77,6 @@ pub struct NodeConfig {
 
 /// Fabric's default `peer.fileSystemPath`.
 pub const FILE_SYSTEM_PATH_DEFAULT: &str = "/var/hyperledger/production";
-
-/// `peer.gossip.*` keys gossip-node reads (suffixes after `peer.gossip.`).
-pub const GOSSIP_KEYS_USED: &[&str] = &[
-    "bootstrap",
-    "endpoint",
-    "externalEndpoint",
-    "maxBlockCountToStore",
-    "maxPropagationBurstLatency",
-    "maxPropagationBurstSize",
-    "propagateIterations",
-    "propagatePeerNum",
-    "pullInterval",
-    "pullPeerNum",
-    "requestStateInfoInterval",
-    "publishStateInfoInterval",
-    "publishCertPeriod",
-    "skipBlockVerification",
-    "dialTimeout",
-    "connTimeout",
-    "sendBuffSize",
-    "digestWaitTime",
-    "requestWaitTime",
-    "responseWaitTime",
-    "aliveTimeInterval",
-    "aliveExpirationTimeout",
-    "reconnectInterval",
-    "maxConnectionAttempts",
-    "msgExpirationFactor",
-    "election.leaderAliveThreshold",
-    "state.enabled",
-    "state.checkInterval",
-    "state.responseTimeout",
-    "state.batchSize",
-    "state.maxRetries",
-    "state.blockBufferSize",
-    "state.channelSize",
-    // gossip-node's own (not Fabric's): false restores Fabric's fixed emitter tick grid;
-    // the leading-edge emitter's pacing (default maxPropagationBurstLatency); false restores
-    // Fabric's timer-only block pull rounds.
-    "emitWhenIdle",
-    "emitIntervalMin",
-    "pullOnGap",
-    "pullGapInterval",
-    "state.heightGapDelay",
-];
-
-/// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.
-pub const GOSSIP_KEYS_IGNORED: &[(&str, &str)] = &[
-    ("membershipTrackerInterval", "no membership tracker"),
-    ("stateInfoRetentionInterval", "not read by Fabric either"),
-    ("nonBlockingCommitMode", "delivery always waits for commits"),
-    ("election.", "leader election is not implemented"),
-    ("useLeaderElection", "leader election is not implemented"),
-    ("orgLeader", "leader election is not implemented"),
-    (
-        "recvBuffSize",
-        "one bounded inbound queue for all connections replaces the per-connection receive buffer",
-    ),
-    ("pvtData.", "private data is not implemented"),
-];
-
-/// Other keys gossip-node reads.
-pub const PEER_KEYS_USED: &[&str] = &[
-    "peer.id",
-    "peer.address",
-    "peer.listenAddress",
-    "peer.localMspId",
-    "peer.mspConfigPath",
-    "peer.fileSystemPath",
-    "peer.tls.enabled",
-    "peer.tls.clientAuthRequired",
-    "peer.tls.cert.file",
-    "peer.tls.key.file",
-    "peer.tls.rootcert.file",
-    "peer.tls.clientRootCAs.files",
-    "peer.tls.clientCert.file",
-    "peer.tls.clientKey.file",
-    "peer.keepalive.client.interval",
-    "peer.keepalive.client.timeout",
-    "peer.maxRecvMsgSize",
-    "peer.maxSendMsgSize",
-];
-
-/// Children of `peer.` that Fabric knows and gossip-node does not use.
-const PEER_CHILDREN_KNOWN: &[&str] = &[
-    "networkid",
-    "chaincodelistenaddress",
-    "chaincodeaddress",
-    "addressautodetect",
-    "gateway",
-    "keepalive",
-    "authentication",
-    "bccsp",
-    "client",
-    "deliveryclient",
-    "localmsptype",
-    "profile",
-    "adminservice",
-    "handlers",
-    "validatorpoolsize",
-    "discovery",
-    "limits",
-    "tls",
-    "gossip",
-];
 
 /// Top-level sections of Fabric's core.yaml besides `peer`.
 const SECTIONS_KNOWN: &[&str] = &["vm", "chaincode", "ledger", "operations", "metrics"];
