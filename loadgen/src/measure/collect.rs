@@ -384,7 +384,7 @@ impl Collector {
         if self.injectors.contains(&d.node) {
             return; // injectors have every block already: nothing to disseminate to them
         }
-        self.note_received(d.node, ch, d.via);
+        self.note_received(d.node, ch, d.via, d.received_unix_ns);
         let latency_ns = d
             .received_unix_ns
             .saturating_sub(self.schedule.due_ns(d.seq));

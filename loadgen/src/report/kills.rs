@@ -25,6 +25,7 @@ pub fn via_json(counts: &[u64; 4]) -> Value {
 
 fn kill_json(c: &Collector, k: &KillRecord) -> Value {
     let ms = |ns: u64| ns as f64 / 1e6;
+    let since_restart = |t: Option<u64>| Some(ms(t?.saturating_sub(k.restarted_unix_ns?)));
     json!({
         "node": k.node,
         "killed_at_s": at_s(c, k.killed_unix_ns),
@@ -37,6 +38,8 @@ fn kill_json(c: &Collector, k: &KillRecord) -> Value {
         "caught_up_at_s": k.caught_up_unix_ns().map(|t| at_s(c, t)),
         "caught_up_at_seq": k.caught_up.iter().map(|x| x.map(|(_, s)| s)).collect::<Vec<_>>(),
         "catch_up_ms": k.catch_up_ns().map(ms),
+        "first_receipt_after_restart_ms": since_restart(k.first_receipt_unix_ns),
+        "first_state_receipt_after_restart_ms": since_restart(k.first_state_receipt_unix_ns),
         "receipts_after_restart_via": via_json(&k.via_after_restart),
         "receipts_until_caught_up_via": via_json(&k.via_until_caught_up),
     })
@@ -135,11 +138,18 @@ pub fn kills_text(doc: &Value) -> String {
             }
             None => out.push_str(", NOT caught up"),
         }
+        let first = |key: &str| {
+            k[key]
+                .as_f64()
+                .map_or("-".into(), |ms| format!("{ms:.0} ms"))
+        };
         let _ = writeln!(
             out,
-            "\n    receipts since restart: {}; until caught up: {}",
+            "\n    receipts since restart: {}; until caught up: {}; first after {}, first by state after {}",
             via_text(&k["receipts_after_restart_via"]),
             via_text(&k["receipts_until_caught_up_via"]),
+            first("first_receipt_after_restart_ms"),
+            first("first_state_receipt_after_restart_ms"),
         );
     }
     out
@@ -205,6 +215,7 @@ mod tests {
             text.contains("node 1: killed at 0.2 s, back at 0.4 s with ledger height 1")
                 && text.contains("caught up in 50 ms")
                 && text.contains("since restart: state 5")
+                && text.contains("first by state after 50 ms")
                 && text.contains("node 2: killed at 0.3 s, not restarted"),
             "{text}"
         );

@@ -57,6 +57,10 @@ pub struct KillRecord {
     pub via_after_restart: [u64; 4],
     /// The part of `via_after_restart` before it had caught up (on the receipt's channel).
     pub via_until_caught_up: [u64; 4],
+    /// Its first receipt after the restart (any path), Unix ns: when blocks reached it again.
+    pub first_receipt_unix_ns: Option<u64>,
+    /// Its first receipt by state transfer after the restart, Unix ns.
+    pub first_state_receipt_unix_ns: Option<u64>,
 }
 
 impl KillRecord {
@@ -179,11 +183,21 @@ impl Collector {
         (lost, held_without_event)
     }
 
-    /// A receipt at `node` on channel `ch`: counted by path for its restart, if any.
-    pub(super) fn note_received(&mut self, node: usize, ch: usize, via: Option<Arrival>) {
+    /// A receipt at `node` on channel `ch` at `unix_ns`: counted by path for its restart, if any.
+    pub(super) fn note_received(
+        &mut self,
+        node: usize,
+        ch: usize,
+        via: Option<Arrival>,
+        unix_ns: u64,
+    ) {
         let Some(k) = self.active_restart(node) else {
             return;
         };
+        k.first_receipt_unix_ns.get_or_insert(unix_ns);
+        if via == Some(Arrival::StateTransfer) {
+            k.first_state_receipt_unix_ns.get_or_insert(unix_ns);
+        }
         let path = path_index(via);
         k.via_after_restart[path] += 1;
         if k.caught_up.get(ch).is_some_and(Option::is_none) {
@@ -345,6 +359,10 @@ mod tests {
             k.caught_up,
             vec![Some((burst_ns, 13))],
             "13 was the newest due"
+        );
+        assert_eq!(
+            (k.first_receipt_unix_ns, k.first_state_receipt_unix_ns),
+            (Some(burst_ns), Some(burst_ns))
         );
         assert_eq!(k.catch_up_ns(), Some(burst_ns - back_ns));
         assert_eq!(k.via_after_restart, [0, 0, 7, 0]);
