@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use crate::cluster::control::{Delivery, DeliveryKind};
 
 mod restarts;
-pub use restarts::{KillRecord, Restarted};
+pub use restarts::{KillRecord, Restarted, TracePoint};
 
 /// The paths receipts are split by ([`Collector::by_path`]): the three a `block_received` line's
 /// `via` names, then `None` for lines without one (fabric-node's).

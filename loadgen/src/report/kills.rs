@@ -42,7 +42,34 @@ fn kill_json(c: &Collector, k: &KillRecord) -> Value {
         "first_state_receipt_after_restart_ms": since_restart(k.first_state_receipt_unix_ns),
         "receipts_after_restart_via": via_json(&k.via_after_restart),
         "receipts_until_caught_up_via": via_json(&k.via_until_caught_up),
+        "catch_up_trace": trace_json(k),
     })
+}
+
+/// The spacing of `catch_up_trace`'s points, ms.
+const TRACE_STEP_MS: u64 = 500;
+
+/// A restarted node's way to catching up: per channel, per [`TRACE_STEP_MS`] since the restart,
+/// its last in-order delivery in that step, as `[ms since restart, block delivered up to, newest
+/// block due]`; the last point is where it caught up (if it did).
+fn trace_json(k: &KillRecord) -> Vec<Vec<[u64; 3]>> {
+    let Some(restart_ns) = k.restarted_unix_ns else {
+        return Vec::new();
+    };
+    (0..k.heights.len())
+        .map(|ch| {
+            let mut out: Vec<[u64; 3]> = Vec::new();
+            for p in k.trace.iter().filter(|p| p.channel == ch) {
+                let ms = p.unix_ns.saturating_sub(restart_ns) / 1_000_000;
+                let point = [ms, p.height_seq, p.due_seq];
+                match out.last_mut() {
+                    Some(last) if last[0] / TRACE_STEP_MS == ms / TRACE_STEP_MS => *last = point,
+                    _ => out.push(point),
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 /// run.json's `kills`: one entry per kill, in order.
@@ -209,6 +236,11 @@ mod tests {
         assert_eq!(kills[0]["behind_at_restart_blocks"], json!(5));
         assert_eq!(kills[0]["receipts_after_restart_via"]["state"], json!(5));
         assert_eq!(kills[0]["caught_up_at_seq"], json!([5]));
+        assert_eq!(
+            kills[0]["catch_up_trace"],
+            json!([[[50, 5, 5]]]),
+            "one step: its last point"
+        );
         assert_eq!(kills[1]["catch_up_ms"], Value::Null, "node 2 stays down");
         let text = kills_text(&json!({ "kills": kills }));
         assert!(

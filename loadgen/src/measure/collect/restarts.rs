@@ -61,6 +61,22 @@ pub struct KillRecord {
     pub first_receipt_unix_ns: Option<u64>,
     /// Its first receipt by state transfer after the restart, Unix ns.
     pub first_state_receipt_unix_ns: Option<u64>,
+    /// Its in-order deliveries from the restart to catching up, each with the newest block due
+    /// then: how it closed (or did not close) the distance to the head.
+    pub trace: Vec<TracePoint>,
+}
+
+/// One in-order delivery of a restarted node before it caught up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TracePoint {
+    /// When, Unix ns.
+    pub unix_ns: u64,
+    /// Channel index.
+    pub channel: usize,
+    /// The block it delivered up to (its ledger height − 1 once committed).
+    pub height_seq: u64,
+    /// The newest block due then.
+    pub due_seq: u64,
 }
 
 impl KillRecord {
@@ -215,10 +231,16 @@ impl Collector {
         let Some(k) = self.active_restart(node) else {
             return;
         };
-        if let Some(c @ None) = k.caught_up.get_mut(ch)
-            && height_seq >= due
-        {
-            *c = Some((unix_ns, height_seq));
+        if let Some(c @ None) = k.caught_up.get_mut(ch) {
+            k.trace.push(TracePoint {
+                unix_ns,
+                channel: ch,
+                height_seq,
+                due_seq: due,
+            });
+            if height_seq >= due {
+                *c = Some((unix_ns, height_seq));
+            }
         }
     }
 
@@ -401,6 +423,17 @@ mod tests {
         assert_eq!(c.kills()[0].catch_up_ns(), None, "9 was due and not held");
         c.record(&event(DeliveryKind::InOrder, 1, 9, at, None));
         assert_eq!(c.kills()[0].catch_up_ns(), Some(at - back_ns));
+        c.record(&event(DeliveryKind::InOrder, 1, 10, at + 50 * MS, None));
+        let trace: Vec<(u64, u64)> = c.kills()[0]
+            .trace
+            .iter()
+            .map(|p| (p.height_seq, p.due_seq))
+            .collect();
+        assert_eq!(
+            trace,
+            [(4, 9), (5, 9), (6, 9), (7, 9), (8, 9), (9, 9)],
+            "up to catching up, not after"
+        );
     }
 
     #[test]
