@@ -710,6 +710,28 @@ mod tests {
         );
         assert!(2 * fabric.len() >= m.nodes - 1 && 2 * fabric.len() <= m.nodes + 1);
         assert!(m.gossip.is_empty(), "Fabric's default gossip config");
+        let f = Scenario::load(&dir.join("faults-state.toml")).unwrap();
+        assert_eq!(
+            (
+                f.nodes,
+                f.injector_nodes(),
+                f.block_size_bytes,
+                f.rate_per_s
+            ),
+            (10, vec![0], 10240, 20.0)
+        );
+        assert_eq!((f.tls, f.skip_block_verification), (true, false));
+        assert_eq!(f.faults.drop_share, 0.05);
+        assert_eq!(f.gossip["state.enabled"], toml::Value::Boolean(true));
+        assert_eq!(f.gossip.len(), 1, "the rest at Fabric's defaults");
+        let killed: Vec<usize> = f.faults.kills.iter().map(|k| k.node).collect();
+        assert_eq!(killed.len() * 5, f.nodes, "a fifth of the nodes");
+        assert!(!killed.contains(&0), "never the injector");
+        let injection_s = f.block_count() as f64 / f.rate_per_s;
+        for k in &f.faults.kills {
+            let back_s = k.at_s + k.restart_after_s.expect("restarted");
+            assert!(back_s < injection_s, "restarted while injection goes on");
+        }
         let a = Scenario::load(&dir.join("scenario-a-n25-fabric.toml")).unwrap();
         assert_eq!(a.fabric_nodes(), (0..25).collect::<Vec<_>>());
         assert_eq!(

@@ -112,3 +112,81 @@ fn four_nodes_deliver_every_block_in_order() {
         "{summary}"
     );
 }
+
+/// A node SIGKILLed during injection and restarted on its ledger, state transfer on: it resumes at
+/// its ledger height, fetches what it missed, and ends with every block, counted once and in order;
+/// the run reports its kill with the height it came back at and when it caught up.
+#[test]
+fn a_killed_node_restarts_on_its_ledger_and_ends_complete() {
+    let s = Scenario::from_toml(
+        r#"
+        name = "cluster-kill-test"
+        nodes = 4
+        orgs = 1
+        blocks = 60
+        rate_per_s = 20
+        warmup_s = 0
+        drain_s = 40
+        converge_timeout_s = 60
+        block_size_bytes = 2048
+        idle_s = 1
+        [gossip]
+        "state.enabled" = true
+        [faults]
+        kills = [{ node = 2, at_s = 1.0, restart_after_s = 1.0 }]
+        "#,
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out =
+        loadgen::commands::run::run(&s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
+            .expect("run");
+    let c = &out.collector;
+    let logs = || {
+        out.logs
+            .iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let kill = c
+        .kills()
+        .first()
+        .unwrap_or_else(|| panic!("a kill\n{}", logs()));
+    assert_eq!(kill.node, 2);
+    assert!(kill.restarted_unix_ns.is_some(), "{kill:?}");
+    let height = kill.heights[0].expect("gossip-node answers ledger_height");
+    assert!(
+        height > 1,
+        "it had committed blocks before the kill: {kill:?}"
+    );
+    assert!(
+        kill.catch_up_ns().is_some(),
+        "caught up: {kill:?}\n{}",
+        logs()
+    );
+    assert_eq!(c.completeness(), 1.0, "{kill:?}\n{}", logs());
+    assert!(c.all_delivered_in_order(), "every node, every block");
+    assert_eq!(
+        (c.order_violations, c.redeliveries),
+        (0, 0),
+        "it resumed at its ledger height"
+    );
+    assert_eq!(c.measured_deliveries(), 3 * 60, "each receipt once");
+    assert_eq!(out.stats_at_kill[2].len(), 1, "stats read before the kill");
+    assert!(out.stats_at_kill[2][0].is_object());
+    let doc = loadgen::report::run_json(&out, &loadgen::measure::procfs::machine(), None);
+    let k = &doc["kills"][0];
+    assert_eq!(k["node"], 2);
+    assert_eq!(k["ledger_height_at_restart"][0], height);
+    assert!(k["catch_up_ms"].as_f64().is_some(), "{k}");
+    assert_eq!(doc["figures"]["restarts_caught_up"], 1.0);
+    assert!(
+        doc["nodes"][2]["stats_delta"]["driver.ledger_commits"]
+            .as_f64()
+            .is_some_and(|n| n > 0.0),
+        "the restarted node's counters come back: {}",
+        doc["nodes"][2]["stats_delta"]
+    );
+    assert!(loadgen::report::summary(&doc).contains("node 2: killed at"));
+}

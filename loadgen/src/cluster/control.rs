@@ -9,6 +9,8 @@ use std::time::Duration;
 use gossip_engine::event::Arrival;
 use serde_json::{Value, json};
 
+use crate::measure::collect::Restarted;
+
 /// A control request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -151,6 +153,18 @@ impl ControlClient {
         Ok(v.get("stats").cloned().unwrap_or(Value::Null))
     }
 
+    /// `ledger_height`: the number of the next block the node commits on `channel` (1 when it
+    /// committed none). gossip-node answers it before `join_channel` too; fabric-node refuses it.
+    pub fn ledger_height(&mut self, channel: &str) -> Result<u64, ControlError> {
+        let v = self.request(&json!({"op": "ledger_height", "channel": channel}))?;
+        v.get("height")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ControlError::BadReply {
+                addr: self.addr,
+                line: v.to_string(),
+            })
+    }
+
     /// `shutdown`.
     pub fn shutdown(&mut self) -> Result<(), ControlError> {
         self.request(&json!({"op": "shutdown"})).map(|_| ())
@@ -193,6 +207,17 @@ pub struct Delivery {
     /// The path a received block came by (`via`, optional in engine/CONTROL.md): `None` when the
     /// line has none (fabric-node, in-order deliveries) or one this loadgen does not know.
     pub via: Option<Arrival>,
+}
+
+/// What a run's main loop receives, in the order it happened: the block events of a
+/// subscription, or the news that a killed node is back (sent before its new subscription starts,
+/// so that every event of the new process comes after it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// Block events of one read of one subscription.
+    Deliveries(Vec<Delivery>),
+    /// A killed node was started again.
+    Restarted(Restarted),
 }
 
 /// Every path `via` names.
@@ -249,14 +274,14 @@ fn parse_delivery(node: usize, line: &str) -> Option<Delivery> {
     })
 }
 
-/// Subscribes on a new connection and forwards block events to `tx` from a thread, until the
-/// connection ends or `tx`'s receiver is gone. The events of one read (gossip-node writes what
-/// queued within its linger in one write) go as one batch: one channel send and at most one
-/// wake-up of the receiver per batch, not per line.
+/// Subscribes on a new connection and forwards block events to `tx` ([`Feed::Deliveries`]) from a
+/// thread, until the connection ends or `tx`'s receiver is gone. The events of one read
+/// (gossip-node writes what queued within its linger in one write) go as one batch: one channel
+/// send and at most one wake-up of the receiver per batch, not per line.
 pub fn subscribe(
     node: usize,
     addr: SocketAddr,
-    tx: Sender<Vec<Delivery>>,
+    tx: Sender<Feed>,
 ) -> Result<JoinHandle<()>, ControlError> {
     let mut c = ControlClient::connect(addr, Duration::from_secs(5))?;
     c.request(&json!({"op": "subscribe"}))?;
@@ -274,7 +299,7 @@ pub fn subscribe(
                 loop {
                     line.clear();
                     if !matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-                        let _ = tx.send(batch);
+                        let _ = tx.send(Feed::Deliveries(batch));
                         return;
                     }
                     batch.extend(parse_delivery(node, &line));
@@ -282,7 +307,7 @@ pub fn subscribe(
                         break;
                     }
                 }
-                if !batch.is_empty() && tx.send(batch).is_err() {
+                if !batch.is_empty() && tx.send(Feed::Deliveries(batch)).is_err() {
                     return;
                 }
             }

@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster::control::{self, ControlClient, ControlError, Delivery};
+use crate::cluster::control::{self, ControlClient, ControlError, Feed};
 use crate::cluster::launcher::{Launcher, NodeHandle};
-use crate::cluster::proxy::LinkMode;
 use crate::cluster::{self, Cluster};
+use crate::commands::faults::FaultRunner;
+pub use crate::commands::faults::{Action, fault_plan};
 use crate::measure::collect::{Collector, Schedule};
 use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
 use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::measure::traffic::ByteCounters;
-use crate::scenario::{PartitionMode, Scenario};
+use crate::scenario::Scenario;
 
 /// A run failed before it could measure.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,9 @@ pub struct RunOutput {
     pub quiet_s: f64,
     /// Per node, CPU over the quiet window (`None` where unreadable or the node was down).
     pub idle_cpu: Vec<Option<CpuWindow>>,
+    /// Per node, its stats read just before each of its kills (`Null` where unreadable): a
+    /// restarted node's counters start again from zero.
+    pub stats_at_kill: Vec<Vec<Value>>,
     /// Seconds between `stats_before` and `stats_after`.
     pub stats_window_s: f64,
     /// Seconds from launch to convergence.
@@ -116,7 +120,11 @@ pub trait Progress {
     fn phase(&mut self, msg: &str);
 }
 
-fn connect_retry(addr: SocketAddr, limit: Duration) -> Result<ControlClient, ControlError> {
+/// Connects to a control port, retrying every 100 ms for up to `limit`.
+pub(crate) fn connect_retry(
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<ControlClient, ControlError> {
     let start = unix_now_ns();
     let mut last = None;
     for _ in 0..10_000 {
@@ -132,7 +140,8 @@ fn connect_retry(addr: SocketAddr, limit: Duration) -> Result<ControlClient, Con
     Err(last.unwrap_or(ControlError::Closed(addr)))
 }
 
-fn anchors(c: &Cluster, s: &Scenario) -> Vec<(String, SocketAddr)> {
+/// The anchor peers every node joins its channels with: each org's leader.
+pub(crate) fn anchors(c: &Cluster, s: &Scenario) -> Vec<(String, SocketAddr)> {
     (0..s.orgs.min(s.nodes))
         .map(|o| (c.nodes[o].mspid.clone(), c.nodes[o].endpoint))
         .collect()
@@ -259,7 +268,7 @@ pub fn run(
         }
     ));
 
-    let (tx, rx) = mpsc::channel::<Vec<Delivery>>();
+    let (tx, rx) = mpsc::channel::<Feed>();
     for n in &cluster.nodes {
         control::subscribe(n.index, n.control, tx.clone())?;
     }
@@ -323,18 +332,30 @@ pub fn run(
     let inject_end_ns = last_due + schedule.interval_ns;
     let mut inject_end_sample = None;
     let mut window_opened = false;
-    let mut restarts: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut fault_runner = FaultRunner {
+        cluster: &cluster,
+        launcher,
+        tx: &tx,
+        scenario: s,
+        rejoins: Vec::new(),
+        stats_at_kill: vec![Vec::new(); s.nodes],
+    };
     // Main loop: deliveries, faults, samples, progress; bounded by `end_ns`.
     for _ in 0..100_000_000u64 {
         let now = unix_now_ns();
         if now >= end_ns {
             break;
         }
-        if now > last_due && collector.all_delivered() && injectors.iter().all(Injector::finished) {
+        if now > last_due
+            && collector.all_delivered()
+            && injectors.iter().all(Injector::finished)
+            && plan.is_empty()
+            && !collector.catching_up()
+        {
             break;
         }
-        while let Ok(batch) = rx.recv_timeout(Duration::from_millis(20)) {
-            batch.iter().for_each(|d| collector.record(d));
+        while let Ok(feed) = rx.recv_timeout(Duration::from_millis(20)) {
+            record(&mut collector, feed);
             if unix_now_ns() >= now + 50_000_000 {
                 break;
             }
@@ -342,15 +363,7 @@ pub fn run(
         let now = unix_now_ns();
         while plan.first().is_some_and(|(at, _)| *at <= now) {
             let (_, action) = plan.remove(0);
-            let what = apply_fault(
-                &action,
-                &cluster,
-                &mut handles,
-                launcher,
-                &tx,
-                s,
-                &mut restarts,
-            );
+            let what = fault_runner.apply(&action, &mut handles, &mut clients, &mut collector);
             faults.push(FaultEvent {
                 t_s: t_of(now),
                 what,
@@ -386,8 +399,14 @@ pub fn run(
     for i in injectors {
         injections.extend(i.join());
     }
-    while let Ok(batch) = rx.try_recv() {
-        batch.iter().for_each(|d| collector.record(d));
+    // A restarted node's new control connection replaces the dead one, for the final stats.
+    for t in std::mem::take(&mut fault_runner.rejoins) {
+        if let Ok(Some((k, client))) = t.join() {
+            clients[k] = client;
+        }
+    }
+    while let Ok(feed) = rx.try_recv() {
+        record(&mut collector, feed);
     }
     samples.push(sample(
         &handles,
@@ -397,9 +416,6 @@ pub fn run(
     ));
     let stats_after = stats_all(&mut clients);
     let stats_window_s = (unix_now_ns() - before_ns) as f64 / 1e9;
-    for h in restarts {
-        let _ = h.join();
-    }
     stop_cluster(&mut clients, &mut handles);
     Ok(RunOutput {
         scenario: s.clone(),
@@ -410,6 +426,7 @@ pub fn run(
         inject_end_sample,
         stats_before,
         stats_after,
+        stats_at_kill: fault_runner.stats_at_kill,
         stats_quiet_start,
         quiet_s,
         idle_cpu,
@@ -476,121 +493,10 @@ fn sample(
     }
 }
 
-/// A scheduled fault action.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Set links between the two sides (both directions) to the mode.
-    Partition(Vec<usize>, Vec<usize>, LinkMode),
-    /// Reopen links between the two sides.
-    Heal(Vec<usize>, Vec<usize>),
-    /// SIGKILL a node.
-    Kill(usize),
-    /// Start a killed node again with the same spec.
-    Restart(usize),
-}
-
-impl Action {
-    /// Applies a link action to `links`; `None` for process actions (the runner does those).
-    pub fn apply_links(&self, links: &crate::cluster::proxy::Links) -> Option<String> {
-        match self {
-            Action::Partition(x, y, mode) => {
-                links.set_between(x, y, *mode);
-                Some(format!("partition {x:?} | {y:?} ({mode:?})"))
-            }
-            Action::Heal(x, y) => {
-                links.set_between(x, y, LinkMode::Open);
-                Some(format!("heal {x:?} | {y:?}"))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The fault schedule of `s`: (ns after block 1's due time, action), sorted by time.
-pub fn fault_plan(s: &Scenario) -> Vec<(u64, Action)> {
-    let mut plan = Vec::new();
-    let all: Vec<usize> = (0..s.nodes).collect();
-    for p in &s.faults.partitions {
-        let b: Vec<usize> = if p.b.is_empty() {
-            all.iter().copied().filter(|k| !p.a.contains(k)).collect()
-        } else {
-            p.b.clone()
-        };
-        let mode = match p.mode {
-            PartitionMode::Cut => LinkMode::Cut,
-            PartitionMode::BlackHole => LinkMode::BlackHole,
-        };
-        plan.push((
-            secs(p.at_s),
-            Action::Partition(p.a.clone(), b.clone(), mode),
-        ));
-        plan.push((secs(p.at_s + p.duration_s), Action::Heal(p.a.clone(), b)));
-    }
-    for k in &s.faults.kills {
-        plan.push((secs(k.at_s), Action::Kill(k.node)));
-        if let Some(r) = k.restart_after_s {
-            plan.push((secs(k.at_s + r), Action::Restart(k.node)));
-        }
-    }
-    plan.sort_by_key(|(t, _)| *t);
-    plan
-}
-
-fn secs(s: f64) -> u64 {
-    (s.max(0.0) * 1e9) as u64
-}
-
-#[allow(clippy::too_many_arguments)]
-fn apply_fault(
-    a: &Action,
-    c: &Cluster,
-    handles: &mut [Option<Box<dyn NodeHandle>>],
-    launcher: &mut dyn Launcher,
-    tx: &mpsc::Sender<Vec<Delivery>>,
-    s: &Scenario,
-    restarts: &mut Vec<std::thread::JoinHandle<()>>,
-) -> String {
-    if let Some(what) = a.apply_links(&c.links) {
-        return what;
-    }
-    match a {
-        Action::Partition(..) | Action::Heal(..) => String::new(),
-        Action::Kill(k) => {
-            if let Some(mut h) = handles[*k].take() {
-                h.kill();
-            }
-            c.links.set_pid(*k, None);
-            format!("kill node {k} (SIGKILL)")
-        }
-        Action::Restart(k) => {
-            let n = &c.nodes[*k];
-            match launcher.start(&n.spec) {
-                Ok(h) => {
-                    c.links.set_pid(*k, h.pid());
-                    handles[*k] = Some(h);
-                    // Rejoin and resubscribe from a thread: the node needs time to come up.
-                    let (addr, tx, idx) = (n.control, tx.clone(), *k);
-                    let channels = s.channels.clone();
-                    let orgs = c.orgs.clone();
-                    let anchors = anchors(c, s);
-                    if let Ok(h) = std::thread::Builder::new()
-                        .name(format!("rejoin-{k}"))
-                        .spawn(move || {
-                            let Ok(mut cl) = connect_retry(addr, Duration::from_secs(20)) else {
-                                return;
-                            };
-                            for ch in &channels {
-                                let _ = cl.join_channel(ch, &orgs, &anchors);
-                            }
-                            let _ = control::subscribe(idx, addr, tx);
-                        })
-                    {
-                        restarts.push(h);
-                    }
-                    format!("restart node {k}")
-                }
-                Err(e) => format!("restart node {k} failed: {e}"),
-            }
-        }
+/// Feeds the collector: deliveries, or a node's restart.
+fn record(collector: &mut Collector, feed: Feed) {
+    match feed {
+        Feed::Deliveries(batch) => batch.iter().for_each(|d| collector.record(d)),
+        Feed::Restarted(r) => collector.record_restart(&r),
     }
 }

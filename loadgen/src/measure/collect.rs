@@ -9,6 +9,9 @@ use hdrhistogram::Histogram;
 
 use crate::cluster::control::{Delivery, DeliveryKind};
 
+mod restarts;
+pub use restarts::{KillRecord, Restarted, TracePoint};
+
 /// The paths receipts are split by ([`Collector::by_path`]): the three a `block_received` line's
 /// `via` names, then `None` for lines without one (fabric-node's).
 pub const PATHS: [Option<Arrival>; 4] = [
@@ -77,6 +80,22 @@ impl Schedule {
         self.start_unix_ns + seq.saturating_sub(1) * self.interval_ns + offset
     }
 
+    /// The newest block due at `unix_ns` (0 before block 1's due time, at most `blocks`): every
+    /// block up to it had been injected by then (injection is open loop, on schedule).
+    pub fn due_by(&self, unix_ns: u64) -> u64 {
+        let (mut lo, mut hi) = (0, self.blocks);
+        // Invariant: due_ns(lo) <= unix_ns (or lo = 0) and every block above hi is due later.
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if self.due_ns(mid) <= unix_ns {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
+
     /// Whether `seq` is in the warm-up window.
     pub fn is_warmup(&self, seq: u64) -> bool {
         seq <= self.warmup_blocks
@@ -95,7 +114,12 @@ impl Schedule {
 
 #[derive(Clone, Debug, Default)]
 struct BlockTrack {
+    /// Receivers that hold the block now: a bit per node.
     reached: u64,
+    /// Receivers whose receipt is in the latency histograms: a bit per node. A receipt that a
+    /// node's crash erased (received, not yet committed) and a later one that brought the block
+    /// back count once there, as the first.
+    measured: u64,
     count: usize,
     max_latency_ns: u64,
     /// Per group ([`Collector::with_groups`]): receipts and the latest latency, ns.
@@ -151,6 +175,10 @@ pub struct Collector {
     pub delivered: Vec<u64>,
     /// In-order deliveries of measured blocks, per node (injectors included).
     pub delivered_in_order: Vec<u64>,
+    /// First receipts of measured blocks per node, by path in [`PATHS`] order.
+    pub per_node_via: Vec<[u64; 4]>,
+    /// Every kill, in order, with what the restart found and how the node caught up.
+    kills: Vec<KillRecord>,
 }
 
 impl Collector {
@@ -182,6 +210,8 @@ impl Collector {
             seconds: BTreeMap::new(),
             delivered: vec![0; nodes],
             delivered_in_order: vec![0; nodes],
+            per_node_via: vec![[0; 4]; nodes],
+            kills: Vec::new(),
         }
     }
 
@@ -267,31 +297,53 @@ impl Collector {
             self.order_violations += 1;
         }
         *last = (*last).max(d.seq);
-        let reached = self.in_order.entry((ch, d.seq)).or_default();
-        let bit = 1u64 << d.node;
-        if *reached & bit != 0 {
+        let height = *last;
+        if !self.set_in_order(d.node, ch, d.seq) {
             self.redeliveries += 1;
             return;
         }
-        *reached |= bit;
-        if !self.schedule.is_warmup(d.seq) {
-            self.delivered_in_order[d.node] += 1;
-        }
+        self.note_in_order(d.node, ch, height, d.received_unix_ns);
     }
 
-    fn record_received(&mut self, d: &Delivery, ch: usize) {
-        if self.injectors.contains(&d.node) {
-            return; // injectors have every block already: nothing to disseminate to them
+    /// Marks `seq` delivered in order at `node`; false when it was already.
+    fn set_in_order(&mut self, node: usize, ch: usize, seq: u64) -> bool {
+        let reached = self.in_order.entry((ch, seq)).or_default();
+        let bit = 1u64 << node;
+        if *reached & bit != 0 {
+            return false;
         }
+        *reached |= bit;
+        if !self.schedule.is_warmup(seq) {
+            self.delivered_in_order[node] += 1;
+        }
+        true
+    }
+
+    /// Undoes [`Collector::set_in_order`]; false when `seq` was not delivered at `node`.
+    fn clear_in_order(&mut self, node: usize, ch: usize, seq: u64) -> bool {
+        let Some(reached) = self.in_order.get_mut(&(ch, seq)) else {
+            return false;
+        };
+        let bit = 1u64 << node;
+        if *reached & bit == 0 {
+            return false;
+        }
+        *reached &= !bit;
+        if !self.schedule.is_warmup(seq) {
+            self.delivered_in_order[node] -= 1;
+        }
+        true
+    }
+
+    /// Marks `seq` as held by receiver `node`, reached `latency_ns` after its due time; false
+    /// when it held it already.
+    fn set_receipt(&mut self, node: usize, ch: usize, seq: u64, latency_ns: u64) -> bool {
         let groups = self.groups_len;
-        let group = self.groups[d.node];
-        let latency_ns = d
-            .received_unix_ns
-            .saturating_sub(self.schedule.due_ns(d.seq));
-        let track = self.blocks.entry((ch, d.seq)).or_default();
-        let bit = 1u64 << d.node;
+        let group = self.groups[node];
+        let track = self.blocks.entry((ch, seq)).or_default();
+        let bit = 1u64 << node;
         if track.reached & bit != 0 {
-            return; // the node reports first receipts only; a restarted node may repeat one
+            return false;
         }
         track.reached |= bit;
         track.count += 1;
@@ -300,9 +352,52 @@ impl Collector {
         let (count, max_ns) = &mut track.per_group[group];
         *count += 1;
         *max_ns = (*max_ns).max(latency_ns);
-        if !self.schedule.is_warmup(d.seq) {
-            self.delivered[d.node] += 1;
+        if !self.schedule.is_warmup(seq) {
+            self.delivered[node] += 1;
         }
+        true
+    }
+
+    /// Undoes [`Collector::set_receipt`] (the block's latest latency stays: a later receipt is
+    /// later still); false when `node` did not hold `seq`.
+    fn clear_receipt(&mut self, node: usize, ch: usize, seq: u64) -> bool {
+        let group = self.groups[node];
+        let Some(track) = self.blocks.get_mut(&(ch, seq)) else {
+            return false;
+        };
+        let bit = 1u64 << node;
+        if track.reached & bit == 0 {
+            return false;
+        }
+        track.reached &= !bit;
+        track.count -= 1;
+        if let Some((count, _)) = track.per_group.get_mut(group) {
+            *count -= 1;
+        }
+        if !self.schedule.is_warmup(seq) {
+            self.delivered[node] -= 1;
+        }
+        true
+    }
+
+    fn record_received(&mut self, d: &Delivery, ch: usize) {
+        if self.injectors.contains(&d.node) {
+            return; // injectors have every block already: nothing to disseminate to them
+        }
+        self.note_received(d.node, ch, d.via, d.received_unix_ns);
+        let latency_ns = d
+            .received_unix_ns
+            .saturating_sub(self.schedule.due_ns(d.seq));
+        // The node reports first receipts only; one it repeats without a restart is ignored.
+        if !self.set_receipt(d.node, ch, d.seq, latency_ns) {
+            return;
+        }
+        let bit = 1u64 << d.node;
+        let track = self.blocks.entry((ch, d.seq)).or_default();
+        if track.measured & bit != 0 {
+            return; // brought back after a crash lost it: its first receipt is measured
+        }
+        track.measured |= bit;
         let us = (latency_ns / 1000).max(1);
         if self.schedule.is_warmup(d.seq) {
             self.warmup_latency.saturating_record(us);
@@ -313,6 +408,7 @@ impl Collector {
                 self.thirds[t].saturating_record(us);
             }
             self.by_path[path_index(d.via)].saturating_record(us);
+            self.per_node_via[d.node][path_index(d.via)] += 1;
         }
         let sec = d
             .received_unix_ns

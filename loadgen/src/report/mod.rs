@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod html;
+pub mod kills;
 pub mod kinds;
 pub mod summary;
 pub mod timeseries;
@@ -50,15 +51,27 @@ fn stat_delta(before: &[Value], after: &[Value]) -> Vec<BTreeMap<String, f64>> {
     before
         .iter()
         .zip(after)
-        .map(|(b, a)| {
-            let (mut fb, mut fa) = (BTreeMap::new(), BTreeMap::new());
-            flatten(b, "", &mut fb);
-            flatten(a, "", &mut fa);
-            fa.iter()
-                .map(|(k, v)| (k.clone(), v - fb.get(k).copied().unwrap_or(0.0)))
-                .collect()
-        })
+        .map(|(b, a)| node_stat_delta(b, &[], a))
         .collect()
+}
+
+/// The growth of one node's counters from `before` to `after`, across its kills: the process
+/// killed first grew from `before` to the stats read just before its kill, each restarted one
+/// from zero to the stats before its own kill or to `after`. Stats unreadable at a kill (`Null`)
+/// lose that process's part.
+fn node_stat_delta(before: &Value, at_kills: &[Value], after: &Value) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let mut start = before;
+    for end in at_kills.iter().chain([after]) {
+        let (mut fs, mut fe) = (BTreeMap::new(), BTreeMap::new());
+        flatten(start, "", &mut fs);
+        flatten(end, "", &mut fe);
+        for (k, v) in fe {
+            *out.entry(k.clone()).or_insert(0.0) += v - fs.get(&k).copied().unwrap_or(0.0);
+        }
+        start = &Value::Null;
+    }
+    out
 }
 
 /// How the byte figures are measured (run.json's `methods.bytes`).
@@ -123,6 +136,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("latency_p99_first_third_ms", ms(&c.thirds[0], 0.99));
     put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
     path_figures(c, &mut put);
+    kills::kill_figures(c, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
@@ -152,7 +166,17 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("converge_s", out.converge_s);
 
     // Redundancy: data messages received per receiving peer per block.
-    let deltas = stat_delta(&out.stats_before, &out.stats_after);
+    let deltas: Vec<BTreeMap<String, f64>> = (0..s.nodes)
+        .map(|k| {
+            let at_kills = out.stats_at_kill.get(k).map_or(&[][..], Vec::as_slice);
+            let null = Value::Null;
+            let (before, after) = (
+                out.stats_before.get(k).unwrap_or(&null),
+                out.stats_after.get(k).unwrap_or(&null),
+            );
+            node_stat_delta(before, at_kills, after)
+        })
+        .collect();
     let quiet = stat_delta(&out.stats_quiet_start, &out.stats_before);
     // Every node counts: injectors receive echoes of their own blocks, which is redundancy too.
     let receivers: Vec<usize> = (0..s.nodes).collect();
@@ -294,6 +318,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "latency_samples": h.len(),
             "blocks_received_measured": c.delivered.get(k),
             "blocks_delivered_in_order_measured": c.delivered_in_order.get(k),
+            "deliveries_via": c.per_node_via.get(k).map(kills::via_json),
+            "kills": c.kills().iter().filter(|x| x.node == k).count(),
             "stats_delta": deltas.get(k),
         }));
     }
@@ -339,7 +365,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "latency": "received_unix_ns of the first receipt (block_received event, before in-order delivery) at each non-injector peer minus the block's scheduled (due) time; HdrHistogram in µs, 3 significant digits",
             "latency_via": "latency split by the path each receipt came by, the via field of its block_received event: push (a gossiped data message), pull (a block pull update), state (a state-transfer response), unknown (no via: fabric-node); deliveries_via_<path> counts the measured receipts, latency_via_<path>_p50_ms/_p99_ms are left out when it is 0",
             "time_to_all": "per complete block: the latest first delivery at any peer minus the due time",
-            "completeness": "share of post-warm-up blocks (all channels) received by gossip by every non-injector node",
+            "completeness": "share of post-warm-up blocks (all channels) held at the end by every non-injector node: received by gossip, and for a killed and restarted node in its ledger at the restart or received after it (a block received before the kill but not committed was lost with the process and must come again)",
+            "kills": "per kill: the node's ledger height read at its restart (before it rejoined its channels), the blocks due then it lacked (behind_at_restart_blocks), blocks received before the kill that its ledger did not hold (lost_on_kill_blocks), blocks in its ledger whose events loadgen never saw (held_without_event_blocks, counted as received at the kill); catch_up_ms: from the restart (process start) to its first in-order delivery of a block s at a time t with s >= the newest block due at t, i.e. it held every block injected so far (exact to about one injection interval); receipts_*_via: its block_received events after the restart by path; catch_up_trace: per channel, every 500 ms from the restart until it caught up, [ms since restart, the block it had delivered up to in order, the newest block due]. Latency counts a block's first receipt at a node once, also when a crash lost it and it came again. A node's stats_delta adds up its processes: before injection to its kill, then from zero to the next kill or the end",
             "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
             "copies_per_peer_per_block": method,
             "bytes": BYTES_METHOD,
@@ -368,6 +395,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         }),
         "nodes": nodes,
         "faults": out.faults,
+        "kills": kills::kills_json(c),
         "stats_delta_total": sum_maps(&deltas),
     })
 }
@@ -416,6 +444,19 @@ mod tests {
             proxy_bytes: 0,
             wire: None,
         }
+    }
+
+    #[test]
+    fn a_restarted_nodes_stats_delta_adds_up_its_processes() {
+        let before = json!({"sent": 10, "fault_dropped": 1});
+        let at_kill = json!({"sent": 25, "fault_dropped": 3});
+        let after = json!({"sent": 7, "fault_dropped": 2});
+        let d = node_stat_delta(&before, std::slice::from_ref(&at_kill), &after);
+        assert_eq!(d["sent"], 15.0 + 7.0, "to the kill, then from zero");
+        assert_eq!(d["fault_dropped"], 2.0 + 2.0);
+        let lost = node_stat_delta(&before, &[Value::Null], &after);
+        assert_eq!(lost["sent"], 7.0, "the killed process's part is unknown");
+        assert_eq!(node_stat_delta(&before, &[], &at_kill)["sent"], 15.0);
     }
 
     #[test]

@@ -86,6 +86,17 @@ const GROUPS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "kills",
+        &[
+            "kills",
+            "restarts",
+            "restarts_caught_up",
+            "catch_up_max_ms",
+            "catch_up_mean_ms",
+            "lost_on_kill_blocks",
+        ],
+    ),
+    (
         "cost",
         &[
             "cpu_pct_per_node_mean",
@@ -286,6 +297,7 @@ pub fn summary(doc: &Value) -> String {
             let _ = writeln!(out, "  {k:<w$}  {:>14}", format_value(v));
         }
     }
+    out.push_str(&crate::report::kills::kills_text(doc));
     out
 }
 
