@@ -589,6 +589,9 @@ impl Node {
         s.blocks_pulled = self.channels.values().map(Channel::blocks_pulled).sum();
         for ch in self.channels.values() {
             s.pull.add(&ch.pull_stats());
+            s.state.add(&ch.state_stats());
+            s.blocks_transferred += ch.blocks_transferred();
+            s.blocks_refilled += ch.blocks_refilled();
         }
         s.outbox_overflowed = self.out.overflowed;
         s.dropped = self.out.drops.clone();

@@ -195,6 +195,17 @@ fn a_killed_node_catches_up_by_state_transfer_after_restart() {
         json!(40),
         "{stats}"
     );
+    // A block store keeps the newest and the 10 before it (maxBlockCountToStore): at most 11 of
+    // the 40 can come by pull (delivered at once, or from the store once the height reached them
+    // when they came beyond the reorder buffer), the rest came by state transfer.
+    let node_stats = &stats["stats"]["node"];
+    let count = |key: &str| node_stats[key].as_u64().unwrap_or(0);
+    let transferred = count("blocks_transferred");
+    let pulled = count("blocks_pulled") + count("blocks_refilled");
+    assert_eq!(transferred + pulled, 40, "{stats}");
+    assert!(transferred >= 29, "{stats}");
+    let responses = node_stats["state"]["responses_taken"].as_u64();
+    assert!(responses.is_some_and(|n| n >= 3), "{stats}");
     ctls.push(ctl);
     for (ctl, node) in ctls.iter_mut().zip(nodes.iter_mut()) {
         ctl.ok(json!({"op": "shutdown"}));

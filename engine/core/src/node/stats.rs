@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::components::certstore::CertStoreStats;
 use crate::components::discovery::DiscoveryStats;
 use crate::components::pull::PullStats;
+use crate::components::state::StateStats;
 use crate::outbox::DropReason;
 
 /// A snapshot of the node's counters.
@@ -25,6 +26,13 @@ pub struct NodeStats {
     pub blocks_pulled: u64,
     /// The block pullers' counters, all channels.
     pub pull: PullStats,
+    /// Blocks taken from state responses, all channels.
+    pub blocks_transferred: u64,
+    /// Blocks the store held beyond the reorder buffer and delivered once the height reached
+    /// them, all channels.
+    pub blocks_refilled: u64,
+    /// State transfer's counters, all channels.
+    pub state: StateStats,
     /// Messages handled (`handle_message` calls).
     pub messages_handled: u64,
     /// Outputs lost because an outbox queue was full (the host did not drain).

@@ -213,6 +213,11 @@ impl Channel {
         self.blocks_transferred
     }
 
+    /// Stored blocks delivered once the height reached them.
+    pub fn blocks_refilled(&self) -> u64 {
+        self.blocks_refilled
+    }
+
     /// State transfer's counters.
     pub fn state_stats(&self) -> StateStats {
         self.state.stats()

@@ -92,6 +92,18 @@ pub struct StateStats {
     pub requests_served: u64,
 }
 
+impl StateStats {
+    /// Adds another channel's counters.
+    pub fn add(&mut self, other: &StateStats) {
+        self.requests_sent += other.requests_sent;
+        self.requests_timed_out += other.requests_timed_out;
+        self.transfers_abandoned += other.transfers_abandoned;
+        self.transfers_completed += other.transfers_completed;
+        self.responses_taken += other.responses_taken;
+        self.requests_served += other.requests_served;
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Transfer {
     /// The next block wanted.
