@@ -39,16 +39,16 @@ pub enum Lane {
     /// Membership, StateInfo, pull hellos, digests and requests, election and every other
     /// message without blocks; written before any queued data.
     Control,
-    /// Blocks: data messages, and pull updates carrying blocks.
+    /// Blocks: data messages, pull updates carrying blocks, and state responses.
     Data,
 }
 
 impl Lane {
-    /// The lane of `message`: [`Lane::Data`] for a data message or a block pull update,
-    /// [`Lane::Control`] otherwise.
+    /// The lane of `message`: [`Lane::Data`] for a data message, a block pull update or a state
+    /// response, [`Lane::Control`] otherwise.
     pub fn of(message: &GossipMessage) -> Lane {
         match &message.content {
-            Some(Content::DataMsg(_)) => Lane::Data,
+            Some(Content::DataMsg(_) | Content::StateResponse(_)) => Lane::Data,
             Some(Content::DataUpdate(u))
                 if u.msg_type == gossip_proto::gossip::PullMsgType::BlockMsg as i32 =>
             {

@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use gossip_proto::gossip::{Envelope, GossipMessage};
 
+use prost::Message;
+
+use crate::crypto::envelope::noop_sign;
 use crate::event::{Event, IoRequest, Lane, RemotePeer, Transmit};
 use crate::types::PkiId;
 
@@ -105,6 +108,13 @@ impl Outbox {
     /// the emitter.
     pub fn send(&mut self, to: RemotePeer, envelope: Envelope) {
         self.send_on(Lane::Control, to, envelope);
+    }
+
+    /// Queues a NoopSigned `message` for one peer on its lane ([`Lane::of`]), bypassing the
+    /// emitter: pull, state transfer and StateInfo snapshots, which Fabric sends unsigned.
+    pub fn send_unsigned(&mut self, to: RemotePeer, message: &GossipMessage) {
+        let envelope = noop_sign(message.encode_to_vec().into());
+        self.send_on(Lane::of(message), to, envelope);
     }
 
     /// Queues a message for one peer on `lane`, bypassing the emitter.

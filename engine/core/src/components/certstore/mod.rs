@@ -37,13 +37,12 @@ use gossip_proto::gossip::{
 use prost::Message;
 use rand::Rng;
 
-use crate::components::discovery::{Discovery, MEMBERS_LEN_MAX, remote_of};
+use crate::components::discovery::{Discovery, MEMBERS_LEN_MAX};
 use crate::components::pull::{PullConfig, PullEngine, PullReject, PullStats};
 use crate::config::GossipConfig;
 use crate::crypto::LocalSigner;
-use crate::crypto::envelope::{noop_sign, sign_envelope};
+use crate::crypto::envelope::sign_envelope;
 use crate::egress::{SelectAll, select_peers};
-use crate::event::{Lane, RemotePeer};
 use crate::ingress::IdentityChange;
 use crate::outbox::{DropReason, Outbox};
 use crate::time::Instant;
@@ -211,15 +210,7 @@ impl CertStore {
             tag: Tag::Empty as i32,
             content: Some(content),
         };
-        let remote = ctx.discovery.lookup(&to).map_or_else(
-            || RemotePeer {
-                pki_id: Some(to),
-                endpoint: String::new(),
-            },
-            remote_of,
-        );
-        let envelope = noop_sign(message.encode_to_vec().into());
-        out.send_on(Lane::of(&message), remote, envelope);
+        out.send_unsigned(ctx.discovery.remote_for(&to), &message);
     }
 
     /// The puller's timed work: requests once the digests are in, then a new round when one is

@@ -30,12 +30,10 @@ use rand::Rng;
 
 use super::blocks::{BlockStorePolicy, StoredBlock, verify_block};
 use super::{BLOCKS_LEN_MAX, Channel, Ctx};
-use crate::components::discovery::remote_of;
 use crate::components::msgstore::MsgStore;
 use crate::components::pull::{PullReject, RoundKind};
-use crate::crypto::envelope::noop_sign;
 use crate::egress::select_peers;
-use crate::event::{Event, Lane, RemotePeer};
+use crate::event::Event;
 use crate::outbox::{DropReason, Outbox};
 use crate::types::{NetworkMember, PkiId};
 
@@ -82,16 +80,7 @@ impl Channel {
     }
 
     fn send_pull(&self, to: PkiId, content: Content, ctx: &Ctx<'_>, out: &mut Outbox) {
-        let message = self.pull_message(content);
-        let remote = ctx.discovery.lookup(&to).map_or_else(
-            || RemotePeer {
-                pki_id: Some(to),
-                endpoint: String::new(),
-            },
-            remote_of,
-        );
-        let envelope = noop_sign(message.encode_to_vec().into());
-        out.send_on(Lane::of(&message), remote, envelope);
+        out.send_unsigned(ctx.discovery.remote_for(&to), &self.pull_message(content));
     }
 
     /// Whether the store would take block `seq` and delivery still wants it.

@@ -23,10 +23,8 @@ use rand::seq::IndexedRandom;
 
 use super::blocks::verify_block;
 use super::{Channel, Ctx};
-use crate::components::discovery::remote_of;
 use crate::components::state::{Answer, Request, StateReject};
-use crate::crypto::envelope::noop_sign;
-use crate::event::{Arrival, Event, IoRequest, Lane, RemotePeer};
+use crate::event::{Arrival, Event, IoRequest};
 use crate::outbox::{DropReason, Outbox};
 use crate::types::PkiId;
 
@@ -59,18 +57,7 @@ impl Channel {
     }
 
     fn send_state(&self, to: PkiId, message: &GossipMessage, ctx: &Ctx<'_>, out: &mut Outbox) {
-        let remote = ctx.discovery.lookup(&to).map_or_else(
-            || RemotePeer {
-                pki_id: Some(to),
-                endpoint: String::new(),
-            },
-            remote_of,
-        );
-        let lane = match message.content {
-            Some(Content::StateResponse(_)) => Lane::Data,
-            _ => Lane::Control,
-        };
-        out.send_on(lane, remote, noop_sign(message.encode_to_vec().into()));
+        out.send_unsigned(ctx.discovery.remote_for(&to), message);
     }
 
     fn send_state_request(&self, request: Request, ctx: &Ctx<'_>, out: &mut Outbox) {

@@ -14,7 +14,7 @@ use crate::components::discovery::remote_of;
 use crate::components::msgstore::{PeerTime, PeerTimed};
 use crate::crypto::envelope::{noop_sign, sign_envelope};
 use crate::egress::select_peers;
-use crate::event::{Event, RemotePeer};
+use crate::event::Event;
 use crate::outbox::{DropReason, Outbox};
 use crate::types::{NetworkMember, PkiId};
 
@@ -198,17 +198,7 @@ impl Channel {
             tag: Tag::ChanOrOrg as i32,
             content: Some(Content::StateSnapshot(StateInfoSnapshot { elements })),
         };
-        let endpoint = ctx
-            .discovery
-            .lookup(&from)
-            .map_or_else(String::new, |m| m.preferred_endpoint().to_owned());
-        out.send(
-            RemotePeer {
-                pki_id: Some(from),
-                endpoint,
-            },
-            noop_sign(message.encode_to_vec().into()),
-        );
+        out.send_unsigned(ctx.discovery.remote_for(&from), &message);
     }
 
     /// A StateInfo snapshot: each element must be a StateInfo of a peer whose org is in the

@@ -236,6 +236,18 @@ impl Discovery {
         self.members.get(pki_id).map(|m| &m.member)
     }
 
+    /// Where to send to `pki_id`: its preferred endpoint when it is a known member, else none
+    /// (the comm layer then uses a connection it has).
+    pub fn remote_for(&self, pki_id: &PkiId) -> RemotePeer {
+        self.lookup(pki_id).map_or_else(
+            || RemotePeer {
+                pki_id: Some(*pki_id),
+                endpoint: String::new(),
+            },
+            remote_of,
+        )
+    }
+
     /// Whether `pki_id` is self or a known member.
     pub fn is_known(&self, pki_id: &PkiId) -> bool {
         *pki_id == self.me.pki_id || self.members.contains_key(pki_id)
