@@ -111,18 +111,28 @@ pub(super) fn state_response_checks(
             continue;
         }
         if let Some(verifier) = verifier {
-            let block = Block::decode(payload.data.clone())
-                .map_err(|_| super::Reject::BadBlock(BlockReject::Malformed("not a block")))?;
-            found.checks.extend(
-                verifier
-                    .precheck(&channel, payload.seq_num, &block, now)
-                    .map_err(super::Reject::BadBlock)?,
-            );
+            found
+                .checks
+                .extend(payload_checks(verifier, &channel, &payload, now)?);
         }
         kept.push(payload);
     }
     response.payloads = kept;
     Ok(found)
+}
+
+/// The orderer signature checks of one block payload of `channel`, after its structural checks.
+pub(super) fn payload_checks(
+    verifier: &dyn BlockVerifier,
+    channel: &[u8],
+    payload: &gossip_proto::gossip::Payload,
+    now: Instant,
+) -> Result<Vec<SignatureCheck>, super::Reject> {
+    let block = Block::decode(payload.data.clone())
+        .map_err(|_| super::Reject::BadBlock(BlockReject::Malformed("not a block")))?;
+    verifier
+        .precheck(channel, payload.seq_num, &block, now)
+        .map_err(super::Reject::BadBlock)
 }
 
 /// Index of the SIGNATURES entry in a block's metadata (`common.BlockMetadataIndex`).

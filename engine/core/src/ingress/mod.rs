@@ -35,7 +35,6 @@ mod verified;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gossip_proto::common::Block;
 use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{Envelope, GossipMessage, SecretEnvelope};
 use prost::Message;
@@ -586,11 +585,7 @@ fn block_checks(
         .payload
         .as_ref()
         .ok_or(Reject::Invalid("data message without payload"))?;
-    let block = Block::decode(payload.data.clone())
-        .map_err(|_| Reject::BadBlock(BlockReject::Malformed("not a block")))?;
-    verifier
-        .precheck(&message.channel, payload.seq_num, &block, now)
-        .map_err(Reject::BadBlock)
+    block::payload_checks(verifier, &message.channel, payload, now)
 }
 
 #[cfg(test)]
