@@ -31,14 +31,16 @@
 #![allow(clippy::disallowed_methods)] // bounded waits on the real clock
 
 mod common;
+mod interop_common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::node_bin;
 use gossip_engine::clock;
 use gossip_engine::crypto::identity::pki_id_of;
+use interop_common::{fabric_bin, only_file};
 use loadgen::cluster::control::ControlClient;
 use loadgen::cluster::launcher::{Launcher, LocalLauncher, NodeHandle};
 use loadgen::cluster::{self, Cluster};
@@ -53,15 +55,6 @@ const BLOCKS: u64 = 5;
 /// Upper bound of every wait (Fabric's default timings: alive messages every 5 s, StateInfo every
 /// 4 s, a dead peer noticed after 25 s).
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The fabric-node binary: `FABRIC_NODE_BIN`, else `../shared/tools/fabric-node/fabric-node`
-/// beside the repository.
-fn fabric_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("FABRIC_NODE_BIN") {
-        return p.into();
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/fabric-node/fabric-node")
-}
 
 fn is_fabric(k: usize) -> bool {
     FABRIC.contains(&k)
@@ -82,20 +75,6 @@ fn visible_to(k: usize) -> BTreeSet<usize> {
     (0..NODES)
         .filter(|&j| j != k && (org(j) == org(k) || (has_external(j) && has_external(k))))
         .collect()
-}
-
-/// The first file in `dir`.
-fn only_file(dir: &Path) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no file in {}", dir.display()))
 }
 
 /// Rewrites node `k`'s core.yaml: internal endpoint `localhost:P` (a name only the own org may
@@ -278,22 +257,7 @@ impl Mixed {
     }
 
     fn logs(&self) -> String {
-        self.cluster
-            .nodes
-            .iter()
-            .map(|n| {
-                let text = std::fs::read_to_string(&n.spec.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                format!(
-                    "--- node {} ({}):\n{}",
-                    n.index,
-                    n.spec.bin.display(),
-                    tail.join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        interop_common::logs(&self.cluster)
     }
 }
 

@@ -25,14 +25,15 @@
 #![allow(clippy::disallowed_methods)] // bounded waits on the real clock
 
 mod common;
+mod interop_common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::node_bin;
 use gossip_engine::clock;
 use gossip_engine::crypto::identity::pki_id_of;
+use interop_common::{fabric_bin, logs, only_file};
 use loadgen::cluster::control::ControlClient;
 use loadgen::cluster::launcher::{Launcher, LocalLauncher, NodeHandle};
 use loadgen::cluster::{self, Cluster};
@@ -48,32 +49,12 @@ const BOOTSTRAP: [Option<usize>; NODES] = [None, Some(0), Some(0), None, Some(3)
 /// verify.
 const WAIT: Duration = Duration::from_secs(90);
 
-fn fabric_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("FABRIC_NODE_BIN") {
-        return p.into();
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/fabric-node/fabric-node")
-}
-
 /// The members node `k` should see: the other nodes of its star.
 fn star_of(k: usize) -> BTreeSet<usize> {
     let hub = BOOTSTRAP[k].unwrap_or(k);
     (0..NODES)
         .filter(|&j| j != k && BOOTSTRAP[j].unwrap_or(j) == hub)
         .collect()
-}
-
-fn only_file(dir: &Path) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| panic!("no file in {}", dir.display()))
 }
 
 /// Rewrites node `k`'s bootstrap list to its hub (or none).
@@ -87,24 +68,6 @@ fn set_bootstrap(c: &Cluster, k: usize) {
         .collect();
     cluster::set_dotted(&mut yaml, "peer.gossip.bootstrap", json!(boot));
     std::fs::write(&path, serde_norway::to_string(&yaml).expect("yaml")).expect("write");
-}
-
-fn logs(c: &Cluster) -> String {
-    c.nodes
-        .iter()
-        .map(|n| {
-            let text = std::fs::read_to_string(&n.spec.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            format!(
-                "--- node {} ({}):\n{}",
-                n.index,
-                n.spec.bin.display(),
-                tail.join("\n")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
