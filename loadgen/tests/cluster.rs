@@ -5,7 +5,7 @@ mod common;
 
 use common::node_bin;
 use loadgen::cluster::launcher::LocalLauncher;
-use loadgen::commands::run::Progress;
+use loadgen::commands::run::{Progress, RunOutput};
 use loadgen::scenario::Scenario;
 
 struct Quiet;
@@ -15,6 +15,24 @@ impl Progress for Quiet {
     fn phase(&mut self, msg: &str) {
         eprintln!("cluster test: {msg}");
     }
+}
+
+/// Runs `s` on local processes in a fresh folder (kept alive with the returned guard).
+fn run_quiet(s: &Scenario) -> (RunOutput, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    let out =
+        loadgen::commands::run::run(s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
+            .expect("run");
+    (out, work)
+}
+
+/// Every node's log, for failure messages.
+fn logs_of(out: &RunOutput) -> String {
+    out.logs
+        .iter()
+        .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
 }
 
 #[test]
@@ -36,18 +54,9 @@ fn four_nodes_deliver_every_block_in_order() {
         "#,
     )
     .unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let out =
-        loadgen::commands::run::run(&s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
-            .expect("run");
+    let (out, _work) = run_quiet(&s);
     let c = &out.collector;
-    let logs = || {
-        out.logs
-            .iter()
-            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
+    let logs = || logs_of(&out);
     assert!(out.converged, "membership converged\n{}", logs());
     assert_eq!(out.quiet_s, 2.0);
     for w in &out.idle_cpu {
@@ -137,18 +146,9 @@ fn a_killed_node_restarts_on_its_ledger_and_ends_complete() {
         "#,
     )
     .unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let out =
-        loadgen::commands::run::run(&s, &mut LocalLauncher, &node_bin(), work.path(), &mut Quiet)
-            .expect("run");
+    let (out, _work) = run_quiet(&s);
     let c = &out.collector;
-    let logs = || {
-        out.logs
-            .iter()
-            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    };
+    let logs = || logs_of(&out);
     let kill = c
         .kills()
         .first()
