@@ -46,7 +46,7 @@ pub fn fast_gossip() -> GossipConfig {
     }
 }
 
-fn base<N: SimNode>(name: &'static str, peers: usize) -> Scenario<N> {
+pub(crate) fn base<N: SimNode>(name: &'static str, peers: usize) -> Scenario<N> {
     Scenario::new(name)
         .orgs(1)
         .peers_per_org(peers)

@@ -29,10 +29,7 @@ pub fn state_gossip() -> GossipConfig {
 }
 
 fn base<N: SimNode>(name: &'static str, peers: usize) -> Scenario<N> {
-    Scenario::new(name)
-        .orgs(1)
-        .peers_per_org(peers)
-        .gossip(state_gossip())
+    fabric::base(name, peers).gossip(state_gossip())
 }
 
 /// Fabric's TestLargeBlockGap: node 5 joins channel A after 100 blocks went to nodes 0 to 4.
