@@ -125,6 +125,12 @@ pub struct StateConfig {
     /// delivered block counts as committed. A driver with a ledger sets it to twice
     /// `blockBufferSize`, Fabric's blocking bound (spec 3.9, addPayload).
     pub commit_backlog_len_max: u64,
+    /// Not a Fabric setting (gossip-node's `peer.gossip.state.commitLinger`, 250 ms): how long a
+    /// driver with a ledger lets a delivered block wait for others to share its ledger
+    /// transaction (group commit; `engine/net/src/commit.rs`). A crash loses at most this much of
+    /// what was delivered, fetched again from peers after the restart. 0: one transaction per
+    /// delivery.
+    pub commit_linger: Duration,
     /// Not a Fabric setting: the most block bytes one state response carries (the blocks of a
     /// range that do not fit are left to the next request). Below the gRPC message limit.
     pub response_len_max_bytes: usize,
@@ -141,6 +147,7 @@ impl Default for StateConfig {
             channel_size: 100,
             height_gap_delay: Duration::from_millis(100),
             commit_backlog_len_max: 0,
+            commit_linger: Duration::from_millis(250),
             response_len_max_bytes: gossip_proto::MAX_MESSAGE_LEN_BYTES / 2,
         }
     }

@@ -3,20 +3,31 @@
 //! with a ledger).
 //!
 //! ```text
-//!  driver task: Event::Block ─► try_send ─► bounded queue ─► committer thread: Ledger::commit
+//!  driver task: Event::Block ─► pending (linger) ─► try_send batch ─► bounded queue ─┐
+//!  committer thread: Ledger::commit_batch ◄──────────────────────────────────────────┘
 //!  driver task ◄─ UpdateLedgerHeight ◄─ take ◄─ newest height per channel + Notify ◄─┘
 //! ```
 //!
+//! Group commit: delivered blocks wait in the driver for up to [`CommitPolicy::linger`] (or
+//! until [`CommitPolicy::close_len`] of them are pending) and go to the committer thread as one
+//! batch, committed with one transaction and acknowledged with one wake-up. A commit costs a
+//! durable write (an `fsync`) and two wake-ups across threads whatever its size, and at tens of
+//! blocks per second those, paid once per block, cost more CPU than gossiping the block
+//! (`results/cluster-runs.md`, "Sixteenth round"). Until it is committed a block is only
+//! delivered: a crash loses at most one linger's worth, which the node fetches again from its
+//! peers (state transfer) after the restart.
+//!
 //! The node holds at most `2 × state.blockBufferSize` blocks delivered and not acknowledged per
 //! channel, so the queue does not fill unless many channels commit at once on a slow store; a
-//! block that finds it full is dropped and counted (the driver never waits), and the channel's
-//! commits then stop at the gap it leaves, as after a commit error. Heights are coalesced: the
-//! committer records the newest per channel, and the driver acknowledges them all at its next
-//! wake-up.
+//! batch that finds it full is dropped and its blocks counted (the driver never waits), and the
+//! channel's commits then stop at the gap it leaves, as after a commit error. Heights are
+//! coalesced: the committer records the newest per channel, and the driver acknowledges them all
+//! at its next wake-up.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -27,8 +38,9 @@ use tokio::sync::Notify;
 use crate::driver::DriverStats;
 use crate::event::IoResult;
 use crate::ledger::{Ledger, LedgerError};
+use crate::time::Instant;
 
-/// Blocks queued for the committer thread. The node bounds the blocks delivered and not yet
+/// Blocks queued for the committer thread (in batches). The node bounds the blocks delivered and not yet
 /// acknowledged per channel (`2 × state.blockBufferSize`, 40 by default), so this covers about
 /// a hundred channels committing at once.
 pub const COMMIT_QUEUE_LEN_MAX: usize = 4_096;
@@ -37,6 +49,17 @@ pub const COMMIT_QUEUE_LEN_MAX: usize = 4_096;
 pub const COMMIT_BATCH_LEN_MAX: usize = 64;
 /// A batch takes no further block once it holds this many block bytes.
 pub const COMMIT_BATCH_LEN_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// How delivered blocks are grouped into ledger transactions (module doc).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CommitPolicy {
+    /// How long a delivered block waits for others to share its transaction (zero: none).
+    pub(crate) linger: Duration,
+    /// A batch goes at once when it holds this many blocks (the node stops delivering at
+    /// twice `state.blockBufferSize` unacknowledged blocks; sending at half of that keeps
+    /// delivery from waiting out the linger).
+    pub(crate) close_len: usize,
+}
 /// The most blocks one `ReadBlocks` request reads (a state request asks for `state.batchSize`
 /// + 1, 11 by default); a longer range is cut to its first blocks.
 pub const READ_BLOCKS_LEN_MAX: u64 = 1_024;
@@ -78,11 +101,23 @@ struct Job {
     payload: Payload,
 }
 
+/// What the driver's side of the queue holds: blocks not sent yet, and how many blocks the
+/// queue holds.
+struct Pending {
+    jobs: Vec<Job>,
+    /// When the pending blocks go at the latest (the first one's arrival plus the linger).
+    due: Option<Instant>,
+}
+
 /// The driver's handle on its ledger: the committer thread, the counters, the heights
 /// acknowledged to the node.
 pub(crate) struct LedgerLink {
     ledger: Arc<dyn Ledger>,
-    jobs: Option<Sender<Job>>,
+    policy: CommitPolicy,
+    jobs: Option<Sender<Vec<Job>>>,
+    pending: Pending,
+    /// Blocks in the queue (sent by the driver, not yet taken by the committer).
+    queued: Arc<AtomicUsize>,
     committed: Arc<Committed>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub(crate) counters: Arc<LedgerCounters>,
@@ -92,20 +127,26 @@ pub(crate) struct LedgerLink {
 
 impl LedgerLink {
     /// Starts the committer thread.
-    pub(crate) fn start(ledger: Arc<dyn Ledger>) -> std::io::Result<LedgerLink> {
+    pub(crate) fn start(
+        ledger: Arc<dyn Ledger>,
+        policy: CommitPolicy,
+    ) -> std::io::Result<LedgerLink> {
         let (tx, rx) = crossbeam_channel::bounded(COMMIT_QUEUE_LEN_MAX);
+        let queued = Arc::new(AtomicUsize::new(0));
         let committed = Arc::new(Committed::default());
         let counters = Arc::new(LedgerCounters::default());
         let thread = std::thread::Builder::new()
             .name("ledger-commit".into())
             .spawn({
-                let (ledger, committed, counters) = (
+                let (ledger, committed, counters, queued) = (
                     Arc::clone(&ledger),
                     Arc::clone(&committed),
                     Arc::clone(&counters),
+                    Arc::clone(&queued),
                 );
                 move || {
                     CommitLoop {
+                        queued: &queued,
                         ledger: &*ledger,
                         committed: &committed,
                         counters: &counters,
@@ -116,7 +157,13 @@ impl LedgerLink {
             })?;
         Ok(LedgerLink {
             ledger,
+            policy,
             jobs: Some(tx),
+            pending: Pending {
+                jobs: Vec::new(),
+                due: None,
+            },
+            queued,
             committed,
             thread: Some(thread),
             counters,
@@ -124,33 +171,71 @@ impl LedgerLink {
         })
     }
 
-    /// Queues a delivered block for commit without waiting; a full queue drops it (counted).
-    pub(crate) fn submit(&self, channel: &Bytes, payload: &Payload) {
+    /// Takes a delivered block for commit without waiting: it goes with the pending ones when
+    /// they are due ([`LedgerLink::flush_due`]) or at once when they are [`CommitPolicy::close_len`].
+    pub(crate) fn submit(&mut self, channel: &Bytes, payload: &Payload) {
+        if self.jobs.is_none() {
+            return;
+        }
+        self.pending.jobs.push(Job {
+            channel: channel.clone(),
+            payload: payload.clone(),
+        });
+        if self.policy.linger.is_zero() || self.pending.jobs.len() >= self.policy.close_len {
+            self.flush();
+        } else if self.pending.due.is_none() {
+            self.pending.due = Some(crate::clock::now() + self.policy.linger);
+        }
+    }
+
+    /// Resolves when pending blocks are due (never while none are).
+    pub(crate) async fn flush_due(&self) {
+        match self.pending.due {
+            Some(due) => {
+                tokio::time::sleep(due.saturating_duration_since(crate::clock::now())).await
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends the pending blocks to the committer as one batch; a full queue drops them (counted).
+    pub(crate) fn flush(&mut self) {
+        self.pending.due = None;
         let Some(jobs) = &self.jobs else {
             return;
         };
-        let job = Job {
-            channel: channel.clone(),
-            payload: payload.clone(),
-        };
-        match jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                let full = self
-                    .counters
-                    .commit_queue_full
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                if full.is_power_of_two() {
-                    tracing::error!(
-                        target: "gossip.ledger", channel = %String::from_utf8_lossy(&job.channel),
-                        seq_num = job.payload.seq_num, dropped_total = full,
-                        "commit queue full: block not committed; the channel's commits stop at this gap"
-                    );
+        if self.pending.jobs.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending.jobs);
+        let len = batch.len();
+        let room = COMMIT_QUEUE_LEN_MAX.saturating_sub(self.queued.load(Ordering::Acquire));
+        let refused = if len > room {
+            Some(batch)
+        } else {
+            self.queued.fetch_add(len, Ordering::AcqRel);
+            match jobs.try_send(batch) {
+                Ok(()) => None,
+                Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
+                    self.queued.fetch_sub(len, Ordering::AcqRel);
+                    Some(batch)
                 }
             }
-            Err(TrySendError::Disconnected(_)) => {}
-        }
+        };
+        let Some(batch) = refused else {
+            return;
+        };
+        let full = self
+            .counters
+            .commit_queue_full
+            .fetch_add(len as u64, Ordering::Relaxed)
+            + len as u64;
+        let first = &batch[0];
+        tracing::error!(
+            target: "gossip.ledger", channel = %String::from_utf8_lossy(&first.channel),
+            seq_num = first.payload.seq_num, blocks = len, dropped_total = full,
+            "commit queue full: blocks not committed; the channel's commits stop at this gap"
+        );
     }
 
     /// Resolves when the committer has new heights (never, once it is gone).
@@ -189,6 +274,7 @@ impl LedgerLink {
 
     /// Closes the queue and waits for the committer to commit what it holds.
     pub(crate) async fn stop(&mut self) {
+        self.flush();
         drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -202,6 +288,7 @@ impl LedgerLink {
 /// The committer thread's state: the ledger's height per channel as the thread left it (`None`:
 /// the channel's commits stopped).
 struct CommitLoop<'a> {
+    queued: &'a AtomicUsize,
     ledger: &'a dyn Ledger,
     committed: &'a Committed,
     counters: &'a LedgerCounters,
@@ -209,32 +296,41 @@ struct CommitLoop<'a> {
 }
 
 impl CommitLoop<'_> {
-    /// Takes the queued blocks in batches (what is queued when the thread gets to it, at most
-    /// [`COMMIT_BATCH_LEN_MAX`] blocks and about [`COMMIT_BATCH_LEN_MAX_BYTES`]) and commits each
-    /// channel's share with one [`Ledger::commit_batch`]. Ends when the queue closes.
-    fn run(mut self, jobs: &Receiver<Job>) {
+    /// Takes the queued batches (what is queued when the thread gets to it, at most
+    /// [`COMMIT_BATCH_LEN_MAX`] blocks and about [`COMMIT_BATCH_LEN_MAX_BYTES`] unless one batch
+    /// of the driver's is larger) and commits each channel's share with one
+    /// [`Ledger::commit_batch`]. Ends when the queue closes.
+    fn run(mut self, jobs: &Receiver<Vec<Job>>) {
         while let Ok(first) = jobs.recv() {
-            let mut size_bytes = first.payload.data.len();
             let mut batch: Vec<(Bytes, Vec<Payload>)> = Vec::new();
-            let mut add = |job: Job| match batch.iter_mut().find(|(ch, _)| *ch == job.channel) {
-                Some((_, payloads)) => payloads.push(job.payload),
-                None => batch.push((job.channel, vec![job.payload])),
-            };
-            add(first);
-            for _ in 1..COMMIT_BATCH_LEN_MAX {
-                if size_bytes >= COMMIT_BATCH_LEN_MAX_BYTES {
-                    break;
-                }
-                let Ok(job) = jobs.try_recv() else {
+            let (mut len, mut size_bytes) = self.add(&mut batch, first);
+            while len < COMMIT_BATCH_LEN_MAX && size_bytes < COMMIT_BATCH_LEN_MAX_BYTES {
+                let Ok(taken) = jobs.try_recv() else {
                     break;
                 };
-                size_bytes += job.payload.data.len();
-                add(job);
+                let (l, b) = self.add(&mut batch, taken);
+                (len, size_bytes) = (len + l, size_bytes + b);
             }
             for (channel, payloads) in batch {
                 self.commit_channel(channel, payloads);
             }
         }
+    }
+
+    /// Adds a batch taken from the queue to `batch`, grouped by channel; returns its blocks and
+    /// block bytes.
+    fn add(&self, batch: &mut Vec<(Bytes, Vec<Payload>)>, taken: Vec<Job>) -> (usize, usize) {
+        self.queued.fetch_sub(taken.len(), Ordering::AcqRel);
+        let len = taken.len();
+        let mut size_bytes = 0;
+        for job in taken {
+            size_bytes += job.payload.data.len();
+            match batch.iter_mut().find(|(ch, _)| *ch == job.channel) {
+                Some((_, payloads)) => payloads.push(job.payload),
+                None => batch.push((job.channel, vec![job.payload])),
+            }
+        }
+        (len, size_bytes)
     }
 
     /// Commits `payloads` (delivered in order) to `channel`: blocks below the ledger's height are

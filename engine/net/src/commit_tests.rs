@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::ledger::{INITIAL_HEIGHT, MemLedger};
 
+/// The policy of a node with default settings and no linger.
+const POLICY: CommitPolicy = CommitPolicy {
+    linger: Duration::ZERO,
+    close_len: 20,
+};
+
 const WAIT: Duration = Duration::from_secs(20);
 
 fn block(seq: u64) -> Payload {
@@ -53,7 +59,7 @@ fn count(c: &AtomicU64) -> u64 {
 #[tokio::test]
 async fn blocks_are_committed_in_order_and_heights_come_back() {
     let ledger = Arc::new(MemLedger::default());
-    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    let mut link = LedgerLink::start(ledger.clone(), POLICY).expect("thread");
     for seq in 1..=5 {
         link.submit(&ch("a"), &block(seq));
     }
@@ -75,7 +81,7 @@ async fn blocks_below_the_ledger_height_are_skipped_not_committed_again() {
     for seq in 1..=3 {
         ledger.commit(b"a", &block(seq)).expect("commit");
     }
-    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    let mut link = LedgerLink::start(ledger.clone(), POLICY).expect("thread");
     for seq in 1..=4 {
         link.submit(&ch("a"), &block(seq));
     }
@@ -115,7 +121,7 @@ async fn a_commit_error_stops_that_channel_only() {
         channel: b"bad",
         from_seq: 3,
     });
-    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    let mut link = LedgerLink::start(ledger.clone(), POLICY).expect("thread");
     for seq in 1..=5 {
         link.submit(&ch("bad"), &block(seq));
         link.submit(&ch("good"), &block(seq));
@@ -139,7 +145,7 @@ async fn a_commit_error_stops_that_channel_only() {
 #[tokio::test]
 async fn a_gap_is_a_commit_error() {
     let ledger = Arc::new(MemLedger::default());
-    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    let mut link = LedgerLink::start(ledger.clone(), POLICY).expect("thread");
     for seq in [1, 2, 4, 5] {
         link.submit(&ch("a"), &block(seq));
     }
@@ -196,7 +202,7 @@ impl Ledger for GatedLedger {
 async fn a_full_queue_drops_without_waiting_and_the_channel_stops_at_the_gap() {
     let (ledger, open) = GatedLedger::new(8);
     let ledger = Arc::new(ledger);
-    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    let mut link = LedgerLink::start(ledger.clone(), POLICY).expect("thread");
     link.submit(&ch("a"), &block(1));
     wait_for(|| ledger.entered.load(Ordering::Relaxed) == 1);
     // Block 1 is being committed: the queue takes COMMIT_QUEUE_LEN_MAX more, then drops.
@@ -219,7 +225,7 @@ async fn a_full_queue_drops_without_waiting_and_the_channel_stops_at_the_gap() {
 async fn blocks_that_queue_up_during_a_commit_are_committed_in_batches() {
     let (ledger, open) = GatedLedger::new(1_024);
     let ledger = Arc::new(ledger);
-    let mut link = LedgerLink::start(ledger.clone()).expect("thread");
+    let mut link = LedgerLink::start(ledger.clone(), POLICY).expect("thread");
     link.submit(&ch("a"), &block(1));
     wait_for(|| ledger.entered.load(Ordering::Relaxed) == 1);
     for seq in 2..=100 {
@@ -242,7 +248,7 @@ async fn blocks_that_queue_up_during_a_commit_are_committed_in_batches() {
 
 #[tokio::test]
 async fn the_join_height_never_goes_below_an_acknowledged_one() {
-    let mut link = LedgerLink::start(Arc::new(MemLedger::default())).expect("thread");
+    let mut link = LedgerLink::start(Arc::new(MemLedger::default()), POLICY).expect("thread");
     let a = ch("a");
     assert_eq!(link.join_height(&a, None), None, "nothing known");
     assert_eq!(link.join_height(&a, Some(INITIAL_HEIGHT)), Some(1));
@@ -298,7 +304,7 @@ async fn read_errors_answer_empty_and_are_counted() {
     assert_eq!(count(&counters.read_errors), 1);
     assert_eq!(read_height(&ledger, &ch("a")).await, None);
     // The committer cannot read the height either: the channel stops, counted once.
-    let mut link = LedgerLink::start(ledger).expect("thread");
+    let mut link = LedgerLink::start(ledger, POLICY).expect("thread");
     link.submit(&ch("a"), &block(1));
     link.submit(&ch("a"), &block(2));
     link.stop().await;
@@ -314,7 +320,7 @@ async fn read_blocks_requests_are_answered_from_the_ledger() {
     for seq in 1..=12 {
         ledger.commit(b"a", &block(seq)).expect("commit");
     }
-    let mut link = LedgerLink::start(ledger).expect("thread");
+    let mut link = LedgerLink::start(ledger, POLICY).expect("thread");
     let answer = serve_blocks(Some(&link), ch("a"), 2, 12, 77).await;
     let IoResult::Blocks { token, blocks } = answer else {
         panic!("{answer:?}");
@@ -333,4 +339,76 @@ async fn read_blocks_requests_are_answered_from_the_ledger() {
             blocks: Vec::new()
         }
     );
+}
+
+/// Records the size of each transaction (`commit_batch` call) of a [`MemLedger`].
+#[derive(Default)]
+struct CountingLedger {
+    inner: MemLedger,
+    batches: parking_lot::Mutex<Vec<usize>>,
+}
+
+impl Ledger for CountingLedger {
+    fn commit(&self, channel: &[u8], payload: &Payload) -> Result<(), LedgerError> {
+        self.commit_batch(channel, std::slice::from_ref(payload))
+    }
+    fn commit_batch(&self, channel: &[u8], payloads: &[Payload]) -> Result<(), LedgerError> {
+        self.batches.lock().push(payloads.len());
+        self.inner.commit_batch(channel, payloads)
+    }
+    fn height(&self, channel: &[u8]) -> Result<u64, LedgerError> {
+        self.inner.height(channel)
+    }
+    fn blocks(&self, channel: &[u8], start: u64, end: u64) -> Result<Vec<Payload>, LedgerError> {
+        self.inner.blocks(channel, start, end)
+    }
+}
+
+#[tokio::test]
+async fn delivered_blocks_linger_and_go_as_one_transaction() {
+    let ledger = Arc::new(CountingLedger::default());
+    let policy = CommitPolicy {
+        linger: Duration::from_secs(3_600),
+        close_len: 4,
+    };
+    let mut link = LedgerLink::start(ledger.clone(), policy).expect("thread");
+    for seq in 1..=3 {
+        link.submit(&ch("a"), &block(seq));
+    }
+    // Nothing reaches the committer before the linger ends (an hour here) or close_len.
+    let not_yet = tokio::time::timeout(Duration::from_millis(200), link.committed()).await;
+    assert!(not_yet.is_err(), "committed before the linger ended");
+    assert!(ledger.batches.lock().is_empty());
+    let due = tokio::time::timeout(Duration::from_millis(10), link.flush_due()).await;
+    assert!(due.is_err(), "the flush is due in an hour");
+    // The fourth makes close_len: all four go, in one transaction.
+    link.submit(&ch("a"), &block(4));
+    heights_until(&mut link, |h| h.get(&ch("a")) == Some(&5)).await;
+    // Two more wait for the linger; the driver flushes them when it is due (here: now).
+    link.submit(&ch("a"), &block(5));
+    link.submit(&ch("a"), &block(6));
+    link.flush();
+    heights_until(&mut link, |h| h.get(&ch("a")) == Some(&7)).await;
+    // What is pending at the stop is committed before it completes.
+    link.submit(&ch("a"), &block(7));
+    link.stop().await;
+    assert_eq!(ledger.height(b"a").unwrap(), 8);
+    assert_eq!(*ledger.batches.lock(), [4, 2, 1]);
+}
+
+#[tokio::test]
+async fn pending_blocks_become_due_after_the_linger() {
+    let policy = CommitPolicy {
+        linger: Duration::from_millis(50),
+        close_len: 20,
+    };
+    let mut link = LedgerLink::start(Arc::new(MemLedger::default()), policy).expect("thread");
+    link.submit(&ch("a"), &block(1));
+    let due = tokio::time::timeout(WAIT, link.flush_due()).await;
+    assert!(due.is_ok(), "due after the linger");
+    link.flush();
+    heights_until(&mut link, |h| h.get(&ch("a")) == Some(&2)).await;
+    let never = tokio::time::timeout(Duration::from_millis(200), link.flush_due()).await;
+    assert!(never.is_err(), "nothing pending, nothing due");
+    link.stop().await;
 }

@@ -182,6 +182,7 @@ enum Wake {
     IdentitySwitch(PkiId),
     Io(Result<IoOutcome, tokio::task::JoinError>),
     Committed,
+    CommitDue,
 }
 
 async fn recv_opt(rx: &mut Option<mpsc::Receiver<PkiId>>) -> PkiId {
@@ -200,6 +201,13 @@ async fn recv_opt(rx: &mut Option<mpsc::Receiver<PkiId>>) -> PkiId {
 async fn committed_opt(ledger: &Option<LedgerLink>) {
     match ledger {
         Some(l) => l.committed().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn commit_due_opt(ledger: &Option<LedgerLink>) {
+    match ledger {
+        Some(l) => l.flush_due().await,
         None => std::future::pending().await,
     }
 }
@@ -278,6 +286,7 @@ impl Driver {
                     p = recv_opt(identity_switches) => Wake::IdentitySwitch(p),
                     Some(r) = io_tasks.join_next(), if !io_tasks.is_empty() => Wake::Io(r),
                     () = committed_opt(ledger) => Wake::Committed,
+                    () = commit_due_opt(ledger) => Wake::CommitDue,
                 }
             };
             self.sync_identities();
@@ -305,6 +314,12 @@ impl Driver {
                 }
                 Wake::Committed => {
                     self.acknowledge_commits();
+                    false
+                }
+                Wake::CommitDue => {
+                    if let Some(ledger) = self.ledger.as_mut() {
+                        ledger.flush();
+                    }
                     false
                 }
             };
@@ -473,7 +488,7 @@ impl Driver {
                 Event::Block {
                     channel, payload, ..
                 },
-            ) = (&self.ledger, &event)
+            ) = (&mut self.ledger, &event)
             {
                 ledger.submit(channel, payload);
             }

@@ -219,9 +219,10 @@ impl GossipHandle {
             let config = &mut params.node.config;
             config.state.commit_backlog_len_max = 2 * config.state_block_buffer_len;
         }
+        let policy = commit_policy(&params.node.config);
         let ledger_link = ledger
             .clone()
-            .map(LedgerLink::start)
+            .map(|l| LedgerLink::start(l, policy))
             .transpose()
             .map_err(StartError::Ledger)?;
         let mut ingress = Ingress::with_msp(params.ingress, Arc::clone(&params.msp));
@@ -496,5 +497,14 @@ fn info_of(identity: Arc<Identity>) -> PeerIdentityInfo {
         pki_id: identity.pki_id,
         org: OrgId::from(identity.mspid.as_str()),
         identity,
+    }
+}
+
+/// The committer's grouping for a node with `config`: a batch goes after `state.commit_linger`,
+/// or at once when it holds `state.blockBufferSize` blocks (half the unacknowledged bound).
+fn commit_policy(config: &gossip_core::config::GossipConfig) -> crate::commit::CommitPolicy {
+    crate::commit::CommitPolicy {
+        linger: config.state.commit_linger,
+        close_len: usize::try_from(config.state_block_buffer_len).unwrap_or(usize::MAX),
     }
 }

@@ -44,6 +44,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "pullOnGap",
     "pullGapInterval",
     "state.heightGapDelay",
+    "state.commitLinger",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.

@@ -244,6 +244,7 @@ impl NodeConfig {
                 max_retries: uint_or(raw, &g("state.maxRetries"), d.state.max_retries)?,
                 channel_size: uint_or(raw, &g("state.channelSize"), d.state.channel_size)?,
                 height_gap_delay: dur(g("state.heightGapDelay"), d.state.height_gap_delay)?,
+                commit_linger: dur(g("state.commitLinger"), d.state.commit_linger)?,
                 ..d.state.clone()
             },
         };

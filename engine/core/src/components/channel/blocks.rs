@@ -282,6 +282,7 @@ impl Channel {
             return out.count_drop(DropReason::Full);
         }
         self.puller.arrived(&payload.seq_num);
+        self.puller.observe(&payload.seq_num, ctx.now, true);
         // Raised (and so marked seen by the driver) only when delivery takes it: a block beyond
         // the buffer is stored and forwarded but stays wanted, so a later copy, a pull or state
         // transfer can still bring it.

@@ -434,6 +434,7 @@ impl Channel {
                 return out.count_drop(DropReason::Stale);
             }
             self.puller.arrived(&payload.seq_num);
+            self.puller.observe(&payload.seq_num, now, true);
             self.deliver(payload.clone(), None, now, out);
         }
         out.emit(envelope, message, None);

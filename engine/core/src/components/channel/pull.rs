@@ -279,6 +279,7 @@ impl Channel {
                 continue;
             }
             self.puller.arrived(&payload.seq_num);
+            self.puller.observe(&payload.seq_num, ctx.now, false);
             if !self.delivery.wants(payload.seq_num) {
                 out.count_drop(DropReason::OutOfWindow);
                 continue;

@@ -24,7 +24,10 @@
 //! With [`PullConfig::eager`] (`pull_on_gap`) repair does not wait for the timer: a gap
 //! ([`PullEngine::gap`]) makes a round due at once, at most one per `gap_interval` after the
 //! last round started; the digest phase ends as soon as every peer said hello to answered; and
-//! the round ends as soon as every requested item arrived ([`PullEngine::arrived`]).
+//! the round ends as soon as every requested item arrived ([`PullEngine::arrived`]). It also
+//! follows the [`Cadence`] of new items ([`PullEngine::observe`]): a stream gone quiet for longer
+//! than usual makes a round due, which repairs a missed newest item without waiting for its
+//! successor.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -35,8 +38,11 @@ use crate::config::GossipConfig;
 use crate::time::Instant;
 use crate::types::PkiId;
 
+mod cadence;
 #[cfg(test)]
 mod tests;
+
+pub use cadence::{Cadence, QUIET_WAIT_MIN, QUIET_WAIT_PER_MILLE};
 
 /// Bound on the items one round wants; when full, a lower item replaces the highest.
 pub const WANTED_LEN_MAX: usize = 1_024;
@@ -96,6 +102,8 @@ pub enum RoundKind {
     Periodic,
     /// A gap was seen ([`PullEngine::gap`]).
     Gap,
+    /// The stream of new items went quiet ([`PullEngine::observe`]).
+    Quiet,
 }
 
 /// Counters.
@@ -105,6 +113,8 @@ pub struct PullStats {
     pub rounds: u64,
     /// Of those, rounds started by a gap.
     pub gap_rounds: u64,
+    /// Of those, rounds started by a quiet stream ([`Cadence`]).
+    pub quiet_rounds: u64,
     /// Rounds that ended before their response deadline (every requested item arrived).
     pub rounds_ended_early: u64,
     /// Items requested.
@@ -118,6 +128,7 @@ impl PullStats {
     pub fn add(&mut self, other: &PullStats) {
         self.rounds += other.rounds;
         self.gap_rounds += other.gap_rounds;
+        self.quiet_rounds += other.quiet_rounds;
         self.rounds_ended_early += other.rounds_ended_early;
         self.items_requested += other.items_requested;
         self.items_over_bound += other.items_over_bound;
@@ -158,6 +169,9 @@ pub struct PullEngine<I> {
     next_round: Instant,
     gap_at: Option<Instant>,
     last_start: Option<Instant>,
+    /// The newest item seen and the cadence of new ones (`eager` only).
+    newest: Option<I>,
+    cadence: Cadence,
     /// Hello nonces received, by (peer, nonce), with their expiry (Fabric's `incomingNONCES`).
     incoming: BTreeMap<(PkiId, u64), Instant>,
     stats: PullStats,
@@ -172,6 +186,8 @@ impl<I: Ord + Clone> PullEngine<I> {
             next_round: first_round,
             gap_at: None,
             last_start: None,
+            newest: None,
+            cadence: Cadence::default(),
             incoming: BTreeMap::new(),
             stats: PullStats::default(),
         }
@@ -199,10 +215,31 @@ impl<I: Ord + Clone> PullEngine<I> {
                 phase: Phase::Digests { until } | Phase::Responses { until, .. },
                 ..
             }) => *until,
-            None => self
-                .gap_at
-                .map_or(self.next_round, |g| g.min(self.next_round)),
+            None => [self.gap_at, self.quiet_at()]
+                .into_iter()
+                .flatten()
+                .fold(self.next_round, Instant::min),
         }
+    }
+
+    /// When a quiet stream makes a round due: the [`Cadence`]'s time, or `gap_interval` after the
+    /// last round started if that is later.
+    fn quiet_at(&self) -> Option<Instant> {
+        let quiet = self.cadence.quiet_at(self.config.interval)?;
+        Some(
+            self.last_start
+                .map_or(quiet, |t| quiet.max(t + self.config.gap_interval)),
+        )
+    }
+
+    /// An item arrived (stored): one beyond every item seen so far feeds the cadence, `sample`
+    /// saying whether it came on its own ([`Cadence::newest`]). Without `eager`, nothing.
+    pub fn observe(&mut self, item: &I, now: Instant, sample: bool) {
+        if !self.config.eager || self.newest.as_ref().is_some_and(|n| n >= item) {
+            return;
+        }
+        self.newest = Some(item.clone());
+        self.cadence.newest(now, sample);
     }
 
     /// Ends a response phase whose deadline passed (the round and its nonces are forgotten) and
@@ -247,6 +284,8 @@ impl<I: Ord + Clone> PullEngine<I> {
             Some(RoundKind::Periodic)
         } else if self.gap_at.is_some_and(|g| g <= now) {
             Some(RoundKind::Gap)
+        } else if self.quiet_at().is_some_and(|q| q <= now) {
+            Some(RoundKind::Quiet)
         } else {
             None
         }
@@ -264,12 +303,14 @@ impl<I: Ord + Clone> PullEngine<I> {
     ) -> Vec<(PkiId, u64)> {
         self.next_round = now + self.config.interval;
         self.gap_at = None;
+        self.cadence.disarm();
         if peers.is_empty() || self.round.is_some() {
             return Vec::new();
         }
         self.last_start = Some(now);
         self.stats.rounds += 1;
         self.stats.gap_rounds += u64::from(kind == RoundKind::Gap);
+        self.stats.quiet_rounds += u64::from(kind == RoundKind::Quiet);
         let mut nonces = BTreeMap::new();
         let mut hellos = Vec::with_capacity(peers.len());
         for &peer in peers {

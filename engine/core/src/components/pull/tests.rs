@@ -263,3 +263,60 @@ fn no_peer_no_round() {
     assert!(!e.in_round());
     assert_eq!(e.poll_timeout(), at(4_000));
 }
+
+#[test]
+fn a_quiet_stream_makes_one_round_due_after_one_and_a_half_intervals() {
+    let mut e = PullEngine::new(config(true), at(4_000));
+    let peers = [peer(1), peer(2), peer(3)];
+    // New blocks every 50 ms; an older or repeated one is not news.
+    for (i, seq) in [1u64, 2, 3].into_iter().enumerate() {
+        e.observe(&seq, at(1_000 + 50 * i as u64), true);
+    }
+    e.observe(&2, at(1_120), true);
+    assert_eq!(
+        e.poll_timeout(),
+        at(1_175),
+        "block 4 is 25 ms late at 1,175"
+    );
+    assert_eq!(e.round_due(at(1_174)), None);
+    assert_eq!(e.round_due(at(1_175)), Some(RoundKind::Quiet));
+    assert_eq!(
+        e.start_round(RoundKind::Quiet, &peers, at(1_175), &mut rng())
+            .len(),
+        3
+    );
+    assert_eq!(e.stats().quiet_rounds, 1);
+    let hellos: Vec<_> = e
+        .round
+        .as_ref()
+        .unwrap()
+        .nonces
+        .iter()
+        .map(|(n, o)| (o.peer, *n))
+        .collect();
+    for (p, n) in hellos {
+        e.on_digest(p, n, [4], at(1_180)).unwrap();
+    }
+    e.take_requests(at(1_180), |_| true, &mut rng());
+    // Block 4 arrives by pull: the silence check re-arms from there (not an interval), waiting
+    // for gap_interval after the round's start.
+    e.arrived(&4);
+    e.observe(&4, at(1_185), false);
+    assert!(!e.in_round());
+    assert_eq!(e.poll_timeout(), at(1_275), "gap_interval after 1,175");
+    // Block 5 comes by push on time: no round.
+    e.observe(&5, at(1_200), true);
+    assert_eq!(e.poll_timeout(), at(1_275));
+    e.start_round(RoundKind::Quiet, &peers, at(1_275), &mut rng());
+    // One round per silence: until a new block arrives, only the periodic round is left.
+    assert_eq!(e.quiet_at(), None);
+}
+
+#[test]
+fn without_eager_a_quiet_stream_waits_for_the_timer() {
+    let mut e = PullEngine::new(config(false), at(4_000));
+    for seq in 1..=3u64 {
+        e.observe(&seq, at(1_000 + 50 * seq), true);
+    }
+    assert_eq!(e.poll_timeout(), at(4_000));
+}

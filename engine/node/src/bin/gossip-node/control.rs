@@ -452,6 +452,7 @@ pub fn stats_json(
             "pull": {
                 "rounds": n.pull.rounds,
                 "gap_rounds": n.pull.gap_rounds,
+                "quiet_rounds": n.pull.quiet_rounds,
                 "rounds_ended_early": n.pull.rounds_ended_early,
                 "items_requested": n.pull.items_requested,
                 "items_over_bound": n.pull.items_over_bound,
