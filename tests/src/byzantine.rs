@@ -9,6 +9,9 @@
 //! - [`GarbageUpdates`]: a request gets, under its nonce, blocks that do not verify (each claims
 //!   its number but holds the next block's bytes);
 //! - [`WrongNonces`]: the digest echoes a nonce the initiator never sent.
+//!
+//! [`far_future_blocks`] is a hostile pusher instead: a channel peer sending every other peer
+//! blocks that verify (as an orderer-signed one would) but lie far beyond the channel's height.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -26,6 +29,7 @@ use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{DataDigest, DataUpdate, GossipMessage, PullMsgType};
 use prost::Message;
 
+use crate::engine::EngineNode;
 use crate::fabric;
 use crate::node::{NodeSetup, SimNode};
 use crate::scenario::{Op, Scenario, block, secs};
@@ -249,4 +253,57 @@ pub fn liar_among_pullers<L: Lie>() -> Scenario<LiarNode<L>> {
         ))
     });
     s.step(Op::Custom(counted))
+}
+
+/// The far-future blocks [`far_future_blocks`] pushes: one 1,000 past the channel's height
+/// then, and one at 10^15.
+pub const FAR_FUTURE_SEQS: [u64; 2] = [5 + 1_000, 1_000_000_000_000_000];
+
+/// Dissemination among 6 peers (push at fan-out 3, pull repairing) where, after 5 honest blocks,
+/// peer [`LIAR`] pushes every other peer the blocks [`FAR_FUTURE_SEQS`], which verify (here no
+/// orderer policy is set, so they pass as an orderer-signed block would): every peer refuses
+/// and counts them (`BlockBeyondWindow`), they move no block store's window, and the 10 honest
+/// blocks that follow still reach every peer, in order, once. Sim-only.
+pub fn far_future_blocks() -> Scenario<EngineNode> {
+    let s = fabric::base("far-future-blocks", 6).step(Op::AwaitConverged { within: secs(30) });
+    let push_far = Arc::new(|sim: &mut Sim<EngineNode>| {
+        for to in (0..sim.len()).filter(|&i| i != LIAR) {
+            for seq in FAR_FUTURE_SEQS {
+                sim.inject(LIAR, to, noop_sign(block("A", seq).encode_to_vec().into()));
+            }
+        }
+        sim.run_for(secs(1));
+        Ok(())
+    });
+    let counted = Arc::new(|sim: &mut Sim<EngineNode>| {
+        for i in (0..sim.len()).filter(|&i| i != LIAR) {
+            let node = sim.node(i).ok_or(format!("node {i} is down"))?;
+            let refused = node.stats().dropped(DropReason::BlockBeyondWindow);
+            if refused < FAR_FUTURE_SEQS.len() as u64 {
+                return Err(format!("node {i} refused {refused} far-future blocks"));
+            }
+        }
+        Ok(())
+    });
+    fabric::join_all(s, "A")
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 5,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
+        .step(Op::Custom(push_far))
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 10,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(20),
+        })
+        .step(Op::Custom(counted))
 }

@@ -1,5 +1,6 @@
 //! Block pull (spec 3.6): Fabric's TestPull (push forwarding off, every block by pull alone) and a
-//! late joiner on both transports; Byzantine responders on the simulator.
+//! late joiner on both transports; Byzantine responders and a peer pushing far-future blocks on
+//! the simulator.
 
 use gossip_harness::byzantine::{self, EmptyPromises, GarbageUpdates, WrongNonces};
 use gossip_harness::engine::EngineNode;
@@ -32,4 +33,12 @@ fn a_responder_with_garbage_updates_does_not_stop_the_others() {
 #[test]
 fn answers_with_wrong_nonces_are_refused() {
     run_seeds(&byzantine::liar_among_pullers::<WrongNonces>(), SEEDS);
+}
+
+/// Sim-only: blocks that verify but lie far beyond the height (height + 1,000 and 10^15), pushed
+/// to every peer, are refused and counted; they move no store's window, and the honest blocks
+/// that follow reach every peer.
+#[test]
+fn far_future_blocks_from_a_peer_do_not_stop_the_honest_blocks() {
+    run_seeds(&byzantine::far_future_blocks(), SEEDS);
 }

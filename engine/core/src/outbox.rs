@@ -48,6 +48,11 @@ pub enum DropReason {
     Full,
     /// A block beyond the reorder buffer, or below the delivered height.
     OutOfWindow,
+    /// A block from a peer too far beyond the delivery height to enter the block store
+    /// (`Delivery::admits`: twice `state.blockBufferSize` past the next block to deliver): not
+    /// stored, forwarded, delivered or marked seen, so it cannot evict the stored blocks or move
+    /// the store's window past the honest blocks that follow.
+    BlockBeyondWindow,
     /// For a channel this peer left.
     LeftChannel,
     /// A block pull message from a peer without a cached StateInfo of the channel.

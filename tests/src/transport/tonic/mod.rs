@@ -156,6 +156,7 @@ impl TonicCluster {
             by_endpoint.insert(p.internal_endpoint(), i);
             by_endpoint.insert(p.localhost_endpoint(), i);
         }
+        let admitted_ahead_len = 2 * gossip.state_block_buffer_len;
         let mut cluster = TonicCluster {
             rt,
             started: clock::now(),
@@ -173,7 +174,7 @@ impl TonicCluster {
                 .collect(),
             by_endpoint,
             peers,
-            checkers: Checkers::new(facts),
+            checkers: Checkers::new(facts).admitting(admitted_ahead_len),
             alive_seen: AliveSeen::default(),
         };
         for i in 0..cluster.peers.len() {

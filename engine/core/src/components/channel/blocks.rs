@@ -8,6 +8,14 @@
 //! one further ahead is dropped, as Fabric's state provider drops it in non-blocking mode; an
 //! earlier one was delivered already (or committed by the application) and is not delivered again.
 //! While a gap lasts the buffer holds at most that many blocks.
+//!
+//! Store admission: a block from a peer (pushed or pulled) at twice `state.blockBufferSize` or
+//! more past the next expected number is not taken into the block store at all
+//! ([`Delivery::admits`], dropped as `BlockBeyondWindow`): it is not stored, forwarded, raised as
+//! received (so the driver does not mark it seen) or delivered, and so cannot move the store's
+//! window (`maxBlockCountToStore` below the newest block) past the blocks that follow. A block
+//! between the buffer and that bound is stored and forwarded and delivered from the store once
+//! the height reaches it. State responses bypass the store and are taken only within the buffer.
 
 use std::collections::BTreeMap;
 
@@ -165,6 +173,36 @@ impl Delivery {
         seq
     }
 
+    /// How far past the next block to deliver a block may be and still be taken: twice
+    /// `state.blockBufferSize`, Fabric's blocking bound for the deliver client's blocks
+    /// ([`Delivery::offer_local`]) and the bound on the block store's admission
+    /// ([`Delivery::admits`]).
+    fn ahead_len_max(&self) -> u64 {
+        self.buffer_len_max.saturating_mul(2)
+    }
+
+    /// Whether the block store may take block `seq` from a peer: any block below
+    /// `next_seq + 2 × state.blockBufferSize` (older ones are the store's to judge, by its
+    /// window and what it holds). The bound is relative to this peer's own delivery height, so a
+    /// block far beyond it (a faulty orderer's, or any valid block far ahead) cannot evict the
+    /// stored blocks or move the store's window (`maxBlockCountToStore` below the newest) past
+    /// the honest blocks that follow. Why twice the buffer: it is the farthest the embedder's
+    /// own blocks run ahead ([`Delivery::offer_local`]), so every block an honest leader
+    /// gossips is admitted by a peer at the leader's height; it keeps a band past the reorder
+    /// buffer whose blocks are stored, forwarded and delivered later from the store
+    /// (`refill_from_store`); and it never makes the window floor (newest −
+    /// `maxBlockCountToStore`) rise further than honest traffic within that band would. A peer
+    /// lagging further catches up by state transfer (responses go to delivery, not to the
+    /// store) and admits pushed blocks again once within the bound.
+    pub fn admits(&self, seq: u64) -> bool {
+        seq < self.admitted_end()
+    }
+
+    /// The first block number the block store does not admit from peers ([`Delivery::admits`]).
+    pub fn admitted_end(&self) -> u64 {
+        self.next_seq.saturating_add(self.ahead_len_max())
+    }
+
     /// Whether block `seq` would be buffered or delivered (not held, not out of the window).
     pub fn wants(&self, seq: u64) -> bool {
         seq >= self.next_seq
@@ -188,7 +226,7 @@ impl Delivery {
     /// taken up to that distance (the gap before it is repaired by pull or state transfer) and
     /// dropped and counted beyond it.
     pub fn offer_local(&mut self, channel: &Bytes, payload: Payload, out: &mut Outbox) -> u64 {
-        let window = self.buffer_len_max.saturating_mul(2);
+        let window = self.ahead_len_max();
         self.offer_within(channel, payload, None, window, out)
     }
 
@@ -245,8 +283,9 @@ impl Delivery {
 }
 
 impl Channel {
-    /// A data message of this channel from `from`: check, verify, store; a new block is forwarded
-    /// (excluding the sender) and delivered in order.
+    /// A data message of this channel from `from`: check (the store's window, then
+    /// [`Delivery::admits`]), verify, store; a new block is forwarded (excluding the sender) and
+    /// delivered in order.
     pub fn handle_data(
         &mut self,
         from: PkiId,
@@ -269,6 +308,10 @@ impl Channel {
             .check_valid(&StoredBlock::probe(payload.seq_num))
         {
             return out.count_drop(DropReason::Stale);
+        }
+        if !self.delivery.admits(payload.seq_num) {
+            // Not stored, forwarded or raised (so not marked seen).
+            return out.count_drop(DropReason::BlockBeyondWindow);
         }
         if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
             return out.count_drop(DropReason::BadBlock);

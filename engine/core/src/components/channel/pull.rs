@@ -12,13 +12,16 @@
 //! - Digest: the numbers of the blocks in the block store (the mediator's items are exactly the
 //!   store's: expiry and eviction remove both). On receipt, items must parse as a number at or
 //!   above the next block to deliver (Fabric's ingress digest filter keeps those at or above the
-//!   ledger height) that the store would take and does not hold.
+//!   ledger height) and below the store's admission bound ([`Delivery::admits`]) that the store
+//!   would take and does not hold.
 //! - Update: every item must be a data message of this channel that verifies; one that does not
 //!   drops the whole update (Fabric aborts it); items the store already holds or would refuse
-//!   are skipped. Taken blocks are delivered in order like pushed ones and counted
+//!   are skipped, as are items beyond the admission bound (counted as `BlockBeyondWindow`).
+//!   Taken blocks are delivered in order like pushed ones and counted
 //!   ([`Channel::blocks_pulled`]), but never forwarded: Fabric does not gossip pulled blocks.
 //!
 //! [`PullEngine`]: crate::components::pull::PullEngine
+//! [`Delivery::admits`]: super::Delivery::admits
 
 use bytes::Bytes;
 use gossip_proto::gossip::gossip_message::{Content, Tag};
@@ -55,10 +58,16 @@ fn parse_item(id: &[u8]) -> Option<u64> {
     std::str::from_utf8(id).ok()?.parse().ok()
 }
 
-/// Whether a block store holding `blocks`, delivering `next` next, wants block `seq`: at or
-/// above `next`, not held, and not refused by the store's window.
-fn wants(blocks: &BlockStore, next: u64, seq: u64) -> bool {
-    seq >= next && blocks.get(&seq).is_none() && blocks.check_valid(&StoredBlock::probe(seq))
+/// Whether a block store holding `blocks`, delivering `next` next and admitting blocks below
+/// `admitted_end` ([`Delivery::admits`]), wants block `seq`: at or above `next`, below
+/// `admitted_end`, not held, and not refused by the store's window.
+///
+/// [`Delivery::admits`]: super::Delivery::admits
+fn wants(blocks: &BlockStore, next: u64, admitted_end: u64, seq: u64) -> bool {
+    seq >= next
+        && seq < admitted_end
+        && blocks.get(&seq).is_none()
+        && blocks.check_valid(&StoredBlock::probe(seq))
 }
 
 fn drop_reason(reject: PullReject) -> DropReason {
@@ -85,7 +94,8 @@ impl Channel {
 
     /// Whether the store would take block `seq` and delivery still wants it.
     fn wants_block(&self, seq: u64) -> bool {
-        wants(&self.blocks, self.delivery.next_seq(), seq)
+        let next = self.delivery.next_seq();
+        wants(&self.blocks, next, self.delivery.admitted_end(), seq)
     }
 
     /// The puller's timed work: requests once the digests are in, then a new round when one is
@@ -100,9 +110,10 @@ impl Channel {
         self.puller.advance(now);
         if self.puller.requests_due(now) {
             let (blocks, next) = (&self.blocks, self.delivery.next_seq());
-            let requests = self
-                .puller
-                .take_requests(now, |s| wants(blocks, next, *s), rng);
+            let admitted_end = self.delivery.admitted_end();
+            let requests =
+                self.puller
+                    .take_requests(now, |s| wants(blocks, next, admitted_end, *s), rng);
             for (peer, nonce, seqs) in requests {
                 let digests = seqs.into_iter().map(item_id).collect();
                 let request = Content::DataReq(DataRequest {
@@ -261,6 +272,10 @@ impl Channel {
                 .check_valid(&StoredBlock::probe(payload.seq_num))
             {
                 out.count_drop(DropReason::Stale);
+                continue;
+            }
+            if !self.delivery.admits(payload.seq_num) {
+                out.count_drop(DropReason::BlockBeyondWindow);
                 continue;
             }
             if !ctx.config.skip_block_verification && verify_block(&payload).is_err() {

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use gossip_proto::gossip::gossip_message::{Content, Tag};
-use gossip_proto::gossip::{DataMessage, LeadershipMessage, Payload, StateInfo};
+use gossip_proto::gossip::{DataMessage, LeadershipMessage, Payload, PullMsgType, StateInfo};
 use prost::Message;
 
 use super::*;
@@ -246,4 +246,226 @@ fn spread_timers_desynchronize_channels_joined_together_within_half_an_interval(
         distinct.len() > 4,
         "peers joined together spread apart: {firsts:?}"
     );
+}
+
+/// A data message of channel `ch` carrying a block that verifies (number and data hash).
+fn data_block(seq: u64) -> (Envelope, GossipMessage) {
+    let message = GossipMessage {
+        nonce: 0,
+        channel: Bytes::from_static(b"ch"),
+        tag: Tag::ChanAndOrg as i32,
+        content: Some(Content::DataMsg(DataMessage {
+            payload: Some(Payload {
+                seq_num: seq,
+                data: blocks::block_fixture(seq),
+                private_data: Vec::new(),
+            }),
+        })),
+    };
+    (noop_sign(message.encode_to_vec().into()), message)
+}
+
+/// Blocks raised as delivered, drained.
+fn delivered_seqs(out: &mut Outbox) -> Vec<u64> {
+    let seqs = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Block { payload, .. } => Some(payload.seq_num),
+            _ => None,
+        })
+        .collect();
+    out.events.clear();
+    seqs
+}
+
+/// Blocks raised as received (the driver marks exactly those seen), drained.
+fn received_seqs(out: &Outbox) -> Vec<u64> {
+    out.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BlockReceived { seq_num, .. } => Some(*seq_num),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Forwarded block numbers, drained.
+fn forwarded_seqs(out: &mut Outbox) -> Vec<u64> {
+    out.emits
+        .drain(..)
+        .filter_map(|e| match e.message.content {
+            Some(Content::DataMsg(d)) => d.payload.map(|p| p.seq_num),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The pull messages sent (hello, digest, request): their nonce and block numbers; drained.
+fn pull_items(out: &mut Outbox) -> Vec<(u64, Vec<u64>)> {
+    let items = |ids: &[Bytes]| -> Vec<u64> {
+        ids.iter()
+            .map(|id| std::str::from_utf8(id).unwrap().parse().unwrap())
+            .collect()
+    };
+    out.transmits
+        .drain(..)
+        .filter_map(
+            |t| match GossipMessage::decode(t.envelope.payload).ok()?.content? {
+                Content::DataDig(d) => Some((d.nonce, items(&d.digests))),
+                Content::DataReq(r) => Some((r.nonce, items(&r.digests))),
+                Content::Hello(h) => Some((h.nonce, Vec::new())),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// How far past the height the first far-future block is.
+const FAR_AHEAD_LEN: u64 = 1_000;
+/// The second far-future block: 10^15.
+const FAR_SEQ: u64 = 1_000_000_000_000_000;
+
+/// The org1 channel with `same_org` eligible for block pull and blocks 1..=5 delivered from it.
+fn channel_at_height_6(f: &Fixture, ctx: &Ctx<'_>, out: &mut Outbox) -> Channel {
+    let same_org = &f.others[0];
+    let mut ch = org1_channel(f);
+    let (env, msg) = state_info(same_org, b"ch", true);
+    ch.handle_state_info(same_org.pki_id(), &env, &msg, ctx, out);
+    for seq in 1..=5 {
+        let (env, msg) = data_block(seq);
+        ch.handle_data(same_org.pki_id(), &env, &msg, ctx, out);
+    }
+    assert_eq!(delivered_seqs(out), [1, 2, 3, 4, 5]);
+    assert_eq!(ch.next_expected_seq(), 6);
+    out.emits.clear();
+    out.events.clear();
+    ch
+}
+
+#[test]
+fn a_pushed_block_far_beyond_the_height_is_refused_and_cannot_move_the_store_window() {
+    let f = fixture();
+    let ctx = Ctx {
+        discovery: &f.discovery,
+        signer: &f.signer,
+        config: &f.config,
+        now: at_s(2),
+    };
+    let mut out = Outbox::default();
+    let mut ch = channel_at_height_6(&f, &ctx, &mut out);
+    let from = f.others[0].pki_id();
+    for far in [6 + FAR_AHEAD_LEN, FAR_SEQ] {
+        let (env, msg) = data_block(far);
+        ch.handle_data(from, &env, &msg, &ctx, &mut out);
+    }
+    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&2));
+    assert!(out.emits.is_empty(), "not forwarded");
+    assert!(
+        out.events.is_empty(),
+        "not received (so not marked seen), not delivered"
+    );
+    // The store still holds the honest blocks: a hello gets them all in the digest.
+    ch.handle_pull(from, &hello_message(41), &ctx, &mut out);
+    assert_eq!(pull_items(&mut out), [(41, vec![1, 2, 3, 4, 5])]);
+    // The honest blocks that follow (block 6 late, within the store's window) are stored,
+    // forwarded and delivered in order.
+    let last = 6 + 2 * f.config.state_block_buffer_len - 1;
+    let arrivals = (7..=15).chain([6]).chain(16..=last);
+    for seq in arrivals {
+        let (env, msg) = data_block(seq);
+        ch.handle_data(from, &env, &msg, &ctx, &mut out);
+    }
+    let mut forwarded = forwarded_seqs(&mut out);
+    forwarded.sort_unstable();
+    assert_eq!(forwarded, (6..=last).collect::<Vec<_>>());
+    let mut received = received_seqs(&out);
+    received.sort_unstable();
+    assert_eq!(received, (6..=last).collect::<Vec<_>>());
+    assert_eq!(delivered_seqs(&mut out), (6..=last).collect::<Vec<_>>());
+    assert_eq!(ch.next_expected_seq(), last + 1);
+    assert_eq!(out.drops.get(&DropReason::Stale), None);
+    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&2));
+    ch.handle_pull(from, &hello_message(42), &ctx, &mut out);
+    let window = f.config.max_block_count_to_store;
+    assert_eq!(
+        pull_items(&mut out),
+        [(42, (last - window..=last).collect())],
+        "the window follows the honest blocks"
+    );
+}
+
+#[test]
+fn pulled_blocks_far_beyond_the_height_are_neither_requested_nor_taken() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let mut out = Outbox::default();
+    let mut ctx = Ctx {
+        discovery: &f.discovery,
+        signer: &f.signer,
+        config: &f.config,
+        now: at_s(2),
+    };
+    let mut ch = channel_at_height_6(&f, &ctx, &mut out);
+    let from = f.others[0].pki_id();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // The pull round's hello goes to the one eligible peer of this org.
+    let mut hellos = Vec::new();
+    for s in 2..20 {
+        ctx.now = at_s(s);
+        ch.handle_timeout(&ctx, &mut rng, &mut out);
+        hellos = pull_items(&mut out);
+        if !hellos.is_empty() {
+            break;
+        }
+    }
+    let [(nonce, _)] = hellos[..] else {
+        panic!("one hello expected: {hellos:?}");
+    };
+    let far = [6 + FAR_AHEAD_LEN, FAR_SEQ];
+    let digest = pull_message(Content::DataDig(gossip_proto::gossip::DataDigest {
+        nonce,
+        digests: [6, far[0], 7, far[1]]
+            .map(|s| Bytes::from(s.to_string()))
+            .to_vec(),
+        msg_type: PullMsgType::BlockMsg as i32,
+    }));
+    ch.handle_pull(from, &digest, &ctx, &mut out);
+    ch.handle_timeout(&ctx, &mut rng, &mut out);
+    assert_eq!(
+        pull_items(&mut out),
+        [(nonce, vec![6, 7])],
+        "far ones not requested"
+    );
+    // A responder sending them anyway: skipped and counted, the others taken.
+    let update = pull_message(Content::DataUpdate(gossip_proto::gossip::DataUpdate {
+        nonce,
+        data: [6, far[0], far[1], 7].map(|s| data_block(s).0).to_vec(),
+        msg_type: PullMsgType::BlockMsg as i32,
+    }));
+    ch.handle_pull(from, &update, &ctx, &mut out);
+    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&2));
+    assert_eq!(received_seqs(&out), [6, 7]);
+    assert_eq!(delivered_seqs(&mut out), [6, 7]);
+    assert_eq!(ch.blocks_pulled(), 2);
+    ch.handle_pull(from, &hello_message(43), &ctx, &mut out);
+    assert_eq!(pull_items(&mut out), [(43, (1..=7).collect())]);
+}
+
+/// A block pull message of channel `ch` (the nonce travels in `content`).
+fn pull_message(content: Content) -> GossipMessage {
+    GossipMessage {
+        nonce: 0,
+        channel: Bytes::from_static(b"ch"),
+        tag: Tag::ChanAndOrg as i32,
+        content: Some(content),
+    }
+}
+
+fn hello_message(nonce: u64) -> GossipMessage {
+    pull_message(Content::Hello(gossip_proto::gossip::GossipHello {
+        nonce,
+        metadata: Bytes::new(),
+        msg_type: PullMsgType::BlockMsg as i32,
+    }))
 }
