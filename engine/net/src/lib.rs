@@ -59,6 +59,7 @@ pub mod config {
     pub use gossip_core::config::*;
 }
 
+pub mod bounds;
 pub mod client;
 pub mod clock;
 pub mod comm;
