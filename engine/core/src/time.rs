@@ -4,7 +4,9 @@ use std::ops::{Add, Sub};
 use std::time::Duration;
 
 /// A point in time, in nanoseconds since an arbitrary epoch chosen by the driver (the tokio driver
-/// uses the Unix epoch, the simulator uses zero at start), so simulated runs print stable times.
+/// uses the Unix epoch, read once at start and advanced by a monotonic clock from then on, so a
+/// wall-clock step never moves a timer; the simulator uses zero at start), so simulated runs print
+/// stable times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Instant(pub u64);
 

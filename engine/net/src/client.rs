@@ -215,6 +215,9 @@ pub(crate) async fn read_first(
         Err(_) => Err(HandshakeError::Timeout),
         Ok(Ok(Some(envelope))) => Ok(envelope),
         Ok(Ok(None)) => Err(HandshakeError::StreamEnded),
+        Ok(Err(FrameError::Oversize { len_bytes })) => {
+            Err(HandshakeError::FirstFrameOversize { len_bytes })
+        }
         Ok(Err(e)) => Err(HandshakeError::Stream(e.to_string())),
     }
 }
@@ -290,6 +293,9 @@ pub(crate) fn outbound_conn(shared: &Shared, hs: ClientHandshake) -> (Arc<Conn>,
 /// Counts and logs a failed handshake.
 pub(crate) fn record_handshake_failure(shared: &Shared, endpoint: &str, error: &HandshakeError) {
     shared.stats.handshake_failure(error.cause());
+    if let HandshakeError::FirstFrameOversize { .. } = error {
+        shared.stats.refuse("first_frame_oversize");
+    }
     tracing::warn!(endpoint, cause = error.cause(), %error, "handshake failed");
 }
 

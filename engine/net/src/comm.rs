@@ -204,7 +204,7 @@ impl Shared {
     }
 
     /// Queues on an open connection without waiting; a full lane drops and counts.
-    fn enqueue(&self, conn: &Conn, lane: Lane, envelope: Envelope) {
+    pub(crate) fn enqueue(&self, conn: &Conn, lane: Lane, envelope: Envelope) {
         let mut replacement: Option<Arc<Conn>> = None;
         for _ in 0..REPLACED_RETRIES_MAX {
             let target = replacement.as_deref().unwrap_or(conn);
@@ -420,7 +420,8 @@ impl Comm {
 
     /// Sends `envelope` to every peer on the data lane without ever blocking: an open connection
     /// gets it queued now (a full lane drops and counts); a missing one is dialled in the
-    /// background and gets it once connected. The envelope's `Bytes` are shared, not copied.
+    /// background (one dial, a bounded queue: see [`super::pending_dial`]) and gets it once
+    /// connected. The envelope's `Bytes` are shared, not copied.
     pub fn send(&self, envelope: Envelope, peers: &[RemotePeer]) {
         self.send_on(Lane::Data, envelope, peers);
     }
@@ -440,12 +441,7 @@ impl Comm {
                 self.shared.enqueue(&conn, lane, envelope.clone());
                 continue;
             }
-            let (shared, peer, envelope) = (self.shared.clone(), peer.clone(), envelope.clone());
-            self.shared.spawn(async move {
-                if let Ok(conn) = shared.get_or_create(&peer).await {
-                    shared.enqueue(&conn, lane, envelope);
-                }
-            });
+            super::pending_dial::send_dialling(&self.shared, peer, lane, envelope.clone());
         }
     }
 

@@ -333,8 +333,10 @@ async fn handle_envelope(
 
 /// Completes when the reader should stop waiting: at once when the connection is closed; when it
 /// is only retired (half-closed, see `Conn::retire`), after `conn_timeout` without the remote
-/// ending it, or at once when the comm stops. Each wait starts its own timeout, so a retired
-/// reader drains for as long as the remote keeps sending.
+/// ending it, or at once when the comm stops. The reader's own wait spans the whole stream, so a
+/// retired connection is read for at most `conn_timeout` however long the remote keeps sending
+/// (a remote cannot hold a retired stream open); a push waiting on the inbound queue starts its
+/// own.
 async fn reading_ended(shared: &Shared, conn: &Conn) {
     conn.lanes.closed().await;
     if conn.is_retired() && !shared.is_stopped() {

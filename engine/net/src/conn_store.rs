@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use gossip_proto::gossip::Envelope;
 use parking_lot::Mutex;
 
+use super::bounds::PENDING_DIAL_PEERS_MAX;
 use super::conn::{Conn, Direction};
+use super::lanes::Lane;
 use crate::types::PkiId;
 
 /// Number of shards; PKI-IDs are SHA-256 outputs, so the first byte spreads evenly.
@@ -16,6 +20,21 @@ const SHARD_COUNT: usize = 16;
 struct Shard {
     conns: HashMap<PkiId, Arc<Conn>>,
     dial_locks: HashMap<PkiId, Arc<tokio::sync::Mutex<()>>>,
+    /// Envelopes for peers with no connection, waiting for the one dial that each has running.
+    pending: HashMap<PkiId, Vec<(Lane, Envelope)>>,
+}
+
+/// The outcome of [`ConnStore::queue_pending`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PendingQueued {
+    /// The first envelope for this peer: the caller starts its dial.
+    DialNow,
+    /// Queued behind a dial already running.
+    Queued,
+    /// The peer's pending queue is full: dropped.
+    Full,
+    /// [`PENDING_DIAL_PEERS_MAX`] peers are being dialled: dropped.
+    PeersFull,
 }
 
 /// The outcome of [`ConnStore::register`].
@@ -34,6 +53,8 @@ pub(crate) enum Registration {
 #[derive(Debug)]
 pub(crate) struct ConnStore {
     shards: Vec<Mutex<Shard>>,
+    /// Peers with a pending queue, over every shard.
+    pending_peers_len: AtomicUsize,
 }
 
 impl Default for ConnStore {
@@ -42,6 +63,7 @@ impl Default for ConnStore {
             shards: (0..SHARD_COUNT)
                 .map(|_| Mutex::new(Shard::default()))
                 .collect(),
+            pending_peers_len: AtomicUsize::new(0),
         }
     }
 }
@@ -125,6 +147,44 @@ impl ConnStore {
         }
     }
 
+    /// Queues `envelope` for `pki_id`, which has no connection, until its dial ends; at most
+    /// `per_peer_len_max` envelopes per peer and [`PENDING_DIAL_PEERS_MAX`] peers.
+    pub(crate) fn queue_pending(
+        &self,
+        pki_id: &PkiId,
+        lane: Lane,
+        envelope: Envelope,
+        per_peer_len_max: usize,
+    ) -> PendingQueued {
+        let mut shard = self.shard(pki_id).lock();
+        if let Some(queue) = shard.pending.get_mut(pki_id) {
+            if queue.len() >= per_peer_len_max {
+                return PendingQueued::Full;
+            }
+            queue.push((lane, envelope));
+            return PendingQueued::Queued;
+        }
+        let taken = self
+            .pending_peers_len
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < PENDING_DIAL_PEERS_MAX).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return PendingQueued::PeersFull;
+        }
+        shard.pending.insert(*pki_id, vec![(lane, envelope)]);
+        PendingQueued::DialNow
+    }
+
+    /// Takes what was queued for `pki_id` while it was dialled.
+    pub(crate) fn take_pending(&self, pki_id: &PkiId) -> Vec<(Lane, Envelope)> {
+        let taken = self.shard(pki_id).lock().pending.remove(pki_id);
+        if taken.is_some() {
+            self.pending_peers_len.fetch_sub(1, Ordering::AcqRel);
+        }
+        taken.unwrap_or_default()
+    }
+
     /// PKI-IDs of every open connection.
     pub(crate) fn peers(&self) -> Vec<PkiId> {
         self.shards
@@ -146,5 +206,38 @@ impl ConnStore {
             .iter()
             .flat_map(|s| s.lock().conns.drain().map(|(_, c)| c).collect::<Vec<_>>())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: usize) -> PkiId {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        id[0] = (n % 251) as u8;
+        PkiId(id)
+    }
+
+    #[test]
+    fn pending_sends_are_bounded_per_peer_and_in_peers() {
+        let store = ConnStore::default();
+        let queue = |n: usize| store.queue_pending(&peer(n), Lane::Data, Envelope::default(), 3);
+        assert_eq!(queue(0), PendingQueued::DialNow);
+        assert_eq!(queue(0), PendingQueued::Queued);
+        assert_eq!(queue(0), PendingQueued::Queued);
+        assert_eq!(queue(0), PendingQueued::Full, "three per peer");
+        for n in 1..PENDING_DIAL_PEERS_MAX {
+            assert_eq!(queue(n), PendingQueued::DialNow);
+        }
+        assert_eq!(queue(PENDING_DIAL_PEERS_MAX), PendingQueued::PeersFull);
+        assert_eq!(store.take_pending(&peer(0)).len(), 3);
+        assert!(store.take_pending(&peer(0)).is_empty());
+        assert_eq!(
+            queue(PENDING_DIAL_PEERS_MAX),
+            PendingQueued::DialNow,
+            "a slot freed"
+        );
     }
 }

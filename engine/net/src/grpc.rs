@@ -41,6 +41,14 @@ const PREFIX_LEN: usize = 5;
 /// than kept as pieces: a peer sending tiny frames must not make each byte hold a read buffer.
 /// Ours sends a block in two or three chunks, grpc-go a 100 KiB one in seven.
 const PIECES_LEN_MAX: usize = 8;
+/// The largest first message of a stream, read before the remote is authenticated (its
+/// ConnEstablish, or a Ping's `Empty`). A signed ConnEstablish is about 1 KiB with an 870-byte
+/// PEM certificate (spec 7); 64 KiB leaves room for far larger certificates and keys while a
+/// stranger can no longer make us wait for, or hold, up to the 100 MiB receive limit.
+pub const FIRST_FRAME_LEN_MAX_BYTES: usize = 64 * 1024;
+/// A message gathered from many DATA chunks reserves at most this much beyond what has arrived;
+/// it grows as its bytes arrive rather than allocating the announced size up front.
+const GATHER_RESERVE_LEN_MAX_BYTES: usize = 64 * 1024;
 /// `content-type` of gRPC requests and responses.
 const CONTENT_TYPE_GRPC: &str = "application/grpc";
 
@@ -58,7 +66,8 @@ pub enum FrameError {
         /// The `grpc-message`, if any.
         message: String,
     },
-    /// A message announced more bytes than the receive limit.
+    /// A message announced more bytes than the receive limit (for a stream's first message,
+    /// [`FIRST_FRAME_LEN_MAX_BYTES`]).
     #[error("message of {len_bytes} bytes over the limit")]
     Oversize {
         /// The announced length.
@@ -167,6 +176,9 @@ pub(crate) struct FrameReader {
     chunk: Bytes,
     /// A message that spans chunks, being collected.
     partial: Partial,
+    /// The limit of the next message's announced length: [`FIRST_FRAME_LEN_MAX_BYTES`] (or
+    /// `len_max` if lower) until the first message's prefix is read, `len_max` from then on.
+    next_len_max: usize,
     len_max: usize,
     ended: bool,
 }
@@ -182,21 +194,25 @@ enum Partial {
 }
 
 impl Partial {
-    /// Gathering: `received` copied into one allocation of the message's whole size.
+    /// Gathering: `received` copied into one allocation that grows as the rest arrives (reserving
+    /// at most [`GATHER_RESERVE_LEN_MAX_BYTES`] ahead, never the announced size up front).
     fn gather(received: impl Buf, missing: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(received.remaining() + missing);
+        let reserve = missing.min(GATHER_RESERVE_LEN_MAX_BYTES);
+        let mut buf = BytesMut::with_capacity(received.remaining() + reserve);
         buf.put(received);
         Partial::Gather { buf, missing }
     }
 }
 
 impl FrameReader {
-    /// Reads `body`, refusing messages over `len_max` bytes before buffering them.
+    /// Reads `body`, refusing messages over `len_max` bytes, and a first message over
+    /// [`FIRST_FRAME_LEN_MAX_BYTES`], before buffering them.
     pub(crate) fn new(body: Body, len_max: usize) -> Self {
         Self {
             body,
             chunk: Bytes::new(),
             partial: Partial::None,
+            next_len_max: len_max.min(FIRST_FRAME_LEN_MAX_BYTES),
             len_max,
             ended: false,
         }
@@ -288,9 +304,10 @@ impl FrameReader {
         if compressed != 0 {
             return Err(FrameError::Compressed);
         }
-        if len > self.len_max {
+        if len > self.next_len_max {
             return Err(FrameError::Oversize { len_bytes: len });
         }
+        self.next_len_max = self.len_max;
         self.chunk.advance(PREFIX_LEN);
         let sliced = len >= SLICE_LEN_MIN;
         if self.chunk.len() >= len {

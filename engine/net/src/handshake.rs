@@ -24,6 +24,13 @@ pub enum HandshakeError {
     /// The stream ended before the remote's ConnEstablish.
     #[error("stream ended before ConnEstablish")]
     StreamEnded,
+    /// The remote's first message announced more than
+    /// [`crate::grpc::FIRST_FRAME_LEN_MAX_BYTES`]; refused before any of it was buffered.
+    #[error("first message of {len_bytes} bytes over the pre-handshake limit")]
+    FirstFrameOversize {
+        /// The announced length.
+        len_bytes: usize,
+    },
     /// The stream failed (gRPC status or transport error).
     #[error("stream error: {0}")]
     Stream(String),
@@ -71,6 +78,7 @@ impl HandshakeError {
             HandshakeError::NoTlsCertificate => "no_tls_certificate",
             HandshakeError::Timeout => "timeout",
             HandshakeError::StreamEnded => "stream_ended",
+            HandshakeError::FirstFrameOversize { .. } => "first_frame_oversize",
             HandshakeError::Stream(_) => "stream_error",
             HandshakeError::Malformed(_) => "malformed",
             HandshakeError::WrongFirstMessage => "wrong_first_message",

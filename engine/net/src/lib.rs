@@ -59,6 +59,7 @@ pub mod config {
     pub use gossip_core::config::*;
 }
 
+pub mod bounds;
 pub mod client;
 pub mod clock;
 pub mod comm;
@@ -75,6 +76,7 @@ pub mod inbound;
 pub mod lanes;
 pub mod ledger;
 pub mod msp_dir;
+mod pending_dial;
 pub mod pool;
 mod queue;
 pub mod read_ahead;

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use gossip_proto::gossip::Empty;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::server::NamedService;
 
+use super::bounds::{HANDSHAKES_IN_FLIGHT_MAX, HTTP2_STREAMS_PER_CONN_MAX};
 use super::client::{read_first, record_handshake_failure, record_opened};
 use super::clock;
 use super::comm::Shared;
@@ -41,6 +42,17 @@ const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(7200);
 #[derive(Clone)]
 pub(crate) struct GossipService {
     shared: Arc<Shared>,
+    /// [`HANDSHAKES_IN_FLIGHT_MAX`] slots, shared with the accept loop's TLS accepts.
+    handshakes: Arc<Semaphore>,
+}
+
+/// A slot for one handshake, or `None` (counted as `handshakes_full`) when all are taken.
+fn handshake_slot(shared: &Shared, handshakes: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    let slot = handshakes.clone().try_acquire_owned().ok();
+    if slot.is_none() {
+        shared.stats.refuse("handshakes_full");
+    }
+    slot
 }
 
 impl NamedService for GossipService {
@@ -88,6 +100,10 @@ impl GossipService {
             record_handshake_failure(&shared, &endpoint, &e);
             return Err(Status::unauthenticated(e.to_string()));
         }
+        let Some(slot) = handshake_slot(&shared, &self.handshakes) else {
+            tracing::debug!(endpoint, "too many handshakes running, stream refused");
+            return Err(Status::resource_exhausted("too many handshakes"));
+        };
         let first = build_conn_establish(
             &shared.signer,
             shared.tls.as_ref().map(|t| t.own_cert_hash),
@@ -103,6 +119,7 @@ impl GossipService {
             inbound,
             remote_leaf,
             endpoint,
+            slot,
         ));
         Ok(grpc::response(FramedBody::response(outbound)))
     }
@@ -115,6 +132,7 @@ async fn serve_inbound(
     mut inbound: FrameReader,
     remote_leaf: Option<bytes::Bytes>,
     endpoint: String,
+    handshake_slot: OwnedSemaphorePermit,
 ) {
     let remote = read_first(&mut inbound, shared.config.conn_timeout)
         .await
@@ -127,6 +145,7 @@ async fn serve_inbound(
                 clock::now(),
             )
         });
+    drop(handshake_slot);
     let remote = match remote {
         Ok(remote) => remote,
         Err(e) => {
@@ -162,9 +181,13 @@ async fn serve_inbound(
         Registration::Registered { replaced: None } => {}
         Registration::KeptExisting(_) => {
             // Our own dial wins the simultaneous-dial tie-break. The remote computes the same and
-            // closes this connection (its losing dial) itself; until then, read what it already
-            // sent on it so nothing is lost. Nothing is sent here: it is not registered.
-            tracing::debug!(peer = %conn.pki_id(), "our dial wins the simultaneous-dial tie-break; reading this inbound one until the peer closes it");
+            // closes this connection (its losing dial) itself. It is retired at once: our half
+            // ends now, and what the remote already sent on it is read for at most
+            // `conn_timeout`, so a peer cannot keep such streams open (each with its reader task
+            // and buffers) by never closing them. Nothing is sent here: it is not registered.
+            shared.stats.refuse("stream_tie_break_lost");
+            tracing::debug!(peer = %conn.pki_id(), "our dial wins the simultaneous-dial tie-break; draining this inbound one for at most conn_timeout");
+            conn.retire();
             run_reader(shared, conn, inbound).await;
             return;
         }
@@ -191,18 +214,26 @@ pub(crate) async fn bind(listen: SocketAddr) -> std::io::Result<(TcpListener, So
 /// Starts the accept loop and the tonic server on `listener`.
 pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
     let (accepted_tx, accepted_rx) = mpsc::channel::<NetIo>(ACCEPTED_QUEUE_LEN_MAX);
-    let accept_loop = shared.spawn(accept_loop(shared.clone(), listener, accepted_tx));
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_IN_FLIGHT_MAX));
+    let accept_loop = shared.spawn(accept_loop(
+        shared.clone(),
+        listener,
+        accepted_tx,
+        handshakes.clone(),
+    ));
     let incoming = futures_util::stream::unfold(accepted_rx, |mut rx| async move {
         rx.recv().await.map(|io| (Ok::<_, std::io::Error>(io), rx))
     });
     let service = GossipService {
         shared: shared.clone(),
+        handshakes,
     };
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(shared.config.keepalive_timeout))
         .max_frame_size(Some(HTTP2_FRAME_LEN_MAX))
+        .max_concurrent_streams(Some(HTTP2_STREAMS_PER_CONN_MAX))
         .add_service(service);
     let server = shared.spawn(async move {
         let signal = async move {
@@ -219,7 +250,12 @@ pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc::Sender<NetIo>) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    accepted: mpsc::Sender<NetIo>,
+    handshakes: Arc<Semaphore>,
+) {
     loop {
         let (tcp, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -239,10 +275,16 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, accepted: mpsc:
             }
             continue;
         };
+        let Some(slot) = handshake_slot(&shared, &handshakes) else {
+            tracing::debug!(%addr, "too many handshakes running, connection refused");
+            continue;
+        };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
         let accepted = accepted.clone();
         shared.spawn(async move {
-            match tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(tcp)).await {
+            let tls_accepted = tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(tcp)).await;
+            drop(slot);
+            match tls_accepted {
                 Ok(Ok(stream)) => {
                     let _ = accepted.send(NetIo::TlsServer(Box::new(stream))).await;
                 }

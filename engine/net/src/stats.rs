@@ -26,6 +26,7 @@ pub(crate) struct Stats {
     pub(crate) wire: Arc<WireBytes>,
     rejects: Mutex<HashMap<&'static str, u64>>,
     handshake_failures: Mutex<HashMap<&'static str, u64>>,
+    refusals: Mutex<HashMap<&'static str, u64>>,
     overflow_by_peer: Mutex<HashMap<PkiId, u64>>,
 }
 
@@ -40,6 +41,12 @@ impl Stats {
 
     pub(crate) fn handshake_failure(&self, cause: &'static str) {
         *self.handshake_failures.lock().entry(cause).or_default() += 1;
+    }
+
+    /// Counts a resource a peer asked for and was refused, under `reason` (see
+    /// [`CommStats::refusals`]).
+    pub(crate) fn refuse(&self, reason: &'static str) {
+        *self.refusals.lock().entry(reason).or_default() += 1;
     }
 
     pub(crate) fn overflow(&self, peer: PkiId) {
@@ -70,6 +77,7 @@ impl Stats {
                 .iter()
                 .map(|(k, v)| (*k, *v))
                 .collect(),
+            refusals: self.refusals.lock().iter().map(|(k, v)| (*k, *v)).collect(),
             overflow_by_peer: self
                 .overflow_by_peer
                 .lock()
@@ -115,6 +123,15 @@ pub struct CommStats {
     pub rejects: BTreeMap<&'static str, u64>,
     /// Failed handshakes by [`super::HandshakeError::cause`].
     pub handshake_failures: BTreeMap<&'static str, u64>,
+    /// Resources refused because a bound was reached, by reason: `first_frame_oversize` (a frame
+    /// before the handshake announced more than [`crate::grpc::FIRST_FRAME_LEN_MAX_BYTES`]),
+    /// `handshakes_full` (an accepted connection or stream found
+    /// [`crate::bounds::HANDSHAKES_IN_FLIGHT_MAX`] handshakes running), `stream_tie_break_lost` (an
+    /// authenticated inbound stream lost the simultaneous-dial tie-break and was closed),
+    /// `pending_dial_full` (a send to a peer being dialled found its pending queue full),
+    /// `pending_dial_peers_full` (a send to an unconnected peer found
+    /// [`crate::bounds::PENDING_DIAL_PEERS_MAX`] peers being dialled).
+    pub refusals: BTreeMap<&'static str, u64>,
     /// Overflow drops per destination peer.
     pub overflow_by_peer: BTreeMap<PkiId, u64>,
 }
@@ -123,6 +140,11 @@ impl CommStats {
     /// Rejects counted under `reason`.
     pub fn rejects_of(&self, reason: &str) -> u64 {
         self.rejects.get(reason).copied().unwrap_or(0)
+    }
+
+    /// Refusals counted under `reason`.
+    pub fn refusals_of(&self, reason: &str) -> u64 {
+        self.refusals.get(reason).copied().unwrap_or(0)
     }
 
     /// Handshake failures counted under `cause`.

@@ -237,6 +237,62 @@ async fn a_large_message_in_many_tiny_chunks_is_gathered_not_kept_as_pieces() {
     assert_eq!(decoded, envelope(SLICE_LEN_MIN + 100, 8));
 }
 
+#[tokio::test]
+async fn a_first_message_over_the_first_frame_bound_is_refused_from_its_prefix() {
+    let prefix = |len: u32| {
+        let mut p = vec![0u8];
+        p.extend_from_slice(&len.to_be_bytes());
+        p
+    };
+    // A stranger announces 100 MiB before any handshake: refused at once, nothing buffered.
+    let announced = 100 * 1024 * 1024;
+    let err = read_all(chunked(&prefix(announced), &[], None), announced as usize).await;
+    assert_eq!(
+        err,
+        Err(FrameError::Oversize {
+            len_bytes: announced as usize
+        })
+    );
+    // After a first message within the bound, the receive limit applies.
+    let small = encode_frame(&envelope(100, 1));
+    let large = encode_frame(&envelope(FIRST_FRAME_LEN_MAX_BYTES + 10, 2));
+    let both = [small.as_ref(), large.as_ref()].concat();
+    let read = read_all(chunked(&both, &[7, small.len() + 3], None), 1 << 20).await;
+    assert_eq!(
+        read.expect("both read"),
+        vec![
+            envelope(100, 1),
+            envelope(FIRST_FRAME_LEN_MAX_BYTES + 10, 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_message_gathered_from_tiny_chunks_grows_as_its_bytes_arrive() {
+    let announced_len = 50 * 1024 * 1024;
+    let mut reader = FrameReader::new(chunked(&[], &[], None), announced_len + 100);
+    reader.next_len_max = reader.len_max; // past the first message
+    let mut head = vec![0u8];
+    head.extend_from_slice(&u32::try_from(announced_len).expect("fits").to_be_bytes());
+    head.extend_from_slice(&[0u8; SLICE_LEN_MIN]);
+    reader.push_chunk(Bytes::from(head));
+    assert!(reader.take_message().expect("ok").is_none());
+    for _ in 0..2 * PIECES_LEN_MAX {
+        reader.push_chunk(Bytes::from_static(&[0u8; 16]));
+        assert!(reader.take_message().expect("ok").is_none());
+    }
+    let Partial::Gather { buf, missing } = &reader.partial else {
+        panic!("many tiny chunks are gathered");
+    };
+    assert!(*missing > announced_len / 2);
+    assert!(
+        buf.capacity() <= buf.len() + GATHER_RESERVE_LEN_MAX_BYTES,
+        "{} bytes reserved for {} received: the announced size was allocated up front",
+        buf.capacity(),
+        buf.len()
+    );
+}
+
 #[test]
 fn trailers_only_and_http_errors_are_refused() {
     let ok = response(Body::empty());

@@ -501,6 +501,7 @@ pub fn stats_json(
             "wire_bytes_received": c.wire_bytes_received,
             "rejects": map_of(c.rejects.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "handshake_failures": map_of(c.handshake_failures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
+            "refusals": map_of(c.refusals.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "overflow_by_peer": map_of(c.overflow_by_peer.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
         },
         "driver": {
