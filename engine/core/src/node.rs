@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use route::{Emitted, Outgoing, Router};
-pub use stats::NodeStats;
+pub use stats::{ChannelSummary, NodeStats};
 
 use crate::components::certstore::{self, CertStore};
 use crate::components::channel::{self, Channel, StoredStateInfo};
@@ -580,6 +580,29 @@ impl Node {
     /// The next block number a joined channel will deliver.
     pub fn next_block_seq(&self, channel: &[u8]) -> Option<u64> {
         self.channels.get(channel).map(Channel::next_expected_seq)
+    }
+
+    /// Every joined channel this peer has not left, with its height and its peers' highest.
+    pub fn channel_summaries(&self) -> Vec<ChannelSummary> {
+        let alive = self.discovery.alive_members();
+        self.channels
+            .iter()
+            .filter(|(_, ch)| !ch.is_left())
+            .map(|(name, ch)| {
+                let peers = ch.peers(alive);
+                ChannelSummary {
+                    channel: name.clone(),
+                    ledger_height: ch.ledger_height(),
+                    buffered_len: ch.buffered_len(),
+                    peers_known: peers.len(),
+                    peers_ledger_height_max: peers
+                        .iter()
+                        .map(|(_, p)| p.ledger_height)
+                        .max()
+                        .unwrap_or(0),
+                }
+            })
+            .collect()
     }
 
     /// Counters.

@@ -458,6 +458,14 @@ impl GossipHandle {
         .await
     }
 
+    /// Every joined channel with its height and its peers' highest (the operations endpoint's
+    /// `gossip_state_height` and ledger-lag health check).
+    pub async fn channel_summaries(
+        &self,
+    ) -> Result<Vec<gossip_core::node::ChannelSummary>, GossipError> {
+        self.query(|ctx| ctx.node.channel_summaries()).await
+    }
+
     /// Node, comm and driver counters.
     pub async fn stats(&self) -> Result<GossipStats, GossipError> {
         self.query(|ctx| GossipStats {

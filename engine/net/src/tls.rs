@@ -75,7 +75,8 @@ pub fn parse_cert_chain(pem_text: &str) -> Result<Vec<CertificateDer<'static>>, 
     Ok(chain)
 }
 
-fn parse_key(pem_text: &str) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
+/// Parses a PEM private key (PKCS#8, SEC1 or PKCS#1).
+pub fn parse_key(pem_text: &str) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
     PrivateKeyDer::from_pem_slice(pem_text.as_bytes())
         .map_err(|e| TlsSetupError::BadKey(e.to_string()))
 }

@@ -12,6 +12,7 @@
 //! - [`block`]: the orderer-signed block `inject_block` builds with `--orderer-signer`.
 //! - [`fault`]: the seeded drop filter of `--fault-drop-share`.
 //! - [`ledger`]: the durable block store (redb) under `peer.fileSystemPath`.
+//! - [`ops`]: the operations endpoint (`/metrics`, `/healthz`, `/logspec`, `/version`).
 
 pub mod block;
 pub mod config_keys;
@@ -20,6 +21,7 @@ pub mod fault;
 pub mod ledger;
 pub mod logspec;
 pub mod material;
+pub mod ops;
 pub mod orderer;
 pub mod peer;
 pub mod raw;

@@ -19,7 +19,75 @@ pub enum LogSpecError {
     /// A logger name is empty or has characters tracing cannot match.
     #[error("invalid logger name {0:?}")]
     Logger(String),
+    /// tracing-subscriber refused the translated directives.
+    #[error("directives {directives:?}: {reason}")]
+    Directives {
+        /// The translation.
+        directives: String,
+        /// Why.
+        reason: String,
+    },
+    /// The running filter could not be swapped (the subscriber is gone); the old one stays.
+    #[error("swapping the log filter: {0}")]
+    Reload(String),
 }
+
+/// Translates a spec into a `Targets` filter.
+pub fn to_targets(spec: &str) -> Result<Targets, LogSpecError> {
+    let directives = to_env_filter(spec)?;
+    directives
+        .parse()
+        .map_err(
+            |e: tracing_subscriber::filter::ParseError| LogSpecError::Directives {
+                directives,
+                reason: e.to_string(),
+            },
+        )
+}
+
+/// The running log filter, for `GET`/`PUT /logspec`: the spec it was built from and the reload
+/// handle that swaps it.
+pub struct LiveLogSpec {
+    spec: parking_lot::Mutex<String>,
+    handle: reload::Handle<Targets, Registry>,
+}
+
+impl std::fmt::Debug for LiveLogSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveLogSpec")
+            .field("spec", &*self.spec.lock())
+            .finish()
+    }
+}
+
+impl LiveLogSpec {
+    /// The filter installed from `spec`, swapped through `handle`.
+    pub fn new(spec: String, handle: reload::Handle<Targets, Registry>) -> Self {
+        Self {
+            spec: parking_lot::Mutex::new(spec),
+            handle,
+        }
+    }
+
+    /// The spec in force.
+    pub fn spec(&self) -> String {
+        self.spec.lock().clone()
+    }
+
+    /// Installs `spec`; on an error the spec in force stays.
+    pub fn set(&self, spec: &str) -> Result<(), LogSpecError> {
+        let targets = to_targets(spec)?;
+        let mut current = self.spec.lock();
+        self.handle
+            .reload(targets)
+            .map_err(|e| LogSpecError::Reload(e.to_string()))?;
+        *current = spec.trim().to_owned();
+        Ok(())
+    }
+}
+
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::{Registry, reload};
 
 /// Maps a Fabric level word to a tracing level name.
 pub fn level(word: &str) -> Result<&'static str, LogSpecError> {
@@ -129,6 +197,27 @@ mod tests {
             let lvl = d.rsplit('=').next().expect("level");
             assert!(["error", "warn", "info", "debug"].contains(&lvl), "{d}");
         }
+    }
+
+    #[test]
+    fn live_spec_swaps_the_filter_and_keeps_it_on_errors() {
+        use tracing::Level;
+        let (_layer, handle) =
+            reload::Layer::<Targets, Registry>::new(to_targets("info").expect("spec"));
+        let live = LiveLogSpec::new("info".into(), handle.clone());
+        let enabled = |target: &str, level: &Level| {
+            handle
+                .with_current(|t| t.would_enable(target, level))
+                .expect("filter")
+        };
+        assert!(!enabled("gossip.comm", &Level::DEBUG));
+        live.set("gossip.comm=debug:warning").expect("set");
+        assert_eq!(live.spec(), "gossip.comm=debug:warning");
+        assert!(enabled("gossip.comm", &Level::DEBUG));
+        assert!(!enabled("gossip.state", &Level::INFO));
+        assert!(matches!(live.set("loud"), Err(LogSpecError::Level(_))));
+        assert_eq!(live.spec(), "gossip.comm=debug:warning");
+        assert!(enabled("gossip.comm", &Level::DEBUG));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use gossip_engine::config::{CommConfig, GossipConfig, StateConfig};
 
 use crate::config_keys::PEER_CHILDREN_KNOWN;
 pub use crate::config_keys::{GOSSIP_KEYS_IGNORED, GOSSIP_KEYS_USED, PEER_KEYS_USED};
+use crate::ops::config::{OPERATIONS_KEYS_USED, OperationsConfig};
 
 /// How loud a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub struct NodeConfig {
     /// `peer.fileSystemPath` (default [`FILE_SYSTEM_PATH_DEFAULT`]), resolved against the config
     /// file's folder: the ledger's folder ([`crate::ledger`]).
     pub file_system_path: PathBuf,
+    /// `operations.*` and `metrics.provider`: the operations endpoint ([`crate::ops`]).
+    pub operations: OperationsConfig,
     /// Findings to log once at startup.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -88,6 +91,7 @@ impl NodeConfig {
             .iter()
             .map(|k| format!("peer.gossip.{k}"))
             .chain(PEER_KEYS_USED.iter().map(|k| (*k).to_owned()))
+            .chain(OPERATIONS_KEYS_USED.iter().map(|k| (*k).to_owned()))
             .collect()
     }
 
@@ -124,6 +128,8 @@ impl NodeConfig {
                 "CORE_PEER_GOSSIP_",
                 "CORE_PEER_TLS_",
                 "CORE_PEER_KEEPALIVE_",
+                "CORE_OPERATIONS_",
+                "CORE_METRICS_PROVIDER",
             ]
             .iter()
             .any(|p| upper.starts_with(p))
@@ -340,6 +346,7 @@ impl NodeConfig {
                 &raw.string("peer.fileSystemPath")
                     .unwrap_or_else(|| FILE_SYSTEM_PATH_DEFAULT.to_owned()),
             ),
+            operations: OperationsConfig::from_raw(raw, base)?,
             diagnostics: diags,
         };
         cfg.check_keys(raw);

@@ -11,6 +11,7 @@
 
 pub mod control;
 pub mod launcher;
+pub mod ops;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,9 @@ pub struct NodeLayout {
     pub endpoint: SocketAddr,
     /// Control address.
     pub control: SocketAddr,
+    /// Operations endpoint (`operations.listenAddress`: `/metrics`, `/healthz`, ...) of a
+    /// gossip-node; `None` for a node running Fabric's binary.
+    pub ops: Option<SocketAddr>,
     /// Its folder (core.yaml, msp/, tls/, node.log).
     pub dir: PathBuf,
     /// How to start it.
@@ -193,6 +197,7 @@ pub fn core_yaml(
     bootstrap: &[SocketAddr],
     is_leader: bool,
     client_root_cas: &[String],
+    ops: Option<SocketAddr>,
 ) -> Value {
     let mut gossip = fabric_gossip_defaults();
     let boot: Vec<String> = bootstrap.iter().map(ToString::to_string).collect();
@@ -212,7 +217,14 @@ pub fn core_yaml(
             serde_json::to_value(v).unwrap_or(Value::Null),
         );
     }
+    // Each node its own operations port (Fabric's default 127.0.0.1:9443 would collide), with
+    // Prometheus metrics; an empty address turns the endpoint off.
+    let operations = json!({
+        "listenAddress": ops.map(|a| a.to_string()).unwrap_or_default(),
+    });
     json!({
+        "operations": operations,
+        "metrics": {"provider": "prometheus"},
         "peer": {
             "id": name,
             "networkId": "loadgen",
@@ -327,6 +339,10 @@ pub fn build(
         }
         let cas: Vec<String> = tls_cas.iter().map(|p| p.display().to_string()).collect();
         let is_leader = s.injector_nodes().contains(&k);
+        let ops = match (s.kind_of(k), &fabric_bin) {
+            (PeerKind::Fabric, Some(_)) => None,
+            _ => Some(free_port()?),
+        };
         let yaml = core_yaml(
             s,
             &peer.name,
@@ -336,6 +352,7 @@ pub fn build(
             &bootstrap,
             is_leader,
             &cas,
+            ops,
         );
         let text = serde_norway::to_string(&yaml).map_err(|e| ClusterError::Yaml(e.to_string()))?;
         let core = dir.join("core.yaml");
@@ -393,6 +410,7 @@ pub fn build(
             listen: listens[k],
             endpoint: endpoints[k],
             control,
+            ops,
             dir: dir.clone(),
             spec: NodeSpec {
                 index: k,
@@ -430,7 +448,7 @@ mod tests {
             toml::Value::String("3s".into()),
         );
         let a: SocketAddr = "127.0.0.1:7051".parse().unwrap();
-        let v = core_yaml(&s, "peer0", "Org1MSP", a, a, &[a], true, &[]);
+        let v = core_yaml(&s, "peer0", "Org1MSP", a, a, &[a], true, &[], Some(a));
         let g = &v["peer"]["gossip"];
         assert_eq!(g["propagatePeerNum"], json!(5));
         assert_eq!(g["election"]["leaderAliveThreshold"], json!("3s"));
@@ -441,6 +459,18 @@ mod tests {
         );
         assert_eq!(g["pullInterval"], json!("4s"));
         assert_eq!(v["peer"]["fileSystemPath"], json!("production"), "per node");
+        assert_eq!(
+            v["operations"]["listenAddress"],
+            json!(a.to_string()),
+            "own port"
+        );
+        assert_eq!(v["metrics"]["provider"], json!("prometheus"));
+        let off = core_yaml(&s, "peer0", "Org1MSP", a, a, &[a], true, &[], None);
+        assert_eq!(
+            off["operations"]["listenAddress"],
+            json!(""),
+            "endpoint off"
+        );
         let text = serde_norway::to_string(&v).unwrap();
         assert!(text.contains("propagatePeerNum: 5"), "{text}");
     }

@@ -180,6 +180,21 @@ fn stats_all(clients: &mut [ControlClient]) -> Vec<Value> {
         .collect()
 }
 
+/// Adds `"ops_metrics":{"gossip_comm_messages_sent":N,...}` to each gossip-node's final stats,
+/// read from its operations endpoint's `/metrics` (Fabric's counter names); a node whose
+/// endpoint does not answer gets none.
+fn add_ops_counters(cluster: &Cluster, stats: &mut [Value]) {
+    for (n, s) in cluster.nodes.iter().zip(stats.iter_mut()) {
+        let (Some(addr), Value::Object(map)) = (n.ops, s) else {
+            continue;
+        };
+        if let Ok(text) = cluster::ops::scrape(addr) {
+            let counters = cluster::ops::counters(&text, cluster::ops::COUNTERS_READ);
+            map.insert("ops_metrics".into(), serde_json::json!(counters));
+        }
+    }
+}
+
 /// Runs `s` with node processes from `launcher`; `work` receives PKI, configs and logs.
 pub fn run(
     s: &Scenario,
@@ -414,7 +429,8 @@ pub fn run(
         t_of(unix_now_ns()),
         Some(&mut clients),
     ));
-    let stats_after = stats_all(&mut clients);
+    let mut stats_after = stats_all(&mut clients);
+    add_ops_counters(&cluster, &mut stats_after);
     let stats_window_s = (unix_now_ns() - before_ns) as f64 / 1e9;
     stop_cluster(&mut clients, &mut handles);
     Ok(RunOutput {

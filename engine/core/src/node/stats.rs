@@ -60,3 +60,19 @@ impl NodeStats {
         self.dropped.values().sum()
     }
 }
+
+/// One joined channel as the operations endpoint reports it ([`crate::Node::channel_summaries`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelSummary {
+    /// The channel name.
+    pub channel: bytes::Bytes,
+    /// This peer's ledger height: blocks committed (acknowledged), or delivered when no
+    /// acknowledgements are expected.
+    pub ledger_height: u64,
+    /// Blocks waiting in the reorder buffer.
+    pub buffered_len: usize,
+    /// Alive peers of the channel with a StateInfo (Fabric's `PeersOfChannel`, self excluded).
+    pub peers_known: usize,
+    /// The highest ledger height those peers advertise in their StateInfo (0 with none).
+    pub peers_ledger_height_max: u64,
+}

@@ -85,6 +85,9 @@ peer:
 ledger:
   state:
     stateDatabase: goleveldb
+# No operations endpoint: several nodes run at once (ops_endpoint.rs turns it on).
+operations:
+  listenAddress: ""
 "#
     )
 }

@@ -234,6 +234,12 @@ impl Channel {
         self.puller.stats()
     }
 
+    /// Blocks waiting in the reorder buffer for a missing one (Fabric's
+    /// `gossip_payload_buffer_size`).
+    pub fn buffered_len(&self) -> usize {
+        self.delivery.buffered_len()
+    }
+
     /// The next block number the application expects.
     pub fn next_expected_seq(&self) -> u64 {
         self.delivery.next_seq()

@@ -10,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, fmt, reload};
 
-/// Swaps the filter at runtime (for a future `/logspec`).
+/// Swaps the filter at runtime (`/logspec`).
 pub type LogSpecHandle = reload::Handle<Targets, Registry>;
 
 /// Installs the global subscriber. `spec` is `FABRIC_LOGGING_SPEC` (default `info`), `format`

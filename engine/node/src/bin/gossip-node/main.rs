@@ -4,7 +4,8 @@
 //! with `CORE_*` environment overrides, logs per `FABRIC_LOGGING_SPEC` / `FABRIC_LOGGING_FORMAT`
 //! to stderr, serves gossip on `peer.listenAddress`, and optionally a control listener for
 //! benchmark drivers (`engine/CONTROL.md`). Commits the blocks it delivers to its ledger under
-//! `peer.fileSystemPath` (`engine/node/README.md`). Stops cleanly on SIGTERM, SIGINT or the
+//! `peer.fileSystemPath` (`engine/node/README.md`). Serves the operations endpoint (`/metrics`,
+//! `/healthz`, `/logspec`, `/version`) on `operations.listenAddress` ([`gossip_node::ops`]). Stops cleanly on SIGTERM, SIGINT or the
 //! `shutdown` control op (exit 0); exits 2 with a message on configuration errors, 1 on runtime
 //! errors (a ledger that cannot be opened among them).
 
@@ -15,10 +16,12 @@ mod run;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Parser;
 use gossip_engine::clock;
+use gossip_node::logspec::LiveLogSpec;
 use gossip_node::material::{self, parse_org_msp_arg};
 use gossip_node::orderer;
 use gossip_node::{NodeConfig, Severity};
@@ -175,6 +178,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
             exit_on_stdin_eof: args.exit_on_stdin_eof,
             orderer,
             orderer_signatures_required: args.orderer_signatures_required as usize,
+            log_spec: None,
         },
     ))
 }
@@ -183,11 +187,17 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let spec = std::env::var("FABRIC_LOGGING_SPEC").ok();
     let format = std::env::var("FABRIC_LOGGING_FORMAT").ok();
-    if let Err(e) = logging::init(spec.as_deref(), format.as_deref()) {
-        eprintln!("gossip-node: logging: {e:#}");
-        return ExitCode::from(2);
-    }
-    let (cfg, material, opts) = match prepare(&args) {
+    let log_spec = match logging::init(spec.as_deref(), format.as_deref()) {
+        Ok(handle) => Arc::new(LiveLogSpec::new(
+            spec.as_deref().unwrap_or("info").trim().to_owned(),
+            handle,
+        )),
+        Err(e) => {
+            eprintln!("gossip-node: logging: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let (cfg, material, mut opts) = match prepare(&args) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(target: "gossip-node", "configuration error: {e:#}");
@@ -195,6 +205,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    opts.log_spec = Some(log_spec);
     let mut builder = if opts.runtime.is_current_thread() {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -20,7 +20,9 @@ use gossip_node::block::SignedBlockBuilder;
 use gossip_node::control;
 use gossip_node::fault::DropFilter;
 use gossip_node::ledger::RedbLedger;
+use gossip_node::logspec::LiveLogSpec;
 use gossip_node::material::Material;
+use gossip_node::ops::{self, OpsContext, health};
 use gossip_node::orderer::OrdererMaterial;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -42,6 +44,8 @@ pub struct RunOptions {
     pub orderer: OrdererMaterial,
     /// `--orderer-signatures-required`.
     pub orderer_signatures_required: usize,
+    /// The log filter, for the operations endpoint's `/logspec`.
+    pub log_spec: Option<Arc<LiveLogSpec>>,
 }
 
 async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
@@ -154,6 +158,34 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     let events = handle.events().context("subscribing to events")?;
     let event_task = tokio::spawn(fan_out(events, Arc::clone(&subscribers)));
     let (shutdown, _) = watch::channel(false);
+    let ops_server = ops::start(
+        &cfg.operations,
+        OpsContext {
+            handle: handle.clone(),
+            log_spec: opts.log_spec.clone(),
+            metrics: cfg.operations.metrics_provider,
+            ledger_lag_max_blocks: health::ledger_lag_max_blocks(cfg.gossip.state_block_buffer_len),
+            fault_dropped: fault_dropped.clone(),
+        },
+        shutdown.subscribe(),
+    )
+    .await;
+    let ops_server = match ops_server {
+        Ok(s) => s,
+        Err(e) => {
+            handle.stop().await;
+            return Err(e.into());
+        }
+    };
+    match &ops_server {
+        Some(s) => tracing::info!(
+            target: "gossip-node", addr = %s.local_addr(), tls = cfg.operations.tls.is_some(),
+            metrics = ?cfg.operations.metrics_provider, "operations endpoint"
+        ),
+        None => {
+            tracing::info!(target: "gossip-node", "operations.listenAddress is empty: no operations endpoint")
+        }
+    }
     let ctl = Arc::new(Ctl {
         handle: handle.clone(),
         subscribers,
@@ -183,6 +215,9 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     let _ = event_task.await;
     if let Some(t) = control_task {
         let _ = t.await;
+    }
+    if let Some(s) = ops_server {
+        s.join().await;
     }
     tracing::info!(target: "gossip-node", "stopped");
     Ok(())

@@ -1,0 +1,436 @@
+//! `/metrics`: a [`MetricsSnapshot`] (the live counters the control `stats` op reports, plus the
+//! joined channels) rendered in the Prometheus text format (version 0.0.4) by the `prometheus`
+//! crate, into a registry built afresh at each scrape.
+//!
+//! Fabric's metrics (`gossip/metrics/metrics.go`, spec section 5) keep their names, types and
+//! labels, so existing dashboards keep working:
+//!
+//! | name | type | labels | from |
+//! |---|---|---|---|
+//! | `gossip_comm_messages_sent` | counter | – | `comm.messages_sent` |
+//! | `gossip_comm_messages_received` | counter | – | `comm.messages_received` |
+//! | `gossip_comm_overflow_count` | counter | – | `comm.overflow_count` |
+//! | `gossip_membership_total_peers_known` | gauge | channel | alive peers of the channel with a StateInfo |
+//! | `gossip_state_height` | gauge | channel | the ledger height (blocks committed) |
+//! | `gossip_payload_buffer_size` | gauge | channel | blocks in the reorder buffer |
+//!
+//! Fabric metrics **not** exported, because we have nothing true to put in them:
+//! - `gossip_leader_election_leader`: leader election is not implemented (static org leaders).
+//! - `gossip_state_commit_duration`: commits are not timed yet (no histogram is kept).
+//! - `gossip_privdata_*_duration`: private data is not implemented.
+//!
+//! Ours are under the prefix `gossip_engine_` (counters end in `_total`, as Prometheus names
+//! them; units in the name): see [`ENGINE_METRICS`] and the labelled families in [`render`].
+//! Not exported yet (not measured by the driver): queue depths, verification batch sizes and
+//! per-stage latency histograms.
+
+use gossip_engine::handle::GossipStats;
+use gossip_engine::node::ChannelSummary;
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// The `Content-Type` of a `/metrics` reply.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Everything one scrape reports.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsSnapshot {
+    /// The node, comm and driver counters (what the control `stats` op reports).
+    pub stats: GossipStats,
+    /// The joined channels.
+    pub channels: Vec<ChannelSummary>,
+    /// Messages the fault hook dropped (`--fault-drop-share`).
+    pub fault_dropped: u64,
+}
+
+/// Why `/metrics` could not be rendered (a registration clash: a bug).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The registry refused a metric.
+    #[error("metrics: {0}")]
+    Prometheus(#[from] prometheus::Error),
+    /// The text is not UTF-8.
+    #[error("metrics: rendered text is not UTF-8")]
+    Utf8,
+}
+
+/// One unlabelled counter of ours: name (after `gossip_engine_`), help, value.
+type CounterRow = (&'static str, &'static str, fn(&MetricsSnapshot) -> u64);
+
+/// Our unlabelled counters.
+pub const ENGINE_METRICS: &[CounterRow] = &[
+    (
+        "wire_sent_bytes_total",
+        "Bytes written to gossip sockets (TLS records when on).",
+        |s| s.stats.comm.wire_bytes_sent,
+    ),
+    (
+        "wire_received_bytes_total",
+        "Bytes read from gossip sockets (TLS records when on).",
+        |s| s.stats.comm.wire_bytes_received,
+    ),
+    (
+        "connections_opened_total",
+        "Authenticated gossip connections registered.",
+        |s| s.stats.comm.connections_opened,
+    ),
+    (
+        "connections_closed_total",
+        "Registered gossip connections that ended.",
+        |s| s.stats.comm.connections_closed,
+    ),
+    (
+        "checks_skipped_verified_total",
+        "Signature checks skipped: the same key, bytes and signature passed before.",
+        |s| s.stats.comm.checks_skipped_verified,
+    ),
+    (
+        "messages_handled_total",
+        "Inbound messages handed to the node by the driver.",
+        |s| s.stats.driver.messages_handled,
+    ),
+    ("emitted_total", "Messages that entered the emitter.", |s| {
+        s.stats.node.emitted
+    }),
+    ("transmits_total", "Transmits passed to comm.", |s| {
+        s.stats.driver.transmits
+    }),
+    (
+        "outbox_overflowed_total",
+        "Node outputs lost because an outbox queue was full.",
+        |s| s.stats.node.outbox_overflowed,
+    ),
+    (
+        "events_dropped_total",
+        "Events dropped because a subscriber's queue was full.",
+        |s| s.stats.driver.events_dropped,
+    ),
+    (
+        "blocks_delivered_total",
+        "Blocks delivered in order, all channels.",
+        |s| s.stats.node.blocks_delivered,
+    ),
+    (
+        "blocks_pulled_total",
+        "Blocks taken from block pull updates, all channels.",
+        |s| s.stats.node.blocks_pulled,
+    ),
+    (
+        "blocks_transferred_total",
+        "Blocks taken from state-transfer responses, all channels.",
+        |s| s.stats.node.blocks_transferred,
+    ),
+    (
+        "state_requests_sent_total",
+        "State-transfer requests sent.",
+        |s| s.stats.node.state.requests_sent,
+    ),
+    (
+        "state_requests_timed_out_total",
+        "State-transfer requests that timed out.",
+        |s| s.stats.node.state.requests_timed_out,
+    ),
+    (
+        "state_requests_served_total",
+        "State-transfer requests served to other peers.",
+        |s| s.stats.node.state.requests_served,
+    ),
+    ("pull_rounds_total", "Block pull rounds started.", |s| {
+        s.stats.node.pull.rounds
+    }),
+    (
+        "ledger_commits_total",
+        "Blocks committed to the ledger.",
+        |s| s.stats.driver.ledger_commits,
+    ),
+    (
+        "ledger_commit_errors_total",
+        "Ledger commits that failed (each stops its channel's commits).",
+        |s| s.stats.driver.ledger_commit_errors,
+    ),
+    (
+        "ledger_commits_skipped_total",
+        "Delivered blocks below the ledger height, not committed again.",
+        |s| s.stats.driver.ledger_commits_skipped,
+    ),
+    (
+        "ledger_commit_queue_full_total",
+        "Delivered blocks dropped because the commit queue was full.",
+        |s| s.stats.driver.ledger_commit_queue_full,
+    ),
+    (
+        "ledger_blocks_served_total",
+        "Blocks read from the ledger for other peers' state requests.",
+        |s| s.stats.driver.ledger_blocks_served,
+    ),
+    (
+        "ledger_read_errors_total",
+        "Ledger reads for state requests that failed.",
+        |s| s.stats.driver.ledger_read_errors,
+    ),
+    (
+        "io_refused_total",
+        "IO requests refused because too many IO tasks were running.",
+        |s| s.stats.driver.io_refused,
+    ),
+    (
+        "fault_dropped_total",
+        "Outgoing messages the fault hook dropped (benchmarks only).",
+        |s| s.fault_dropped,
+    ),
+];
+
+const PREFIX: &str = "gossip_engine_";
+
+/// Renders one scrape.
+pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
+    let registry = Registry::new();
+    let counter = |name: &str, help: &str, v: u64| -> Result<(), MetricsError> {
+        let c = IntCounter::with_opts(Opts::new(name, help))?;
+        c.inc_by(v);
+        registry.register(Box::new(c))?;
+        Ok(())
+    };
+    let c = &s.stats.comm;
+    counter(
+        "gossip_comm_messages_sent",
+        "Number of messages sent",
+        c.messages_sent,
+    )?;
+    counter(
+        "gossip_comm_messages_received",
+        "Number of messages received",
+        c.messages_received,
+    )?;
+    counter(
+        "gossip_comm_overflow_count",
+        "Number of outgoing queue buffer overflows",
+        c.overflow_count,
+    )?;
+    let by_channel = |name: &str, help: &str, f: fn(&ChannelSummary) -> u64| {
+        let g = IntGaugeVec::new(Opts::new(name, help), &["channel"])?;
+        for ch in &s.channels {
+            let channel = String::from_utf8_lossy(&ch.channel);
+            g.with_label_values(&[channel.as_ref()])
+                .set(i64::try_from(f(ch)).unwrap_or(i64::MAX));
+        }
+        registry.register(Box::new(g))?;
+        Ok::<(), MetricsError>(())
+    };
+    by_channel(
+        "gossip_membership_total_peers_known",
+        "Total known peers",
+        |ch| ch.peers_known as u64,
+    )?;
+    by_channel("gossip_state_height", "Current ledger height", |ch| {
+        ch.ledger_height
+    })?;
+    by_channel(
+        "gossip_payload_buffer_size",
+        "Size of the payload buffer",
+        |ch| ch.buffered_len as u64,
+    )?;
+    by_channel(
+        "gossip_engine_channel_peers_ledger_height_max",
+        "The highest ledger height the channel's peers advertise (0 with none).",
+        |ch| ch.peers_ledger_height_max,
+    )?;
+
+    for (name, help, value) in ENGINE_METRICS {
+        counter(&format!("{PREFIX}{name}"), help, value(s))?;
+    }
+    let labelled = |name: &str, help: &str, label: &str, rows: Vec<(String, u64)>| {
+        let v = IntCounterVec::new(Opts::new(format!("{PREFIX}{name}"), help), &[label])?;
+        for (key, n) in rows {
+            v.with_label_values(&[key.as_str()]).inc_by(n);
+        }
+        registry.register(Box::new(v))?;
+        Ok::<(), MetricsError>(())
+    };
+    let n = &s.stats.node;
+    labelled(
+        "dropped_total",
+        "Messages and items the node dropped, by reason.",
+        "reason",
+        n.dropped
+            .iter()
+            .map(|(r, v)| (format!("{r:?}"), *v))
+            .collect(),
+    )?;
+    labelled(
+        "rejects_total",
+        "Envelopes ingress rejected, by reason.",
+        "reason",
+        c.rejects
+            .iter()
+            .map(|(r, v)| ((*r).to_owned(), *v))
+            .collect(),
+    )?;
+    labelled(
+        "handshake_failures_total",
+        "Failed handshakes, by cause.",
+        "cause",
+        c.handshake_failures
+            .iter()
+            .map(|(r, v)| ((*r).to_owned(), *v))
+            .collect(),
+    )?;
+    labelled(
+        "verified_inline_total",
+        "Signature checks run on the connection task instead of the verifier pool, by why.",
+        "why",
+        vec![
+            ("pool_full".to_owned(), c.verified_inline_pool_full),
+            ("uncontended".to_owned(), c.verified_inline_uncontended),
+        ],
+    )?;
+    let members = IntGaugeVec::new(
+        Opts::new(format!("{PREFIX}members"), "Members known, by state."),
+        &["state"],
+    )?;
+    members
+        .with_label_values(&["alive"])
+        .set(i64::try_from(n.members_alive).unwrap_or(i64::MAX));
+    members
+        .with_label_values(&["dead"])
+        .set(i64::try_from(n.members_dead).unwrap_or(i64::MAX));
+    registry.register(Box::new(members))?;
+    let channels = IntGauge::new(format!("{PREFIX}channels"), "Joined channels.")?;
+    channels.set(i64::try_from(s.channels.len()).unwrap_or(i64::MAX));
+    registry.register(Box::new(channels))?;
+
+    let mut out = Vec::new();
+    prometheus::TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    String::from_utf8(out).map_err(|_| MetricsError::Utf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use gossip_engine::outbox::DropReason;
+
+    fn snapshot() -> MetricsSnapshot {
+        let mut s = MetricsSnapshot::default();
+        s.stats.comm.messages_sent = 11;
+        s.stats.comm.messages_received = 22;
+        s.stats.comm.overflow_count = 3;
+        s.stats.comm.wire_bytes_sent = 4096;
+        s.stats.comm.rejects.insert("bad_signature", 5);
+        s.stats.node.dropped.insert(DropReason::Stale, 7);
+        s.stats.node.members_alive = 4;
+        s.stats.driver.ledger_commits = 9;
+        s.channels.push(ChannelSummary {
+            channel: Bytes::from_static(b"mychannel"),
+            ledger_height: 10,
+            buffered_len: 2,
+            peers_known: 3,
+            peers_ledger_height_max: 12,
+        });
+        s
+    }
+
+    /// The sample line for `name{labels}` (exact), and its `# TYPE`.
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.split_once(' ').is_some_and(|(s, _)| s == series))
+    }
+
+    #[test]
+    fn fabric_metrics_keep_their_names_types_and_labels() {
+        let text = render(&snapshot()).expect("render");
+        for (name, kind) in [
+            ("gossip_comm_messages_sent", "counter"),
+            ("gossip_comm_messages_received", "counter"),
+            ("gossip_comm_overflow_count", "counter"),
+            ("gossip_membership_total_peers_known", "gauge"),
+            ("gossip_state_height", "gauge"),
+            ("gossip_payload_buffer_size", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} {kind}:\n{text}"
+            );
+        }
+        assert_eq!(
+            line(&text, "gossip_comm_messages_sent"),
+            Some("gossip_comm_messages_sent 11")
+        );
+        assert_eq!(
+            line(&text, "gossip_comm_messages_received"),
+            Some("gossip_comm_messages_received 22")
+        );
+        assert_eq!(
+            line(&text, "gossip_comm_overflow_count"),
+            Some("gossip_comm_overflow_count 3")
+        );
+        assert_eq!(
+            line(&text, r#"gossip_state_height{channel="mychannel"}"#),
+            Some(r#"gossip_state_height{channel="mychannel"} 10"#)
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"gossip_membership_total_peers_known{channel="mychannel"}"#
+            ),
+            Some(r#"gossip_membership_total_peers_known{channel="mychannel"} 3"#)
+        );
+        assert_eq!(
+            line(&text, r#"gossip_payload_buffer_size{channel="mychannel"}"#),
+            Some(r#"gossip_payload_buffer_size{channel="mychannel"} 2"#)
+        );
+        assert!(
+            !text.contains("gossip_comm_messages_sent_total"),
+            "no suffix added"
+        );
+        assert!(
+            !text.contains("gossip_leader_election_leader"),
+            "not measured"
+        );
+        assert!(
+            !text.contains("gossip_state_commit_duration"),
+            "not measured"
+        );
+    }
+
+    #[test]
+    fn our_metrics_carry_the_prefix_and_the_snapshot_values() {
+        let text = render(&snapshot()).expect("render");
+        for (series, value) in [
+            ("gossip_engine_wire_sent_bytes_total", "4096"),
+            ("gossip_engine_ledger_commits_total", "9"),
+            (r#"gossip_engine_dropped_total{reason="Stale"}"#, "7"),
+            (
+                r#"gossip_engine_rejects_total{reason="bad_signature"}"#,
+                "5",
+            ),
+            (r#"gossip_engine_members{state="alive"}"#, "4"),
+            (
+                r#"gossip_engine_channel_peers_ledger_height_max{channel="mychannel"}"#,
+                "12",
+            ),
+            ("gossip_engine_channels", "1"),
+        ] {
+            assert_eq!(
+                line(&text, series),
+                Some(format!("{series} {value}").as_str()),
+                "{text}"
+            );
+        }
+        assert!(text.contains("# TYPE gossip_engine_dropped_total counter\n"));
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(l.starts_with("gossip_"), "{l}");
+        }
+    }
+
+    #[test]
+    fn an_idle_node_renders_every_unlabelled_metric() {
+        let text = render(&MetricsSnapshot::default()).expect("render");
+        assert_eq!(
+            line(&text, "gossip_comm_messages_sent"),
+            Some("gossip_comm_messages_sent 0")
+        );
+        for (name, _, _) in ENGINE_METRICS {
+            assert!(text.contains(&format!("\n{PREFIX}{name} 0\n")), "{name}");
+        }
+    }
+}

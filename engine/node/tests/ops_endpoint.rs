@@ -1,0 +1,141 @@
+//! Starts one real `gossip-node` with its operations endpoint on a free port and
+//! `metrics.provider: prometheus`, joins a channel over the control protocol, then checks
+//! `/metrics` (Fabric's names and ours), `/healthz` (200, Fabric's body), `/logspec` (GET, PUT,
+//! GET again; a bad spec is 400), `/version`, and that the node stops cleanly. The HTTP client is
+//! a raw HTTP/1.1 request over a TcpStream. Every wait is bounded.
+
+#![allow(clippy::disallowed_methods)] // bounded waits on the real clock
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Control, WAIT, core_yaml, free_port, one_org_peers, start, wait_exit};
+use serde_json::{Value, json};
+
+/// One request with `Connection: close`; returns the status code and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn operations_endpoint_serves_metrics_health_logspec_and_version() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let peers = one_org_peers(tmp.path(), 1);
+    let (name, dir) = &peers[0];
+    let port = free_port();
+    let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let yaml = core_yaml(name, port, port).replace(
+        "listenAddress: \"\"",
+        &format!("listenAddress: {ops}\nmetrics:\n  provider: prometheus"),
+    );
+    std::fs::write(dir.join("core.yaml"), yaml).expect("core.yaml");
+    let mut node = start(bin, dir, name);
+
+    // Up once /healthz answers.
+    let deadline = Instant::now() + WAIT;
+    let (status, body) = loop {
+        if let Ok(reply) = http(ops, "GET", "/healthz", "") {
+            break reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no operations endpoint\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "{body}");
+    let health = json_of(&body);
+    assert_eq!(health["status"], "OK");
+    assert!(
+        health["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    assert!(health.get("failed_checks").is_none(), "{body}");
+
+    let mut ctl = Control::connect(&node);
+    ctl.ok(
+        json!({"op": "join_channel", "channel": "mychannel", "orgs": ["Org1MSP"], "anchors": []}),
+    );
+
+    let (status, text) = http(ops, "GET", "/metrics", "").expect("metrics");
+    assert_eq!(status, 200, "{text}");
+    for needle in [
+        "# TYPE gossip_comm_messages_sent counter\n",
+        "# TYPE gossip_comm_messages_received counter\n",
+        "# TYPE gossip_comm_overflow_count counter\n",
+        "gossip_state_height{channel=\"mychannel\"} 1\n",
+        "gossip_membership_total_peers_known{channel=\"mychannel\"} 0\n",
+        "# TYPE gossip_engine_wire_sent_bytes_total counter\n",
+        "gossip_engine_channels 1\n",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+
+    let (status, body) = http(ops, "GET", "/logspec", "").expect("logspec");
+    assert_eq!(
+        (status, json_of(&body)),
+        (200, json!({"spec": "gossip=info:info"}))
+    );
+    let (status, body) =
+        http(ops, "PUT", "/logspec", r#"{"spec":"gossip=debug:info"}"#).expect("put logspec");
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = http(ops, "GET", "/logspec", "").expect("logspec");
+    assert_eq!(
+        (status, json_of(&body)),
+        (200, json!({"spec": "gossip=debug:info"}))
+    );
+    let (status, body) =
+        http(ops, "PUT", "/logspec", r#"{"spec":"gossip=loud"}"#).expect("bad spec");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        json_of(&body)["Error"]
+            .as_str()
+            .is_some_and(|e| e.contains("loud")),
+        "{body}"
+    );
+    let (status, _) = http(ops, "PUT", "/logspec", "not json").expect("bad body");
+    assert_eq!(status, 400);
+
+    let (status, body) = http(ops, "GET", "/version", "").expect("version");
+    assert_eq!(status, 200, "{body}");
+    let v = json_of(&body);
+    assert!(
+        v["CommitSHA"].is_string() && v["Version"].is_string(),
+        "{body}"
+    );
+
+    let (status, _) = http(ops, "GET", "/nope", "").expect("404");
+    assert_eq!(status, 404);
+
+    ctl.ok(json!({"op": "shutdown"}));
+    assert!(wait_exit(&mut node).success(), "{}", node.log_text());
+}

@@ -1,0 +1,70 @@
+//! Reading a gossip-node's counters from its operations endpoint (`GET /metrics`, the Prometheus
+//! text format; `engine/CONTROL.md`, "Operations endpoint"): one plain HTTP/1.1 request with
+//! `Connection: close`, bounded by [`SCRAPE_TIMEOUT`].
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Connect, write and read limit of one scrape.
+pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest `/metrics` reply read.
+const REPLY_LEN_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Fabric's counters loadgen reads from `/metrics` at the end of a run.
+pub const COUNTERS_READ: &[&str] = &[
+    "gossip_comm_messages_sent",
+    "gossip_comm_messages_received",
+    "gossip_comm_overflow_count",
+];
+
+/// `GET /metrics`: the body of a 200 reply.
+pub fn scrape(addr: SocketAddr) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, SCRAPE_TIMEOUT)?;
+    s.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+    s.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut reply = String::new();
+    s.take(REPLY_LEN_MAX_BYTES).read_to_string(&mut reply)?;
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head.split(' ').nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(std::io::Error::other(format!(
+            "GET /metrics: status {status:?}"
+        )));
+    }
+    Ok(body.to_owned())
+}
+
+/// The unlabelled samples named in `names` (integers; others skipped).
+pub fn counters(text: &str, names: &[&str]) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(series, _)| names.contains(series))
+        .filter_map(|(series, v)| Some(((*series).to_owned(), v.trim().parse().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_unlabelled_counters() {
+        let text = "# HELP gossip_comm_messages_sent Number of messages sent\n\
+                    # TYPE gossip_comm_messages_sent counter\n\
+                    gossip_comm_messages_sent 42\n\
+                    gossip_comm_messages_received 7\n\
+                    gossip_state_height{channel=\"c\"} 3\n\
+                    gossip_comm_overflow_count x\n";
+        let got = counters(text, COUNTERS_READ);
+        assert_eq!(got.get("gossip_comm_messages_sent"), Some(&42));
+        assert_eq!(got.get("gossip_comm_messages_received"), Some(&7));
+        assert_eq!(got.len(), 2, "labelled and non-numeric skipped");
+    }
+}
