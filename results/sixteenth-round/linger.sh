@@ -19,6 +19,6 @@ run() { # name bin linger_ms
 }
 for r in $(seq 1 $REPS); do
   run old-$r $OLD 0
-  run base-$r $NEW 0
+  run base-$r $NEW 1
   run l250-$r $NEW 250
 done

@@ -129,7 +129,7 @@ pub struct StateConfig {
     /// driver with a ledger lets a delivered block wait for others to share its ledger
     /// transaction (group commit; `engine/net/src/commit.rs`). A crash loses at most this much of
     /// what was delivered, fetched again from peers after the restart. 0: one transaction per
-    /// delivery.
+    /// delivery (gossip-node reads a zero as the default, as for every duration).
     pub commit_linger: Duration,
     /// Not a Fabric setting: the most block bytes one state response carries (the blocks of a
     /// range that do not fit are left to the next request). Below the gRPC message limit.

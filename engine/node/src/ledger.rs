@@ -80,10 +80,15 @@ impl RedbLedger {
             path: path.clone(),
             source: Box::new(e),
         };
+        // redb "repairs" a new file too (it has no saved allocator state yet): only an existing
+        // file was not closed cleanly. The callback runs once per step; the first says so.
+        let existed = path.exists();
         let db = Database::builder()
             .set_cache_size(LEDGER_CACHE_LEN_MAX_BYTES)
-            .set_repair_callback(|_| {
-                tracing::warn!(target: "gossip-node.ledger", "the ledger was not closed cleanly: repairing it");
+            .set_repair_callback(move |session| {
+                if existed && session.progress() == 0.0 {
+                    tracing::warn!(target: "gossip-node.ledger", "the ledger was not closed cleanly: repairing it");
+                }
             })
             .create(&path)
             .map_err(|e| open_error(e.into()))?;

@@ -438,3 +438,17 @@ fn file_system_path_is_read_and_resolved_like_other_paths() {
         cfg.diagnostics
     );
 }
+
+#[test]
+fn commit_linger_is_our_key_and_defaults_to_250_ms() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    assert_eq!(cfg.gossip.state.commit_linger, Duration::from_millis(250));
+    let cfg = load_text(SAMPLE, &[("CORE_PEER_GOSSIP_STATE_COMMITLINGER", "40ms")]).expect("loads");
+    assert_eq!(cfg.gossip.state.commit_linger, Duration::from_millis(40));
+    let cfg = load_text(SAMPLE, &[("CORE_PEER_GOSSIP_STATE_COMMITLINGER", "0")]).expect("loads");
+    assert_eq!(
+        cfg.gossip.state.commit_linger,
+        Duration::from_millis(250),
+        "zero means the default, as for Fabric's durations"
+    );
+}
