@@ -117,6 +117,9 @@ pub struct PullStats {
     pub quiet_rounds: u64,
     /// Rounds that ended before their response deadline (every requested item arrived).
     pub rounds_ended_early: u64,
+    /// Rounds given up for a gap or quiet round while still waiting on a silent peer
+    /// ([`PullEngine::round_due`]).
+    pub rounds_superseded: u64,
     /// Items requested.
     pub items_requested: u64,
     /// Advertised items left out because the round wanted [`WANTED_LEN_MAX`] lower ones.
@@ -130,6 +133,7 @@ impl PullStats {
         self.gap_rounds += other.gap_rounds;
         self.quiet_rounds += other.quiet_rounds;
         self.rounds_ended_early += other.rounds_ended_early;
+        self.rounds_superseded += other.rounds_superseded;
         self.items_requested += other.items_requested;
         self.items_over_bound += other.items_over_bound;
     }
@@ -208,18 +212,31 @@ impl<I: Ord + Clone> PullEngine<I> {
         self.round.is_some()
     }
 
-    /// The next deadline: the running round's phase end, else the next round (periodic or gap).
+    /// The next deadline: the running round's phase end (or, `eager`, when a due gap or quiet
+    /// round may supersede it), else the next round (periodic, gap or quiet).
     pub fn poll_timeout(&self) -> Instant {
+        let repair = [self.gap_at, self.quiet_at()].into_iter().flatten().min();
         match &self.round {
             Some(Round {
                 phase: Phase::Digests { until } | Phase::Responses { until, .. },
                 ..
-            }) => *until,
-            None => [self.gap_at, self.quiet_at()]
-                .into_iter()
-                .flatten()
-                .fold(self.next_round, Instant::min),
+            }) => match (self.config.eager, repair) {
+                (true, Some(r)) => (*until).min(r.max(self.supersede_at())),
+                _ => *until,
+            },
+            None => repair.map_or(self.next_round, |r| r.min(self.next_round)),
         }
+    }
+
+    /// When a running round may be given up for a gap or quiet round: `gap_interval` after it
+    /// started. A round normally ends within milliseconds; one still running then waits on a
+    /// silent peer (Fabric's responder says nothing when its store is empty, so a round started
+    /// just before the first block waits the whole `digestWaitTime`), and a block missed
+    /// meanwhile would leave every peer's store (`maxBlockCountToStore` newer blocks later) before
+    /// a gap round could ask for it.
+    fn supersede_at(&self) -> Instant {
+        self.last_start
+            .map_or(Instant::from_nanos(0), |t| t + self.config.gap_interval)
     }
 
     /// When a quiet stream makes a round due: the [`Cadence`]'s time, or `gap_interval` after the
@@ -276,10 +293,20 @@ impl<I: Ord + Clone> PullEngine<I> {
         self.gap_at = None;
     }
 
-    /// Whether a round is due (none is running).
+    /// Whether a round is due: none is running, or (`eager`) a gap or quiet round is due and the
+    /// running one started `gap_interval` ago or more; [`PullEngine::start_round`] then gives the
+    /// running one up (its nonces are forgotten).
     pub fn round_due(&self, now: Instant) -> Option<RoundKind> {
         if self.round.is_some() {
-            None
+            if !self.config.eager || self.supersede_at() > now {
+                None
+            } else if self.gap_at.is_some_and(|g| g <= now) {
+                Some(RoundKind::Gap)
+            } else if self.quiet_at().is_some_and(|q| q <= now) {
+                Some(RoundKind::Quiet)
+            } else {
+                None
+            }
         } else if self.next_round <= now {
             Some(RoundKind::Periodic)
         } else if self.gap_at.is_some_and(|g| g <= now) {
@@ -304,7 +331,14 @@ impl<I: Ord + Clone> PullEngine<I> {
         self.next_round = now + self.config.interval;
         self.gap_at = None;
         self.cadence.disarm();
-        if peers.is_empty() || self.round.is_some() {
+        if self.round.is_some() {
+            if kind == RoundKind::Periodic || !self.config.eager {
+                return Vec::new();
+            }
+            self.round = None;
+            self.stats.rounds_superseded += 1;
+        }
+        if peers.is_empty() {
             return Vec::new();
         }
         self.last_start = Some(now);

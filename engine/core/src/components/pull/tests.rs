@@ -320,3 +320,46 @@ fn without_eager_a_quiet_stream_waits_for_the_timer() {
     }
     assert_eq!(e.poll_timeout(), at(4_000));
 }
+
+#[test]
+fn a_round_waiting_on_silent_peers_gives_way_to_a_gap_round() {
+    // A periodic round just before the first block: the peers' stores are empty, so (as in
+    // Fabric) none answers the hello and the digest phase would last the whole digest_wait.
+    let (mut e, old) = started(true);
+    e.gap(at(50));
+    assert_eq!(
+        e.round_due(at(50)),
+        None,
+        "not before gap_interval after the start"
+    );
+    assert_eq!(e.poll_timeout(), at(100));
+    assert_eq!(e.round_due(at(100)), Some(RoundKind::Gap));
+    let peers = [peer(4), peer(5), peer(6)];
+    let hellos = e.start_round(RoundKind::Gap, &peers, at(100), &mut rng());
+    assert_eq!(hellos.len(), 3);
+    assert_eq!(e.stats().rounds_superseded, 1);
+    assert_eq!(e.stats().rounds, 2);
+    // The given-up round's nonces are forgotten; the new round's work.
+    let (p, n) = old[0];
+    assert_eq!(
+        e.on_digest(p, n, [1], at(110)),
+        Err(PullReject::UnknownNonce)
+    );
+    let (p, n) = hellos[0];
+    assert_eq!(e.on_digest(p, n, [1], at(110)), Ok(()));
+}
+
+#[test]
+fn a_periodic_round_never_supersedes_and_timer_only_engines_keep_waiting() {
+    let (mut e, _) = started(true);
+    let peers = [peer(4)];
+    assert!(
+        e.start_round(RoundKind::Periodic, &peers, at(500), &mut rng())
+            .is_empty()
+    );
+    assert_eq!(e.stats().rounds_superseded, 0);
+    let (mut e, _) = started(false);
+    e.gap(at(50));
+    assert_eq!(e.round_due(at(500)), None);
+    assert_eq!(e.poll_timeout(), at(1_000), "the digest phase's end");
+}

@@ -454,6 +454,7 @@ pub fn stats_json(
                 "gap_rounds": n.pull.gap_rounds,
                 "quiet_rounds": n.pull.quiet_rounds,
                 "rounds_ended_early": n.pull.rounds_ended_early,
+                "rounds_superseded": n.pull.rounds_superseded,
                 "items_requested": n.pull.items_requested,
                 "items_over_bound": n.pull.items_over_bound,
             },
