@@ -19,6 +19,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,6 +29,7 @@ use loadgen::cluster::launcher::find_node_bin;
 use loadgen::commands::sweep::{self, Criteria};
 use loadgen::report::compare::{self, Threshold};
 use loadgen::scenario::Scenario;
+use loadgen::scenario::limits::Machine;
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -285,8 +287,32 @@ fn run_job(
     job
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Checks `s` against this machine before anything starts; prints the warnings.
+fn check_machine(s: &Scenario) -> anyhow::Result<()> {
+    let machine = Machine::read();
+    s.check_machine(&machine)?;
+    for w in s.machine_warnings(&machine) {
+        eprintln!("loadgen: warning: {w}");
+    }
+    Ok(())
+}
+
+/// Errors are printed once, each cause once, without a backtrace (they are the user's to fix,
+/// not a crash); exit 1.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "loadgen: error: {}",
+                gossip_node::error_chain_text(e.chain())
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pki {
             orgs,
@@ -297,6 +323,12 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(
                 orgs >= 1 && peers >= 1,
                 "--orgs and --peers must be at least 1"
+            );
+            let max = loadgen::scenario::limits::NODES_MAX;
+            anyhow::ensure!(
+                orgs.saturating_mul(peers) <= max,
+                "--orgs {orgs} × --peers {peers} = {} peers exceeds the limit of {max}",
+                orgs.saturating_mul(peers)
             );
             let now_unix_s = match now_unix_s {
                 Some(s) => s,
@@ -330,6 +362,7 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", toml::to_string(&s)?);
                 return Ok(());
             }
+            check_machine(&s)?;
             let bin = node_bin_for(node_bin.as_ref(), &s)?;
             let job = run_job(&s, &bin, &results)?;
             println!("{}", loadgen::report::summary(&job.doc));
@@ -350,6 +383,7 @@ fn main() -> anyhow::Result<()> {
             let s = Scenario::load(&scenario)?;
             let rates = sweep::parse_rates(&rates)?;
             anyhow::ensure!(repeats >= 1, "--repeats must be at least 1");
+            check_machine(&s)?;
             let bin = node_bin_for(node_bin.as_ref(), &s)?;
             let sw = sweep::sweep(&s, &rates, repeats, &criteria, |rs| {
                 eprintln!(

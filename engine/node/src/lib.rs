@@ -46,8 +46,13 @@ pub enum NodeConfigError {
     #[error("no config file: pass --config FILE or set FABRIC_CFG_PATH to the folder of core.yaml")]
     NoConfigFile,
     /// The YAML does not parse.
-    #[error("core.yaml does not parse: {0}")]
-    Yaml(String),
+    #[error("{file} does not parse: {reason}")]
+    Yaml {
+        /// The file (`core.yaml` where the text came from elsewhere).
+        file: String,
+        /// The parser's message.
+        reason: String,
+    },
     /// A key has a value of the wrong type or form.
     #[error("{key}: {value:?} is not {expected}")]
     BadValue {
@@ -97,4 +102,49 @@ pub enum NodeConfigError {
         /// Why.
         reason: String,
     },
+}
+
+/// An error and its causes as one line, for a binary to print once: each cause joined with `: `,
+/// except a cause whose text is already in the line (this project's errors spell their cause in
+/// their own message, and also return it from `source()`, so printing both, as anyhow's `{:#}`
+/// does, repeats it).
+pub fn error_chain_text<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        let text = text.trim_end();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod error_chain_tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let io_text = io.to_string();
+        let e = NodeConfigError::ReadFile {
+            path: "/nonexistent.yaml".into(),
+            source: io,
+        };
+        let text = error_chain_text(anyhow::Error::from(e).chain());
+        assert_eq!(text.matches(&io_text).count(), 1, "{text}");
+        assert!(
+            text.starts_with("reading config file /nonexistent.yaml: "),
+            "{text}"
+        );
+        let wrapped = anyhow::Error::from(std::io::Error::other("disk on fire")).context("saving");
+        assert_eq!(error_chain_text(wrapped.chain()), "saving: disk on fire");
+    }
 }

@@ -115,7 +115,13 @@ impl NodeConfig {
             path: file.clone(),
             source,
         })?;
-        let mut raw = RawConfig::from_yaml(&text)?;
+        let mut raw = RawConfig::from_yaml(&text).map_err(|e| match e {
+            NodeConfigError::Yaml { reason, .. } => NodeConfigError::Yaml {
+                file: file.display().to_string(),
+                reason,
+            },
+            other => other,
+        })?;
         let known = Self::known_keys();
         let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
         let unmatched = raw.apply_env(env, &known_refs);

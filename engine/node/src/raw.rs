@@ -60,13 +60,20 @@ pub struct RawConfig {
 impl RawConfig {
     /// Parses a YAML document (a `core.yaml`).
     pub fn from_yaml(text: &str) -> Result<Self, NodeConfigError> {
-        let doc: Value =
-            serde_norway::from_str(text).map_err(|e| NodeConfigError::Yaml(e.to_string()))?;
+        let doc: Value = serde_norway::from_str(text).map_err(|e| NodeConfigError::Yaml {
+            file: "core.yaml".into(),
+            reason: e.to_string(),
+        })?;
         let mut raw = RawConfig::default();
         match doc {
             Value::Mapping(_) => raw.flatten("", &doc),
             Value::Null => {}
-            _ => return Err(NodeConfigError::Yaml("top level is not a mapping".into())),
+            _ => {
+                return Err(NodeConfigError::Yaml {
+                    file: "core.yaml".into(),
+                    reason: "top level is not a mapping".into(),
+                });
+            }
         }
         Ok(raw)
     }

@@ -210,6 +210,40 @@ fn config_errors_exit_nonzero_with_a_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--enable-fault-hooks"));
 }
 
+/// A config file that is missing, a folder or not YAML: exit 2 and one line on stderr naming the
+/// file, each cause once (no "X: X" repetition, no log line besides), backtrace or not.
+#[test]
+fn config_file_errors_are_printed_once() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bad_yaml = tmp.path().join("core.yaml");
+    std::fs::write(&bad_yaml, "peer: [unclosed\n").expect("write");
+    let missing = tmp.path().join("nonexistent.yaml");
+    let cases = [
+        (missing.as_path(), "No such file or directory"),
+        (tmp.path(), "Is a directory"),
+        (bad_yaml.as_path(), "does not parse"),
+    ];
+    for (config, cause) in cases {
+        let out = Command::new(bin)
+            .arg("--config")
+            .arg(config)
+            .env_remove("FABRIC_CFG_PATH")
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert_eq!(stderr.matches(cause).count(), 1, "cause once: {stderr}");
+        assert!(
+            stderr.starts_with("gossip-node: configuration error: ")
+                && stderr.contains(&config.display().to_string()),
+            "{stderr}"
+        );
+    }
+}
+
 /// `--orderer-signer`: blocks A injects are orderer-signed (their single data entry, an envelope,
 /// is larger than `size_bytes`) and B, which does not check orderer signatures yet, delivers them
 /// in order. A signer folder that does not load stops the node at startup with exit 2.

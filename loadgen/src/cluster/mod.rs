@@ -94,7 +94,7 @@ pub struct Cluster {
 /// Listen ports come from below Linux's default ephemeral range (32768–60999). A port picked by
 /// binding port 0 is itself ephemeral, and between picking it and the node binding it an outgoing
 /// connection of another node may take it ("Address already in use" at start-up, seen at N = 25).
-const LISTEN_PORTS: std::ops::Range<u16> = 20_000..32_000;
+pub(crate) const LISTEN_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// A free port on 127.0.0.1 outside the ephemeral range. Runs in parallel processes start at
 /// different offsets (by process id) and skip ports that are taken.

@@ -193,15 +193,17 @@ fn main() -> ExitCode {
             handle,
         )),
         Err(e) => {
-            eprintln!("gossip-node: logging: {e:#}");
+            let text = gossip_node::error_chain_text(e.chain());
+            eprintln!("gossip-node: logging: {text}");
             return ExitCode::from(2);
         }
     };
     let (cfg, material, mut opts) = match prepare(&args) {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(target: "gossip-node", "configuration error: {e:#}");
-            eprintln!("gossip-node: configuration error: {e:#}");
+            // Once, on stderr (where the log goes too), each cause once.
+            let text = gossip_node::error_chain_text(e.chain());
+            eprintln!("gossip-node: configuration error: {text}");
             return ExitCode::from(2);
         }
     };
@@ -223,8 +225,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run::run(cfg, material, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(target: "gossip-node", "{e:#}");
-            eprintln!("gossip-node: error: {e:#}");
+            let text = gossip_node::error_chain_text(e.chain());
+            eprintln!("gossip-node: error: {text}");
             ExitCode::from(1)
         }
     }
