@@ -493,8 +493,7 @@ impl IdentityStore {
     /// seen for `unused_threshold` by `now` ([`UNUSED_THRESHOLD_DEFAULT`]); returns their
     /// PKI-IDs, sorted.
     pub fn purge_unused(&self, now: Instant, unused_threshold: Duration) -> Vec<PkiId> {
-        let threshold_ns = u64::try_from(unused_threshold.as_nanos()).unwrap_or(u64::MAX);
-        let seen_before = Instant::from_nanos(now.as_nanos().saturating_sub(threshold_ns));
+        let seen_before = now - unused_threshold;
         let mut index = self.index.lock();
         let mut purged = Vec::new();
         while let Some(pki_id) =
