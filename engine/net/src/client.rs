@@ -296,7 +296,12 @@ pub(crate) fn record_handshake_failure(shared: &Shared, endpoint: &str, error: &
     if let HandshakeError::FirstFrameOversize { .. } = error {
         shared.stats.refuse("first_frame_oversize");
     }
-    tracing::warn!(endpoint, cause = error.cause(), %error, "handshake failed");
+    let key = crate::warn_limit::WarnKey::endpoint(error.cause(), endpoint);
+    if shared.warn_limiter.allow(key, clock::now()) {
+        tracing::warn!(endpoint, cause = error.cause(), %error, "handshake failed");
+    } else {
+        tracing::debug!(endpoint, cause = error.cause(), %error, "handshake failed");
+    }
 }
 
 /// Counts a newly registered connection.

@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     presumed_dead_tx: mpsc::Sender<PkiId>,
     identity_switch_tx: mpsc::Sender<PkiId>,
     known_identities: Mutex<HashMap<PkiId, Identity>>,
+    /// Repeated warnings about the same remote are logged once a minute.
+    pub(crate) warn_limiter: crate::warn_limit::WarnLimiter,
     next_conn_id: AtomicU64,
     stopped: AtomicBool,
 }
@@ -183,11 +185,15 @@ impl Shared {
         known.insert(identity.pki_id, identity.clone());
         drop(known);
         // The handshake validated it; the ingress store lets this peer's signed messages verify.
-        if let Err(e) = self.ingress.identities().put(
-            identity.pki_id.as_bytes(),
-            identity.clone(),
-            super::clock::now(),
-        ) {
+        let now = super::clock::now();
+        if let Err(e) =
+            self.ingress
+                .identities()
+                .put(identity.pki_id.as_bytes(), identity.clone(), now)
+            && self
+                .warn_limiter
+                .allow(crate::warn_limit::WarnKey::peer(&identity.pki_id), now)
+        {
             tracing::warn!(peer = %identity.pki_id, error = %e, "handshake identity not stored");
         }
     }
@@ -394,6 +400,7 @@ impl Comm {
             presumed_dead_tx,
             identity_switch_tx,
             known_identities: Mutex::new(HashMap::new()),
+            warn_limiter: crate::warn_limit::WarnLimiter::default(),
             next_conn_id: AtomicU64::new(1),
             stopped: AtomicBool::new(false),
         });
@@ -564,7 +571,7 @@ impl Comm {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> CommStats {
-        self.shared.stats.snapshot(self.shared.ingress.stats())
+        self.shared.stats.snapshot(&self.shared.ingress)
     }
 
     /// Closes every connection, ends the server and closes the inbound queue. Idempotent.

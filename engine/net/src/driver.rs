@@ -34,7 +34,7 @@ use super::inbound::Inbound;
 use crate::commit::{LedgerLink, serve_blocks};
 use crate::crypto::Identity;
 use crate::event::{ChannelConfig, Command, Event, IoRequest, IoResult, Transmit};
-use crate::ingress::{IdentityStore, ReceivedMessage, Verified};
+use crate::ingress::{IdentityStore, ReceivedMessage, UNUSED_THRESHOLD_DEFAULT, Verified};
 use crate::node::Node;
 use crate::types::{OrgId, PkiId};
 use crate::wire::ContentKind;
@@ -52,6 +52,9 @@ pub const IO_TASKS_LEN_MAX: usize = 128;
 const DEFERRED_RESULTS_LEN_MAX: usize = 1_024;
 /// The timer when the node has no deadline.
 const IDLE_WAKE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// How often, at most, a timer wake-up purges the identity store of expired identities and of
+/// those unused for [`UNUSED_THRESHOLD_DEFAULT`] (Fabric checks unused ones every tenth of it).
+const IDENTITY_PURGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Driver counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -150,6 +153,8 @@ pub(crate) struct Driver {
     stats: DriverStats,
     transmit_filter: Option<TransmitFilter>,
     ledger: Option<LedgerLink>,
+    /// When the timer next purges the identity store.
+    identity_purge_at: crate::time::Instant,
 }
 
 /// Whether the driver feeds a received message to the node: everything but handshakes, empty
@@ -237,6 +242,7 @@ impl Driver {
             self_identity,
             io_tasks: JoinSet::new(),
             deferred: VecDeque::new(),
+            identity_purge_at: crate::time::Instant::ZERO,
             stats: DriverStats::default(),
             transmit_filter: None,
             ledger: None,
@@ -295,6 +301,7 @@ impl Driver {
                 Wake::Inbound(Some(first)) => self.handle_inbound(first),
                 Wake::Timer => {
                     self.stats.timeouts += 1;
+                    self.purge_identities();
                     self.node.handle_timeout(clock::now());
                     self.drain();
                     false
@@ -347,6 +354,19 @@ impl Driver {
         if let Exit::Stop(Some(ack)) = exit {
             let _ = ack.send(());
         }
+    }
+
+    /// Fabric's identity purges (expired, unused), at most every [`IDENTITY_PURGE_INTERVAL`]; the
+    /// node learns of them at the next [`Self::sync_identities`].
+    fn purge_identities(&mut self) {
+        let now = clock::now();
+        if now < self.identity_purge_at {
+            return;
+        }
+        self.identity_purge_at = now + IDENTITY_PURGE_INTERVAL;
+        self.identities.purge_expired(now);
+        self.identities.purge_unused(now, UNUSED_THRESHOLD_DEFAULT);
+        self.sync_identities();
     }
 
     /// Hands the node every change of the identity store since the last call (the node holds no

@@ -252,6 +252,10 @@ impl GossipHandle {
         };
         let inbound = comm.inbound();
         let self_identity = params.signer.identity().clone();
+        // Our own identity is pinned: never evicted or purged (the store is empty: no refusal).
+        if let Err(e) = identities.put_own(self_identity.clone(), clock::now()) {
+            tracing::warn!(error = %e, "own identity not stored");
+        }
         let node = Node::new(
             NodeParams {
                 config: params.node.config,

@@ -46,7 +46,8 @@ pub enum HandshakeError {
     /// The identity bytes do not parse.
     #[error("bad identity: {0}")]
     BadIdentity(IdentityError),
-    /// The identity does not validate with the MSP (unknown MSP or CA, bad chain, expired).
+    /// The identity does not validate with the MSP as a peer's (unknown MSP or CA, bad chain,
+    /// expired, NodeOU role not `peer`).
     #[error("identity rejected by the MSP: {0}")]
     InvalidIdentity(IdentityError),
     /// The claimed PKI-ID differs from the one computed from the identity.
@@ -85,6 +86,9 @@ impl HandshakeError {
             HandshakeError::EmptyPkiId => "empty_pki_id",
             HandshakeError::BadIdentity(_) => "bad_identity",
             HandshakeError::InvalidIdentity(IdentityError::Expired { .. }) => "identity_expired",
+            HandshakeError::InvalidIdentity(IdentityError::NotAPeer { .. }) => {
+                "identity_not_a_peer"
+            }
             HandshakeError::InvalidIdentity(
                 IdentityError::UnknownIssuer
                 | IdentityError::UnknownMsp(_)
@@ -159,7 +163,8 @@ pub fn verify_conn_establish(
     }
     let identity =
         Identity::from_serialized(conn.identity.clone()).map_err(HandshakeError::BadIdentity)?;
-    msp.validate(&identity, now.as_unix_secs())
+    // A gossip peer: with NodeOUs, a client (admin, orderer) certificate is refused.
+    msp.validate_peer(&identity, now.as_unix_secs())
         .map_err(HandshakeError::InvalidIdentity)?;
     if identity.pki_id.as_bytes().as_slice() != conn.pki_id.as_ref() {
         return Err(HandshakeError::PkiIdMismatch);

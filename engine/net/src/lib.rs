@@ -84,6 +84,7 @@ mod server;
 pub mod signing_key;
 pub mod stats;
 pub mod tls;
+pub mod warn_limit;
 
 pub use comm::{
     Comm, CommError, CommParams, IDENTITY_SWITCH_QUEUE_LEN_MAX, PRESUMED_DEAD_QUEUE_LEN_MAX,

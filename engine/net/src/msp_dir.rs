@@ -1,10 +1,91 @@
 //! Loading MSP folders in Fabric's layout: a verifying MSP (`cacerts/`, `intermediatecerts/`,
-//! `tlscacerts/`) and a local signing MSP (`signcerts/`, `keystore/`). These are the library's only
-//! file reads; the core takes the parsed material ([`OrgMsp::from_pems`], [`LocalSigner::from_pems`]).
+//! `tlscacerts/`, `config.yaml` with its NodeOUs) and a local signing MSP (`signcerts/`,
+//! `keystore/`). These are the library's only file reads; the core takes the parsed material
+//! ([`OrgMsp::from_pems`], [`OrgMsp::with_node_ous`], [`LocalSigner::from_pems`]).
 
 use std::path::{Path, PathBuf};
 
-use gossip_core::crypto::{IdentityError, LocalSigner, OrgMsp};
+use bytes::Bytes;
+use gossip_core::crypto::{
+    Certificate, IdentityError, LocalSigner, NodeOuIdentifier, NodeOus, OrgMsp,
+};
+use serde::Deserialize;
+
+/// `config.yaml` of an MSP folder: only `NodeOUs` is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MspConfigYaml {
+    #[serde(rename = "NodeOUs")]
+    node_ous: Option<NodeOusYaml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NodeOusYaml {
+    #[serde(default)]
+    enable: bool,
+    #[serde(rename = "ClientOUIdentifier")]
+    client: Option<OuYaml>,
+    #[serde(rename = "PeerOUIdentifier")]
+    peer: Option<OuYaml>,
+    #[serde(rename = "AdminOUIdentifier")]
+    admin: Option<OuYaml>,
+    #[serde(rename = "OrdererOUIdentifier")]
+    orderer: Option<OuYaml>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OuYaml {
+    #[serde(rename = "Certificate", default)]
+    certificate: String,
+    #[serde(rename = "OrganizationalUnitIdentifier")]
+    ou: String,
+}
+
+/// The NodeOUs of `dir/config.yaml`: `None` when the file is absent or does not enable them.
+/// A role's `Certificate` is a path relative to `dir`.
+pub fn node_ous(dir: &Path) -> Result<Option<NodeOus>, IdentityError> {
+    let path = dir.join("config.yaml");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+    let config: MspConfigYaml = serde_norway::from_str(&text)
+        .map_err(|e| IdentityError::Io(format!("{}: {e}", path.display())))?;
+    let Some(yaml) = config.node_ous.filter(|n| n.enable) else {
+        return Ok(None);
+    };
+    let id = |ou: Option<OuYaml>| -> Result<Option<NodeOuIdentifier>, IdentityError> {
+        let Some(ou) = ou else { return Ok(None) };
+        let certifier_der = if ou.certificate.is_empty() {
+            None
+        } else {
+            let cert_path = dir.join(&ou.certificate);
+            let pem_text = std::fs::read(&cert_path).map_err(|e| io_error(&cert_path, e))?;
+            Some(certifier_der(&pem_text)?)
+        };
+        Ok(Some(NodeOuIdentifier {
+            ou: ou.ou,
+            certifier_der,
+        }))
+    };
+    Ok(Some(NodeOus {
+        client: id(yaml.client)?,
+        peer: id(yaml.peer)?,
+        admin: id(yaml.admin)?,
+        orderer: id(yaml.orderer)?,
+    }))
+}
+
+/// The DER of the first certificate of a PEM text.
+fn certifier_der(pem_text: &[u8]) -> Result<Bytes, IdentityError> {
+    let block = pem::parse_many(pem_text)
+        .map_err(|e| IdentityError::BadPem(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| IdentityError::BadPem("no certificate".into()))?;
+    Ok(Certificate::from_der(Bytes::copy_from_slice(block.contents()))?.der)
+}
 
 fn io_error(path: &Path, e: std::io::Error) -> IdentityError {
     IdentityError::Io(format!("{}: {e}", path.display()))
@@ -34,7 +115,7 @@ fn read_all(dir: &Path, sub: &str) -> Result<Vec<Vec<u8>>, IdentityError> {
 }
 
 /// Loads an org's verifying MSP folder: `cacerts/`, `intermediatecerts/` (optional) and
-/// `tlscacerts/` (optional), every file in each.
+/// `tlscacerts/` (optional), every file in each, and the NodeOUs of `config.yaml` (optional).
 pub fn org_msp(mspid: &str, dir: &Path) -> Result<OrgMsp, IdentityError> {
     let (roots, inter, tls) = (
         read_all(dir, "cacerts")?,
@@ -50,7 +131,11 @@ pub fn org_msp(mspid: &str, dir: &Path) -> Result<OrgMsp, IdentityError> {
     fn refs(v: &[Vec<u8>]) -> Vec<&[u8]> {
         v.iter().map(Vec::as_slice).collect()
     }
-    OrgMsp::from_pems(mspid, &refs(&roots), &refs(&inter), &refs(&tls))
+    let msp = OrgMsp::from_pems(mspid, &refs(&roots), &refs(&inter), &refs(&tls))?;
+    Ok(match node_ous(dir)? {
+        Some(node_ous) => msp.with_node_ous(node_ous),
+        None => msp,
+    })
 }
 
 /// Loads a peer's local MSP folder: the first certificate in `signcerts/` and the first key in

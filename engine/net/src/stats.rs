@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::read_ahead::WireBytes;
+use crate::ingress::IdentityStoreStats;
 use crate::types::PkiId;
 
 /// The live counters, shared by every task of one [`super::Comm`].
@@ -54,8 +55,9 @@ impl Stats {
         *self.overflow_by_peer.lock().entry(peer).or_default() += 1;
     }
 
-    /// The counters, with the ingress's count of skipped signature checks (`ingress`).
-    pub(crate) fn snapshot(&self, ingress: &crate::ingress::stats::IngressStats) -> CommStats {
+    /// The counters, with the ingress's count of skipped signature checks and its identity
+    /// store's counters.
+    pub(crate) fn snapshot(&self, ingress: &crate::ingress::Ingress) -> CommStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CommStats {
             messages_sent: load(&self.messages_sent),
@@ -67,7 +69,8 @@ impl Stats {
             identity_switches_dropped: load(&self.identity_switches_dropped),
             verified_inline_pool_full: load(&self.verified_inline_pool_full),
             verified_inline_uncontended: load(&self.verified_inline_uncontended),
-            checks_skipped_verified: ingress.snapshot().checks_skipped_verified,
+            checks_skipped_verified: ingress.stats().snapshot().checks_skipped_verified,
+            identities: ingress.identities().stats(),
             wire_bytes_sent: self.wire.sent_bytes(),
             wire_bytes_received: self.wire.received_bytes(),
             rejects: self.rejects.lock().iter().map(|(k, v)| (*k, *v)).collect(),
@@ -134,6 +137,10 @@ pub struct CommStats {
     pub refusals: BTreeMap<&'static str, u64>,
     /// Overflow drops per destination peer.
     pub overflow_by_peer: BTreeMap<PkiId, u64>,
+    /// The identity store: identities held, evictions and purges by reason, refusals by reason
+    /// (identities refused at the handshake count in `handshake_failures`, e.g.
+    /// `identity_not_a_peer`; carried in messages, in `rejects`, e.g. `not_a_peer`).
+    pub identities: IdentityStoreStats,
 }
 
 impl CommStats {

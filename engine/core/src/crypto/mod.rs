@@ -21,7 +21,7 @@ pub use ecdsa::{Curve, PublicKey, Sign};
 pub use identity::{
     Certificate, Identity, channel_mac, pki_id_of, sha256, sha256_concat, tls_cert_hash,
 };
-pub use msp::{MspManager, OrgMsp};
+pub use msp::{MspManager, NodeOuIdentifier, NodeOus, NodeRole, OrgMsp};
 
 use crate::types::PkiId;
 
@@ -96,6 +96,30 @@ pub enum IdentityError {
     /// A claimed PKI-ID differs from the one computed from the identity.
     #[error("identity doesn't match the computed pkiID")]
     PkiIdMismatch,
+    /// NodeOUs are enabled and the certificate carries none of the org's role OUs (client,
+    /// peer, admin, orderer).
+    #[error(
+        "the identity does not have an OU that resolves to client, peer, orderer, or admin role"
+    )]
+    NoNodeOu,
+    /// NodeOUs are enabled and the certificate carries more than one role OU.
+    #[error(
+        "the identity must have a client, a peer, an orderer, or an admin OU role, not several"
+    )]
+    SeveralNodeOus,
+    /// A role OU is pinned to a CA certificate that did not issue the identity.
+    #[error("certifiersIdentifier does not match for NodeOU {ou:?}")]
+    NodeOuCertifierMismatch {
+        /// The role OU.
+        ou: String,
+    },
+    /// Gossip takes peer identities only: NodeOUs are enabled and the identity's role is not
+    /// `peer` (a client, admin or orderer certificate presented as a gossip peer).
+    #[error("not a peer identity: its NodeOU role is {role}")]
+    NotAPeer {
+        /// The identity's role.
+        role: NodeRole,
+    },
     /// Reading MSP files failed.
     #[error("reading MSP files: {0}")]
     Io(String),

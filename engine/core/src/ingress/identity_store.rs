@@ -1,6 +1,25 @@
 //! The identity mapper (spec 3.11, Fabric's `idMapper`): PKI-ID → validated identity, shared by every
-//! connection task. Only identities that validate under the MSPs (chain, expiry) and whose PKI-ID
-//! matches the one claimed for them get in; the first identity stored for a PKI-ID wins.
+//! connection task. Only identities that validate under the MSPs as a gossip peer (chain, expiry,
+//! NodeOU `peer` role: [`MspManager::validate_peer`]) and whose PKI-ID matches the one claimed for
+//! them get in; the first identity stored for a PKI-ID wins.
+//!
+//! Bounded by `identities_len_max`. An insert into a full store first drops every identity whose
+//! certificate expired (by the `now` it is given), then, if none had, the least recently seen one:
+//! "seen" is the insert and every lookup that resolves a signer ([`IdentityStore::get`]). Our own
+//! identity ([`IdentityStore::put_own`]) is never evicted or purged. Peers that are connected are
+//! not pinned (the store does not know the connections): they send an alive message every
+//! `aliveTimeInterval`, whose check is a lookup, so they are the most recently seen; a flood of new
+//! identities of a trusted CA that outpaces them can still evict them, and they are learned again
+//! at their next handshake or alive message carrying their identity.
+//!
+//! Eviction costs O(log n): an index orders identities by expiry and by last-seen time. A lookup
+//! only raises its entry's last-seen time (an atomic, under the shard's read lock); the index
+//! learns it lazily, when the entry reaches the front of the last-seen order and is found to have
+//! been seen since it was filed, so it is filed again (at most once per lookup).
+//!
+//! Fabric's periodic purges are [`IdentityStore::purge_expired`] and
+//! [`IdentityStore::purge_unused`] (`usageThreshold`, [`UNUSED_THRESHOLD_DEFAULT`]), which the
+//! driver runs on its timer.
 //!
 //! The store is the driver's (its connection tasks write it); the [`crate::Node`] never reads it.
 //! Every change is also queued as an [`IdentityChange`], which the driver drains
@@ -9,17 +28,24 @@
 //!
 //! Sharded by the PKI-ID's first byte (PKI-IDs are SHA-256 outputs, so shards fill evenly), each
 //! shard behind a `parking_lot::RwLock`: lookups on the hot path take a read lock on one shard.
+//! Changes of membership (insert, eviction, removal) take the index's mutex first, then a shard's
+//! write lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::{Identity, IdentityError, MspManager};
 use crate::time::Instant;
 use crate::types::{OrgId, PkiId};
+
+/// Fabric's `usageThreshold`: an identity not seen for this long is purged by
+/// [`IdentityStore::purge_unused`].
+pub const UNUSED_THRESHOLD_DEFAULT: Duration = Duration::from_secs(3600);
 
 /// Changes queued for the driver between two drains; beyond this the next drain is a full
 /// snapshot ([`IdentityChange::Reset`] and every identity stored).
@@ -65,7 +91,7 @@ pub enum IdentityStoreError {
     /// The identity did not validate, or its PKI-ID is not the claimed one.
     #[error(transparent)]
     Invalid(#[from] IdentityError),
-    /// The store holds `identities_len_max` identities already.
+    /// The store holds `identities_len_max` identities already, all of them pinned.
     #[error("identity store full ({identities_len_max} identities)")]
     Full {
         /// The bound.
@@ -81,6 +107,84 @@ struct Entry {
     /// The digest of a signed `PeerIdentity` of this identity whose signature verified (the
     /// first one; [`IdentityStore::peer_identity_verified`]).
     peer_identity: Option<PeerIdentityDigest>,
+    /// When it was last inserted or looked up (nanoseconds of [`Instant`]).
+    last_seen_ns: AtomicU64,
+    /// Our own identity: never evicted nor purged, not in the index.
+    pinned: bool,
+}
+
+impl Entry {
+    fn touch(&self, now: Instant) {
+        self.last_seen_ns
+            .fetch_max(now.as_nanos(), Ordering::Relaxed);
+    }
+}
+
+/// The eviction order of every unpinned identity: by expiry, and by last-seen time as filed (an
+/// entry's own `last_seen_ns` may be later: it was seen since).
+#[derive(Debug, Default)]
+struct Index {
+    by_not_after: BTreeSet<(i64, PkiId)>,
+    by_last_seen: BTreeSet<(u64, PkiId)>,
+    /// The last-seen time each identity is filed under in `by_last_seen`.
+    filed_last_seen_ns: HashMap<PkiId, u64>,
+}
+
+impl Index {
+    fn insert(&mut self, pki_id: PkiId, not_after_unix_s: i64, last_seen_ns: u64) {
+        self.by_not_after.insert((not_after_unix_s, pki_id));
+        self.by_last_seen.insert((last_seen_ns, pki_id));
+        self.filed_last_seen_ns.insert(pki_id, last_seen_ns);
+    }
+
+    fn remove(&mut self, pki_id: &PkiId, not_after_unix_s: i64) {
+        self.by_not_after.remove(&(not_after_unix_s, *pki_id));
+        if let Some(filed) = self.filed_last_seen_ns.remove(pki_id) {
+            self.by_last_seen.remove(&(filed, *pki_id));
+        }
+    }
+}
+
+/// Why identities left the store, and inserts it refused; read with [`IdentityStore::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdentityStoreStats {
+    /// Identities stored.
+    pub len: u64,
+    /// Evicted by an insert into the full store: their certificate had expired.
+    pub evicted_expired: u64,
+    /// Evicted by an insert into the full store: least recently seen (none had expired).
+    pub evicted_lru: u64,
+    /// Removed by [`IdentityStore::purge_expired`].
+    pub purged_expired: u64,
+    /// Removed by [`IdentityStore::purge_unused`] (not seen for the usage threshold).
+    pub purged_unused: u64,
+    /// Inserts refused: full, and nothing evictable (every stored identity pinned).
+    pub refused_full: u64,
+    /// `put`s refused: the identity is not a peer's (NodeOU role).
+    pub refused_not_a_peer: u64,
+    /// `put`s refused: the identity did not validate otherwise (unknown CA, expired, PKI-ID).
+    pub refused_invalid: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    evicted_expired: AtomicU64,
+    evicted_lru: AtomicU64,
+    purged_expired: AtomicU64,
+    purged_unused: AtomicU64,
+    refused_full: AtomicU64,
+    refused_not_a_peer: AtomicU64,
+    refused_invalid: AtomicU64,
+}
+
+/// Why an identity was removed by [`IdentityStore::take`].
+#[derive(Clone, Copy)]
+enum Removal {
+    EvictedExpired,
+    EvictedLru,
+    PurgedExpired,
+    PurgedUnused,
+    Removed,
 }
 
 /// The digest of a signed `PeerIdentity` envelope ([`peer_identity_digest`]).
@@ -115,9 +219,10 @@ pub(crate) fn peer_identity_digest(
 pub struct IdentityStore {
     msp: Arc<MspManager>,
     shards: Box<[RwLock<HashMap<PkiId, Entry>>]>,
+    index: Mutex<Index>,
     len: AtomicUsize,
     identities_len_max: usize,
-    refused_full: AtomicU64,
+    counters: Counters,
     changes: ArrayQueue<IdentityChange>,
     changes_lost: AtomicBool,
 }
@@ -130,9 +235,10 @@ impl IdentityStore {
             shards: (0..SHARDS_COUNT)
                 .map(|_| RwLock::new(HashMap::new()))
                 .collect(),
+            index: Mutex::new(Index::default()),
             len: AtomicUsize::new(0),
             identities_len_max,
-            refused_full: AtomicU64::new(0),
+            counters: Counters::default(),
             changes: ArrayQueue::new(CHANGES_LEN_MAX),
             changes_lost: AtomicBool::new(false),
         }
@@ -159,54 +265,178 @@ impl IdentityStore {
     }
 
     /// Fabric's `idMapper.Put`: validates the identity and stores it under its PKI-ID. When the
-    /// PKI-ID is present already, the stored identity stays and is returned.
+    /// PKI-ID is present already, the stored identity stays and is returned. Refusals are counted
+    /// by reason ([`IdentityStoreStats`]).
     pub fn put(
         &self,
         claimed_pki_id: &[u8],
         identity: Identity,
         now: Instant,
     ) -> Result<Arc<Identity>, IdentityStoreError> {
-        self.validate(claimed_pki_id, &identity, now)?;
-        self.insert_validated(Arc::new(identity))
+        if let Err(e) = self.validate(claimed_pki_id, &identity, now) {
+            let counter = match e {
+                IdentityError::NotAPeer { .. } => &self.counters.refused_not_a_peer,
+                _ => &self.counters.refused_invalid,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return Err(e.into());
+        }
+        self.insert_validated(Arc::new(identity), now)
+    }
+
+    /// Stores our own identity, unvalidated and pinned: never evicted nor purged. It takes a
+    /// slot of the bound (when full, an identity is evicted for it).
+    pub fn put_own(&self, identity: Identity, now: Instant) -> Result<(), IdentityStoreError> {
+        self.insert(Arc::new(identity), now, true).map(drop)
     }
 
     /// Stores an identity the caller validated (ingress validates in precheck and stores after the
-    /// signature checks passed).
+    /// signature checks passed). A full store makes room ([module doc](self)).
     pub(crate) fn insert_validated(
         &self,
         identity: Arc<Identity>,
+        now: Instant,
+    ) -> Result<Arc<Identity>, IdentityStoreError> {
+        self.insert(identity, now, false)
+    }
+
+    fn insert(
+        &self,
+        identity: Arc<Identity>,
+        now: Instant,
+        pinned: bool,
     ) -> Result<Arc<Identity>, IdentityStoreError> {
         let pki_id = identity.pki_id;
-        let mut shard = self.shard(&pki_id).write();
-        if let Some(existing) = shard.get(&pki_id) {
+        if let Some(existing) = self.shard(&pki_id).read().get(&pki_id) {
+            existing.touch(now);
             return Ok(Arc::clone(&existing.identity));
         }
-        if self.len.fetch_add(1, Ordering::Relaxed) >= self.identities_len_max {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-            self.refused_full.fetch_add(1, Ordering::Relaxed);
+        let mut index = self.index.lock();
+        if let Some(existing) = self.shard(&pki_id).read().get(&pki_id) {
+            // Stored by another task between the two looks.
+            existing.touch(now);
+            return Ok(Arc::clone(&existing.identity));
+        }
+        if self.len() >= self.identities_len_max && !self.make_room(&mut index, now) {
+            self.counters.refused_full.fetch_add(1, Ordering::Relaxed);
             return Err(IdentityStoreError::Full {
                 identities_len_max: self.identities_len_max,
             });
         }
         let not_after_unix_s = identity.cert.not_after_unix_s;
-        shard.insert(
+        if !pinned {
+            index.insert(pki_id, not_after_unix_s, now.as_nanos());
+        }
+        self.shard(&pki_id).write().insert(
             pki_id,
             Entry {
                 identity: Arc::clone(&identity),
                 not_after_unix_s,
                 peer_identity: None,
+                last_seen_ns: AtomicU64::new(now.as_nanos()),
+                pinned,
             },
         );
-        drop(shard);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        drop(index);
         self.record(IdentityChange::learned(&identity));
         Ok(identity)
     }
 
-    /// The identity of `pki_id`, unless unknown or expired at `now`.
+    /// Frees at least one slot: every expired identity, else the least recently seen one.
+    /// `false` when nothing can go (every identity pinned).
+    fn make_room(&self, index: &mut Index, now: Instant) -> bool {
+        if self.take_expired(index, now, Removal::EvictedExpired) > 0 {
+            return true;
+        }
+        self.take_least_recently_seen(index, Instant::MAX, Removal::EvictedLru)
+            .is_some()
+    }
+
+    /// Removes every identity expired at `now`; returns how many.
+    fn take_expired(&self, index: &mut Index, now: Instant, why: Removal) -> usize {
+        let now_unix_s = now.as_unix_secs();
+        let mut taken = 0;
+        while let Some(&(not_after_unix_s, pki_id)) = index.by_not_after.first()
+            && not_after_unix_s < now_unix_s
+        {
+            self.take(index, &pki_id, why);
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Removes the least recently seen identity if it was last seen before `seen_before`; files
+    /// again the ones found seen since they were filed. Returns the one removed.
+    fn take_least_recently_seen(
+        &self,
+        index: &mut Index,
+        seen_before: Instant,
+        why: Removal,
+    ) -> Option<PkiId> {
+        while let Some((filed_ns, pki_id)) = index.by_last_seen.pop_first() {
+            let last_seen_ns = self
+                .shard(&pki_id)
+                .read()
+                .get(&pki_id)
+                .map(|e| e.last_seen_ns.load(Ordering::Relaxed));
+            match last_seen_ns {
+                Some(seen_ns) if seen_ns > filed_ns => {
+                    index.by_last_seen.insert((seen_ns, pki_id));
+                    index.filed_last_seen_ns.insert(pki_id, seen_ns);
+                }
+                Some(seen_ns) if seen_ns < seen_before.as_nanos() => {
+                    index.by_last_seen.insert((filed_ns, pki_id));
+                    self.take(index, &pki_id, why);
+                    return Some(pki_id);
+                }
+                Some(_) => {
+                    index.by_last_seen.insert((filed_ns, pki_id));
+                    return None;
+                }
+                None => {
+                    // Not stored (cannot happen: the index changes with the shards).
+                    index.filed_last_seen_ns.remove(&pki_id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Removes `pki_id` from the shards and the index, counts why, queues the change.
+    fn take(&self, index: &mut Index, pki_id: &PkiId, why: Removal) -> Option<Arc<Identity>> {
+        let removed = self.shard(pki_id).write().remove(pki_id)?;
+        index.remove(pki_id, removed.not_after_unix_s);
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        let counter = match why {
+            Removal::EvictedExpired => Some(&self.counters.evicted_expired),
+            Removal::EvictedLru => Some(&self.counters.evicted_lru),
+            Removal::PurgedExpired => Some(&self.counters.purged_expired),
+            Removal::PurgedUnused => Some(&self.counters.purged_unused),
+            Removal::Removed => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.record(IdentityChange::Removed(*pki_id));
+        Some(removed.identity)
+    }
+
+    /// The identity of `pki_id`, unless unknown or expired at `now` (an expired identity verifies
+    /// nothing, whether purged yet or not). A hit counts as seeing it at `now`.
     pub fn get(&self, pki_id: &PkiId, now: Instant) -> Option<Arc<Identity>> {
         let shard = self.shard(pki_id).read();
         let entry = shard.get(pki_id)?;
-        (now.as_unix_secs() <= entry.not_after_unix_s).then(|| Arc::clone(&entry.identity))
+        if now.as_unix_secs() > entry.not_after_unix_s {
+            return None;
+        }
+        entry.touch(now);
+        Some(Arc::clone(&entry.identity))
+    }
+
+    /// Whether `pki_id` is stored (expired or not), without counting as seeing it.
+    pub fn contains(&self, pki_id: &PkiId) -> bool {
+        self.shard(pki_id).read().contains_key(pki_id)
     }
 
     /// Whether a signed `PeerIdentity` with this digest passed its signature check for the stored,
@@ -233,34 +463,45 @@ impl IdentityStore {
         }
     }
 
-    /// Removes an identity (purge on identity switch, CRL update, unused).
+    /// Removes an identity (purge on identity switch, CRL update); our own stays.
     pub fn remove(&self, pki_id: &PkiId) -> Option<Arc<Identity>> {
-        let removed = self.shard(pki_id).write().remove(pki_id)?;
-        self.len.fetch_sub(1, Ordering::Relaxed);
-        self.record(IdentityChange::Removed(*pki_id));
-        Some(removed.identity)
+        let mut index = self.index.lock();
+        if self.shard(pki_id).read().get(pki_id)?.pinned {
+            return None;
+        }
+        self.take(&mut index, pki_id, Removal::Removed)
     }
 
-    /// Removes every identity expired at `now` and returns their PKI-IDs, sorted (the caller closes
-    /// their connections and purges them from membership).
+    /// Removes every identity expired at `now` (our own excepted) and returns their PKI-IDs,
+    /// sorted (the caller closes their connections and purges them from membership). Costs
+    /// O(log n) per identity removed, O(1) when none expired.
     pub fn purge_expired(&self, now: Instant) -> Vec<PkiId> {
+        let mut index = self.index.lock();
         let now_unix_s = now.as_unix_secs();
         let mut purged = Vec::new();
-        for shard in self.shards.iter() {
-            let mut shard = shard.write();
-            shard.retain(|pki_id, entry| {
-                let keep = now_unix_s <= entry.not_after_unix_s;
-                if !keep {
-                    purged.push(*pki_id);
-                }
-                keep
-            });
+        while let Some(&(not_after_unix_s, pki_id)) = index.by_not_after.first()
+            && not_after_unix_s < now_unix_s
+        {
+            self.take(&mut index, &pki_id, Removal::PurgedExpired);
+            purged.push(pki_id);
         }
-        self.len.fetch_sub(purged.len(), Ordering::Relaxed);
         purged.sort_unstable();
-        for pki_id in &purged {
-            self.record(IdentityChange::Removed(*pki_id));
+        purged
+    }
+
+    /// Fabric's `periodicalPurgeUnusedIdentities`: removes every identity (our own excepted) not
+    /// seen for `unused_threshold` by `now` ([`UNUSED_THRESHOLD_DEFAULT`]); returns their
+    /// PKI-IDs, sorted.
+    pub fn purge_unused(&self, now: Instant, unused_threshold: Duration) -> Vec<PkiId> {
+        let seen_before = now - unused_threshold;
+        let mut index = self.index.lock();
+        let mut purged = Vec::new();
+        while let Some(pki_id) =
+            self.take_least_recently_seen(&mut index, seen_before, Removal::PurgedUnused)
+        {
+            purged.push(pki_id);
         }
+        purged.sort_unstable();
         purged
     }
 
@@ -307,13 +548,30 @@ impl IdentityStore {
         self.identities_len_max
     }
 
-    /// Identities refused because the store was full.
+    /// Identities refused because the store was full and nothing could be evicted.
     pub fn refused_full_count(&self) -> u64 {
-        self.refused_full.load(Ordering::Relaxed)
+        self.counters.refused_full.load(Ordering::Relaxed)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> IdentityStoreStats {
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        IdentityStoreStats {
+            len: self.len() as u64,
+            evicted_expired: load(&c.evicted_expired),
+            evicted_lru: load(&c.evicted_lru),
+            purged_expired: load(&c.purged_expired),
+            purged_unused: load(&c.purged_unused),
+            refused_full: load(&c.refused_full),
+            refused_not_a_peer: load(&c.refused_not_a_peer),
+            refused_invalid: load(&c.refused_invalid),
+        }
     }
 }
 
-/// The checks of [`IdentityStore::validate`] against any MSP manager.
+/// The checks of [`IdentityStore::validate`] against any MSP manager: the PKI-ID, and the identity
+/// as a gossip peer's ([`MspManager::validate_peer`]).
 pub(crate) fn validate_with(
     msp: &MspManager,
     claimed_pki_id: &[u8],
@@ -323,143 +581,9 @@ pub(crate) fn validate_with(
     if claimed_pki_id != identity.pki_id.as_bytes() {
         return Err(IdentityError::PkiIdMismatch);
     }
-    msp.validate(identity, now.as_unix_secs())
+    msp.validate_peer(identity, now.as_unix_secs())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::golden::{Golden, NOW_UNIX_S, now};
-
-    const PEERS: [&str; 3] = [
-        "peer0.org1.example.com",
-        "peer1.org1.example.com",
-        "peer0.org2.example.com",
-    ];
-
-    fn store(golden: &Golden, identities_len_max: usize) -> IdentityStore {
-        IdentityStore::new(Arc::new(golden.msp_manager()), identities_len_max)
-    }
-
-    fn identity(golden: &Golden, peer: &str) -> Identity {
-        Identity::from_serialized(golden.serialized_identity(peer)).expect("golden identity")
-    }
-
-    #[test]
-    fn put_get_remove() {
-        let Some(golden) = Golden::load() else { return };
-        let store = store(&golden, 8);
-        let id = identity(&golden, PEERS[0]);
-        let pki = id.pki_id;
-        assert!(store.get(&pki, now()).is_none());
-        let stored = store.put(pki.as_bytes(), id.clone(), now()).expect("put");
-        assert_eq!(stored.pki_id, pki);
-        assert_eq!(
-            store.get(&pki, now()).expect("get").serialized,
-            id.serialized
-        );
-        // First wins; a second put is a no-op.
-        store.put(pki.as_bytes(), id, now()).expect("put again");
-        assert_eq!(store.len(), 1);
-        assert!(store.remove(&pki).is_some());
-        assert!(store.remove(&pki).is_none());
-        assert!(store.is_empty());
-    }
-
-    #[test]
-    fn put_refuses_bad_identities() {
-        let Some(golden) = Golden::load() else { return };
-        let store = store(&golden, 8);
-        let id = identity(&golden, PEERS[0]);
-        let other = identity(&golden, PEERS[1]);
-        // (claimed PKI-ID, now, expected error)
-        let expired_at = Instant::from_nanos((NOW_UNIX_S + 20 * 365 * 86_400) * 1_000_000_000);
-        let too_early = Instant::from_nanos((NOW_UNIX_S - 365 * 86_400) * 1_000_000_000);
-        type Want = fn(&IdentityStoreError) -> bool;
-        let cases: [(&[u8], Instant, Want); 5] = [
-            (other.pki_id.as_bytes(), now(), |e| {
-                matches!(e, IdentityStoreError::Invalid(IdentityError::PkiIdMismatch))
-            }),
-            (b"", now(), |e| {
-                matches!(e, IdentityStoreError::Invalid(IdentityError::PkiIdMismatch))
-            }),
-            (&id.pki_id.0[..31], now(), |e| {
-                matches!(e, IdentityStoreError::Invalid(IdentityError::PkiIdMismatch))
-            }),
-            (id.pki_id.as_bytes(), expired_at, |e| {
-                matches!(
-                    e,
-                    IdentityStoreError::Invalid(IdentityError::Expired { .. })
-                )
-            }),
-            (id.pki_id.as_bytes(), too_early, |e| {
-                matches!(
-                    e,
-                    IdentityStoreError::Invalid(IdentityError::NotYetValid { .. })
-                )
-            }),
-        ];
-        for (i, (claimed, at, want)) in cases.into_iter().enumerate() {
-            let err = store.put(claimed, id.clone(), at).expect_err("refused");
-            assert!(want(&err), "case {i}: {err:?}");
-        }
-        // An MSP that does not know Org2 refuses its identity.
-        let mut only_org1 = MspManager::new();
-        only_org1.add_org(golden.msp_manager().org("Org1MSP").expect("org1").clone());
-        let org1_store = IdentityStore::new(Arc::new(only_org1), 8);
-        let org2 = identity(&golden, PEERS[2]);
-        let org2_pki = org2.pki_id;
-        assert!(matches!(
-            org1_store.put(org2_pki.as_bytes(), org2, now()),
-            Err(IdentityStoreError::Invalid(IdentityError::UnknownMsp(_)))
-        ));
-        assert!(store.is_empty() && org1_store.is_empty());
-    }
-
-    #[test]
-    fn bounded_and_counts_refusals() {
-        let Some(golden) = Golden::load() else { return };
-        let store = store(&golden, 2);
-        for peer in &PEERS[..2] {
-            let id = identity(&golden, peer);
-            store.put(&id.pki_id.0, id.clone(), now()).expect("room");
-        }
-        let third = identity(&golden, PEERS[2]);
-        assert_eq!(
-            store.put(&third.pki_id.0, third.clone(), now()),
-            Err(IdentityStoreError::Full {
-                identities_len_max: 2
-            })
-        );
-        assert_eq!((store.len(), store.refused_full_count()), (2, 1));
-        // A PKI-ID already present is not refused even when full.
-        let first = identity(&golden, PEERS[0]);
-        let first_pki = first.pki_id;
-        store
-            .put(&first_pki.0, first, now())
-            .expect("present already");
-    }
-
-    #[test]
-    fn expired_identities_vanish_and_purge() {
-        let Some(golden) = Golden::load() else { return };
-        let store = store(&golden, 8);
-        for peer in PEERS {
-            let id = identity(&golden, peer);
-            let id_pki = id.pki_id;
-            store.put(&id_pki.0, id, now()).expect("put");
-        }
-        let first = identity(&golden, PEERS[0]);
-        let after = Instant::from_nanos(((first.cert.not_after_unix_s + 1) as u64) * 1_000_000_000);
-        assert!(store.get(&first.pki_id, now()).is_some());
-        assert!(
-            store.get(&first.pki_id, after).is_none(),
-            "expired identities are not served"
-        );
-        assert!(store.purge_expired(now()).is_empty());
-        let purged = store.purge_expired(after);
-        assert_eq!(purged.len(), 3);
-        assert!(purged.windows(2).all(|w| w[0] < w[1]), "sorted");
-        assert!(store.is_empty());
-    }
-}
+#[path = "identity_store_tests.rs"]
+mod tests;

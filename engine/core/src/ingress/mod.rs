@@ -42,6 +42,7 @@ use prost::Message;
 pub use block::{BlockReject, BlockVerifier, OrdererBlockPolicy};
 pub use identity_store::{
     IDENTITIES_LEN_MAX_DEFAULT, IdentityChange, IdentityStore, IdentityStoreError,
+    IdentityStoreStats, UNUSED_THRESHOLD_DEFAULT,
 };
 pub use seen::{SEEN_LEN_MAX_DEFAULT, SeenCache, SeenKey};
 pub use signers::NestedSignerPolicy;
@@ -223,6 +224,7 @@ impl Reject {
             Reject::IllegalTag(_) => "illegal_tag",
             Reject::Duplicate => "duplicate",
             Reject::UnknownSigner => "unknown_signer",
+            Reject::BadIdentity(IdentityError::NotAPeer { .. }) => "not_a_peer",
             Reject::BadIdentity(_) => "bad_identity",
             Reject::Spoofed => "spoofed",
             Reject::Invalid(_) => "invalid",
@@ -506,7 +508,7 @@ impl Ingress {
         &self,
         prechecked: Prechecked,
         checks_result: Result<(), SignatureError>,
-        _now: Instant,
+        now: Instant,
     ) -> Result<Verified<ReceivedMessage>, Reject> {
         let is_block = matches!(
             prechecked.received.kind,
@@ -537,7 +539,7 @@ impl Ingress {
         }
         self.verified.insert_all(&prechecked.check_digests);
         for identity in prechecked.learn {
-            let learned = self.identities.insert_validated(identity).is_ok();
+            let learned = self.identities.insert_validated(identity, now).is_ok();
             self.stats.record_identity_learned(learned);
         }
         for (pki_id, digest) in prechecked.peer_identities {

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Reject;
+use crate::crypto::IdentityError;
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -43,6 +44,8 @@ counters! {
     unknown_signer,
     /// Rejected: a carried identity did not validate or did not match its PKI-ID.
     bad_identity,
+    /// Rejected: a carried identity is not a peer's (NodeOUs enabled, role not `peer`).
+    not_a_peer,
     /// Rejected: a membership request's self information is not about its sender.
     spoofed,
     /// Rejected: the content breaks a structural rule.
@@ -64,7 +67,7 @@ counters! {
     peer_identities_known,
     /// Identities learned from accepted messages.
     identities_learned,
-    /// Identities not learned because the identity store was full.
+    /// Identities not learned because the identity store was full of pinned identities.
     identities_refused_full,
 }
 
@@ -76,6 +79,7 @@ impl IngressStats {
             Reject::IllegalTag(_) => &self.illegal_tag,
             Reject::Duplicate => &self.duplicate,
             Reject::UnknownSigner => &self.unknown_signer,
+            Reject::BadIdentity(IdentityError::NotAPeer { .. }) => &self.not_a_peer,
             Reject::BadIdentity(_) => &self.bad_identity,
             Reject::Spoofed => &self.spoofed,
             Reject::Invalid(_) => &self.invalid,
@@ -131,6 +135,7 @@ impl IngressStatsSnapshot {
             + self.duplicate
             + self.unknown_signer
             + self.bad_identity
+            + self.not_a_peer
             + self.spoofed
             + self.invalid
             + self.too_many_items

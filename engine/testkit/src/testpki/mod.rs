@@ -5,7 +5,8 @@
 //!
 //! - Peer orgs `Org1MSP`, `Org2MSP`, ... (domains `org1.example.com`, ...), each with an
 //!   enrollment CA `ca.<domain>`, a TLS CA `tlsca.<domain>`, its peers `peer0.<domain>`, ...
-//!   (enrollment certificate `OU=peer`) and an admin `Admin@<domain>` (`OU=admin`).
+//!   (enrollment certificate `OU=peer`), an admin `Admin@<domain>` (`OU=admin`) and a client user
+//!   `User1@<domain>` (`OU=client`; kept in memory, not written, not a member).
 //! - The orderer org [`ORDERER_MSPID`] (domain [`ORDERER_DOMAIN`]) with its two CAs, one orderer
 //!   `orderer.<domain>` (`OU=orderer`) and an admin. It signs blocks (`--orderer-signer`); it is
 //!   not a gossip member.
@@ -41,7 +42,7 @@ pub mod layout;
 use std::path::PathBuf;
 
 use self::certs::{Ca, LeafKind, TEN_YEARS_S, new_ca, new_leaf};
-use gossip_core::crypto::msp::{MspManager, OrgMsp};
+use gossip_core::crypto::msp::{MspManager, NodeOus, OrgMsp};
 use gossip_core::crypto::{IdentityError, LocalSigner};
 
 /// The orderer org's MSP id.
@@ -129,17 +130,22 @@ pub struct TestOrg {
     pub orderers: Vec<TestPeer>,
     /// The org's admin, `Admin@<domain>` (`OU=admin`).
     pub admin: TestPeer,
+    /// A client user, `User1@<domain>` (`OU=client`): a valid identity of the org that is no
+    /// peer (not among [`TestOrg::members`]).
+    pub client: TestPeer,
 }
 
 impl TestOrg {
-    /// The org's verifying MSP.
+    /// The org's verifying MSP, NodeOUs enabled as the written `config.yaml` enables them.
     pub fn msp(&self) -> Result<OrgMsp, IdentityError> {
-        OrgMsp::from_pems(
+        let msp = OrgMsp::from_pems(
             &self.mspid,
             &[self.ca.cert_pem.as_bytes()],
             &[],
             &[self.tls_ca.cert_pem.as_bytes()],
-        )
+        )?;
+        let ca_der = msp.root_cas.first().map(|c| c.der.clone());
+        Ok(msp.with_node_ous(NodeOus::cryptogen(ca_der)))
     }
 
     /// Every member: peers, orderers, then the admin.
@@ -235,6 +241,7 @@ impl OrgIssuer<'_> {
 
     fn org(self, peers: Vec<TestPeer>, orderers: Vec<TestPeer>) -> Result<TestOrg, TestPkiError> {
         let admin = self.member(format!("Admin@{}", self.domain), "admin")?;
+        let client = self.member(format!("User1@{}", self.domain), "client")?;
         Ok(TestOrg {
             mspid: self.mspid.to_owned(),
             domain: self.domain.to_owned(),
@@ -243,6 +250,7 @@ impl OrgIssuer<'_> {
             peers,
             orderers,
             admin,
+            client,
         })
     }
 }

@@ -504,6 +504,16 @@ pub fn stats_json(
             "handshake_failures": map_of(c.handshake_failures.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "refusals": map_of(c.refusals.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()),
             "overflow_by_peer": map_of(c.overflow_by_peer.iter().map(|(k, v)| (k.to_string(), *v)).collect()),
+            "identities": {
+                "len": c.identities.len,
+                "evicted_expired": c.identities.evicted_expired,
+                "evicted_lru": c.identities.evicted_lru,
+                "purged_expired": c.identities.purged_expired,
+                "purged_unused": c.identities.purged_unused,
+                "refused_full": c.identities.refused_full,
+                "refused_not_a_peer": c.identities.refused_not_a_peer,
+                "refused_invalid": c.identities.refused_invalid,
+            },
         },
         "driver": {
             "messages_handled": d.messages_handled,
