@@ -297,24 +297,23 @@ impl<I: Ord + Clone> PullEngine<I> {
     /// running one started `gap_interval` ago or more; [`PullEngine::start_round`] then gives the
     /// running one up (its nonces are forgotten).
     pub fn round_due(&self, now: Instant) -> Option<RoundKind> {
-        if self.round.is_some() {
-            if !self.config.eager || self.supersede_at() > now {
-                None
-            } else if self.gap_at.is_some_and(|g| g <= now) {
+        let repair = || {
+            if self.gap_at.is_some_and(|g| g <= now) {
                 Some(RoundKind::Gap)
             } else if self.quiet_at().is_some_and(|q| q <= now) {
                 Some(RoundKind::Quiet)
             } else {
                 None
             }
+        };
+        if self.round.is_some() {
+            (self.config.eager && self.supersede_at() <= now)
+                .then(repair)
+                .flatten()
         } else if self.next_round <= now {
             Some(RoundKind::Periodic)
-        } else if self.gap_at.is_some_and(|g| g <= now) {
-            Some(RoundKind::Gap)
-        } else if self.quiet_at().is_some_and(|q| q <= now) {
-            Some(RoundKind::Quiet)
         } else {
-            None
+            repair()
         }
     }
 
