@@ -101,8 +101,7 @@ struct Job {
     payload: Payload,
 }
 
-/// What the driver's side of the queue holds: blocks not sent yet, and how many blocks the
-/// queue holds.
+/// Delivered blocks the driver holds back for the next batch.
 struct Pending {
     jobs: Vec<Job>,
     /// When the pending blocks go at the latest (the first one's arrival plus the linger).
@@ -172,7 +171,7 @@ impl LedgerLink {
     }
 
     /// Takes a delivered block for commit without waiting: it goes with the pending ones when
-    /// they are due ([`LedgerLink::flush_due`]) or at once when they are [`CommitPolicy::close_len`].
+    /// they are due ([`LedgerLink::flush_due_at`]) or at once when they are [`CommitPolicy::close_len`].
     pub(crate) fn submit(&mut self, channel: &Bytes, payload: &Payload) {
         if self.jobs.is_none() {
             return;
@@ -188,14 +187,10 @@ impl LedgerLink {
         }
     }
 
-    /// Resolves when pending blocks are due (never while none are).
-    pub(crate) async fn flush_due(&self) {
-        match self.pending.due {
-            Some(due) => {
-                tokio::time::sleep(due.saturating_duration_since(crate::clock::now())).await
-            }
-            None => std::future::pending().await,
-        }
+    /// When the pending blocks are due ([`LedgerLink::flush`]); `None` while none are. The
+    /// driver folds it into its one timer.
+    pub(crate) fn flush_due_at(&self) -> Option<Instant> {
+        self.pending.due
     }
 
     /// Sends the pending blocks to the committer as one batch; a full queue drops them (counted).

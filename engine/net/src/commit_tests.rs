@@ -341,32 +341,11 @@ async fn read_blocks_requests_are_answered_from_the_ledger() {
     );
 }
 
-/// Records the size of each transaction (`commit_batch` call) of a [`MemLedger`].
-#[derive(Default)]
-struct CountingLedger {
-    inner: MemLedger,
-    batches: parking_lot::Mutex<Vec<usize>>,
-}
-
-impl Ledger for CountingLedger {
-    fn commit(&self, channel: &[u8], payload: &Payload) -> Result<(), LedgerError> {
-        self.commit_batch(channel, std::slice::from_ref(payload))
-    }
-    fn commit_batch(&self, channel: &[u8], payloads: &[Payload]) -> Result<(), LedgerError> {
-        self.batches.lock().push(payloads.len());
-        self.inner.commit_batch(channel, payloads)
-    }
-    fn height(&self, channel: &[u8]) -> Result<u64, LedgerError> {
-        self.inner.height(channel)
-    }
-    fn blocks(&self, channel: &[u8], start: u64, end: u64) -> Result<Vec<Payload>, LedgerError> {
-        self.inner.blocks(channel, start, end)
-    }
-}
-
 #[tokio::test]
 async fn delivered_blocks_linger_and_go_as_one_transaction() {
-    let ledger = Arc::new(CountingLedger::default());
+    let (ledger, open) = GatedLedger::new(1_024);
+    open.send(()).expect("the gate starts open");
+    let ledger = Arc::new(ledger);
     let policy = CommitPolicy {
         linger: Duration::from_secs(3_600),
         close_len: 4,
@@ -379,8 +358,11 @@ async fn delivered_blocks_linger_and_go_as_one_transaction() {
     let not_yet = tokio::time::timeout(Duration::from_millis(200), link.committed()).await;
     assert!(not_yet.is_err(), "committed before the linger ended");
     assert!(ledger.batches.lock().is_empty());
-    let due = tokio::time::timeout(Duration::from_millis(10), link.flush_due()).await;
-    assert!(due.is_err(), "the flush is due in an hour");
+    let due = link.flush_due_at().expect("blocks wait");
+    assert!(
+        due > crate::clock::now() + Duration::from_secs(3_000),
+        "the flush is due in an hour"
+    );
     // The fourth makes close_len: all four go, in one transaction.
     link.submit(&ch("a"), &block(4));
     heights_until(&mut link, |h| h.get(&ch("a")) == Some(&5)).await;
@@ -403,12 +385,22 @@ async fn pending_blocks_become_due_after_the_linger() {
         close_len: 20,
     };
     let mut link = LedgerLink::start(Arc::new(MemLedger::default()), policy).expect("thread");
+    assert_eq!(link.flush_due_at(), None, "nothing pending, nothing due");
+    let before = crate::clock::now();
     link.submit(&ch("a"), &block(1));
-    let due = tokio::time::timeout(WAIT, link.flush_due()).await;
-    assert!(due.is_ok(), "due after the linger");
+    let due = link.flush_due_at().expect("due once a block waits");
+    assert!(
+        due >= before + policy.linger && due <= crate::clock::now() + policy.linger,
+        "due one linger after the first block"
+    );
+    link.submit(&ch("a"), &block(2));
+    assert_eq!(
+        link.flush_due_at(),
+        Some(due),
+        "a later block does not move it"
+    );
     link.flush();
-    heights_until(&mut link, |h| h.get(&ch("a")) == Some(&2)).await;
-    let never = tokio::time::timeout(Duration::from_millis(200), link.flush_due()).await;
-    assert!(never.is_err(), "nothing pending, nothing due");
+    heights_until(&mut link, |h| h.get(&ch("a")) == Some(&3)).await;
+    assert_eq!(link.flush_due_at(), None, "nothing pending, nothing due");
     link.stop().await;
 }

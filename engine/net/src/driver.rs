@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  comm's inbound queue (verified; pass-through subs ◄─) ┐
-//!  timer at node.poll_timeout()                          │            poll_transmit ─► comm.send
+//!  one timer: node.poll_timeout(), commit batch due      │            poll_transmit ─► comm.send
 //!  requests from GossipHandle (bounded mpsc)             ├─► Node ─►  poll_io ─► IO tasks (JoinSet)
 //!  presumed-dead / identity-switch notices               │            poll_event ─► Fanout
 //!  finished IO tasks (handshake, probe, block reads)    │            (blocks ─► committer)
@@ -187,7 +187,6 @@ enum Wake {
     IdentitySwitch(PkiId),
     Io(Result<IoOutcome, tokio::task::JoinError>),
     Committed,
-    CommitDue,
 }
 
 async fn recv_opt(rx: &mut Option<mpsc::Receiver<PkiId>>) -> PkiId {
@@ -206,13 +205,6 @@ async fn recv_opt(rx: &mut Option<mpsc::Receiver<PkiId>>) -> PkiId {
 async fn committed_opt(ledger: &Option<LedgerLink>) {
     match ledger {
         Some(l) => l.committed().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn commit_due_opt(ledger: &Option<LedgerLink>) {
-    match ledger {
-        Some(l) => l.flush_due().await,
         None => std::future::pending().await,
     }
 }
@@ -271,9 +263,13 @@ impl Driver {
                 self.node.handle_io(result, clock::now());
                 self.drain();
             }
-            let delay = self.node.poll_timeout().map_or(IDLE_WAKE_INTERVAL, |d| {
-                d.saturating_duration_since(clock::now())
-            });
+            let now = clock::now();
+            let commit_due = self.ledger.as_ref().and_then(LedgerLink::flush_due_at);
+            let delay = self
+                .node
+                .poll_timeout()
+                .map_or(IDLE_WAKE_INTERVAL, |d| d.saturating_duration_since(now))
+                .min(commit_due.map_or(Duration::MAX, |d| d.saturating_duration_since(now)));
             let wake = {
                 let Driver {
                     inbound,
@@ -292,7 +288,6 @@ impl Driver {
                     p = recv_opt(identity_switches) => Wake::IdentitySwitch(p),
                     Some(r) = io_tasks.join_next(), if !io_tasks.is_empty() => Wake::Io(r),
                     () = committed_opt(ledger) => Wake::Committed,
-                    () = commit_due_opt(ledger) => Wake::CommitDue,
                 }
             };
             self.sync_identities();
@@ -300,10 +295,18 @@ impl Driver {
                 Wake::Inbound(None) => break Exit::CommClosed,
                 Wake::Inbound(Some(first)) => self.handle_inbound(first),
                 Wake::Timer => {
-                    self.stats.timeouts += 1;
-                    self.purge_identities();
-                    self.node.handle_timeout(clock::now());
-                    self.drain();
+                    let now = clock::now();
+                    if let Some(ledger) = self.ledger.as_mut()
+                        && ledger.flush_due_at().is_some_and(|d| d <= now)
+                    {
+                        ledger.flush();
+                    }
+                    if self.node.poll_timeout().is_none_or(|d| d <= now) {
+                        self.stats.timeouts += 1;
+                        self.purge_identities();
+                        self.node.handle_timeout(now);
+                        self.drain();
+                    }
                     false
                 }
                 Wake::Request(None) => break Exit::Stop(None),
@@ -321,12 +324,6 @@ impl Driver {
                 }
                 Wake::Committed => {
                     self.acknowledge_commits();
-                    false
-                }
-                Wake::CommitDue => {
-                    if let Some(ledger) = self.ledger.as_mut() {
-                        ledger.flush();
-                    }
                     false
                 }
             };
