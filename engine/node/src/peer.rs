@@ -481,7 +481,9 @@ fn key_matches(rest: &str, pattern: &str) -> bool {
     }
 }
 
-fn resolve(base: &Path, p: &str) -> PathBuf {
+/// `p` as given when absolute, else relative to `base` (the config file's folder), as Fabric
+/// resolves paths in core.yaml.
+pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
     let path = Path::new(p);
     if path.is_absolute() {
         path.to_path_buf()

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::NodeConfigError;
+use crate::peer::resolve;
 use crate::raw::RawConfig;
 
 /// Fabric's default `operations.listenAddress`.
@@ -163,15 +164,6 @@ fn check_host_port(key: &str, addr: &str) -> Result<(), NodeConfigError> {
             value: addr.to_owned(),
             expected: "host:port (or an empty string to turn the endpoint off)",
         })
-    }
-}
-
-fn resolve(base: &Path, p: &str) -> PathBuf {
-    let path = Path::new(p);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
     }
 }
 
