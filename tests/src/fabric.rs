@@ -228,8 +228,17 @@ pub fn pull_only<N: SimNode>() -> Scenario<N> {
 /// and no block follows; it catches up, by pull alone, every block still in the others' block
 /// stores (all 5: a store keeps `maxBlockCountToStore` = 10).
 pub fn late_joiner<N: SimNode>() -> Scenario<N> {
-    base("late-joiner", 6)
-        .step(Op::AwaitConverged { within: secs(30) })
+    join_late(base("late-joiner", 6), 5, secs(10))
+}
+
+/// On six nodes (`s`): nodes 0 to 4 join channel A and `blocks` blocks reach them; then node 5
+/// joins, no block follows, and it must hold every block within `catch_up`.
+pub(crate) fn join_late<N: SimNode>(
+    s: Scenario<N>,
+    blocks: u64,
+    catch_up: Duration,
+) -> Scenario<N> {
+    s.step(Op::AwaitConverged { within: secs(30) })
         .step(Op::JoinChan {
             channel: "A",
             nodes: Nodes::List(vec![0, 1, 2, 3, 4]),
@@ -238,7 +247,7 @@ pub fn late_joiner<N: SimNode>() -> Scenario<N> {
         .step(Op::InjectBlocks {
             from: 0,
             channel: "A",
-            count: 5,
+            count: blocks,
         })
         .step(Op::AwaitBlocks {
             channel: "A",
@@ -251,7 +260,7 @@ pub fn late_joiner<N: SimNode>() -> Scenario<N> {
         .step(Op::AwaitChannelViews { within: secs(20) })
         .step(Op::AwaitBlocks {
             channel: "A",
-            within: secs(10),
+            within: catch_up,
         })
 }
 

@@ -15,7 +15,7 @@ use gossip_engine::config::{GossipConfig, StateConfig};
 use crate::fabric::{self, join_all};
 use crate::faults::LinkConfig;
 use crate::node::SimNode;
-use crate::scenario::{Nodes, Op, Scenario, secs};
+use crate::scenario::{Op, Scenario, secs};
 
 /// [`fabric::fast_gossip`] with state transfer on.
 pub fn state_gossip() -> GossipConfig {
@@ -36,31 +36,7 @@ fn base<N: SimNode>(name: &'static str, peers: usize) -> Scenario<N> {
 /// The block stores keep only the last `maxBlockCountToStore` (10), so pull alone cannot bring
 /// the first 90; state transfer, started by the advertised heights, brings all 100 in order.
 pub fn large_block_gap<N: SimNode>() -> Scenario<N> {
-    base("large-block-gap", 6)
-        .step(Op::AwaitConverged { within: secs(30) })
-        .step(Op::JoinChan {
-            channel: "A",
-            nodes: Nodes::List(vec![0, 1, 2, 3, 4]),
-        })
-        .step(Op::AwaitChannelViews { within: secs(20) })
-        .step(Op::InjectBlocks {
-            from: 0,
-            channel: "A",
-            count: 100,
-        })
-        .step(Op::AwaitBlocks {
-            channel: "A",
-            within: secs(10),
-        })
-        .step(Op::JoinChan {
-            channel: "A",
-            nodes: Nodes::List(vec![5]),
-        })
-        .step(Op::AwaitChannelViews { within: secs(20) })
-        .step(Op::AwaitBlocks {
-            channel: "A",
-            within: secs(20),
-        })
+    fabric::join_late(base("large-block-gap", 6), 100, secs(20))
 }
 
 /// A peer killed while 60 blocks pass restarts from its ledger's height (it never delivers a
