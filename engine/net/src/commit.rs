@@ -220,11 +220,16 @@ impl LedgerLink {
         let Some(batch) = refused else {
             return;
         };
-        let full = self
+        let before = self
             .counters
             .commit_queue_full
-            .fetch_add(len as u64, Ordering::Relaxed)
-            + len as u64;
+            .fetch_add(len as u64, Ordering::Relaxed);
+        let full = before + len as u64;
+        // Logged when the total passes a power of two, as before batching: a full queue stays
+        // full for a while, and one line per refused batch would flood the log.
+        if before.checked_ilog2() == full.checked_ilog2() {
+            return;
+        }
         let first = &batch[0];
         tracing::error!(
             target: "gossip.ledger", channel = %String::from_utf8_lossy(&first.channel),
