@@ -12,6 +12,13 @@ use std::time::Duration;
 
 use crate::time::Instant;
 
+/// A reading of the monotonic clock for timing a stage (the histograms of
+/// [`crate::histogram`]): `.elapsed()` on it is the stage's duration. Never a timer or deadline.
+#[allow(clippy::disallowed_methods)]
+pub fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Where a [`Clock`] reads time: the real clocks, or a test's.
 pub trait TimeSource {
     /// The wall clock, in ns since the Unix epoch.

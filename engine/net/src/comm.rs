@@ -25,7 +25,7 @@ use super::stats::{CommStats, Stats};
 use super::tls::{TlsMaterial, TlsSetupError, TlsState};
 use crate::config::{CommConfig, ConfigError};
 use crate::crypto::{Identity, LocalSigner, MspManager};
-use crate::ingress::{Ingress, ReceivedMessage, Verified};
+use crate::ingress::Ingress;
 use crate::pool::{PoolConfig, VerifierPool};
 use crate::types::PkiId;
 
@@ -127,7 +127,7 @@ pub(crate) struct Shared {
     pub(crate) verifying_count: AtomicUsize,
     /// When the last verification started (Unix ns), for the inline-when-rare rule.
     pub(crate) verify_started_last_ns: AtomicU64,
-    pub(crate) inbound: Arc<AsyncQueue<Verified<ReceivedMessage>>>,
+    pub(crate) inbound: Arc<AsyncQueue<crate::inbound::Queued>>,
     pub(crate) stats: Stats,
     runtime: tokio::runtime::Handle,
     presumed_dead_tx: mpsc::Sender<PkiId>,
@@ -495,6 +495,7 @@ impl Comm {
     pub fn inbound(&self) -> Inbound {
         Inbound {
             queue: Arc::clone(&self.shared.inbound),
+            wait: Arc::clone(&self.shared.stats.inbound_wait),
         }
     }
 
@@ -571,7 +572,7 @@ impl Comm {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> CommStats {
-        self.shared.stats.snapshot(&self.shared.ingress)
+        self.shared.stats.snapshot(&self.shared)
     }
 
     /// Closes every connection, ends the server and closes the inbound queue. Idempotent.

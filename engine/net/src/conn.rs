@@ -324,7 +324,7 @@ async fn handle_envelope(
     tokio::select! {
         biased;
         () = reading_ended(shared, conn) => Err(ReaderEnd::ClosedLocally),
-        pushed = shared.inbound.push_wait(verified) => match pushed {
+        pushed = shared.inbound.push_wait(crate::inbound::Queued::now(verified)) => match pushed {
             Ok(()) => Ok(()),
             Err(_) => Err(ReaderEnd::InboundClosed),
         },

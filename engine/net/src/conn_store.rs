@@ -49,6 +49,15 @@ pub(crate) enum Registration {
     KeptExisting(Arc<Conn>),
 }
 
+/// Envelopes waiting to be written ([`ConnStore::queued_sends`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct QueuedSends {
+    /// In connections' send lanes.
+    pub(crate) lanes: usize,
+    /// Waiting for a dial to end.
+    pub(crate) pending_dial: usize,
+}
+
 /// Connections by remote PKI-ID.
 #[derive(Debug)]
 pub(crate) struct ConnStore {
@@ -198,6 +207,21 @@ impl ConnStore {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// Envelopes queued now: in the send lanes of every connection, and waiting for a dial.
+    pub(crate) fn queued_sends(&self) -> QueuedSends {
+        let mut queued = QueuedSends::default();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            queued.lanes += shard
+                .conns
+                .values()
+                .map(|c| c.lanes.pending())
+                .sum::<usize>();
+            queued.pending_dial += shard.pending.values().map(Vec::len).sum::<usize>();
+        }
+        queued
     }
 
     /// Unregisters and returns every connection.

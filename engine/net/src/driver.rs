@@ -34,6 +34,7 @@ use super::inbound::Inbound;
 use crate::commit::{LedgerLink, serve_blocks};
 use crate::crypto::Identity;
 use crate::event::{ChannelConfig, Command, Event, IoRequest, IoResult, Transmit};
+use crate::histogram::Histogram;
 use crate::ingress::{IdentityStore, ReceivedMessage, UNUSED_THRESHOLD_DEFAULT, Verified};
 use crate::node::Node;
 use crate::types::{OrgId, PkiId};
@@ -56,49 +57,7 @@ const IDLE_WAKE_INTERVAL: Duration = Duration::from_secs(3_600);
 /// those unused for [`UNUSED_THRESHOLD_DEFAULT`] (Fabric checks unused ones every tenth of it).
 const IDENTITY_PURGE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Driver counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DriverStats {
-    /// Inbound messages handed to the node.
-    pub messages_handled: u64,
-    /// Wake-ups that hit [`INBOUND_BURST_LEN_MAX`] or [`REQUEST_BURST_LEN_MAX`].
-    pub bursts_limited: u64,
-    /// Timer wake-ups.
-    pub timeouts: u64,
-    /// Commands handed to the node.
-    pub commands: u64,
-    /// Transmits passed to comm.
-    pub transmits: u64,
-    /// Transmits without a PKI-ID (a handshake learns it first).
-    pub transmits_unidentified: u64,
-    /// IO tasks started.
-    pub io_started: u64,
-    /// IO requests answered as failed because [`IO_TASKS_LEN_MAX`] tasks were running.
-    pub io_refused: u64,
-    /// Refused-IO results dropped because the deferred queue was full.
-    pub io_results_dropped: u64,
-    /// IO tasks that panicked or were cancelled.
-    pub io_tasks_failed: u64,
-    /// Events dropped because a subscriber's queue was full.
-    pub events_dropped: u64,
-    /// Pass-through messages dropped because a subscriber's queue was full.
-    pub pass_through_dropped: u64,
-    /// Blocks committed to the ledger.
-    pub ledger_commits: u64,
-    /// Commits that failed, each stopping its channel's commits (see [`ledger`](crate::ledger)).
-    pub ledger_commit_errors: u64,
-    /// Delivered blocks below the ledger's height (committed before), not committed again.
-    pub ledger_commits_skipped: u64,
-    /// Delivered blocks dropped because the commit queue was full
-    /// ([`COMMIT_QUEUE_LEN_MAX`](crate::commit::COMMIT_QUEUE_LEN_MAX)).
-    pub ledger_commit_queue_full: u64,
-    /// Heights acknowledged to the node (`UpdateLedgerHeight` after commits and joins).
-    pub ledger_heights_acknowledged: u64,
-    /// Blocks read from the ledger to serve state requests.
-    pub ledger_blocks_served: u64,
-    /// Ledger reads for state requests that failed (answered with no blocks).
-    pub ledger_read_errors: u64,
-}
+pub use crate::driver_stats::DriverStats;
 
 /// What a query closure sees on the driver task.
 pub(crate) struct QueryCtx<'a> {
@@ -155,6 +114,8 @@ pub(crate) struct Driver {
     ledger: Option<LedgerLink>,
     /// When the timer next purges the identity store.
     identity_purge_at: crate::time::Instant,
+    /// How long the node took over each inbound message (its outputs handed on included).
+    handle_time: Histogram,
 }
 
 /// Whether the driver feeds a received message to the node: everything but handshakes, empty
@@ -235,6 +196,7 @@ impl Driver {
             io_tasks: JoinSet::new(),
             deferred: VecDeque::new(),
             identity_purge_at: crate::time::Instant::ZERO,
+            handle_time: Histogram::default(),
             stats: DriverStats::default(),
             transmit_filter: None,
             ledger: None,
@@ -390,8 +352,10 @@ impl Driver {
             if is_for_node(&m) {
                 // Identities that this message's checks stored reach the node before it.
                 self.sync_identities();
+                let started = crate::clock::stopwatch();
                 self.node.handle_message(m, clock::now());
                 self.drain();
+                self.handle_time.observe_duration(started.elapsed());
             }
             if handled >= INBOUND_BURST_LEN_MAX {
                 break;
@@ -476,10 +440,12 @@ impl Driver {
         let mut stats = DriverStats {
             events_dropped: self.fanout.dropped.load(Ordering::Relaxed),
             pass_through_dropped: self.fanout.pass_through_dropped.load(Ordering::Relaxed),
+            handle_seconds: self.handle_time.snapshot(),
             ..self.stats.clone()
         };
         if let Some(ledger) = &self.ledger {
             ledger.counters.fill(&mut stats);
+            stats.ledger_commit_waiting_len = ledger.waiting_len() as u64;
         }
         stats
     }

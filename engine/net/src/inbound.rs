@@ -6,12 +6,32 @@
 use std::sync::Arc;
 
 use super::queue::AsyncQueue;
+use crate::histogram::Histogram;
 use crate::ingress::{ReceivedMessage, Verified};
+
+/// A message in the inbound queue, stamped when its reader queued it.
+pub(crate) struct Queued {
+    at: std::time::Instant,
+    message: Verified<ReceivedMessage>,
+}
+
+impl Queued {
+    /// `message`, stamped now.
+    pub(crate) fn now(message: Verified<ReceivedMessage>) -> Self {
+        Self {
+            at: crate::clock::stopwatch(),
+            message,
+        }
+    }
+}
 
 /// The consumer's end of the inbound queue ([`super::Comm::inbound`]).
 #[derive(Clone)]
 pub struct Inbound {
-    pub(crate) queue: Arc<AsyncQueue<Verified<ReceivedMessage>>>,
+    pub(crate) queue: Arc<AsyncQueue<Queued>>,
+    /// How long taken messages waited, from their reader's push (the comm's
+    /// `inbound_wait_seconds`).
+    pub(crate) wait: Arc<Histogram>,
 }
 
 impl std::fmt::Debug for Inbound {
@@ -25,12 +45,17 @@ impl std::fmt::Debug for Inbound {
 impl Inbound {
     /// The next message; `None` once the comm has stopped and the queue is drained.
     pub async fn recv(&self) -> Option<Verified<ReceivedMessage>> {
-        self.queue.pop_wait().await
+        self.queue.pop_wait().await.map(|q| self.taken(q))
     }
 
     /// The next message if one is queued.
     pub fn try_recv(&self) -> Option<Verified<ReceivedMessage>> {
-        self.queue.try_pop()
+        self.queue.try_pop().map(|q| self.taken(q))
+    }
+
+    fn taken(&self, queued: Queued) -> Verified<ReceivedMessage> {
+        self.wait.observe_duration(queued.at.elapsed());
+        queued.message
     }
 
     /// Messages queued now.

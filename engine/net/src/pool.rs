@@ -19,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::bounded::LenBound;
 use crate::crypto::SignatureError;
+use crate::histogram::{Histogram, HistogramSnapshot, LEN_BOUNDS};
 use crate::ingress::SignatureCheck;
 
 /// What a job's callback receives: `Ok` when every check of the job passed.
@@ -33,6 +34,8 @@ pub struct VerifyJob {
     pub checks: Vec<SignatureCheck>,
     /// Called exactly once with the outcome.
     pub done: Completion,
+    /// When the job was made (its time on the pool is measured from here).
+    pub made_at: std::time::Instant,
 }
 
 impl VerifyJob {
@@ -44,6 +47,7 @@ impl VerifyJob {
         Self {
             checks,
             done: Box::new(done),
+            made_at: crate::clock::stopwatch(),
         }
     }
 
@@ -109,6 +113,10 @@ struct Counters {
     refused_full: AtomicU64,
     completed: AtomicU64,
     batches: AtomicU64,
+    /// From a job's making to its checks' end.
+    verify_seconds: Histogram,
+    /// Jobs per batch.
+    batch_len: Histogram,
 }
 
 /// A snapshot of the pool's counters.
@@ -151,6 +159,8 @@ impl VerifierPool {
             refused_full: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            verify_seconds: Histogram::default(),
+            batch_len: Histogram::count(LEN_BOUNDS),
         });
         let mut pool = Self {
             sender: Some(sender),
@@ -196,6 +206,16 @@ impl VerifierPool {
         self.counters.queued.len()
     }
 
+    /// How long jobs took from their making to their checks' end (queue wait included).
+    pub fn verify_seconds(&self) -> HistogramSnapshot {
+        self.counters.verify_seconds.snapshot()
+    }
+
+    /// Jobs per batch the workers took.
+    pub fn batch_len(&self) -> HistogramSnapshot {
+        self.counters.batch_len.snapshot()
+    }
+
     /// Worker threads running.
     pub fn workers_count(&self) -> usize {
         self.workers.len()
@@ -236,8 +256,12 @@ fn worker_loop(receiver: &Receiver<VerifyJob>, batch_len_max: usize, counters: &
         }
         counters.queued.release(batch.len());
         counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.batch_len.observe_len(batch.len());
         for job in batch.drain(..) {
             let outcome = job.outcome();
+            counters
+                .verify_seconds
+                .observe_duration(job.made_at.elapsed());
             // Counted before the callback runs, so whoever the callback notifies sees it.
             counters.completed.fetch_add(1, Ordering::Relaxed);
             // No catch_unwind: release builds abort on panic (a panic is a bug, and the process

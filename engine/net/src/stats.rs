@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use super::read_ahead::WireBytes;
+use crate::histogram::{Histogram, HistogramSnapshot};
 use crate::ingress::IdentityStoreStats;
 use crate::types::PkiId;
 
@@ -25,6 +26,8 @@ pub(crate) struct Stats {
     pub(crate) verified_inline_uncontended: AtomicU64,
     /// Socket bytes of every gossip connection, shared with each connection's stream.
     pub(crate) wire: Arc<WireBytes>,
+    /// How long messages wait in the inbound queue (shared with [`crate::inbound::Inbound`]).
+    pub(crate) inbound_wait: Arc<Histogram>,
     rejects: Mutex<HashMap<&'static str, u64>>,
     handshake_failures: Mutex<HashMap<&'static str, u64>>,
     refusals: Mutex<HashMap<&'static str, u64>>,
@@ -55,11 +58,25 @@ impl Stats {
         *self.overflow_by_peer.lock().entry(peer).or_default() += 1;
     }
 
-    /// The counters, with the ingress's count of skipped signature checks and its identity
-    /// store's counters.
-    pub(crate) fn snapshot(&self, ingress: &crate::ingress::Ingress) -> CommStats {
+    /// The counters, with the ingress's count of skipped signature checks, its identity
+    /// store's counters, the queues' lengths and the verifier pool's histograms.
+    pub(crate) fn snapshot(&self, shared: &super::comm::Shared) -> CommStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let ingress = &shared.ingress;
+        let sends = shared.store.queued_sends();
+        let pool = shared.verifier_pool.as_ref();
         CommStats {
+            queues: QueueLens {
+                inbound: shared.inbound.len(),
+                verify: pool.map_or(0, crate::pool::VerifierPool::queue_len),
+                send_lanes: sends.lanes,
+                pending_dial: sends.pending_dial,
+            },
+            inbound_wait_seconds: self.inbound_wait.snapshot(),
+            verify_pool_seconds: pool.map(|p| p.verify_seconds()).unwrap_or_default(),
+            verify_batch_len: pool
+                .map(|p| p.batch_len())
+                .unwrap_or_else(|| Histogram::count(crate::histogram::LEN_BOUNDS).snapshot()),
             messages_sent: load(&self.messages_sent),
             messages_received: load(&self.messages_received),
             overflow_count: load(&self.overflow_count),
@@ -91,9 +108,31 @@ impl Stats {
     }
 }
 
+/// Items waiting in the comm's queues at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueLens {
+    /// Messages that passed ingress, waiting for the driver.
+    pub inbound: usize,
+    /// Signature-check jobs waiting for a verifier thread.
+    pub verify: usize,
+    /// Envelopes in the send lanes of every connection.
+    pub send_lanes: usize,
+    /// Envelopes waiting for a dial to their peer to end.
+    pub pending_dial: usize,
+}
+
 /// A point-in-time copy of the comm counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommStats {
+    /// Queue lengths when the copy was taken.
+    pub queues: QueueLens,
+    /// Time from a message passing ingress to the driver taking it from the inbound queue.
+    pub inbound_wait_seconds: HistogramSnapshot,
+    /// Time from a verification job's submission to the pool to its checks' end (queue wait
+    /// included; checks run on the connection task are not in it).
+    pub verify_pool_seconds: HistogramSnapshot,
+    /// Jobs per batch a verifier thread took off its queue.
+    pub verify_batch_len: HistogramSnapshot,
     /// Envelopes written to a stream (ConnEstablish excluded).
     pub messages_sent: u64,
     /// Envelopes that passed ingress and reached the inbound queue.

@@ -14,35 +14,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Control, Node, WAIT, core_yaml, free_port, one_org_peers, start_with, wait_exit};
+use common::{
+    Control, Node, WAIT, core_yaml, free_port, inject, join, ledger_height, one_org_peers,
+    start_with, wait_exit, wait_height,
+};
 use gossip_node::ledger::LEDGER_FILE_NAME;
 use serde_json::{Value, json};
-
-const CHANNEL: &str = "mychannel";
-
-fn ledger_height(ctl: &mut Control) -> u64 {
-    let reply = ctl.ok(json!({"op": "ledger_height", "channel": CHANNEL}));
-    reply["height"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{reply}"))
-}
-
-/// Polls `ledger_height` until it is `height`.
-fn wait_height(ctl: &mut Control, node: &Node, height: u64) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let got = ledger_height(ctl);
-        if got == height {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "height {got}, not {height}\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Reads event lines until a `block` event for `seq`; returns the block numbers delivered up to it.
 fn blocks_until(ctl: &mut Control, node: &Node, seq: u64) -> Vec<u64> {
@@ -63,14 +40,6 @@ fn blocks_until(ctl: &mut Control, node: &Node, seq: u64) -> Vec<u64> {
             node.log_text()
         );
     }
-}
-
-fn join(ctl: &mut Control) {
-    ctl.ok(json!({"op": "join_channel", "channel": CHANNEL, "orgs": ["Org1MSP"], "anchors": []}));
-}
-
-fn inject(ctl: &mut Control, seq: u64) {
-    ctl.ok(json!({"op": "inject_block", "channel": CHANNEL, "seq": seq, "size_bytes": 512}));
 }
 
 #[test]

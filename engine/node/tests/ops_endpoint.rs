@@ -13,7 +13,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Control, WAIT, core_yaml, free_port, one_org_peers, start, wait_exit};
+use common::{
+    Control, WAIT, core_yaml, free_port, inject, join, one_org_peers, start, wait_exit, wait_height,
+};
 use serde_json::{Value, json};
 
 /// One request with `Connection: close`; returns the status code and the body.
@@ -44,6 +46,111 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
+/// A core.yaml with the operations endpoint on `ops` and `metrics.provider: prometheus`.
+fn ops_yaml(name: &str, port: u16, bootstrap_port: u16, ops: SocketAddr) -> String {
+    core_yaml(name, port, bootstrap_port).replace(
+        "listenAddress: \"\"",
+        &format!("listenAddress: {ops}\nmetrics:\n  provider: prometheus"),
+    )
+}
+
+/// The value of the sample `series` (exact, labels included) in a `/metrics` text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(s, _)| *s == series)
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+/// `/metrics` of `ops`, polled until the endpoint answers.
+fn scrape(ops: SocketAddr, node: &common::Node) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok((200, text)) = http(ops, "GET", "/metrics", "") {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no /metrics\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Two nodes: blocks injected at the first reach the second, which commits them. The second's
+/// `/metrics` then shows Fabric's commit-duration histogram with one observation per committed
+/// block, and live values in our stage histograms and queue gauges.
+#[test]
+fn metrics_show_commit_durations_and_stage_histograms_with_live_values() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let peers = one_org_peers(tmp.path(), 2);
+    let ports = [free_port(), free_port()];
+    let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    for (i, (name, dir)) in peers.iter().enumerate() {
+        let yaml = if i == 1 {
+            ops_yaml(name, ports[1], ports[0], ops)
+        } else {
+            core_yaml(name, ports[0], ports[0])
+        };
+        std::fs::write(dir.join("core.yaml"), yaml).expect("core.yaml");
+    }
+    let nodes: Vec<common::Node> = peers
+        .iter()
+        .map(|(name, dir)| start(bin, dir, name))
+        .collect();
+    let mut ctls: Vec<Control> = nodes.iter().map(Control::connect).collect();
+    for ctl in &mut ctls {
+        join(ctl);
+    }
+    for seq in 1..=5 {
+        inject(&mut ctls[0], seq);
+    }
+    wait_height(&mut ctls[1], &nodes[1], 6);
+
+    let text = scrape(ops, &nodes[1]);
+    assert!(
+        text.contains("# TYPE gossip_state_commit_duration histogram\n"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"gossip_state_commit_duration_count{channel="mychannel"}"#
+        ),
+        Some(5.0),
+        "one observation per committed block\n{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"gossip_state_commit_duration_bucket{channel="mychannel",le="+Inf"}"#
+        ),
+        Some(5.0),
+        "{text}"
+    );
+    for positive in [
+        "gossip_engine_commit_seconds_count",
+        "gossip_engine_handle_seconds_count",
+        "gossip_engine_inbound_wait_seconds_count",
+    ] {
+        assert!(
+            sample(&text, positive).is_some_and(|v| v > 0.0),
+            "{positive}\n{text}"
+        );
+    }
+    for present in [
+        r#"gossip_engine_queue_len{queue="inbound"}"#,
+        r#"gossip_engine_queue_len{queue="send_lanes"}"#,
+        r#"gossip_engine_queue_len{queue="commit"}"#,
+        "gossip_engine_verify_pool_seconds_count",
+        "gossip_engine_identities",
+    ] {
+        assert!(sample(&text, present).is_some(), "{present}\n{text}");
+    }
+}
+
 #[test]
 fn operations_endpoint_serves_metrics_health_logspec_and_version() {
     let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
@@ -52,11 +159,7 @@ fn operations_endpoint_serves_metrics_health_logspec_and_version() {
     let (name, dir) = &peers[0];
     let port = free_port();
     let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let yaml = core_yaml(name, port, port).replace(
-        "listenAddress: \"\"",
-        &format!("listenAddress: {ops}\nmetrics:\n  provider: prometheus"),
-    );
-    std::fs::write(dir.join("core.yaml"), yaml).expect("core.yaml");
+    std::fs::write(dir.join("core.yaml"), ops_yaml(name, port, port, ops)).expect("core.yaml");
     let mut node = start(bin, dir, name);
 
     // Up once /healthz answers.

@@ -12,11 +12,32 @@ pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest `/metrics` reply read.
 const REPLY_LEN_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Fabric's counters loadgen reads from `/metrics` at the end of a run.
+/// The samples loadgen reads from `/metrics` at the end of a run: Fabric's counters, and the
+/// sums and counts of gossip-node's stage histograms ([`STAGES`]).
 pub const COUNTERS_READ: &[&str] = &[
     "gossip_comm_messages_sent",
     "gossip_comm_messages_received",
     "gossip_comm_overflow_count",
+    "gossip_engine_verify_pool_seconds_sum",
+    "gossip_engine_verify_pool_seconds_count",
+    "gossip_engine_inbound_wait_seconds_sum",
+    "gossip_engine_inbound_wait_seconds_count",
+    "gossip_engine_handle_seconds_sum",
+    "gossip_engine_handle_seconds_count",
+    "gossip_engine_commit_seconds_sum",
+    "gossip_engine_commit_seconds_count",
+    "gossip_engine_verify_batch_len_sum",
+    "gossip_engine_verify_batch_len_count",
+];
+
+/// gossip-node's stage histograms (`gossip_engine_<stage>` in `/metrics`) whose means the
+/// report gives.
+pub const STAGES: &[&str] = &[
+    "verify_pool_seconds",
+    "inbound_wait_seconds",
+    "handle_seconds",
+    "commit_seconds",
+    "verify_batch_len",
 ];
 
 /// `GET /metrics`: the body of a 200 reply.
@@ -40,8 +61,8 @@ pub fn scrape(addr: SocketAddr) -> std::io::Result<String> {
     Ok(body.to_owned())
 }
 
-/// The unlabelled samples named in `names` (integers; others skipped).
-pub fn counters(text: &str, names: &[&str]) -> BTreeMap<String, u64> {
+/// The unlabelled samples named in `names` (numbers; others skipped).
+pub fn counters(text: &str, names: &[&str]) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once(' '))
@@ -63,8 +84,8 @@ mod tests {
                     gossip_state_height{channel=\"c\"} 3\n\
                     gossip_comm_overflow_count x\n";
         let got = counters(text, COUNTERS_READ);
-        assert_eq!(got.get("gossip_comm_messages_sent"), Some(&42));
-        assert_eq!(got.get("gossip_comm_messages_received"), Some(&7));
+        assert_eq!(got.get("gossip_comm_messages_sent"), Some(&42.0));
+        assert_eq!(got.get("gossip_comm_messages_received"), Some(&7.0));
         assert_eq!(got.len(), 2, "labelled and non-numeric skipped");
     }
 }

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod html;
 pub mod kills;
 pub mod kinds;
+pub mod stages;
 pub mod summary;
 pub mod timeseries;
 
@@ -137,6 +138,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
     path_figures(c, &mut put);
     kills::kill_figures(c, &mut put);
+    stages::stage_figures(&out.stats_after, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);

@@ -14,19 +14,25 @@
 //! | `gossip_state_height` | gauge | channel | the ledger height (blocks committed) |
 //! | `gossip_payload_buffer_size` | gauge | channel | blocks in the reorder buffer |
 //!
+//! | `gossip_state_commit_duration` | histogram | channel | each block's ledger transaction time (s) |
+//!
 //! Fabric metrics **not** exported, because we have nothing true to put in them:
 //! - `gossip_leader_election_leader`: leader election is not implemented (static org leaders).
-//! - `gossip_state_commit_duration`: commits are not timed yet (no histogram is kept).
 //! - `gossip_privdata_*_duration`: private data is not implemented.
 //!
 //! Ours are under the prefix `gossip_engine_` (counters end in `_total`, as Prometheus names
-//! them; units in the name): see [`ENGINE_METRICS`] and the labelled families in [`render`].
-//! Not exported yet (not measured by the driver): queue depths, verification batch sizes and
-//! per-stage latency histograms.
+//! them; units in the name): see [`ENGINE_METRICS`] and the labelled families in [`render`],
+//! among them the queue lengths (`gossip_engine_queue_len{queue}`), refusals by reason, the
+//! identity store, and the per-stage histograms (`gossip_engine_verify_pool_seconds`,
+//! `gossip_engine_verify_batch_len`, `gossip_engine_inbound_wait_seconds`,
+//! `gossip_engine_handle_seconds`, `gossip_engine_commit_seconds`).
 
 use gossip_engine::handle::GossipStats;
 use gossip_engine::node::ChannelSummary;
+use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use super::families;
 
 /// The `Content-Type` of a `/metrics` reply.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -298,9 +304,138 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     channels.set(i64::try_from(s.channels.len()).unwrap_or(i64::MAX));
     registry.register(Box::new(channels))?;
 
+    render_queues_and_identities(s, &registry)?;
+    let mut families = registry.gather();
+    // A family without a series (no channel committed yet) is left out: the encoder refuses it.
+    families.extend(
+        histograms(s)
+            .into_iter()
+            .filter(|f| !f.get_metric().is_empty()),
+    );
+    families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
-    prometheus::TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    prometheus::TextEncoder::new().encode(&families, &mut out)?;
     String::from_utf8(out).map_err(|_| MetricsError::Utf8)
+}
+
+/// Queue lengths, refusals and the identity store's counters.
+fn render_queues_and_identities(
+    s: &MetricsSnapshot,
+    registry: &Registry,
+) -> Result<(), MetricsError> {
+    let c = &s.stats.comm;
+    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let queues = IntGaugeVec::new(
+        Opts::new(
+            format!("{PREFIX}queue_len"),
+            "Items waiting in a queue now, by queue.",
+        ),
+        &["queue"],
+    )?;
+    for (queue, len) in [
+        ("inbound", c.queues.inbound as u64),
+        ("verify", c.queues.verify as u64),
+        ("send_lanes", c.queues.send_lanes as u64),
+        ("pending_dial", c.queues.pending_dial as u64),
+        ("commit", s.stats.driver.ledger_commit_waiting_len),
+    ] {
+        queues.with_label_values(&[queue]).set(gauge(len));
+    }
+    registry.register(Box::new(queues))?;
+    let refusals = IntCounterVec::new(
+        Opts::new(
+            format!("{PREFIX}refusals_total"),
+            "Resources a peer asked for and was refused because a bound was reached, by reason.",
+        ),
+        &["reason"],
+    )?;
+    for (reason, n) in &c.refusals {
+        refusals.with_label_values(&[*reason]).inc_by(*n);
+    }
+    registry.register(Box::new(refusals))?;
+    let ids = &c.identities;
+    let held = IntGauge::new(format!("{PREFIX}identities"), "Identities stored.")?;
+    held.set(gauge(ids.len));
+    registry.register(Box::new(held))?;
+    let removed = IntCounterVec::new(
+        Opts::new(
+            format!("{PREFIX}identities_removed_total"),
+            "Identities evicted or purged from the identity store, by why.",
+        ),
+        &["why"],
+    )?;
+    for (why, n) in [
+        ("evicted_expired", ids.evicted_expired),
+        ("evicted_lru", ids.evicted_lru),
+        ("purged_expired", ids.purged_expired),
+        ("purged_unused", ids.purged_unused),
+    ] {
+        removed.with_label_values(&[why]).inc_by(n);
+    }
+    registry.register(Box::new(removed))?;
+    let refused = IntCounterVec::new(
+        Opts::new(
+            format!("{PREFIX}identities_refused_total"),
+            "Identities the store refused, by why.",
+        ),
+        &["why"],
+    )?;
+    for (why, n) in [
+        ("full", ids.refused_full),
+        ("not_a_peer", ids.refused_not_a_peer),
+        ("invalid", ids.refused_invalid),
+    ] {
+        refused.with_label_values(&[why]).inc_by(n);
+    }
+    registry.register(Box::new(refused))?;
+    Ok(())
+}
+
+/// Fabric's commit duration per channel and our stage histograms.
+fn histograms(s: &MetricsSnapshot) -> Vec<MetricFamily> {
+    let (c, d) = (&s.stats.comm, &s.stats.driver);
+    let mut families = vec![families::histogram_family(
+        "gossip_state_commit_duration",
+        "Time it takes to commit a block in seconds",
+        &["channel"],
+        d.commit_duration_by_channel
+            .iter()
+            .map(|(channel, histogram)| families::Series {
+                labels: vec![String::from_utf8_lossy(channel).into_owned()],
+                histogram,
+            })
+            .collect(),
+    )];
+    for (name, help, h) in [
+        (
+            "verify_pool_seconds",
+            "Time from a verification job's making to its checks' end on the verifier pool, queue wait included.",
+            &c.verify_pool_seconds,
+        ),
+        (
+            "verify_batch_len",
+            "Jobs per batch a verifier thread took off its queue.",
+            &c.verify_batch_len,
+        ),
+        (
+            "inbound_wait_seconds",
+            "Time from a message passing ingress to the driver taking it from the inbound queue.",
+            &c.inbound_wait_seconds,
+        ),
+        (
+            "handle_seconds",
+            "Time the node took over one inbound message, its outputs handed on included.",
+            &d.handle_seconds,
+        ),
+        (
+            "commit_seconds",
+            "Time of one ledger transaction (a batch of blocks of one channel).",
+            &d.commit_seconds,
+        ),
+    ] {
+        families.push(families::single(&format!("{PREFIX}{name}"), help, h));
+    }
+    families
 }
 
 #[cfg(test)]
@@ -386,10 +521,83 @@ mod tests {
             !text.contains("gossip_leader_election_leader"),
             "not measured"
         );
-        assert!(
-            !text.contains("gossip_state_commit_duration"),
-            "not measured"
+    }
+
+    #[test]
+    fn histograms_render_with_cumulative_buckets_count_and_sum() {
+        use gossip_engine::histogram::{DEFAULT_BOUNDS_S, Histogram, LEN_BOUNDS};
+        use std::time::Duration;
+        let mut s = snapshot();
+        let commit = Histogram::seconds(DEFAULT_BOUNDS_S);
+        commit.observe_duration(Duration::from_millis(3));
+        commit.observe_duration(Duration::from_millis(30));
+        s.stats
+            .driver
+            .commit_duration_by_channel
+            .insert(Bytes::from_static(b"mychannel"), commit.snapshot());
+        let batches = Histogram::count(LEN_BOUNDS);
+        batches.observe_len(3);
+        s.stats.comm.verify_batch_len = batches.snapshot();
+        s.stats.comm.queues.send_lanes = 17;
+        s.stats.comm.refusals.insert("handshakes_full", 2);
+        let text = render(&s).expect("render");
+        assert!(text.contains("# TYPE gossip_state_commit_duration histogram\n"));
+        let commit = |le: &str| {
+            format!(r#"gossip_state_commit_duration_bucket{{channel="mychannel",le="{le}"}}"#)
+        };
+        assert_eq!(
+            line(&text, &commit("0.005")),
+            Some(format!("{} 1", commit("0.005")).as_str())
         );
+        assert_eq!(
+            line(&text, &commit("0.025")),
+            Some(format!("{} 1", commit("0.025")).as_str())
+        );
+        assert_eq!(
+            line(&text, &commit("0.05")),
+            Some(format!("{} 2", commit("0.05")).as_str())
+        );
+        assert_eq!(
+            line(&text, &commit("+Inf")),
+            Some(format!("{} 2", commit("+Inf")).as_str())
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"gossip_state_commit_duration_count{channel="mychannel"}"#
+            ),
+            Some(r#"gossip_state_commit_duration_count{channel="mychannel"} 2"#)
+        );
+        assert_eq!(
+            line(&text, r#"gossip_engine_verify_batch_len_bucket{le="4"}"#),
+            Some(r#"gossip_engine_verify_batch_len_bucket{le="4"} 1"#)
+        );
+        assert_eq!(
+            line(&text, "gossip_engine_verify_batch_len_sum"),
+            Some("gossip_engine_verify_batch_len_sum 3")
+        );
+        assert_eq!(
+            line(&text, r#"gossip_engine_queue_len{queue="send_lanes"}"#),
+            Some(r#"gossip_engine_queue_len{queue="send_lanes"} 17"#)
+        );
+        assert_eq!(
+            line(
+                &text,
+                r#"gossip_engine_refusals_total{reason="handshakes_full"}"#
+            ),
+            Some(r#"gossip_engine_refusals_total{reason="handshakes_full"} 2"#)
+        );
+        for stage in [
+            "verify_pool_seconds",
+            "inbound_wait_seconds",
+            "handle_seconds",
+            "commit_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE gossip_engine_{stage} histogram\n")),
+                "{stage}"
+            );
+        }
     }
 
     #[test]

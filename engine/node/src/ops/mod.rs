@@ -13,6 +13,7 @@
 //! within [`HEADER_READ_TIMEOUT`] (or no TLS handshake within it) is closed.
 
 pub mod config;
+mod families;
 pub mod health;
 pub mod metrics;
 mod tls;

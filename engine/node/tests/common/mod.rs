@@ -227,3 +227,41 @@ pub fn one_org_peers(root: &Path, peers: usize) -> Vec<(String, PathBuf)> {
         })
         .collect()
 }
+
+/// The channel of the ledger tests.
+pub const CHANNEL: &str = "mychannel";
+
+/// The node's ledger height of [`CHANNEL`] (control `ledger_height`).
+pub fn ledger_height(ctl: &mut Control) -> u64 {
+    let reply = ctl.ok(json!({"op": "ledger_height", "channel": CHANNEL}));
+    reply["height"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{reply}"))
+}
+
+/// Polls `ledger_height` until it is `height`.
+pub fn wait_height(ctl: &mut Control, node: &Node, height: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = ledger_height(ctl);
+        if got == height {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "height {got}, not {height}\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Joins [`CHANNEL`] with org `Org1MSP`, no anchors.
+pub fn join(ctl: &mut Control) {
+    ctl.ok(json!({"op": "join_channel", "channel": CHANNEL, "orgs": ["Org1MSP"], "anchors": []}));
+}
+
+/// Injects block `seq` of [`CHANNEL`] (512 bytes) at the node.
+pub fn inject(ctl: &mut Control, seq: u64) {
+    ctl.ok(json!({"op": "inject_block", "channel": CHANNEL, "seq": seq, "size_bytes": 512}));
+}
