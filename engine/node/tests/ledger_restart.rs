@@ -12,7 +12,7 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{
     Control, Node, WAIT, core_yaml, free_port, inject, join, ledger_height, one_org_peers,
