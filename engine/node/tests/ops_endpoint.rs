@@ -242,3 +242,106 @@ fn operations_endpoint_serves_metrics_health_logspec_and_version() {
     ctl.ok(json!({"op": "shutdown"}));
     assert!(wait_exit(&mut node).success(), "{}", node.log_text());
 }
+
+/// `GET /healthz` over TLS, trusting `ca`, presenting `client` (certificate and key files) if
+/// given; the reply's status line, or the error that ended the exchange.
+fn tls_healthz(
+    ops: SocketAddr,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<String, String> {
+    use gossip_engine::tls::{parse_cert_chain, parse_key};
+    let read = |p: &Path| std::fs::read_to_string(p).expect("pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in parse_cert_chain(&read(ca)).expect("ca") {
+        roots.add(cert).expect("root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                parse_cert_chain(&read(cert)).expect("cert"),
+                parse_key(&read(key)).expect("key"),
+            )
+            .expect("client cert"),
+        None => builder.with_no_client_auth(),
+    };
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(ops).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    tls.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+    Ok(reply.lines().next().unwrap_or_default().to_owned())
+}
+
+/// `operations.tls` with `clientAuthRequired`: a client with a certificate of the org's TLS CA
+/// gets `/healthz`; a client without a certificate, and one whose certificate another CA issued,
+/// are refused at the TLS handshake and get no reply.
+#[test]
+fn operations_tls_requires_a_client_certificate_of_a_trusted_ca() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let peers = one_org_peers(tmp.path(), 2);
+    let stranger = one_org_peers(&tmp.path().join("other-pki"), 1).remove(0).1;
+    let (name, dir) = &peers[0];
+    let port = free_port();
+    let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let yaml = core_yaml(name, port, port).replace(
+        "listenAddress: \"\"",
+        &format!(
+            "listenAddress: {ops}\n  tls:\n    enabled: true\n    clientAuthRequired: true\n    \
+             cert:\n      file: tls/server.crt\n    key:\n      file: tls/server.key\n    \
+             clientRootCAs:\n      files:\n        - tls/ca.crt"
+        ),
+    );
+    std::fs::write(dir.join("core.yaml"), yaml).expect("core.yaml");
+    let node = start(bin, dir, name);
+    let ca = dir.join("tls/ca.crt");
+    let client_dir = &peers[1].1;
+    let client = (
+        client_dir.join("tls/server.crt"),
+        client_dir.join("tls/server.key"),
+    );
+    let trusted = Some((client.0.as_path(), client.1.as_path()));
+
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        match tls_healthz(ops, &ca, trusted) {
+            Ok(status) => break status,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "no TLS operations endpoint: {e}\n{}",
+                node.log_text()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, "HTTP/1.1 200 OK");
+
+    let refused = tls_healthz(ops, &ca, None);
+    assert!(refused.is_err(), "no client certificate: {refused:?}");
+    let foreign = (
+        stranger.join("tls/server.crt"),
+        stranger.join("tls/server.key"),
+    );
+    let refused = tls_healthz(ops, &ca, Some((foreign.0.as_path(), foreign.1.as_path())));
+    assert!(refused.is_err(), "a certificate of another CA: {refused:?}");
+    assert_eq!(
+        tls_healthz(ops, &ca, trusted).as_deref(),
+        Ok("HTTP/1.1 200 OK"),
+        "the endpoint still serves"
+    );
+}
