@@ -1,8 +1,10 @@
 //! Starts one real `gossip-node` with its operations endpoint on a free port and
 //! `metrics.provider: prometheus`, joins a channel over the control protocol, then checks
 //! `/metrics` (Fabric's names and ours), `/healthz` (200, Fabric's body), `/logspec` (GET, PUT,
-//! GET again; a bad spec is 400), `/version`, and that the node stops cleanly. The HTTP client is
-//! a raw HTTP/1.1 request over a TcpStream. Every wait is bounded.
+//! GET again; a bad spec is 400), `/version`, and that the node stops cleanly. Two more tests:
+//! live values in the commit-duration and stage histograms of a node that received and
+//! committed blocks; TLS with client authentication. The HTTP client is a raw HTTP/1.1 request
+//! over a TcpStream (in rustls for TLS). Every wait is bounded.
 
 #![allow(clippy::disallowed_methods)] // bounded waits on the real clock
 
