@@ -347,3 +347,80 @@ fn operations_tls_requires_a_client_certificate_of_a_trusted_ca() {
         "the endpoint still serves"
     );
 }
+
+/// `/healthz` status and body of `ops` (polled until the endpoint answers).
+fn healthz(ops: SocketAddr, node: &common::Node) -> (u16, Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok((status, body)) = http(ops, "GET", "/healthz", "") {
+            return (status, json_of(&body));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no /healthz\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `/healthz` until its status is `want`; returns the body.
+fn healthz_until(ops: SocketAddr, node: &common::Node, want: u16) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = healthz(ops, node);
+        if status == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz {status}, not {want}: {body}\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A node cut off from its only peer: `/healthz` is 200 while the peer is alive, 503 with the
+/// `gossip.membership` check once the peer is presumed dead, and 200 again when the peer is back.
+/// `aliveExpirationTimeout` is 3 s here (Fabric: 25 s) so the test does not wait 25 s twice.
+#[test]
+fn healthz_turns_503_when_the_node_is_cut_off_and_200_when_it_is_back() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let peers = one_org_peers(tmp.path(), 2);
+    let ports = [free_port(), free_port()];
+    let ops = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let expiry = |yaml: String| {
+        yaml.replace(
+            "aliveTimeInterval: 1s",
+            "aliveTimeInterval: 1s\n    aliveExpirationTimeout: 3s",
+        )
+    };
+    for (i, (name, dir)) in peers.iter().enumerate() {
+        let yaml = if i == 1 {
+            ops_yaml(name, ports[1], ports[0], ops)
+        } else {
+            core_yaml(name, ports[0], ports[1])
+        };
+        std::fs::write(dir.join("core.yaml"), expiry(yaml)).expect("core.yaml");
+    }
+    let (name0, dir0) = &peers[0];
+    let mut peer = start(bin, dir0, name0);
+    let node = start(bin, &peers[1].1, &peers[1].0);
+    let body = healthz_until(ops, &node, 200);
+    assert_eq!(body["status"], "OK", "{body}");
+
+    peer.child.kill().expect("SIGKILL");
+    assert!(!wait_exit(&mut peer).success());
+    let body = healthz_until(ops, &node, 503);
+    assert_eq!(body["status"], "Service Unavailable", "{body}");
+    assert_eq!(
+        body["failed_checks"][0]["component"], "gossip.membership",
+        "{body}"
+    );
+
+    let _peer = start(bin, dir0, name0);
+    let body = healthz_until(ops, &node, 200);
+    assert!(body.get("failed_checks").is_none(), "{body}");
+}

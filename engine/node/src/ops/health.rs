@@ -4,6 +4,10 @@
 //!
 //! Checks:
 //! - `gossip`: the gossip instance answers (its driver task runs, so its server serves).
+//! - `gossip.membership`: no peer is alive, and the node has bootstrap peers or knew peers that
+//!   it now presumes dead (none sent an alive message within `aliveExpirationTimeout`): it is cut
+//!   off from the network. A node without bootstrap peers that never knew one (the first of a
+//!   network, or a network of one) passes. A node with bootstrap peers fails until it reaches one.
 //! - `ledger:<channel>`: our ledger height lags the highest height a peer of the channel
 //!   advertises in its StateInfo by more than [`ledger_lag_max_blocks`] blocks: twice
 //!   `peer.gossip.state.blockBufferSize` (2 × 20 = 40 by default), the most a peer can trail
@@ -58,6 +62,25 @@ impl HealthStatus {
     pub fn is_ok(&self) -> bool {
         self.failed_checks.is_empty()
     }
+}
+
+/// The `gossip.membership` check over the counts of alive and dead members (self excluded) and
+/// whether bootstrap peers are configured.
+pub fn membership_check(
+    members_alive: usize,
+    members_dead: usize,
+    has_bootstrap_peers: bool,
+) -> Option<FailedCheck> {
+    if members_alive > 0 || (members_dead == 0 && !has_bootstrap_peers) {
+        return None;
+    }
+    Some(FailedCheck {
+        component: "gossip.membership".into(),
+        reason: format!(
+            "cut off: no peer alive ({members_dead} known peers presumed dead: no alive message \
+             within aliveExpirationTimeout)"
+        ),
+    })
 }
 
 /// The ledger-lag threshold: `2 × state.blockBufferSize` blocks.
@@ -140,6 +163,23 @@ mod tests {
             failed[0].reason.contains("by 201 blocks"),
             "{}",
             failed[0].reason
+        );
+    }
+
+    #[test]
+    fn a_node_with_no_peer_alive_is_cut_off_unless_it_never_expected_one() {
+        assert_eq!(membership_check(0, 0, false), None, "a network of one");
+        assert_eq!(membership_check(2, 3, true), None, "some peers alive");
+        let failed = membership_check(0, 3, false).expect("cut off");
+        assert_eq!(failed.component, "gossip.membership");
+        assert!(
+            failed.reason.contains("3 known peers presumed dead"),
+            "{}",
+            failed.reason
+        );
+        assert!(
+            membership_check(0, 0, true).is_some(),
+            "bootstrap peers configured, none reached"
         );
     }
 

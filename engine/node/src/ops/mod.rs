@@ -90,6 +90,9 @@ pub struct OpsContext {
     pub ledger_lag_max_blocks: u64,
     /// The fault hook's drop counter, when on.
     pub fault_dropped: Option<Arc<AtomicU64>>,
+    /// Whether the node has bootstrap peers (other than itself): with none alive, it is cut off
+    /// ([`health::membership_check`]).
+    pub has_bootstrap_peers: bool,
 }
 
 /// A running endpoint.
@@ -249,8 +252,26 @@ async fn metrics_text(State(ctx): State<Arc<OpsContext>>) -> Response {
 }
 
 async fn healthz(State(ctx): State<Arc<OpsContext>>) -> Response {
-    let failed = match ctx.handle.channel_summaries().await {
-        Ok(channels) => health::ledger_lag_checks(&channels, ctx.ledger_lag_max_blocks),
+    let answered = async {
+        let stats = ctx.handle.stats().await?;
+        let channels = ctx.handle.channel_summaries().await?;
+        Ok::<_, gossip_engine::GossipError>((stats, channels))
+    };
+    let failed = match answered.await {
+        Ok((stats, channels)) => {
+            let node = &stats.node;
+            health::membership_check(
+                node.members_alive,
+                node.members_dead,
+                ctx.has_bootstrap_peers,
+            )
+            .into_iter()
+            .chain(health::ledger_lag_checks(
+                &channels,
+                ctx.ledger_lag_max_blocks,
+            ))
+            .collect()
+        }
         Err(e) => vec![FailedCheck {
             component: "gossip".into(),
             reason: format!("the gossip instance does not answer: {e}"),

@@ -166,6 +166,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
             metrics: cfg.operations.metrics_provider,
             ledger_lag_max_blocks: health::ledger_lag_max_blocks(cfg.gossip.state_block_buffer_len),
             fault_dropped: fault_dropped.clone(),
+            has_bootstrap_peers: !cfg.bootstrap.is_empty(),
         },
         shutdown.subscribe(),
     )
