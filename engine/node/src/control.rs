@@ -79,6 +79,11 @@ pub enum Request {
         /// Channel name.
         channel: String,
     },
+    /// Whether this node leads a channel now (leader election, or static `orgLeader`).
+    Leader {
+        /// Channel name.
+        channel: String,
+    },
     /// Clean shutdown, as SIGTERM.
     Shutdown,
 }
@@ -97,6 +102,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         | Request::InjectBlock { channel, .. }
         | Request::PeersOfChannel { channel }
         | Request::LedgerHeight { channel }
+        | Request::Leader { channel }
             if channel.is_empty() =>
         {
             Err("bad request: empty channel".into())
@@ -265,6 +271,17 @@ const BLOCK_EVENT_LEN_TYPICAL_BYTES: usize = 192;
 /// A membership event line.
 pub fn membership_event(alive: usize, dead: usize) -> String {
     json!({"event": "membership", "alive": alive, "dead": dead}).to_string()
+}
+
+/// The `leadership` event line: this node became (`true`) or stopped being the channel's leader.
+pub fn leadership_event(channel: &[u8], leader: bool, unix_ns: u64) -> String {
+    json!({
+        "event": "leadership",
+        "channel": String::from_utf8_lossy(channel),
+        "leader": leader,
+        "unix_ns": unix_ns,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -299,6 +299,7 @@ impl TonicCluster {
                     handle.update_ledger_height(channel, height).await
                 }
                 Command::UpdateMetadata(metadata) => handle.update_metadata(metadata).await,
+                Command::YieldLeadership(channel) => handle.yield_leadership(channel).await,
                 Command::UpdateChaincodes {
                     channel,
                     chaincodes,
