@@ -444,6 +444,11 @@ impl<N> Cluster<N> for TonicCluster {
         Some(self.sorted(members.into_iter().map(|(m, _)| m.pki_id).collect()))
     }
 
+    fn is_leader(&mut self, i: usize, channel: &[u8]) -> Option<bool> {
+        let channel = Bytes::copy_from_slice(channel);
+        self.query(i, |h| async move { h.is_leader(channel).await })?
+    }
+
     fn alive_metadata(&self, to: usize, about: usize) -> Option<Bytes> {
         self.alive_seen.metadata(to, about).cloned()
     }
