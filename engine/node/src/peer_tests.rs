@@ -452,3 +452,34 @@ fn commit_linger_is_our_key_and_defaults_to_250_ms() {
         "zero means the default, as for Fabric's durations"
     );
 }
+
+#[test]
+fn election_keys_are_read_with_fabric_defaults() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    let e = &cfg.gossip.election;
+    assert!(
+        !e.use_leader_election && e.org_leader,
+        "sample: static org leader"
+    );
+    assert_eq!(e.startup_grace_period, Duration::from_secs(15));
+    assert_eq!(e.membership_sample_interval, Duration::from_secs(1));
+    assert_eq!(e.leader_election_duration, Duration::from_secs(5));
+    assert_eq!(cfg.gossip.leader_alive_threshold, Duration::from_secs(10));
+    let env = [
+        ("CORE_PEER_GOSSIP_USELEADERELECTION", "true"),
+        ("CORE_PEER_GOSSIP_ORGLEADER", "false"),
+        ("CORE_PEER_GOSSIP_ELECTION_LEADERELECTIONDURATION", "2s"),
+        ("CORE_PEER_GOSSIP_ELECTION_STARTUPGRACEPERIOD", "7s"),
+    ];
+    let cfg = load_text(SAMPLE, &env).expect("loads");
+    let e = &cfg.gossip.election;
+    assert!(e.use_leader_election && !e.org_leader);
+    assert_eq!(e.leader_election_duration, Duration::from_secs(2));
+    assert_eq!(e.startup_grace_period, Duration::from_secs(7));
+    let both = [("CORE_PEER_GOSSIP_USELEADERELECTION", "true")];
+    let refused = load_text(SAMPLE, &both).expect_err("both true").to_string();
+    assert!(
+        refused.contains("orgLeader and useLeaderElection"),
+        "{refused}"
+    );
+}
