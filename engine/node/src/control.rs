@@ -433,3 +433,24 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod leadership_tests {
+    use super::*;
+
+    #[test]
+    fn leader_request_and_leadership_event() {
+        assert_eq!(
+            parse_request(r#"{"op":"leader","channel":"mychannel"}"#),
+            Ok(Request::Leader {
+                channel: "mychannel".into()
+            })
+        );
+        assert!(parse_request(r#"{"op":"leader","channel":""}"#).is_err());
+        let line: Value = serde_json::from_str(&leadership_event(b"mychannel", true, 42)).unwrap();
+        assert_eq!(
+            line,
+            json!({"event":"leadership","channel":"mychannel","leader":true,"unix_ns":42})
+        );
+    }
+}
