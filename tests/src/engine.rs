@@ -65,6 +65,10 @@ impl SimNode for Node {
         sorted(self.dead_peers().into_iter().map(|m| m.pki_id).collect())
     }
 
+    fn is_leader(&self, channel: &[u8]) -> Option<bool> {
+        Node::is_leader(self, channel)
+    }
+
     fn channel_members(&self, channel: &[u8]) -> Vec<PkiId> {
         sorted(
             self.peers_of_channel(channel)

@@ -24,6 +24,7 @@
 pub mod alive_seen;
 pub mod byzantine;
 pub mod checkers;
+pub mod election;
 pub mod engine;
 pub mod fabric;
 pub mod faults;

@@ -43,6 +43,10 @@ pub trait SimNode: Sized {
     fn dead_members(&self) -> Vec<PkiId>;
     /// PKI-IDs of the peers known to be in `channel`, sorted.
     fn channel_members(&self, channel: &[u8]) -> Vec<PkiId>;
+    /// Whether the node leads `channel`; `None` when not joined (or no leader election).
+    fn is_leader(&self, _channel: &[u8]) -> Option<bool> {
+        None
+    }
 }
 
 /// A node's channel name as `Bytes`.

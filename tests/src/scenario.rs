@@ -80,6 +80,19 @@ pub enum Bootstrap {
     Explicit(Vec<Vec<usize>>),
 }
 
+/// Which leader each org of a channel must have ([`Op::AwaitLeaders`], [`Op::HoldLeaders`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaderRule {
+    /// Exactly one per org: its up, joined peer with the lowest PKI-ID.
+    Lowest,
+    /// Exactly one per org, any.
+    One,
+    /// Exactly one per org, and it is none of these nodes.
+    NoneOf(Vec<usize>),
+    /// Exactly one per org, and in the org of each listed node it is that node.
+    Nodes(Vec<usize>),
+}
+
 /// A custom step.
 pub type CustomStep<N> = Arc<dyn Fn(&mut Sim<N>) -> Result<(), String> + Send + Sync>;
 
@@ -166,6 +179,31 @@ pub enum Op<N> {
         channel: &'static str,
         /// Deadline.
         within: Duration,
+    },
+    /// Until `within`: among the up nodes joined to `channel`, each org's leaders (by the nodes'
+    /// own answers) follow `rule` (leader election, spec 3.10).
+    AwaitLeaders {
+        /// The channel.
+        channel: &'static str,
+        /// The rule.
+        rule: LeaderRule,
+        /// Deadline.
+        within: Duration,
+    },
+    /// For `duration`, checked every [`Cluster`](crate::transport::Cluster) check period: the
+    /// leaders follow `rule` throughout.
+    HoldLeaders {
+        /// The channel.
+        channel: &'static str,
+        /// The rule.
+        rule: LeaderRule,
+        /// How long.
+        duration: Duration,
+    },
+    /// Crash every up node that leads `channel` now.
+    CrashLeaders {
+        /// The channel.
+        channel: &'static str,
     },
     /// Anything else; an `Err` is a liveness failure. Sim-only.
     Custom(CustomStep<N>),

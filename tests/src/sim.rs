@@ -323,6 +323,11 @@ impl<N: SimNode> Sim<N> {
         self.slots[i].signer.pki_id()
     }
 
+    /// The MSP id of node `i`'s org.
+    pub fn org_id(&self, i: usize) -> OrgId {
+        self.slots[i].org_id.clone()
+    }
+
     /// Node index of a PKI-ID.
     pub fn index_of(&self, pki_id: &PkiId) -> Option<usize> {
         self.by_pki.get(pki_id).copied()

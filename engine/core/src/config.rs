@@ -19,6 +19,11 @@ pub enum ConfigError {
     /// Fabric's servers disconnect clients that ping more often than every 60 s.
     #[error("keepalive_interval below 60s would be refused by Fabric peers (too_many_pings)")]
     KeepaliveTooFrequent,
+    /// `useLeaderElection` and `orgLeader` are both true (Fabric aborts on it).
+    #[error(
+        "Setting both orgLeader and useLeaderElection to true isn't supported, aborting execution"
+    )]
+    ElectionAndOrgLeader,
 }
 
 /// The protocol settings of `peer.gossip.*` (spec 4.1), with Fabric's defaults. Derived values
@@ -92,10 +97,44 @@ pub struct GossipConfig {
     /// that: at Fabric's `digestWaitTime` (1 s) spacing, scenario A at N = 25 reached 0.715 of its
     /// blocks at every peer, at 100 ms all of them (`results/cluster-runs.md`, "Fourteenth round").
     pub pull_gap_interval: Duration,
-    /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL.
+    /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL, ×6 the
+    /// yield time; a leader declares every half of it.
     pub leader_alive_threshold: Duration,
+    /// `useLeaderElection`, `orgLeader` and the other `election.*` keys.
+    pub election: ElectionConfig,
     /// `state.*`: state transfer (anti-entropy) and the commit hand-off.
     pub state: StateConfig,
+}
+
+/// Leader election (spec 3.10): `peer.gossip.useLeaderElection`, `peer.gossip.orgLeader` and
+/// `peer.gossip.election.*` but `leaderAliveThreshold` (in [`GossipConfig`], as it also sets the
+/// leadership-message TTL). An absent flag is false, as Fabric's config reader has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionConfig {
+    /// `useLeaderElection`: elect one leader per org and channel (false).
+    pub use_leader_election: bool,
+    /// `orgLeader`: with election off, this peer is the leader of every channel (false when
+    /// absent; Fabric's sample core.yaml sets it true).
+    pub org_leader: bool,
+    /// `election.startupGracePeriod`: longest wait for a stable view before the first election
+    /// (15 s).
+    pub startup_grace_period: Duration,
+    /// `election.membershipSampleInterval`: view sampling period during start-up (1 s).
+    pub membership_sample_interval: Duration,
+    /// `election.leaderElectionDuration`: wait between proposing and declaring (5 s).
+    pub leader_election_duration: Duration,
+}
+
+impl Default for ElectionConfig {
+    fn default() -> Self {
+        Self {
+            use_leader_election: false,
+            org_leader: false,
+            startup_grace_period: Duration::from_secs(15),
+            membership_sample_interval: Duration::from_secs(1),
+            leader_election_duration: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `peer.gossip.state.*` (spec 3.9), with Fabric's defaults, and the commit hand-off.
@@ -181,6 +220,7 @@ impl Default for GossipConfig {
             pull_on_gap: true,
             pull_gap_interval: Duration::from_millis(100),
             leader_alive_threshold: Duration::from_secs(10),
+            election: ElectionConfig::default(),
             state: StateConfig::default(),
         }
     }
@@ -235,6 +275,9 @@ impl GossipConfig {
 
     /// Checks the constraints between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.election.use_leader_election && self.election.org_leader {
+            return Err(ConfigError::ElectionAndOrgLeader);
+        }
         for (name, v) in [
             ("propagate_peer_num", self.propagate_peer_num),
             ("max_propagation_burst_len", self.max_propagation_burst_len),
@@ -280,6 +323,19 @@ impl GossipConfig {
             ("response_wait_time", self.response_wait_time),
             ("state.check_interval", self.state.check_interval),
             ("state.response_timeout", self.state.response_timeout),
+            ("leader_alive_threshold", self.leader_alive_threshold),
+            (
+                "election.startup_grace_period",
+                self.election.startup_grace_period,
+            ),
+            (
+                "election.membership_sample_interval",
+                self.election.membership_sample_interval,
+            ),
+            (
+                "election.leader_election_duration",
+                self.election.leader_election_duration,
+            ),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));

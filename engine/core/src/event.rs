@@ -106,6 +106,9 @@ pub enum Command {
     },
     /// Replace this peer's alive-message metadata.
     UpdateMetadata(Bytes),
+    /// Fabric's `Yield` of a channel's election (the deliver client lost the orderer): a leader
+    /// steps down and stays out of elections for `leaderAliveThreshold × 6`.
+    YieldLeadership(Bytes),
     /// Replace this peer's chaincodes in a channel's StateInfo.
     UpdateChaincodes {
         /// The channel.
@@ -157,8 +160,17 @@ pub enum Event {
         /// Its new properties.
         properties: Properties,
     },
-    /// A new leadership message of a joined channel, from and about peers of this org (for the
-    /// election module).
+    /// This peer became (`true`) or stopped being (`false`) the leader of a joined channel
+    /// (leader election on: Fabric's election callback, where a peer starts or stops its deliver
+    /// client). Static leadership (`orgLeader`) raises none.
+    LeadershipChanged {
+        /// The channel.
+        channel: Bytes,
+        /// Whether this peer leads the channel now.
+        leader: bool,
+    },
+    /// A new leadership message of a joined channel, from and about peers of this org (Fabric's
+    /// `Accept` for leadership messages; the channel's own election has seen it already).
     Leadership {
         /// The channel.
         channel: Bytes,

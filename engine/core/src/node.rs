@@ -1,6 +1,7 @@
 //! The [`Node`]: one gossip peer as a sans-IO state machine, wiring discovery, channels and the
 //! egress pipeline (emitter → partition → routing).
 
+mod leadership;
 mod route;
 mod stats;
 #[cfg(test)]
@@ -335,8 +336,10 @@ impl Node {
             Command::LeaveChan(name) => {
                 if let Some(ch) = self.channels.get_mut(&name) {
                     ch.leave();
+                    ch.stop_election(&mut self.out);
                 }
             }
+            Command::YieldLeadership(name) => self.yield_leadership(&name, now),
             Command::UpdateLedgerHeight { channel, height } => {
                 if let Some(ch) = self.channels.get_mut(&channel) {
                     ch.set_ledger_height(height, &mut self.out);
@@ -600,6 +603,7 @@ impl Node {
                         .map(|(_, p)| p.ledger_height)
                         .max()
                         .unwrap_or(0),
+                    leader: ch.is_leader(),
                 }
             })
             .collect()

@@ -446,6 +446,17 @@ impl GossipHandle {
             .await
     }
 
+    /// Whether this peer leads a joined channel now (its leader election's decision, or static
+    /// `orgLeader` with election off; Fabric's `IsLeader`); `None` when not joined.
+    pub async fn is_leader(&self, channel: Bytes) -> Result<Option<bool>, GossipError> {
+        self.query(move |ctx| ctx.node.is_leader(&channel)).await
+    }
+
+    /// Fabric's `Yield` of a channel's leader election (the deliver client lost the orderer).
+    pub async fn yield_leadership(&self, channel: Bytes) -> Result<(), GossipError> {
+        self.command(Command::YieldLeadership(channel)).await
+    }
+
     /// This peer and every alive member whose identity is known (Fabric's `IdentityInfo`).
     pub async fn identity_info(&self) -> Result<Vec<PeerIdentityInfo>, GossipError> {
         self.query(|ctx| {

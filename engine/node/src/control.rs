@@ -79,6 +79,11 @@ pub enum Request {
         /// Channel name.
         channel: String,
     },
+    /// Whether this node leads a channel now (leader election, or static `orgLeader`).
+    Leader {
+        /// Channel name.
+        channel: String,
+    },
     /// Clean shutdown, as SIGTERM.
     Shutdown,
 }
@@ -97,6 +102,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         | Request::InjectBlock { channel, .. }
         | Request::PeersOfChannel { channel }
         | Request::LedgerHeight { channel }
+        | Request::Leader { channel }
             if channel.is_empty() =>
         {
             Err("bad request: empty channel".into())
@@ -267,6 +273,17 @@ pub fn membership_event(alive: usize, dead: usize) -> String {
     json!({"event": "membership", "alive": alive, "dead": dead}).to_string()
 }
 
+/// The `leadership` event line: this node became (`true`) or stopped being the channel's leader.
+pub fn leadership_event(channel: &[u8], leader: bool, unix_ns: u64) -> String {
+    json!({
+        "event": "leadership",
+        "channel": String::from_utf8_lossy(channel),
+        "leader": leader,
+        "unix_ns": unix_ns,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +430,27 @@ mod tests {
             ev,
             json!({"event": "block_received", "channel": "c\"h\n", "seq": 7, "from": "ab01",
                    "via": "pull", "size_bytes": 10, "received_unix_ns": 99})
+        );
+    }
+}
+
+#[cfg(test)]
+mod leadership_tests {
+    use super::*;
+
+    #[test]
+    fn leader_request_and_leadership_event() {
+        assert_eq!(
+            parse_request(r#"{"op":"leader","channel":"mychannel"}"#),
+            Ok(Request::Leader {
+                channel: "mychannel".into()
+            })
+        );
+        assert!(parse_request(r#"{"op":"leader","channel":""}"#).is_err());
+        let line: Value = serde_json::from_str(&leadership_event(b"mychannel", true, 42)).unwrap();
+        assert_eq!(
+            line,
+            json!({"event":"leadership","channel":"mychannel","leader":true,"unix_ns":42})
         );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::NodeConfigError;
 use super::raw::{RawConfig, env_name};
-use gossip_engine::config::{CommConfig, GossipConfig, StateConfig};
+use gossip_engine::config::{CommConfig, ElectionConfig, GossipConfig, StateConfig};
 
 use crate::config_keys::PEER_CHILDREN_KNOWN;
 pub use crate::config_keys::{GOSSIP_KEYS_IGNORED, GOSSIP_KEYS_USED, PEER_KEYS_USED};
@@ -214,6 +214,23 @@ impl NodeConfig {
                 g("election.leaderAliveThreshold"),
                 d.leader_alive_threshold,
             )?,
+            // An absent flag is false, as viper's GetBool reads it in a Fabric peer.
+            election: ElectionConfig {
+                use_leader_election: raw.bool(&g("useLeaderElection"))?.unwrap_or(false),
+                org_leader: raw.bool(&g("orgLeader"))?.unwrap_or(false),
+                startup_grace_period: dur(
+                    g("election.startupGracePeriod"),
+                    d.election.startup_grace_period,
+                )?,
+                membership_sample_interval: dur(
+                    g("election.membershipSampleInterval"),
+                    d.election.membership_sample_interval,
+                )?,
+                leader_election_duration: dur(
+                    g("election.leaderElectionDuration"),
+                    d.election.leader_election_duration,
+                )?,
+            },
             propagate_peer_num: uint_or(raw, &g("propagatePeerNum"), d.propagate_peer_num)?,
             propagate_iterations: uint_or(raw, &g("propagateIterations"), d.propagate_iterations)?,
             max_propagation_burst_len: uint_or(
@@ -311,17 +328,6 @@ impl NodeConfig {
                 key: "peer.listenAddress",
                 why: "gossip needs an address to listen on (or set peer.address or --listen)",
             })?;
-        // Read only for Fabric's start-up check: election itself is not implemented (the keys
-        // are reported as ignored below).
-        let use_leader_election = raw.bool(&g("useLeaderElection"))?.unwrap_or(false);
-        let org_leader = raw.bool(&g("orgLeader"))?.unwrap_or(true);
-        if use_leader_election && org_leader {
-            return Err(NodeConfigError::Invalid(
-                "peer.gossip.useLeaderElection and peer.gossip.orgLeader are both true; \
-                 Fabric refuses this: set one of them to false"
-                    .into(),
-            ));
-        }
         let tls = if raw.bool("peer.tls.enabled")?.unwrap_or(false) {
             Some(tls_files(raw, base, &mut diags)?)
         } else {

@@ -28,7 +28,10 @@ fn warnings(cfg: &NodeConfig) -> Vec<&str> {
 #[test]
 fn sample_core_yaml_gives_fabric_defaults() {
     let cfg = load_text(SAMPLE, &[]).expect("sample loads");
-    assert_eq!(cfg.gossip, GossipConfig::default());
+    let mut fabric = GossipConfig::default();
+    // The sample sets `orgLeader: true`; the code default of an absent key is false.
+    fabric.election.org_leader = true;
+    assert_eq!(cfg.gossip, fabric);
     assert_eq!(cfg.comm, CommConfig::default());
     assert_eq!(cfg.mspid, "SampleOrg");
     assert_eq!(cfg.peer_id, "jdoe");
@@ -70,10 +73,10 @@ fn sample_core_yaml_gives_fabric_defaults() {
         !w.iter().any(|m| m.contains("state.")),
         "every state.* key is used: {w:#?}"
     );
-    assert!(w.iter().any(|m| m.contains("election.startupGracePeriod")));
     assert!(
-        !w.iter().any(|m| m.contains("leaderAliveThreshold")),
-        "used, not ignored"
+        !w.iter()
+            .any(|m| m.contains("leaderAliveThreshold") || m.contains("election.")),
+        "used, not ignored: {w:#?}"
     );
     assert_eq!(
         cfg.gossip.state,
@@ -450,5 +453,36 @@ fn commit_linger_is_our_key_and_defaults_to_250_ms() {
         cfg.gossip.state.commit_linger,
         Duration::from_millis(250),
         "zero means the default, as for Fabric's durations"
+    );
+}
+
+#[test]
+fn election_keys_are_read_with_fabric_defaults() {
+    let cfg = load_text(SAMPLE, &[]).expect("sample loads");
+    let e = &cfg.gossip.election;
+    assert!(
+        !e.use_leader_election && e.org_leader,
+        "sample: static org leader"
+    );
+    assert_eq!(e.startup_grace_period, Duration::from_secs(15));
+    assert_eq!(e.membership_sample_interval, Duration::from_secs(1));
+    assert_eq!(e.leader_election_duration, Duration::from_secs(5));
+    assert_eq!(cfg.gossip.leader_alive_threshold, Duration::from_secs(10));
+    let env = [
+        ("CORE_PEER_GOSSIP_USELEADERELECTION", "true"),
+        ("CORE_PEER_GOSSIP_ORGLEADER", "false"),
+        ("CORE_PEER_GOSSIP_ELECTION_LEADERELECTIONDURATION", "2s"),
+        ("CORE_PEER_GOSSIP_ELECTION_STARTUPGRACEPERIOD", "7s"),
+    ];
+    let cfg = load_text(SAMPLE, &env).expect("loads");
+    let e = &cfg.gossip.election;
+    assert!(e.use_leader_election && !e.org_leader);
+    assert_eq!(e.leader_election_duration, Duration::from_secs(2));
+    assert_eq!(e.startup_grace_period, Duration::from_secs(7));
+    let both = [("CORE_PEER_GOSSIP_USELEADERELECTION", "true")];
+    let refused = load_text(SAMPLE, &both).expect_err("both true").to_string();
+    assert!(
+        refused.contains("orgLeader and useLeaderElection"),
+        "{refused}"
     );
 }

@@ -223,6 +223,9 @@ impl<N: SimNode> Sim<N> {
             Event::Leadership { channel, from, .. } => {
                 self.trace(("leadership", i, channel, *from))
             }
+            Event::LeadershipChanged { channel, leader } => {
+                self.trace(("leader", i, channel, *leader))
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use gossip_proto::gossip::GossipMessage;
 
 use crate::checkers::Checkers;
 use crate::node::channel_bytes;
-use crate::scenario::{Nodes, Op, Scenario, block};
+use crate::scenario::{LeaderRule, Nodes, Op, Scenario, block};
 use crate::sim::PeerSpec;
 
 pub mod sim;
@@ -64,6 +64,8 @@ pub trait Cluster<N> {
     fn channel_members(&mut self, i: usize, channel: &[u8]) -> Option<Vec<PkiId>>;
     /// Metadata of the newest alive message about `about` that `to` accepted.
     fn alive_metadata(&self, to: usize, about: usize) -> Option<Bytes>;
+    /// Whether node `i` leads `channel` (its own answer); `None` when it is down or not joined.
+    fn is_leader(&mut self, i: usize, channel: &[u8]) -> Option<bool>;
     /// Plays a sim-only step (see [`Op::sim_only_reason`]).
     fn sim_only(&mut self, step: &Op<N>) -> Result<(), String>;
 }
@@ -182,6 +184,34 @@ impl<N> Runner<'_, N> {
                 })
             })?,
             Op::AwaitChannelViews { within } => await_cond(c, *within, |c| channel_views(c))?,
+            Op::AwaitLeaders {
+                channel,
+                rule,
+                within,
+            } => await_cond(c, *within, |c| leaders_follow(c, channel, rule))?,
+            Op::CrashLeaders { channel } => {
+                let ch = channel_bytes(channel);
+                let leaders: Vec<usize> = (0..c.node_count())
+                    .filter(|&i| c.is_leader(i, &ch) == Some(true))
+                    .collect();
+                check(!leaders.is_empty(), || {
+                    format!("no leader of {channel} to crash")
+                })?;
+                leaders.into_iter().for_each(|i| c.crash(i));
+            }
+            Op::HoldLeaders {
+                channel,
+                rule,
+                duration,
+            } => {
+                let end = c.elapsed() + *duration;
+                while c.elapsed() < end {
+                    leaders_follow(c, channel, rule)?;
+                    let step = c.check_every().min(end - c.elapsed());
+                    c.wait(step);
+                }
+                leaders_follow(c, channel, rule)?;
+            }
             Op::ExpectCrossOrgSubjects(kinds) => {
                 let seen = c.checkers().cross_org_subjects();
                 let missing: Vec<&str> = kinds
@@ -305,6 +335,47 @@ fn channel_views<N, C: Cluster<N>>(c: &mut C) -> Result<(), String> {
                     c.elapsed()
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Among the up nodes joined to `channel`, each org's leaders follow `rule`.
+fn leaders_follow<N, C: Cluster<N>>(
+    c: &mut C,
+    channel: &str,
+    rule: &LeaderRule,
+) -> Result<(), String> {
+    let ch = channel_bytes(channel);
+    let mut orgs: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for i in 0..c.node_count() {
+        let Some(leader) = c.is_leader(i, &ch) else {
+            continue;
+        };
+        let (members, leaders) = orgs.entry(c.spec(i).org).or_default();
+        members.push(i);
+        if leader {
+            leaders.push(i);
+        }
+    }
+    for (org, (members, leaders)) in &orgs {
+        let lowest = members.iter().copied().min_by_key(|&i| c.pki_id(i));
+        let ok = leaders.len() == 1
+            && match rule {
+                LeaderRule::Lowest => lowest == Some(leaders[0]),
+                LeaderRule::One => true,
+                LeaderRule::NoneOf(nodes) => !nodes.contains(&leaders[0]),
+                LeaderRule::Nodes(nodes) => nodes
+                    .iter()
+                    .filter(|&&n| c.spec(n).org == *org)
+                    .all(|&n| n == leaders[0]),
+            };
+        if !ok {
+            return Err(format!(
+                "leaders of {channel} in org {org} at {:?}: {leaders:?} of {members:?} \
+                 (lowest {lowest:?}), expected {rule:?}",
+                c.elapsed()
+            ));
         }
     }
     Ok(())

@@ -136,6 +136,10 @@ impl<N: SimNode> Cluster<N> for Sim<N> {
         self.node(i).map(|n| n.channel_members(channel))
     }
 
+    fn is_leader(&mut self, i: usize, channel: &[u8]) -> Option<bool> {
+        self.node(i).and_then(|n| n.is_leader(channel))
+    }
+
     fn alive_metadata(&self, to: usize, about: usize) -> Option<Bytes> {
         Sim::alive_metadata(self, to, about).cloned()
     }

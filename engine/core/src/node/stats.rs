@@ -75,4 +75,7 @@ pub struct ChannelSummary {
     pub peers_known: usize,
     /// The highest ledger height those peers advertise in their StateInfo (0 with none).
     pub peers_ledger_height_max: u64,
+    /// Whether this peer is its org's leader of the channel (elected, or static with
+    /// `orgLeader`; Fabric's `gossip_leader_election_leader`).
+    pub leader: bool,
 }

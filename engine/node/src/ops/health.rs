@@ -144,6 +144,7 @@ mod tests {
             buffered_len: 0,
             peers_known: 1,
             peers_ledger_height_max: peers_max,
+            leader: false,
         }
     }
 

@@ -16,9 +16,10 @@
 //!
 //! | `gossip_state_commit_duration` | histogram | channel | each block's ledger transaction time (s) |
 //!
+//! | `gossip_leader_election_leader` | gauge | channel | 1 while this peer is its org's leader |
+//!
 //! Fabric metrics **not** exported, because we have nothing true to put in them:
-//! - `gossip_leader_election_leader`: leader election is not implemented (static org leaders).
-//! - `gossip_privdata_*_duration`: private data is not implemented.
+//! `gossip_privdata_*_duration` (private data is not implemented).
 //!
 //! Ours are under the prefix `gossip_engine_` (counters end in `_total`, as Prometheus names
 //! them; units in the name): see [`ENGINE_METRICS`] and the labelled families in [`render`],
@@ -230,6 +231,11 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     by_channel("gossip_state_height", "Current ledger height", |ch| {
         ch.ledger_height
     })?;
+    by_channel(
+        "gossip_leader_election_leader",
+        "Peer is leader (1) or follower (0)",
+        |ch| u64::from(ch.leader),
+    )?;
     by_channel(
         "gossip_payload_buffer_size",
         "Size of the payload buffer",
@@ -460,6 +466,7 @@ mod tests {
             buffered_len: 2,
             peers_known: 3,
             peers_ledger_height_max: 12,
+            leader: true,
         });
         s
     }
@@ -517,9 +524,12 @@ mod tests {
             !text.contains("gossip_comm_messages_sent_total"),
             "no suffix added"
         );
-        assert!(
-            !text.contains("gossip_leader_election_leader"),
-            "not measured"
+        assert_eq!(
+            line(
+                &text,
+                r#"gossip_leader_election_leader{channel="mychannel"}"#
+            ),
+            Some(r#"gossip_leader_election_leader{channel="mychannel"} 1"#)
         );
     }
 

@@ -299,6 +299,7 @@ impl TonicCluster {
                     handle.update_ledger_height(channel, height).await
                 }
                 Command::UpdateMetadata(metadata) => handle.update_metadata(metadata).await,
+                Command::YieldLeadership(channel) => handle.yield_leadership(channel).await,
                 Command::UpdateChaincodes {
                     channel,
                     chaincodes,
@@ -441,6 +442,11 @@ impl<N> Cluster<N> for TonicCluster {
         let channel = Bytes::copy_from_slice(channel);
         let members = self.query(i, |h| async move { h.peers_of_channel(channel).await })?;
         Some(self.sorted(members.into_iter().map(|(m, _)| m.pki_id).collect()))
+    }
+
+    fn is_leader(&mut self, i: usize, channel: &[u8]) -> Option<bool> {
+        let channel = Bytes::copy_from_slice(channel);
+        self.query(i, |h| async move { h.is_leader(channel).await })?
     }
 
     fn alive_metadata(&self, to: usize, about: usize) -> Option<Bytes> {

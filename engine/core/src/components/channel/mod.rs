@@ -8,6 +8,7 @@
 //! discovery forgot, expire blocks and leadership messages, and the block puller's rounds.
 
 mod blocks;
+mod election;
 mod pull;
 mod state;
 mod state_info;
@@ -26,6 +27,7 @@ pub use state_info::StoredStateInfo;
 pub(crate) use blocks::block_fixture as verify_block_fixture;
 
 use crate::components::discovery::{Discovery, due};
+use crate::components::election::Election;
 use crate::components::msgstore::{MsgStore, PeerTime, PeerTimePolicy, PeerTimed};
 use crate::components::pull::{PullConfig, PullEngine, PullStats};
 use crate::components::state::{StateStats, StateTransfer};
@@ -101,6 +103,7 @@ pub struct Channel {
     state_infos: MsgStore<PeerTimePolicy<StoredStateInfo>>,
     blocks: MsgStore<blocks::BlockStorePolicy>,
     leaders: MsgStore<PeerTimePolicy<StoredLeadership>>,
+    election: Election,
     delivery: Delivery,
     puller: PullEngine<u64>,
     timers: Timers,
@@ -145,6 +148,7 @@ impl Channel {
                 Some(gossip.leadership_msg_ttl()),
                 LEADERS_LEN_MAX,
             ),
+            election: Election::new(config.channel.clone(), gossip, now),
             delivery: Delivery::with_backlog(
                 1,
                 gossip.state_block_buffer_len,
@@ -339,6 +343,7 @@ impl Channel {
             .min(self.timers.sweep)
             .min(self.puller.poll_timeout())
             .min(self.state.poll_timeout())
+            .min(self.election.poll_timeout())
     }
 
     /// Runs the periodic tasks that are due. Idempotent when called early.
@@ -380,10 +385,11 @@ impl Channel {
         }
         self.pull_tick(ctx, rng, out);
         self.state_tick(ctx, rng, out);
+        self.election_tick(ctx, out);
     }
 
     /// A leadership message (ingress verified it against its creator's identity): the sender and
-    /// the creator must be of this org; a new one goes to the application.
+    /// the creator must be of this org; a new one goes to the election and to the application.
     pub fn handle_leadership(
         &mut self,
         from: PkiId,
@@ -410,6 +416,7 @@ impl Channel {
         if self.leaders.add(stored, ctx.now).is_err() {
             return out.count_drop(DropReason::Stale);
         }
+        self.election_message(creator, l.is_declaration, ctx, out);
         out.event(Event::Leadership {
             channel: self.name.clone(),
             message: l.clone(),

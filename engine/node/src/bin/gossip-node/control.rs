@@ -387,6 +387,16 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
                 Err(e) => error_reply(&format!("ledger: {e}")),
             }
         }
+        Request::Leader { channel } => {
+            match h
+                .is_leader(Bytes::copy_from_slice(channel.as_bytes()))
+                .await
+            {
+                Ok(Some(leader)) => ok_reply(fields([("leader", json!(leader))])),
+                Ok(None) => error_reply(&format!("not joined to channel {channel}")),
+                Err(e) => stopped(e),
+            }
+        }
         Request::Shutdown => {
             tracing::info!(target: "gossip-node", "shutdown requested over the control connection");
             let _ = ctl.shutdown.send(true);

@@ -335,6 +335,15 @@ async fn fan_out(mut events: mpsc::Receiver<Event>, subscribers: Arc<Subscribers
                 }
                 control::membership_event(alive.len(), dead.len())
             }
+            Event::LeadershipChanged { channel, leader } => {
+                tracing::info!(
+                    target: "gossip.election",
+                    channel = %String::from_utf8_lossy(&channel),
+                    leader,
+                    "{}", if leader { "Becoming a leader" } else { "Stopped being a leader" }
+                );
+                control::leadership_event(&channel, leader, clock::now().as_nanos())
+            }
             _ => continue,
         };
         // No subscriber is fine: the line is just not wanted.
