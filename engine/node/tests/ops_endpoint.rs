@@ -64,20 +64,25 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .and_then(|(_, v)| v.trim().parse().ok())
 }
 
-/// `/metrics` of `ops`, polled until the endpoint answers.
-fn scrape(ops: SocketAddr, node: &common::Node) -> String {
+/// Calls `attempt` every 100 ms until it gives `Ok`; panics with its last error and the node's
+/// log after [`WAIT`].
+fn poll<T>(node: &common::Node, mut attempt: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Ok((200, text)) = http(ops, "GET", "/metrics", "") {
-            return text;
+        match attempt() {
+            Ok(v) => return v,
+            Err(e) => assert!(Instant::now() < deadline, "{e}\n{}", node.log_text()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "no /metrics\n{}",
-            node.log_text()
-        );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `/metrics` of `ops`, polled until the endpoint answers.
+fn scrape(ops: SocketAddr, node: &common::Node) -> String {
+    poll(node, || match http(ops, "GET", "/metrics", "") {
+        Ok((200, text)) => Ok(text),
+        other => Err(format!("no /metrics: {other:?}")),
+    })
 }
 
 /// Two nodes: blocks injected at the first reach the second, which commits them. The second's
@@ -165,18 +170,9 @@ fn operations_endpoint_serves_metrics_health_logspec_and_version() {
     let mut node = start(bin, dir, name);
 
     // Up once /healthz answers.
-    let deadline = Instant::now() + WAIT;
-    let (status, body) = loop {
-        if let Ok(reply) = http(ops, "GET", "/healthz", "") {
-            break reply;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no operations endpoint\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (status, body) = poll(&node, || {
+        http(ops, "GET", "/healthz", "").map_err(|e| format!("no operations endpoint: {e}"))
+    });
     assert_eq!(status, 200, "{body}");
     let health = json_of(&body);
     assert_eq!(health["status"], "OK");
@@ -319,18 +315,9 @@ fn operations_tls_requires_a_client_certificate_of_a_trusted_ca() {
     );
     let trusted = Some((client.0.as_path(), client.1.as_path()));
 
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        match tls_healthz(ops, &ca, trusted) {
-            Ok(status) => break status,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "no TLS operations endpoint: {e}\n{}",
-                node.log_text()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = poll(&node, || {
+        tls_healthz(ops, &ca, trusted).map_err(|e| format!("no TLS operations endpoint: {e}"))
+    });
     assert_eq!(status, "HTTP/1.1 200 OK");
 
     let refused = tls_healthz(ops, &ca, None);
@@ -348,37 +335,12 @@ fn operations_tls_requires_a_client_certificate_of_a_trusted_ca() {
     );
 }
 
-/// `/healthz` status and body of `ops` (polled until the endpoint answers).
-fn healthz(ops: SocketAddr, node: &common::Node) -> (u16, Value) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok((status, body)) = http(ops, "GET", "/healthz", "") {
-            return (status, json_of(&body));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no /healthz\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Polls `/healthz` until its status is `want`; returns the body.
 fn healthz_until(ops: SocketAddr, node: &common::Node, want: u16) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (status, body) = healthz(ops, node);
-        if status == want {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz {status}, not {want}: {body}\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll(node, || match http(ops, "GET", "/healthz", "") {
+        Ok((status, body)) if status == want => Ok(json_of(&body)),
+        other => Err(format!("/healthz {other:?}, not {want}")),
+    })
 }
 
 /// A node cut off from its only peer: `/healthz` is 200 while the peer is alive, 503 with the
