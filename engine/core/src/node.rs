@@ -1,6 +1,7 @@
 //! The [`Node`]: one gossip peer as a sans-IO state machine, wiring discovery, channels and the
 //! egress pipeline (emitter → partition → routing).
 
+mod lifecycle;
 mod route;
 mod stats;
 #[cfg(test)]
@@ -430,7 +431,8 @@ impl Node {
     /// Expiry is checked against the `now` of later inputs.
     pub fn handle_identity(&mut self, change: IdentityChange, _now: Instant) {
         self.certstore.handle_identity(&change);
-        self.discovery.learn_identity(change);
+        self.discovery.learn_identity(change, &mut self.out);
+        self.forget_purged();
     }
 
     /// The outcome of requested IO, or a comm notification.
@@ -464,6 +466,7 @@ impl Node {
     /// Moves the components' emits into the emitter (routing any burst it flushes) and arms the
     /// emitter's tick.
     fn after_input(&mut self, now: Instant) {
+        self.forget_purged();
         self.discovery.refresh();
         let my_org = self.discovery.me().org.clone();
         for emit in std::mem::take(&mut self.out.emits) {

@@ -368,7 +368,7 @@ impl Comm {
     /// Binds the listener and starts the server. Must run inside a tokio runtime.
     pub async fn start(params: CommParams) -> Result<Comm, CommError> {
         params.config.validate()?;
-        let msp = Arc::clone(params.ingress.identities().msp());
+        let msp = params.ingress.identities().msp();
         let tls = params
             .tls
             .as_ref()

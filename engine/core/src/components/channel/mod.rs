@@ -298,6 +298,14 @@ impl Channel {
             .collect()
     }
 
+    /// Drops what this channel holds about a peer that left membership (purged, cut off or
+    /// superseded by a renewed certificate): its StateInfo and leadership message. Without a
+    /// StateInfo it is no longer eligible nor among [`Channel::peers`].
+    pub fn forget_peer(&mut self, pki_id: &PkiId) {
+        self.state_infos.remove(pki_id);
+        self.leaders.remove(pki_id);
+    }
+
     /// `LeaveChan`: publish `left_channel` and stop serving.
     pub fn leave(&mut self) {
         self.left = true;

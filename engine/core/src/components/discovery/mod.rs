@@ -12,7 +12,9 @@
 
 mod connect;
 mod disclosure;
+mod identities;
 mod membership;
+mod renewal;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +32,7 @@ use rand::Rng;
 
 pub use connect::{ConnectKind, MEMBERSHIP_ACK_WAIT};
 pub use disclosure::{envelope_for, sieve};
+pub use identities::Purged;
 
 use crate::components::msgstore::{MsgStore, PeerTime, PeerTimePolicy, PeerTimed};
 use crate::config::GossipConfig;
@@ -37,7 +40,6 @@ use crate::crypto::LocalSigner;
 use crate::crypto::envelope::{internal_endpoint, noop_sign, sign_envelope, sign_secret};
 use crate::egress::{SelectAll, select_peers};
 use crate::event::{Event, IoRequest, RemotePeer};
-use crate::ingress::{IDENTITIES_LEN_MAX_DEFAULT, IdentityChange};
 use crate::outbox::{DropReason, Outbox};
 use crate::time::Instant;
 use crate::types::{NetworkMember, OrgId, PkiId};
@@ -123,6 +125,11 @@ pub struct DiscoveryStats {
     pub purged: u64,
     /// Bootstrap/anchor connects given up after `max_connection_attempts`.
     pub connects_abandoned: u64,
+    /// Peers cut off because their identity expired or was revoked.
+    pub identities_cut_off: u64,
+    /// Members purged because a later incarnation with a new PKI-ID announced their endpoint (a
+    /// renewed certificate).
+    pub superseded: u64,
 }
 
 #[derive(Debug)]
@@ -139,8 +146,10 @@ pub struct Discovery {
     config: GossipConfig,
     signer: Arc<LocalSigner>,
     /// The org and validity of every identity the driver validated (handshakes, identities carried
-    /// by messages), as [`IdentityChange`]s told it; bounded like the driver's store.
-    known_orgs: BTreeMap<PkiId, (OrgId, i64)>,
+    /// by messages), as [`crate::ingress::IdentityChange`]s told it; bounded like the driver's store.
+    known: identities::KnownIdentities,
+    /// Purged members the node has not taken yet.
+    purged: Vec<Purged>,
     me: SelfInfo,
     secret: Option<SecretEnvelope>,
     members: BTreeMap<PkiId, Member>,
@@ -188,7 +197,8 @@ impl Discovery {
         Self {
             config,
             signer,
-            known_orgs: BTreeMap::new(),
+            known: identities::KnownIdentities::default(),
+            purged: Vec::new(),
             me,
             secret,
             members: BTreeMap::new(),
@@ -274,10 +284,7 @@ impl Discovery {
         if let Some(org) = self.members.get(pki_id).and_then(|m| m.member.org.clone()) {
             return Some(org);
         }
-        self.known_orgs
-            .get(pki_id)
-            .filter(|(_, not_after_unix_s)| now.as_unix_secs() <= *not_after_unix_s)
-            .map(|(org, _)| org.clone())
+        self.known.org(pki_id, now).cloned()
     }
 
     /// The org of a valid identity the driver's store holds (Fabric's `idMapper.Get`): self, or
@@ -286,31 +293,7 @@ impl Discovery {
         if *pki_id == self.me.pki_id {
             return Some(&self.me.org);
         }
-        self.known_orgs
-            .get(pki_id)
-            .filter(|(_, not_after_unix_s)| now.as_unix_secs() <= *not_after_unix_s)
-            .map(|(org, _)| org)
-    }
-
-    /// Applies a change of the driver's identity store.
-    pub fn learn_identity(&mut self, change: IdentityChange) {
-        match change {
-            IdentityChange::Learned {
-                pki_id,
-                org,
-                not_after_unix_s,
-            } => {
-                if self.known_orgs.len() < IDENTITIES_LEN_MAX_DEFAULT
-                    || self.known_orgs.contains_key(&pki_id)
-                {
-                    self.known_orgs.insert(pki_id, (org, not_after_unix_s));
-                }
-            }
-            IdentityChange::Removed(pki_id) => {
-                self.known_orgs.remove(&pki_id);
-            }
-            IdentityChange::Reset => self.known_orgs.clear(),
-        }
+        self.known.org(pki_id, now)
     }
 
     /// Counters.
@@ -434,6 +417,9 @@ impl Discovery {
         let org = self.org_of(&stamp.pki_id, now);
         match self.members.get_mut(&stamp.pki_id) {
             None => {
+                if !self.supersede(&stamp, &endpoint, internal.as_deref(), org.as_ref(), out) {
+                    return out.count_drop(DropReason::Stale);
+                }
                 if self.members.len() >= MEMBERS_LEN_MAX {
                     return out.count_drop(DropReason::Full);
                 }
@@ -515,6 +501,10 @@ impl Discovery {
             self.stats.purged += 1;
             self.view_dirty = true;
             out.event(Event::MemberPurged(*pki_id));
+            self.note_purged(Purged {
+                pki_id: *pki_id,
+                identity_cut_off: false,
+            });
         }
     }
 
@@ -535,11 +525,15 @@ impl Discovery {
         if let Some(c) = self.connects.poll_timeout() {
             next = next.min(c);
         }
+        if let Some(e) = self.identity_expiry_at() {
+            next = next.min(e);
+        }
         next
     }
 
     /// Runs every periodic task whose deadline passed. Idempotent when called early.
     pub fn handle_timeout<R: Rng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut Outbox) {
+        self.expire_identities(now, out);
         if due(
             &mut self.timers.expiry_check,
             now,
