@@ -433,6 +433,7 @@ impl Node {
         self.certstore.handle_identity(&change);
         self.discovery.learn_identity(change, &mut self.out);
         self.forget_purged();
+        self.discovery.refresh();
     }
 
     /// The outcome of requested IO, or a comm notification.

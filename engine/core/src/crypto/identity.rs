@@ -175,7 +175,12 @@ impl Certificate {
         if self.issuer_raw != issuer.subject_raw {
             return Err(IdentityError::UnknownIssuer);
         }
-        verify_issuer_signature(&self.signature_alg_oid, &self.tbs_raw, &self.signature, issuer)
+        verify_issuer_signature(
+            &self.signature_alg_oid,
+            &self.tbs_raw,
+            &self.signature,
+            issuer,
+        )
     }
 
     /// Fails unless `now_unix_s` lies within the validity period.
@@ -245,14 +250,14 @@ pub(crate) fn verify_issuer_signature(
     signature: &[u8],
     issuer: &Certificate,
 ) -> Result<(), IdentityError> {
-    let alg: &dyn ring::signature::VerificationAlgorithm = match (alg_oid, issuer.public_key.curve())
-    {
-        (OID_ECDSA_SHA256, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA256_ASN1,
-        (OID_ECDSA_SHA384, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA384_ASN1,
-        (OID_ECDSA_SHA256, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA256_ASN1,
-        (OID_ECDSA_SHA384, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA384_ASN1,
-        _ => return Err(IdentityError::UnsupportedKey),
-    };
+    let alg: &dyn ring::signature::VerificationAlgorithm =
+        match (alg_oid, issuer.public_key.curve()) {
+            (OID_ECDSA_SHA256, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA256_ASN1,
+            (OID_ECDSA_SHA384, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA384_ASN1,
+            (OID_ECDSA_SHA256, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA256_ASN1,
+            (OID_ECDSA_SHA384, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA384_ASN1,
+            _ => return Err(IdentityError::UnsupportedKey),
+        };
     ring::signature::UnparsedPublicKey::new(alg, issuer.public_key.sec1())
         .verify(tbs, signature)
         .map_err(|_| IdentityError::BadChainSignature)
@@ -270,4 +275,3 @@ mod tests {
         assert_ne!(sha256_concat([&b"ab"[..]]), sha256(b"ba"));
     }
 }
-

@@ -174,7 +174,10 @@ impl Discovery {
             .membership
             .as_ref()
             .map_or("", |m| m.endpoint.as_str());
-        let internal = envelope.secret_envelope.as_ref().and_then(internal_endpoint);
+        let internal = envelope
+            .secret_envelope
+            .as_ref()
+            .and_then(internal_endpoint);
         if self.is_superseded(&stamp, endpoint, internal.as_deref(), org.as_ref()) {
             return out.count_drop(DropReason::Stale);
         }
