@@ -98,8 +98,10 @@ impl Discovery {
                 self.known.remove(&pki_id);
             }
             IdentityChange::Invalidated(pki_id) => {
-                self.known.remove(&pki_id);
-                self.cut_off(pki_id, out);
+                // Not again when the expiry timer cut it off already.
+                if self.known.remove(&pki_id) || self.members.contains_key(&pki_id) {
+                    self.cut_off(pki_id, out);
+                }
             }
             IdentityChange::Reset => self.known = KnownIdentities::default(),
         }
