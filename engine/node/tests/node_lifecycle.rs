@@ -3,6 +3,7 @@
 //! PKI-ID and the old one is forgotten (what loadgen's renewal scenario relies on); a CRL dropped
 //! into an MSP folder's `crls/` cuts the revoked peer off on SIGHUP; `leave_channel` drops a node
 //! out of the other's `peers_of_channel`.
+#![allow(clippy::disallowed_methods)] // bounded waits on the real clock
 
 mod common;
 

@@ -269,5 +269,5 @@ fn a_peer_that_leaves_disappears_from_peers_of_channel_and_stops_pulling() {
             [1]
         );
     }
-    assert!(c.peers[3].blocks.get(CHANNEL).is_none());
+    assert!(!c.peers[3].blocks.contains_key(CHANNEL));
 }
