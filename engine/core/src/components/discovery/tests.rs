@@ -2,6 +2,7 @@
 //! bootstrap connects.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use gossip_proto::gossip::MembershipResponse;
 use rand::SeedableRng;
