@@ -24,7 +24,7 @@ use super::server::{self, ServerTasks};
 use super::stats::{CommStats, Stats};
 use super::tls::{TlsMaterial, TlsSetupError, TlsState};
 use crate::config::{CommConfig, ConfigError};
-use crate::crypto::{Identity, LocalSigner, MspManager};
+use crate::crypto::{Identity, LocalSigner};
 use crate::ingress::{Ingress, ReceivedMessage, Verified};
 use crate::pool::{PoolConfig, VerifierPool};
 use crate::types::PkiId;
@@ -117,7 +117,6 @@ pub enum CommError {
 pub(crate) struct Shared {
     pub(crate) config: CommConfig,
     pub(crate) signer: Arc<LocalSigner>,
-    pub(crate) msp: Arc<MspManager>,
     pub(crate) tls: Option<TlsState>,
     pub(crate) store: ConnStore,
     pub(crate) ingress: Arc<Ingress>,
@@ -388,7 +387,6 @@ impl Comm {
             inbound: Arc::new(AsyncQueue::new(params.config.inbound_queue_len_max)),
             config: params.config,
             signer: params.signer,
-            msp,
             tls,
             store: ConnStore::default(),
             ingress: params.ingress,
