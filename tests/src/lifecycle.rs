@@ -104,6 +104,17 @@ fn forgot(sim: &Sim<EngineNode>, i: usize, gone: &PkiId) -> bool {
         && !in_channel(sim, i).contains(gone)
 }
 
+/// The simulator's invariants held (only verified messages delivered, no leak, in-order
+/// commit, ...).
+fn no_violations(sim: &mut Sim<EngineNode>) -> Result<(), String> {
+    let violations = sim.finish();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("violations: {violations:?}"))
+    }
+}
+
 fn await_converged(sim: &mut Sim<EngineNode>, within: Duration) -> Result<(), String> {
     if sim.run_until(within, Duration::from_millis(500), converged) {
         Ok(())
@@ -162,7 +173,8 @@ pub fn identity_expiration(seed: u64) -> Result<(), String> {
     cut_off_everywhere(&sim, &gone, "expired")?;
     sim.run_for(Duration::from_secs(30));
     cut_off_everywhere(&sim, &gone, "expired, 30 s on")?;
-    others_converged(&sim, &gone)
+    others_converged(&sim, &gone)?;
+    no_violations(&mut sim)
 }
 
 /// Revocation: a CRL revoking node 3's certificate reaches every node (an MSP reload); every
@@ -176,7 +188,8 @@ pub fn revocation(seed: u64) -> Result<(), String> {
     cut_off_everywhere(&sim, &gone, "revoked")?;
     sim.run_for(Duration::from_secs(30));
     cut_off_everywhere(&sim, &gone, "revoked, 30 s on")?;
-    others_converged(&sim, &gone)
+    others_converged(&sim, &gone)?;
+    no_violations(&mut sim)
 }
 
 /// TestCertificateChange: node 3 restarts with a renewed certificate (new PKI-ID, same
@@ -222,7 +235,7 @@ pub fn certificate_change(seed: u64) -> Result<(), String> {
     if !converged(&sim) || (0..SUBJECT).any(|i| !forgot(&sim, i, &old)) {
         return Err("the old PKI-ID came back".into());
     }
-    Ok(())
+    no_violations(&mut sim)
 }
 
 /// TestLeaveChannel: node 3 leaves the channel; it drops out of everyone's PeersOfChannel (its
@@ -257,5 +270,5 @@ pub fn leave_channel(seed: u64) -> Result<(), String> {
             return Err(format!("node {i} lists the leaver again"));
         }
     }
-    Ok(())
+    no_violations(&mut sim)
 }

@@ -270,4 +270,7 @@ fn a_peer_that_leaves_disappears_from_peers_of_channel_and_stops_pulling() {
         );
     }
     assert!(!c.peers[3].blocks.contains_key(CHANNEL));
+    // Nobody spends a push on it either.
+    let pushed: usize = (0..3).map(|i| c.sent(i, 3, ContentKind::DataMsg)).sum();
+    assert_eq!(pushed, 0, "blocks pushed to the leaver");
 }
