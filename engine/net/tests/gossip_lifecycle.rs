@@ -161,3 +161,48 @@ async fn a_renewed_certificate_replaces_the_old_pki_id_over_tonic() {
     }
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_identity_is_cut_off_and_refused_over_tonic() {
+    init_tracing();
+    let cluster = Cluster::start(3, fast_gossip()).await;
+    cluster.join(CHANNEL, &[0, 1, 2]).await;
+    assert!(
+        eventually(|| cluster.channel_converged(CHANNEL, &[0, 1, 2])).await,
+        "no channel view within {WAIT:?}"
+    );
+    let gone = cluster.nodes[2].pki_id();
+    let org = &cluster.pki.orgs[0];
+    let crl = org
+        .crl_pem(&[&org.peers[2]], clock::now().as_unix_secs())
+        .expect("crl");
+    let crls = gossip_engine::crypto::crl::Crl::from_pem_or_der(crl.as_bytes()).expect("parse");
+    for node in &cluster.nodes[..2] {
+        let mut msp = gossip_engine::crypto::MspManager::new();
+        msp.add_org(
+            org.msp()
+                .expect("msp")
+                .with_crls(crls.clone())
+                .expect("crl"),
+        );
+        assert_eq!(node.replace_msp(msp).await.expect("replace"), [gone]);
+    }
+    let forgotten = || async {
+        let mut all = true;
+        for node in &cluster.nodes[..2] {
+            all &= !knows(node, &gone).await;
+        }
+        all
+    };
+    assert!(
+        eventually(forgotten).await,
+        "the revoked peer is still known"
+    );
+    // It keeps dialling; its handshakes are refused and it stays out.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    for node in &cluster.nodes[..2] {
+        assert!(!knows(node, &gone).await, "the revoked peer came back");
+    }
+    assert!(cluster.channel_converged(CHANNEL, &[0, 1]).await);
+    cluster.stop().await;
+}

@@ -2,8 +2,8 @@
 //! is set up again on a config update, so that a CRL dropped into an MSP folder's `crls/` takes
 //! effect without a restart. Identities that no longer validate (revoked, expired) are removed and
 //! their peers cut off ([`GossipHandle::replace_msp`]). A folder that fails to load leaves the
-//! MSPs in use as they were (logged). Our own signing identity is not reloaded: a renewed
-//! certificate of this peer needs a restart (a new PKI-ID).
+//! MSPs in use as they were (logged). Our own signing identity and the TLS trust roots are not
+//! reloaded: a renewed certificate of this peer needs a restart (a new PKI-ID).
 
 use std::path::PathBuf;
 
