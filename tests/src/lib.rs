@@ -30,6 +30,7 @@ pub mod fabric;
 pub mod faults;
 pub mod figures;
 pub mod gate;
+pub mod lifecycle;
 pub mod node;
 pub mod pki;
 pub mod rate;

@@ -5,6 +5,8 @@
 //! The fixture is valid from [`SIM_EPOCH_UNIX_S`] for ten years; simulated time starts at that
 //! epoch, so the certificates never expire under the simulator whatever the wall clock says.
 
+mod lifecycle;
+
 use std::sync::{Arc, OnceLock};
 
 use gossip_engine::crypto::{IdentityError, LocalSigner, MspManager, OrgMsp};
@@ -19,6 +21,11 @@ pub const SIM_EPOCH_UNIX_S: i64 = 1_750_000_000;
 pub const FIXTURE_PEERS_PER_ORG: [usize; 4] = [128, 16, 16, 16];
 
 const FIXTURE_JSON: &str = include_str!("../testdata/sim_pki.json");
+
+pub use lifecycle::{
+    LIFECYCLE_ORG, LONG_LIVED_LEN, RENEWED, REVOKED, SHORT_LIVED, SHORT_VALIDITY_S,
+    generate_lifecycle_fixture_json,
+};
 
 /// One peer of the fixture.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -47,19 +54,25 @@ pub struct FixtureOrg {
 pub struct SimPki {
     /// Every org's verifying MSP.
     pub msp: Arc<MspManager>,
-    /// `signers[org][peer]`.
+    /// `signers[org][peer]`; org [`LIFECYCLE_ORG`] is the lifecycle fixture's.
     pub signers: Vec<Vec<Arc<LocalSigner>>>,
+    /// [`Self::msp`] with a CRL of the lifecycle org revoking its peer [`REVOKED`].
+    pub msp_revoking: Arc<MspManager>,
 }
 
 impl SimPki {
     /// The fixture, parsed once per process.
     pub fn get() -> &'static SimPki {
         static PKI: OnceLock<SimPki> = OnceLock::new();
-        PKI.get_or_init(|| Self::load(FIXTURE_JSON).expect("testdata/sim_pki.json loads"))
+        PKI.get_or_init(|| {
+            Self::load(FIXTURE_JSON, lifecycle::LIFECYCLE_JSON).expect("testdata fixtures load")
+        })
     }
 
-    fn load(json: &str) -> Result<SimPki, FixtureError> {
-        let orgs: Vec<FixtureOrg> = serde_json::from_str(json)?;
+    fn load(json: &str, lifecycle_json: &str) -> Result<SimPki, FixtureError> {
+        let mut orgs: Vec<FixtureOrg> = serde_json::from_str(json)?;
+        let lifecycle: lifecycle::LifecycleFixture = serde_json::from_str(lifecycle_json)?;
+        orgs.push(lifecycle.org.clone());
         let mut msp = MspManager::new();
         let mut signers = Vec::with_capacity(orgs.len());
         for org in &orgs {
@@ -82,6 +95,7 @@ impl SimPki {
             signers.push(org_signers);
         }
         Ok(SimPki {
+            msp_revoking: Arc::new(lifecycle::with_crl(&msp, &lifecycle)?),
             msp: Arc::new(msp),
             signers,
         })
@@ -141,12 +155,47 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "rewrites testdata/sim_lifecycle_pki.json with new keys; run by hand only"]
+    fn regenerate_lifecycle_fixture() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/sim_lifecycle_pki.json"
+        );
+        std::fs::write(path, generate_lifecycle_fixture_json()).expect("write fixture");
+    }
+
+    #[test]
     fn fixture_loads_and_validates() {
         let pki = SimPki::get();
         assert_eq!(
-            pki.signers.iter().map(Vec::len).collect::<Vec<_>>(),
+            pki.signers[..LIFECYCLE_ORG]
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
             FIXTURE_PEERS_PER_ORG
         );
+        // The lifecycle org: the short-lived certificate ends on time, the CRL revokes one peer.
+        let at = |s: i64| SIM_EPOCH_UNIX_S + s;
+        let short = pki.signer(LIFECYCLE_ORG, SHORT_LIVED);
+        assert!(
+            pki.msp
+                .validate(short.identity(), at(SHORT_VALIDITY_S))
+                .is_ok()
+        );
+        assert!(
+            pki.msp
+                .validate(short.identity(), at(SHORT_VALIDITY_S + 1))
+                .is_err()
+        );
+        let revoked = pki.signer(LIFECYCLE_ORG, REVOKED);
+        assert!(pki.msp.validate(revoked.identity(), at(0)).is_ok());
+        assert_eq!(
+            pki.msp_revoking.validate(revoked.identity(), at(0)),
+            Err(IdentityError::Revoked)
+        );
+        let renewed = pki.signer(LIFECYCLE_ORG, RENEWED);
+        assert!(pki.msp_revoking.validate(renewed.identity(), at(0)).is_ok());
+        assert_ne!(renewed.pki_id(), revoked.pki_id());
         let signer = pki.signer(1, 3);
         assert_eq!(signer.identity().mspid, "Org2MSP");
         pki.msp

@@ -34,6 +34,7 @@ use crate::pki::{SIM_EPOCH_UNIX_S, SimPki};
 use crate::stats::SimStats;
 
 mod ledger;
+mod lifecycle;
 mod net;
 
 pub use ledger::SimLedger;
@@ -155,6 +156,9 @@ pub struct Sim<N> {
     verbose: bool,
     /// (receiver, subject) → newest accepted alive message's (inc_num, seq_num, metadata).
     alive_seen: AliveSeen,
+    /// The MSPs every node validates identities with (a CRL update replaces it:
+    /// [`Sim::replace_msp_now`]).
+    msp: Arc<gossip_engine::crypto::MspManager>,
 }
 
 /// The block number of a data message envelope (for verbose traces).
@@ -192,16 +196,16 @@ pub fn external_endpoint(org: usize, peer: usize) -> String {
     format!("peer{peer}.org{}.example.com:7051", org + 1)
 }
 
-fn new_ingress(pki: &SimPki) -> Ingress {
+fn new_ingress(msp: &Arc<gossip_engine::crypto::MspManager>) -> Ingress {
     let identities = Arc::new(IdentityStore::new(
-        Arc::clone(&pki.msp),
+        Arc::clone(msp),
         IDENTITIES_LEN_MAX_DEFAULT,
     ));
     let config = IngressConfig {
         nested_signer_policy: NestedSignerPolicy::DropItem,
         ..IngressConfig::default()
     };
-    Ingress::new(config, Arc::clone(&pki.msp), identities)
+    Ingress::new(config, Arc::clone(msp), identities)
 }
 
 impl<N: SimNode> Sim<N> {
@@ -230,7 +234,7 @@ impl<N: SimNode> Sim<N> {
                 internal_endpoint: internal,
                 external_endpoint: external,
                 node: None,
-                ingress: new_ingress(pki),
+                ingress: new_ingress(&pki.msp),
                 incarnation: 0,
                 timer_at: None,
                 channels: BTreeMap::new(),
@@ -271,6 +275,7 @@ impl<N: SimNode> Sim<N> {
             trace_len: 0,
             alive_seen: AliveSeen::default(),
             verbose: std::env::var_os("SIM_VERBOSE").is_some(),
+            msp: Arc::clone(&pki.msp),
         };
         for i in 0..sim.slots.len() {
             sim.boot(i);
@@ -417,7 +422,7 @@ impl<N: SimNode> Sim<N> {
     /// Delivers a crafted envelope to `to` as if `from` had sent it on their connection (it passes
     /// `to`'s ingress like any other).
     pub fn inject(&mut self, from: usize, to: usize, envelope: Envelope) {
-        self.connect(from, to);
+        let _ = self.connect(from, to);
         let to_incarnation = self.slots[to].incarnation;
         let at = self.now + self.net.link(from, to).latency_base;
         self.schedule(
@@ -527,9 +532,8 @@ impl<N: SimNode> Sim<N> {
     }
 
     fn boot(&mut self, i: usize) {
-        let pki = SimPki::get();
         let incarnation = self.slots[i].incarnation;
-        self.slots[i].ingress = new_ingress(pki);
+        self.slots[i].ingress = new_ingress(&self.msp);
         let slot = &self.slots[i];
         let setup = NodeSetup {
             config: self.gossip.clone(),

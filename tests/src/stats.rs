@@ -7,9 +7,17 @@ use gossip_engine::wire::ContentKind;
 /// The kind name under which identity pull messages are counted.
 pub const IDENTITY_PULL: &str = "identity_pull";
 
+/// Bound on [`SimStats::conns_closed`].
+pub const CONNS_CLOSED_LEN_MAX: usize = 65_536;
+
 /// What the simulated network carried.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
+    /// Handshakes refused because a side's identity did not validate (expired, revoked).
+    pub handshakes_refused: u64,
+    /// Connection closes the nodes asked for: (node, peer), the first
+    /// [`CONNS_CLOSED_LEN_MAX`].
+    pub conns_closed: Vec<(usize, gossip_engine::types::PkiId)>,
     /// Messages the nodes transmitted, per content kind name; identity pull messages (hello,
     /// digest, request and update) together under [`IDENTITY_PULL`], so that `data_update` is
     /// block pull alone.

@@ -2,6 +2,7 @@
 //! egress pipeline (emitter → partition → routing).
 
 mod leadership;
+mod lifecycle;
 mod route;
 mod stats;
 #[cfg(test)]
@@ -433,7 +434,9 @@ impl Node {
     /// Expiry is checked against the `now` of later inputs.
     pub fn handle_identity(&mut self, change: IdentityChange, _now: Instant) {
         self.certstore.handle_identity(&change);
-        self.discovery.learn_identity(change);
+        self.discovery.learn_identity(change, &mut self.out);
+        self.forget_purged();
+        self.discovery.refresh();
     }
 
     /// The outcome of requested IO, or a comm notification.
@@ -467,6 +470,7 @@ impl Node {
     /// Moves the components' emits into the emitter (routing any burst it flushes) and arms the
     /// emitter's tick.
     fn after_input(&mut self, now: Instant) {
+        self.forget_purged();
         self.discovery.refresh();
         let my_org = self.discovery.me().org.clone();
         for emit in std::mem::take(&mut self.out.emits) {

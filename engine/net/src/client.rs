@@ -257,7 +257,7 @@ pub(crate) async fn client_handshake(
     .and_then(|(envelope, inbound)| {
         let remote = verify_conn_establish(
             &envelope,
-            &shared.msp,
+            &shared.ingress.identities().msp(),
             shared.tls.is_some(),
             dialed.server_leaf.as_deref(),
             clock::now(),

@@ -24,7 +24,7 @@ use super::server::{self, ServerTasks};
 use super::stats::{CommStats, Stats};
 use super::tls::{TlsMaterial, TlsSetupError, TlsState};
 use crate::config::{CommConfig, ConfigError};
-use crate::crypto::{Identity, LocalSigner, MspManager};
+use crate::crypto::{Identity, LocalSigner};
 use crate::ingress::Ingress;
 use crate::pool::{PoolConfig, VerifierPool};
 use crate::types::PkiId;
@@ -117,7 +117,6 @@ pub enum CommError {
 pub(crate) struct Shared {
     pub(crate) config: CommConfig,
     pub(crate) signer: Arc<LocalSigner>,
-    pub(crate) msp: Arc<MspManager>,
     pub(crate) tls: Option<TlsState>,
     pub(crate) store: ConnStore,
     pub(crate) ingress: Arc<Ingress>,
@@ -368,7 +367,7 @@ impl Comm {
     /// Binds the listener and starts the server. Must run inside a tokio runtime.
     pub async fn start(params: CommParams) -> Result<Comm, CommError> {
         params.config.validate()?;
-        let msp = Arc::clone(params.ingress.identities().msp());
+        let msp = params.ingress.identities().msp();
         let tls = params
             .tls
             .as_ref()
@@ -388,7 +387,6 @@ impl Comm {
             inbound: Arc::new(AsyncQueue::new(params.config.inbound_queue_len_max)),
             config: params.config,
             signer: params.signer,
-            msp,
             tls,
             store: ConnStore::default(),
             ingress: params.ingress,

@@ -116,6 +116,8 @@ pub(crate) struct Driver {
     identity_purge_at: crate::time::Instant,
     /// How long the node took over each inbound message (its outputs handed on included).
     handle_time: Histogram,
+    /// Warns ahead of this peer's own certificate expiry.
+    own_cert: crate::own_cert::OwnCertWatch,
 }
 
 /// Whether the driver feeds a received message to the node: everything but handshakes, empty
@@ -183,7 +185,9 @@ impl Driver {
     ) -> Driver {
         let presumed_dead = comm.presumed_dead();
         let identity_switches = comm.identity_switches();
+        let own_cert = crate::own_cert::OwnCertWatch::new(self_identity.cert.not_after_unix_s);
         Driver {
+            own_cert,
             node,
             comm,
             inbound,
@@ -323,7 +327,12 @@ impl Driver {
             return;
         }
         self.identity_purge_at = now + IDENTITY_PURGE_INTERVAL;
-        self.identities.purge_expired(now);
+        self.own_cert.check(now);
+        for pki_id in self.identities.purge_expired(now) {
+            // Once per identity: it is gone from the store (and refused if it comes back).
+            tracing::info!(target: "gossip.identity", %pki_id,
+                "identity expired: purged, its member cut off and its connection closed");
+        }
         self.identities.purge_unused(now, UNUSED_THRESHOLD_DEFAULT);
         self.sync_identities();
     }

@@ -473,6 +473,19 @@ impl GossipHandle {
         .await
     }
 
+    /// Validates identities against `msp` from now on (an MSP or CRL update: gossip-node re-reads
+    /// its MSP folders on SIGHUP) and removes every stored identity that no longer validates
+    /// (Fabric's `SuspectPeers`); returns their PKI-IDs. The node cuts those peers off (membership,
+    /// channels, connections) at its next wake-up.
+    pub async fn replace_msp(
+        &self,
+        msp: crate::crypto::MspManager,
+    ) -> Result<Vec<PkiId>, GossipError> {
+        let msp = Arc::new(msp);
+        self.query(move |ctx| ctx.identities.replace_msp(msp, clock::now()))
+            .await
+    }
+
     /// Every joined channel with its height and its peers' highest (the operations endpoint's
     /// `gossip_state_height` and ledger-lag health check).
     pub async fn channel_summaries(

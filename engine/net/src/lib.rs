@@ -78,6 +78,7 @@ pub mod inbound;
 pub mod lanes;
 pub mod ledger;
 pub mod msp_dir;
+pub mod own_cert;
 mod pending_dial;
 pub mod pool;
 mod queue;

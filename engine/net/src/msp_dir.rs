@@ -1,11 +1,12 @@
 //! Loading MSP folders in Fabric's layout: a verifying MSP (`cacerts/`, `intermediatecerts/`,
-//! `tlscacerts/`, `config.yaml` with its NodeOUs) and a local signing MSP (`signcerts/`,
+//! `tlscacerts/`, `crls/`, `config.yaml` with its NodeOUs) and a local signing MSP (`signcerts/`,
 //! `keystore/`). These are the library's only file reads; the core takes the parsed material
 //! ([`OrgMsp::from_pems`], [`OrgMsp::with_node_ous`], [`LocalSigner::from_pems`]).
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use gossip_core::crypto::crl::Crl;
 use gossip_core::crypto::{
     Certificate, IdentityError, LocalSigner, NodeOuIdentifier, NodeOus, OrgMsp,
 };
@@ -114,8 +115,9 @@ fn read_all(dir: &Path, sub: &str) -> Result<Vec<Vec<u8>>, IdentityError> {
         .collect()
 }
 
-/// Loads an org's verifying MSP folder: `cacerts/`, `intermediatecerts/` (optional) and
-/// `tlscacerts/` (optional), every file in each, and the NodeOUs of `config.yaml` (optional).
+/// Loads an org's verifying MSP folder: `cacerts/`, `intermediatecerts/` (optional),
+/// `tlscacerts/` (optional) and `crls/` (optional: X.509 CRLs, PEM or DER, each signed by a CA of
+/// the org), every file in each, and the NodeOUs of `config.yaml` (optional).
 pub fn org_msp(mspid: &str, dir: &Path) -> Result<OrgMsp, IdentityError> {
     let (roots, inter, tls) = (
         read_all(dir, "cacerts")?,
@@ -132,6 +134,11 @@ pub fn org_msp(mspid: &str, dir: &Path) -> Result<OrgMsp, IdentityError> {
         v.iter().map(Vec::as_slice).collect()
     }
     let msp = OrgMsp::from_pems(mspid, &refs(&roots), &refs(&inter), &refs(&tls))?;
+    let mut crls = Vec::new();
+    for file in read_all(dir, "crls")? {
+        crls.extend(Crl::from_pem_or_der(&file)?);
+    }
+    let msp = msp.with_crls(crls)?;
     Ok(match node_ous(dir)? {
         Some(node_ous) => msp.with_node_ous(node_ous),
         None => msp,

@@ -139,7 +139,7 @@ async fn serve_inbound(
         .and_then(|envelope| {
             verify_conn_establish(
                 &envelope,
-                &shared.msp,
+                &shared.ingress.identities().msp(),
                 shared.tls.is_some(),
                 remote_leaf.as_deref(),
                 clock::now(),

@@ -52,6 +52,11 @@ pub enum Request {
         #[serde(default)]
         anchors: Vec<Anchor>,
     },
+    /// LeaveChan: publish StateInfo marked as left, stop pulling and serving the channel.
+    LeaveChannel {
+        /// Channel name.
+        channel: String,
+    },
     /// Build and gossip block `seq` of `size_bytes` data.
     InjectBlock {
         /// Channel name.
@@ -99,6 +104,7 @@ pub fn parse_request(line: &str) -> Result<Request, String> {
         serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))?;
     match &req {
         Request::JoinChannel { channel, .. }
+        | Request::LeaveChannel { channel }
         | Request::InjectBlock { channel, .. }
         | Request::PeersOfChannel { channel }
         | Request::LedgerHeight { channel }
@@ -315,6 +321,13 @@ mod tests {
                 size_bytes: 10240
             })
         );
+        assert_eq!(
+            r(r#"{"op":"leave_channel","channel":"c"}"#),
+            Ok(Request::LeaveChannel {
+                channel: "c".into()
+            })
+        );
+        assert!(r(r#"{"op":"leave_channel","channel":""}"#).is_err());
         assert_eq!(r(r#"{"op":"subscribe"}"#), Ok(Request::Subscribe));
         assert_eq!(r(r#"{"op":"peers"}"#), Ok(Request::Peers));
         assert_eq!(

@@ -18,13 +18,13 @@ impl<N: SimNode> Sim<N> {
         self.slots[b].node.is_some() && self.net.connected(a, b)
     }
 
-    /// The handshake's effect: each side stores the other's identity.
-    pub(super) fn connect(&mut self, a: usize, b: usize) {
+    /// The handshake's effect: each side stores the other's identity. `false` when a side
+    /// refuses the other's identity (expired, revoked): no connection, as a failed handshake.
+    pub(super) fn connect(&mut self, a: usize, b: usize) -> bool {
         let pair = (a.min(b), a.max(b));
-        if !self.connections.insert(pair) {
-            return;
+        if self.connections.contains(&pair) {
+            return true;
         }
-        self.stats.handshakes += 1;
         for (x, y) in [(a, b), (b, a)] {
             let identity = self.slots[y].signer.identity().clone();
             let claimed = identity.pki_id;
@@ -32,8 +32,14 @@ impl<N: SimNode> Sim<N> {
                 .ingress
                 .identities()
                 .put(&claimed.0, identity, self.now);
-            assert!(stored.is_ok(), "fixture identity refused: {stored:?}");
+            if stored.is_err() {
+                self.stats.handshakes_refused += 1;
+                return false;
+            }
         }
+        self.connections.insert(pair);
+        self.stats.handshakes += 1;
+        true
     }
 
     pub(super) fn resolve(&self, pki_id: Option<&PkiId>, endpoint: &str) -> Option<usize> {
@@ -119,7 +125,12 @@ impl<N: SimNode> Sim<N> {
             self.io_to(a, DIAL_FAILURE_DELAY, IoResult::PresumedDead(pki_id));
             return;
         }
-        self.connect(a, b);
+        if !self.connect(a, b) {
+            self.stats.send_failures += 1;
+            let pki_id = self.pki_id(b);
+            self.io_to(a, DIAL_FAILURE_DELAY, IoResult::PresumedDead(pki_id));
+            return;
+        }
         self.stats.record_link(a, b, kind);
         if kind == ContentKind::DataMsg {
             self.checkers.on_block_transmit(a, b, &t.envelope);
@@ -149,10 +160,7 @@ impl<N: SimNode> Sim<N> {
         match io {
             IoRequest::Handshake { endpoint, token } => {
                 let result = match self.resolve(None, &endpoint) {
-                    Some(b) if self.reachable(a, b) => {
-                        if a != b {
-                            self.connect(a, b);
-                        }
+                    Some(b) if self.reachable(a, b) && (a == b || self.connect(a, b)) => {
                         Ok((self.pki_id(b), self.slots[b].org_id.clone()))
                     }
                     _ => Err(format!("{endpoint} unreachable")),
@@ -166,6 +174,9 @@ impl<N: SimNode> Sim<N> {
                 self.io_to(a, rtt, IoResult::Probe { pki_id, alive });
             }
             IoRequest::CloseConn(pki_id) => {
+                if self.stats.conns_closed.len() < crate::stats::CONNS_CLOSED_LEN_MAX {
+                    self.stats.conns_closed.push((a, pki_id));
+                }
                 if let Some(b) = self.index_of(&pki_id) {
                     self.connections.remove(&(a.min(b), a.max(b)));
                 }

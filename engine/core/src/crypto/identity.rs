@@ -63,6 +63,8 @@ pub struct Certificate {
     pub issuer_raw: Bytes,
     /// The raw `tbsCertificate`, which the issuer signed.
     pub tbs_raw: Bytes,
+    /// The serial number's DER content bytes (what a CRL lists).
+    pub serial: Bytes,
     /// The issuer's signature over `tbs_raw`.
     pub signature: Bytes,
     /// The signature algorithm OID, dotted.
@@ -122,6 +124,7 @@ impl Certificate {
             subject_raw: slice(cert.subject().as_raw()),
             issuer_raw: slice(cert.issuer().as_raw()),
             tbs_raw: slice(cert.tbs_certificate.as_ref()),
+            serial: slice(cert.tbs_certificate.raw_serial()),
             signature,
             signature_alg_oid,
             public_key,
@@ -172,17 +175,12 @@ impl Certificate {
         if self.issuer_raw != issuer.subject_raw {
             return Err(IdentityError::UnknownIssuer);
         }
-        let alg: &dyn ring::signature::VerificationAlgorithm =
-            match (self.signature_alg_oid.as_str(), issuer.public_key.curve()) {
-                (OID_ECDSA_SHA256, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA256_ASN1,
-                (OID_ECDSA_SHA384, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA384_ASN1,
-                (OID_ECDSA_SHA256, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA256_ASN1,
-                (OID_ECDSA_SHA384, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA384_ASN1,
-                _ => return Err(IdentityError::UnsupportedKey),
-            };
-        ring::signature::UnparsedPublicKey::new(alg, issuer.public_key.sec1())
-            .verify(&self.tbs_raw, &self.signature)
-            .map_err(|_| IdentityError::BadChainSignature)
+        verify_issuer_signature(
+            &self.signature_alg_oid,
+            &self.tbs_raw,
+            &self.signature,
+            issuer,
+        )
     }
 
     /// Fails unless `now_unix_s` lies within the validity period.
@@ -242,6 +240,27 @@ impl Identity {
     pub fn public_key(&self) -> &PublicKey {
         &self.cert.public_key
     }
+}
+
+/// Checks an issuer's ECDSA signature `signature` (algorithm `alg_oid`) over `tbs` (a
+/// certificate's or a CRL's to-be-signed bytes).
+pub(crate) fn verify_issuer_signature(
+    alg_oid: &str,
+    tbs: &[u8],
+    signature: &[u8],
+    issuer: &Certificate,
+) -> Result<(), IdentityError> {
+    let alg: &dyn ring::signature::VerificationAlgorithm =
+        match (alg_oid, issuer.public_key.curve()) {
+            (OID_ECDSA_SHA256, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA256_ASN1,
+            (OID_ECDSA_SHA384, super::Curve::P256) => &ring::signature::ECDSA_P256_SHA384_ASN1,
+            (OID_ECDSA_SHA256, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA256_ASN1,
+            (OID_ECDSA_SHA384, super::Curve::P384) => &ring::signature::ECDSA_P384_SHA384_ASN1,
+            _ => return Err(IdentityError::UnsupportedKey),
+        };
+    ring::signature::UnparsedPublicKey::new(alg, issuer.public_key.sec1())
+        .verify(tbs, signature)
+        .map_err(|_| IdentityError::BadChainSignature)
 }
 
 #[cfg(test)]

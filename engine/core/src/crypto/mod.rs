@@ -7,6 +7,7 @@
 //! - [`envelope`]: signing and verifying envelopes and secret envelopes over the exact bytes.
 //! - [`LocalSigner`]: this peer's identity and key.
 
+pub mod crl;
 pub mod der;
 pub mod ecdsa;
 pub mod envelope;
@@ -113,6 +114,12 @@ pub enum IdentityError {
         /// The role OU.
         ou: String,
     },
+    /// A CRL of the MSP revokes the certificate.
+    #[error("the certificate has been revoked")]
+    Revoked,
+    /// A CRL does not parse, or no CA of its org signed it.
+    #[error("bad CRL: {0}")]
+    BadCrl(String),
     /// Gossip takes peer identities only: NodeOUs are enabled and the identity's role is not
     /// `peer` (a client, admin or orderer certificate presented as a gossip peer).
     #[error("not a peer identity: its NodeOU role is {role}")]

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::IdentityError;
+use super::crl::Crl;
 use super::identity::{Certificate, Identity};
 
 /// One org's verifying MSP: its enrollment CA roots and intermediates, and its TLS CA roots.
@@ -32,6 +33,8 @@ pub struct OrgMsp {
     pub tls_root_cas_der: Vec<Bytes>,
     /// The NodeOU roles (`config.yaml`); `None`: NodeOUs disabled.
     pub node_ous: Option<NodeOus>,
+    /// Revocation lists (`crls/`), each signed by a CA of this org ([`OrgMsp::with_crls`]).
+    pub crls: Vec<Crl>,
 }
 
 /// A NodeOU role (Fabric's `MSPRole_CLIENT`, `PEER`, `ADMIN`, `ORDERER`).
@@ -166,7 +169,29 @@ impl OrgMsp {
                 .map(|c| c.der)
                 .collect(),
             node_ous: None,
+            crls: Vec::new(),
         })
+    }
+
+    /// The same org with these revocation lists, each of which a root or intermediate CA of the
+    /// org must have issued and signed ([`IdentityError::BadCrl`] otherwise: Fabric's MSP
+    /// refuses to set up with such a CRL).
+    pub fn with_crls(mut self, crls: Vec<Crl>) -> Result<Self, IdentityError> {
+        for crl in &crls {
+            let signed = self
+                .root_cas
+                .iter()
+                .chain(&self.intermediate_cas)
+                .any(|ca| crl.verified_by(ca).is_ok());
+            if !signed {
+                return Err(IdentityError::BadCrl(format!(
+                    "not signed by a CA of {}",
+                    self.mspid
+                )));
+            }
+        }
+        self.crls = crls;
+        Ok(self)
     }
 
     /// The same org with NodeOUs enabled.
@@ -206,6 +231,9 @@ impl OrgMsp {
             ));
         }
         leaf.check_validity(now_unix_s)?;
+        if self.crls.iter().any(|crl| crl.revokes(leaf)) {
+            return Err(IdentityError::Revoked);
+        }
         let mut current = leaf;
         let mut issuer = None;
         for _ in 0..CHAIN_LEN_MAX {

@@ -63,8 +63,12 @@ pub enum IdentityChange {
         /// Last second of validity of its certificate (Unix seconds).
         not_after_unix_s: i64,
     },
-    /// An identity was removed.
+    /// An identity was removed (not seen for long, or evicted to make room): forget its org.
     Removed(PkiId),
+    /// An identity stopped being valid (its certificate expired, or a CRL revoked it) and was
+    /// removed: the peer is cut off (Fabric's `idMapper` purge: membership entries, StateInfo and
+    /// connections go with it).
+    Invalidated(PkiId),
     /// Forget every identity: a full list follows (the change queue overflowed).
     Reset,
 }
@@ -158,6 +162,8 @@ pub struct IdentityStoreStats {
     pub purged_expired: u64,
     /// Removed by [`IdentityStore::purge_unused`] (not seen for the usage threshold).
     pub purged_unused: u64,
+    /// Removed by [`IdentityStore::replace_msp`]: no longer valid under the new MSPs (a CRL).
+    pub purged_revoked: u64,
     /// Inserts refused: full, and nothing evictable (every stored identity pinned).
     pub refused_full: u64,
     /// `put`s refused: the identity is not a peer's (NodeOU role).
@@ -172,6 +178,7 @@ struct Counters {
     evicted_lru: AtomicU64,
     purged_expired: AtomicU64,
     purged_unused: AtomicU64,
+    purged_revoked: AtomicU64,
     refused_full: AtomicU64,
     refused_not_a_peer: AtomicU64,
     refused_invalid: AtomicU64,
@@ -185,6 +192,7 @@ enum Removal {
     PurgedExpired,
     PurgedUnused,
     Removed,
+    Revoked,
 }
 
 /// The digest of a signed `PeerIdentity` envelope ([`peer_identity_digest`]).
@@ -217,7 +225,8 @@ pub(crate) fn peer_identity_digest(
 /// PKI-ID → identity, bounded, internally synchronised.
 #[derive(Debug)]
 pub struct IdentityStore {
-    msp: Arc<MspManager>,
+    /// Replaced whole by [`IdentityStore::replace_msp`] (a CRL update).
+    msp: RwLock<Arc<MspManager>>,
     shards: Box<[RwLock<HashMap<PkiId, Entry>>]>,
     index: Mutex<Index>,
     len: AtomicUsize,
@@ -231,7 +240,7 @@ impl IdentityStore {
     /// An empty store validating against `msp`, holding at most `identities_len_max` identities.
     pub fn new(msp: Arc<MspManager>, identities_len_max: usize) -> Self {
         Self {
-            msp,
+            msp: RwLock::new(msp),
             shards: (0..SHARDS_COUNT)
                 .map(|_| RwLock::new(HashMap::new()))
                 .collect(),
@@ -244,9 +253,9 @@ impl IdentityStore {
         }
     }
 
-    /// The MSPs identities are validated against.
-    pub fn msp(&self) -> &Arc<MspManager> {
-        &self.msp
+    /// The MSPs identities are validated against now.
+    pub fn msp(&self) -> Arc<MspManager> {
+        Arc::clone(&self.msp.read())
     }
 
     fn shard(&self, pki_id: &PkiId) -> &RwLock<HashMap<PkiId, Entry>> {
@@ -261,7 +270,7 @@ impl IdentityStore {
         identity: &Identity,
         now: Instant,
     ) -> Result<(), IdentityError> {
-        validate_with(&self.msp, claimed_pki_id, identity, now)
+        validate_with(&self.msp.read(), claimed_pki_id, identity, now)
     }
 
     /// Fabric's `idMapper.Put`: validates the identity and stores it under its PKI-ID. When the
@@ -413,12 +422,21 @@ impl IdentityStore {
             Removal::EvictedLru => Some(&self.counters.evicted_lru),
             Removal::PurgedExpired => Some(&self.counters.purged_expired),
             Removal::PurgedUnused => Some(&self.counters.purged_unused),
+            Removal::Revoked => Some(&self.counters.purged_revoked),
             Removal::Removed => None,
         };
         if let Some(counter) = counter {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        self.record(IdentityChange::Removed(*pki_id));
+        let change = match why {
+            Removal::EvictedExpired | Removal::PurgedExpired | Removal::Revoked => {
+                IdentityChange::Invalidated(*pki_id)
+            }
+            Removal::EvictedLru | Removal::PurgedUnused | Removal::Removed => {
+                IdentityChange::Removed(*pki_id)
+            }
+        };
+        self.record(change);
         Some(removed.identity)
     }
 
@@ -470,39 +488,6 @@ impl IdentityStore {
             return None;
         }
         self.take(&mut index, pki_id, Removal::Removed)
-    }
-
-    /// Removes every identity expired at `now` (our own excepted) and returns their PKI-IDs,
-    /// sorted (the caller closes their connections and purges them from membership). Costs
-    /// O(log n) per identity removed, O(1) when none expired.
-    pub fn purge_expired(&self, now: Instant) -> Vec<PkiId> {
-        let mut index = self.index.lock();
-        let now_unix_s = now.as_unix_secs();
-        let mut purged = Vec::new();
-        while let Some(&(not_after_unix_s, pki_id)) = index.by_not_after.first()
-            && not_after_unix_s < now_unix_s
-        {
-            self.take(&mut index, &pki_id, Removal::PurgedExpired);
-            purged.push(pki_id);
-        }
-        purged.sort_unstable();
-        purged
-    }
-
-    /// Fabric's `periodicalPurgeUnusedIdentities`: removes every identity (our own excepted) not
-    /// seen for `unused_threshold` by `now` ([`UNUSED_THRESHOLD_DEFAULT`]); returns their
-    /// PKI-IDs, sorted.
-    pub fn purge_unused(&self, now: Instant, unused_threshold: Duration) -> Vec<PkiId> {
-        let seen_before = now - unused_threshold;
-        let mut index = self.index.lock();
-        let mut purged = Vec::new();
-        while let Some(pki_id) =
-            self.take_least_recently_seen(&mut index, seen_before, Removal::PurgedUnused)
-        {
-            purged.push(pki_id);
-        }
-        purged.sort_unstable();
-        purged
     }
 
     fn record(&self, change: IdentityChange) {
@@ -563,6 +548,7 @@ impl IdentityStore {
             evicted_lru: load(&c.evicted_lru),
             purged_expired: load(&c.purged_expired),
             purged_unused: load(&c.purged_unused),
+            purged_revoked: load(&c.purged_revoked),
             refused_full: load(&c.refused_full),
             refused_not_a_peer: load(&c.refused_not_a_peer),
             refused_invalid: load(&c.refused_invalid),
@@ -583,6 +569,8 @@ pub(crate) fn validate_with(
     }
     msp.validate_peer(identity, now.as_unix_secs())
 }
+
+mod purges;
 
 #[cfg(test)]
 #[path = "identity_store_tests.rs"]

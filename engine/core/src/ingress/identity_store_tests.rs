@@ -160,8 +160,13 @@ fn a_full_store_evicts_expired_identities_first() {
         );
     }
     let mut removed = 0;
-    store.take_changes(|c| removed += usize::from(matches!(c, IdentityChange::Removed(_))));
-    assert_eq!(removed, 32, "the node learns of every eviction");
+    store.take_changes(|c| {
+        removed += usize::from(matches!(c, IdentityChange::Invalidated(_)));
+    });
+    assert_eq!(
+        removed, 32,
+        "the node learns of every eviction, as invalidated"
+    );
 }
 
 #[test]

@@ -328,7 +328,6 @@ impl Prechecked {
 #[derive(Debug)]
 pub struct Ingress {
     config: IngressConfig,
-    msp: Arc<MspManager>,
     identities: Arc<IdentityStore>,
     seen: SeenCache,
     verified: verified::VerifiedSignatures,
@@ -361,18 +360,19 @@ impl Ingress {
         Self::new(config, msp, identities)
     }
 
-    /// A pipeline validating identities with `msp` and sharing `identities` with the comm layer
-    /// (whose handshake stores the remote's identity). Pass the store's own MSP manager.
+    /// A pipeline sharing `identities` with the comm layer (whose handshake stores the remote's
+    /// identity). Identities are validated against the store's MSP manager, whatever it is at the
+    /// time ([`IdentityStore::replace_msp`]); `msp` must be the store's own (kept for callers).
     pub fn new(
         config: IngressConfig,
         msp: Arc<MspManager>,
         identities: Arc<IdentityStore>,
     ) -> Self {
+        drop(msp);
         let seen = SeenCache::new(config.seen_len_max);
         let verified = verified::VerifiedSignatures::new(config.verified_len_max);
         Self {
             config,
-            msp,
             identities,
             seen,
             verified,
@@ -448,8 +448,9 @@ impl Ingress {
                 items_len_max: self.config.nested_items_len_max,
             });
         }
+        let msp = self.identities.msp();
         let mut resolver = signers::Resolver::new(
-            &self.msp,
+            &msp,
             &self.identities,
             now,
             self.config.nested_signer_policy,

@@ -19,6 +19,7 @@ use crate::testpki::{TestPki, TestPkiSpec};
 use crate::types::OrgId;
 
 mod identity;
+mod lifecycle;
 
 const START_UNIX_S: u64 = 1_700_000_000;
 
@@ -49,6 +50,8 @@ struct Cluster {
     identity_log: Vec<(usize, usize, ContentKind)>,
     /// Links that lose everything sent over them, (from, to).
     cut: std::collections::BTreeSet<(usize, usize)>,
+    /// Every connection close a node asked for: (node, peer).
+    closed: Vec<(usize, PkiId)>,
 }
 
 impl Cluster {
@@ -141,6 +144,7 @@ impl Cluster {
             log: Vec::new(),
             identity_log: Vec::new(),
             cut: Default::default(),
+            closed: Vec::new(),
         };
         c.settle();
         c
@@ -224,7 +228,10 @@ impl Cluster {
                             pki_id,
                             alive: true,
                         }),
-                        IoRequest::CloseConn(_) => None,
+                        IoRequest::CloseConn(p) => {
+                            self.closed.push((i, p));
+                            None
+                        }
                         IoRequest::ReadBlocks { token, .. } => Some(IoResult::Blocks {
                             token,
                             blocks: Vec::new(),

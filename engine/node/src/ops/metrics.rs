@@ -375,6 +375,7 @@ fn render_queues_and_identities(
         ("evicted_lru", ids.evicted_lru),
         ("purged_expired", ids.purged_expired),
         ("purged_unused", ids.purged_unused),
+        ("purged_revoked", ids.purged_revoked),
     ] {
         removed.with_label_values(&[why]).inc_by(n);
     }
@@ -394,6 +395,23 @@ fn render_queues_and_identities(
         refused.with_label_values(&[why]).inc_by(n);
     }
     registry.register(Box::new(refused))?;
+    let d = &s.stats.node.discovery;
+    let members = IntCounterVec::new(
+        Opts::new(
+            format!("{PREFIX}members_removed_total"),
+            "Members removed from membership, by why.",
+        ),
+        &["why"],
+    )?;
+    for (why, n) in [
+        ("became_dead", d.became_dead),
+        ("purged", d.purged),
+        ("identity_cut_off", d.identities_cut_off),
+        ("superseded", d.superseded),
+    ] {
+        members.with_label_values(&[why]).inc_by(n);
+    }
+    registry.register(Box::new(members))?;
     Ok(())
 }
 

@@ -82,6 +82,59 @@ fn low_s(
     })
 }
 
+/// The parameters [`new_ca`] signs its certificate with (the subject name and usages an issuer
+/// needs).
+fn ca_params(domain: &str, cn: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(domain, None, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    params
+}
+
+/// The CA `cn` of `domain` that [`new_ca`] made, again from its certificate and key, to issue
+/// more certificates (a renewal) or a CRL.
+pub fn ca_again(domain: &str, cn: &str, cert_key: &CertKey) -> Result<Ca, TestPkiError> {
+    let key = KeyPair::from_pem(&cert_key.key_pem)?;
+    Ok(Ca {
+        cert_key: cert_key.clone(),
+        issuer: Issuer::new(ca_params(domain, cn), key),
+    })
+}
+
+/// A CRL of `ca` revoking the certificates with these serial numbers (DER content bytes), issued
+/// at `now_unix_s`, next update in a day; PEM.
+pub fn new_crl(
+    ca: &Ca,
+    revoked_serials: &[&[u8]],
+    now_unix_s: i64,
+) -> Result<String, TestPkiError> {
+    let revoked_certs = revoked_serials
+        .iter()
+        .map(|serial| {
+            Ok(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(serial),
+                revocation_time: at(now_unix_s)?,
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+        })
+        .collect::<Result<Vec<_>, TestPkiError>>()?;
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: at(now_unix_s)?,
+        next_update: at(now_unix_s + 24 * 3600)?,
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    Ok(params.signed_by(&ca.issuer)?.pem()?)
+}
+
 /// A self-signed CA named `cn` for `domain`, valid ten years from `now_unix_s` (less the backdate).
 pub fn new_ca(domain: &str, cn: &str, now_unix_s: i64) -> Result<Ca, TestPkiError> {
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;

@@ -38,6 +38,7 @@
 
 pub mod certs;
 pub mod layout;
+pub mod lifecycle;
 
 use std::path::PathBuf;
 

@@ -196,7 +196,7 @@ impl CertStore {
     /// [`IdentityChange::Reset`], messages of identities not listed again leave at the next
     /// round.)
     pub fn handle_identity(&mut self, change: &IdentityChange) {
-        if let IdentityChange::Removed(pki_id) = change
+        if let IdentityChange::Removed(pki_id) | IdentityChange::Invalidated(pki_id) = change
             && *pki_id != self.me
         {
             self.items.remove(pki_id);

@@ -281,9 +281,13 @@ impl Channel {
     }
 
     /// Fabric's `EligibleForChannel`: a StateInfo from the member is cached (its identity is known,
-    /// or the StateInfo would not have verified).
+    /// or the StateInfo would not have verified), and, unlike Fabric, it does not say the member
+    /// left the channel: a peer that left is no target of block push or pull (it would drop
+    /// them; Fabric spends a fan-out slot or a pull round on it).
     pub fn is_eligible(&self, member: &NetworkMember) -> bool {
-        self.state_infos.get(&member.pki_id).is_some()
+        self.state_infos
+            .get(&member.pki_id)
+            .is_some_and(|si| !si.properties.left_channel)
     }
 
     /// Fabric's `GetPeers`: alive members with a cached StateInfo that did not leave, with their
@@ -300,6 +304,14 @@ impl Channel {
                 (!si.properties.left_channel).then(|| (m.clone(), si.properties.clone()))
             })
             .collect()
+    }
+
+    /// Drops what this channel holds about a peer that left membership (purged, cut off or
+    /// superseded by a renewed certificate): its StateInfo and leadership message. Without a
+    /// StateInfo it is no longer eligible nor among [`Channel::peers`].
+    pub fn forget_peer(&mut self, pki_id: &PkiId) {
+        self.state_infos.remove(pki_id);
+        self.leaders.remove(pki_id);
     }
 
     /// `LeaveChan`: publish `left_channel` and stop serving.

@@ -44,7 +44,10 @@ fn fixture() -> Fixture {
         at_s(0),
     );
     for s in &signers {
-        discovery.learn_identity(IdentityChange::learned(s.identity()));
+        discovery.learn_identity(
+            IdentityChange::learned(s.identity()),
+            &mut crate::outbox::Outbox::default(),
+        );
     }
     let mut out = Outbox::default();
     for (i, s) in signers.iter().enumerate().skip(1) {

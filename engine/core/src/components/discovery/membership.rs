@@ -169,6 +169,18 @@ impl Discovery {
         if self.members.len() >= MEMBERS_LEN_MAX {
             return out.count_drop(DropReason::Full);
         }
+        let org = self.org_of(&stamp.pki_id, now);
+        let endpoint = alive
+            .membership
+            .as_ref()
+            .map_or("", |m| m.endpoint.as_str());
+        let internal = envelope
+            .secret_envelope
+            .as_ref()
+            .and_then(internal_endpoint);
+        if self.is_superseded(&stamp, endpoint, internal.as_deref(), org.as_ref()) {
+            return out.count_drop(DropReason::Stale);
+        }
         let member = NetworkMember {
             pki_id: stamp.pki_id,
             endpoint: alive

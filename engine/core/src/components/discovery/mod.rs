@@ -12,13 +12,15 @@
 
 mod connect;
 mod disclosure;
+mod identities;
 mod membership;
+mod periodic;
+mod renewal;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use gossip_proto::gossip::gossip_message::{Content, Tag};
@@ -26,18 +28,17 @@ use gossip_proto::gossip::{
     AliveMessage, Envelope, GossipMessage, Member as PbMember, MembershipRequest, SecretEnvelope,
 };
 use prost::Message;
-use rand::Rng;
 
 pub use connect::{ConnectKind, MEMBERSHIP_ACK_WAIT};
 pub use disclosure::{envelope_for, sieve};
+pub use identities::Purged;
+pub(crate) use periodic::due;
 
 use crate::components::msgstore::{MsgStore, PeerTime, PeerTimePolicy, PeerTimed};
 use crate::config::GossipConfig;
 use crate::crypto::LocalSigner;
 use crate::crypto::envelope::{internal_endpoint, noop_sign, sign_envelope, sign_secret};
-use crate::egress::{SelectAll, select_peers};
 use crate::event::{Event, IoRequest, RemotePeer};
-use crate::ingress::{IDENTITIES_LEN_MAX_DEFAULT, IdentityChange};
 use crate::outbox::{DropReason, Outbox};
 use crate::time::Instant;
 use crate::types::{NetworkMember, OrgId, PkiId};
@@ -123,6 +124,11 @@ pub struct DiscoveryStats {
     pub purged: u64,
     /// Bootstrap/anchor connects given up after `max_connection_attempts`.
     pub connects_abandoned: u64,
+    /// Peers cut off because their identity expired or was revoked.
+    pub identities_cut_off: u64,
+    /// Members purged because a later incarnation with a new PKI-ID announced their endpoint (a
+    /// renewed certificate).
+    pub superseded: u64,
 }
 
 #[derive(Debug)]
@@ -139,8 +145,10 @@ pub struct Discovery {
     config: GossipConfig,
     signer: Arc<LocalSigner>,
     /// The org and validity of every identity the driver validated (handshakes, identities carried
-    /// by messages), as [`IdentityChange`]s told it; bounded like the driver's store.
-    known_orgs: BTreeMap<PkiId, (OrgId, i64)>,
+    /// by messages), as [`crate::ingress::IdentityChange`]s told it; bounded like the driver's store.
+    known: identities::KnownIdentities,
+    /// Purged members the node has not taken yet.
+    purged: Vec<Purged>,
     me: SelfInfo,
     secret: Option<SecretEnvelope>,
     members: BTreeMap<PkiId, Member>,
@@ -188,7 +196,8 @@ impl Discovery {
         Self {
             config,
             signer,
-            known_orgs: BTreeMap::new(),
+            known: identities::KnownIdentities::default(),
+            purged: Vec::new(),
             me,
             secret,
             members: BTreeMap::new(),
@@ -274,10 +283,7 @@ impl Discovery {
         if let Some(org) = self.members.get(pki_id).and_then(|m| m.member.org.clone()) {
             return Some(org);
         }
-        self.known_orgs
-            .get(pki_id)
-            .filter(|(_, not_after_unix_s)| now.as_unix_secs() <= *not_after_unix_s)
-            .map(|(org, _)| org.clone())
+        self.known.org(pki_id, now).cloned()
     }
 
     /// The org of a valid identity the driver's store holds (Fabric's `idMapper.Get`): self, or
@@ -286,31 +292,7 @@ impl Discovery {
         if *pki_id == self.me.pki_id {
             return Some(&self.me.org);
         }
-        self.known_orgs
-            .get(pki_id)
-            .filter(|(_, not_after_unix_s)| now.as_unix_secs() <= *not_after_unix_s)
-            .map(|(org, _)| org)
-    }
-
-    /// Applies a change of the driver's identity store.
-    pub fn learn_identity(&mut self, change: IdentityChange) {
-        match change {
-            IdentityChange::Learned {
-                pki_id,
-                org,
-                not_after_unix_s,
-            } => {
-                if self.known_orgs.len() < IDENTITIES_LEN_MAX_DEFAULT
-                    || self.known_orgs.contains_key(&pki_id)
-                {
-                    self.known_orgs.insert(pki_id, (org, not_after_unix_s));
-                }
-            }
-            IdentityChange::Removed(pki_id) => {
-                self.known_orgs.remove(&pki_id);
-            }
-            IdentityChange::Reset => self.known_orgs.clear(),
-        }
+        self.known.org(pki_id, now)
     }
 
     /// Counters.
@@ -434,6 +416,9 @@ impl Discovery {
         let org = self.org_of(&stamp.pki_id, now);
         match self.members.get_mut(&stamp.pki_id) {
             None => {
+                if !self.supersede(&stamp, &endpoint, internal.as_deref(), org.as_ref(), out) {
+                    return out.count_drop(DropReason::Stale);
+                }
                 if self.members.len() >= MEMBERS_LEN_MAX {
                     return out.count_drop(DropReason::Full);
                 }
@@ -515,6 +500,10 @@ impl Discovery {
             self.stats.purged += 1;
             self.view_dirty = true;
             out.event(Event::MemberPurged(*pki_id));
+            self.note_purged(Purged {
+                pki_id: *pki_id,
+                identity_cut_off: false,
+            });
         }
     }
 
@@ -527,129 +516,6 @@ impl Discovery {
             out.event(Event::MemberDead(pki_id));
         }
     }
-
-    /// The earliest deadline of discovery's periodic tasks.
-    pub fn poll_timeout(&self) -> Instant {
-        let t = &self.timers;
-        let mut next = t.alive.min(t.expiry_check).min(t.reconnect).min(t.sync);
-        if let Some(c) = self.connects.poll_timeout() {
-            next = next.min(c);
-        }
-        next
-    }
-
-    /// Runs every periodic task whose deadline passed. Idempotent when called early.
-    pub fn handle_timeout<R: Rng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut Outbox) {
-        if due(
-            &mut self.timers.expiry_check,
-            now,
-            self.config.alive_expiration_check_interval(),
-        ) {
-            self.check_expiry(now, out);
-        }
-        if due(&mut self.timers.alive, now, self.config.alive_time_interval) {
-            self.refresh();
-            if !self.alive_view.is_empty() {
-                match self.new_alive(true, now) {
-                    Some((envelope, message)) => out.emit(envelope, message, None),
-                    None => out.count_drop(DropReason::SignFailed),
-                }
-            }
-        }
-        if due(
-            &mut self.timers.reconnect,
-            now,
-            self.config.reconnect_interval,
-        ) {
-            for m in self.members.values().filter(|m| !m.alive) {
-                out.io(IoRequest::Probe {
-                    pki_id: m.member.pki_id,
-                    endpoint: m.member.preferred_endpoint().to_owned(),
-                });
-            }
-        }
-        if due(&mut self.timers.sync, now, self.config.pull_interval) {
-            self.refresh();
-            self.initiate_sync(now, rng, out);
-        }
-        self.connects_timeout(now, out);
-    }
-
-    /// Fabric's `InitiateSync(pullPeerNum)`: a membership request to up to `pull_peer_num`
-    /// random alive members, the secret stripped for other orgs.
-    fn initiate_sync<R: Rng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut Outbox) {
-        if self.alive_view.is_empty() {
-            return;
-        }
-        let mut picked = Vec::new();
-        select_peers(
-            self.config.pull_peer_num,
-            &self.alive_view,
-            &SelectAll,
-            rng,
-            &mut picked,
-        );
-        let targets: Vec<(RemotePeer, Option<OrgId>)> = picked
-            .iter()
-            .map(|m| (remote_of(m), m.org.clone()))
-            .collect();
-        let Some((own, _)) = self.new_alive(true, now) else {
-            return out.count_drop(DropReason::SignFailed);
-        };
-        for (target, org) in targets {
-            let info = envelope_for(&own, &self.me.org, org.as_deref());
-            out.send(target, Self::membership_request(info, 0));
-        }
-    }
-
-    fn check_expiry(&mut self, now: Instant, out: &mut Outbox) {
-        let timeout = self.config.alive_expiration_timeout;
-        let expired: Vec<PkiId> = self
-            .members
-            .values()
-            .filter(|m| m.alive && now.saturating_duration_since(m.last_seen) > timeout)
-            .map(|m| m.member.pki_id)
-            .collect();
-        for pki_id in expired {
-            self.expire_member(pki_id, out);
-        }
-        // Alive-message TTL: Fabric forgets the member when its stored alive message expires. We
-        // also forget dead members learnt from responses (never stored) after the same TTL.
-        let mut forget: Vec<PkiId> = self
-            .alive_store
-            .expire(now)
-            .iter()
-            .map(|s| s.pki_id)
-            .collect();
-        let ttl = self.config.alive_msg_ttl();
-        forget.extend(
-            self.members
-                .values()
-                .filter(|m| !m.alive && now.saturating_duration_since(m.last_seen) >= ttl)
-                .map(|m| m.member.pki_id),
-        );
-        forget.sort();
-        forget.dedup();
-        for pki_id in forget {
-            let pinned = self.members.get(&pki_id).is_some_and(|m| {
-                self.pinned_endpoints.contains(&m.member.endpoint)
-                    || self.pinned_endpoints.contains(&m.member.internal_endpoint)
-            });
-            let alive = self.members.get(&pki_id).is_some_and(|m| m.alive);
-            if !pinned && !alive {
-                self.purge(&pki_id, out);
-            }
-        }
-    }
-}
-
-/// Whether a periodic task is due; if so, moves its deadline one period past `now`.
-pub(crate) fn due(deadline: &mut Instant, now: Instant, period: Duration) -> bool {
-    if now < *deadline {
-        return false;
-    }
-    *deadline = now + period;
-    true
 }
 
 /// Where to send to a member: its PKI-ID and preferred endpoint.

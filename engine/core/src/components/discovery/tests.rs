@@ -2,6 +2,7 @@
 //! bootstrap connects.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use gossip_proto::gossip::MembershipResponse;
 use rand::SeedableRng;
@@ -35,7 +36,10 @@ fn disc(o: usize, p: usize, external: &str) -> Discovery {
         at_s(0),
     );
     for peer in pki.peers() {
-        discovery.learn_identity(IdentityChange::learned(peer.signer().unwrap().identity()));
+        discovery.learn_identity(
+            IdentityChange::learned(peer.signer().unwrap().identity()),
+            &mut crate::outbox::Outbox::default(),
+        );
     }
     discovery
 }

@@ -319,6 +319,17 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
             Ok(()) => ok_reply(Map::new()),
             Err(e) => stopped(e),
         },
+        Request::LeaveChannel { channel } => {
+            let name = Bytes::copy_from_slice(channel.as_bytes());
+            match h.next_block_seq(name.clone()).await {
+                Ok(None) => error_reply(&format!("not joined to channel {channel}")),
+                Ok(Some(_)) => match h.leave_chan(name).await {
+                    Ok(()) => ok_reply(Map::new()),
+                    Err(e) => stopped(e),
+                },
+                Err(e) => stopped(e),
+            }
+        }
         Request::InjectBlock {
             channel,
             seq,

@@ -11,6 +11,7 @@
 
 mod control;
 mod logging;
+mod reload;
 mod run;
 
 use std::net::SocketAddr;
@@ -179,6 +180,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
             orderer,
             orderer_signatures_required: args.orderer_signatures_required as usize,
             log_spec: None,
+            org_msps: orgs,
         },
     ))
 }

@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub orderer_signatures_required: usize,
     /// The log filter, for the operations endpoint's `/logspec`.
     pub log_spec: Option<Arc<LiveLogSpec>>,
+    /// The `--org-msp` folders, read again on SIGHUP (with `peer.mspConfigPath`).
+    pub org_msps: Vec<(String, std::path::PathBuf)>,
 }
 
 async fn resolve(key: &str, addr: &str) -> Result<SocketAddr> {
@@ -209,6 +211,7 @@ pub async fn run(cfg: NodeConfig, material: Material, opts: RunOptions) -> Resul
     if opts.exit_on_stdin_eof {
         watch_stdin(ctl.shutdown.clone());
     }
+    crate::reload::spawn(handle.clone(), cfg.clone(), opts.org_msps.clone());
     wait_for_stop(&ctl).await;
     let _ = ctl.shutdown.send(true);
     // Blocks delivered before the stop are committed before it returns.
