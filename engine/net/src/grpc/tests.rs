@@ -152,6 +152,54 @@ async fn compressed_truncated_and_failed_streams_are_errors() {
     );
 }
 
+/// Every way a peer's bytes fail to be a message has a reject reason of its own; a stream the
+/// transport or the peer ended has none (it is no input to reject).
+#[tokio::test]
+async fn failures_of_the_peers_bytes_have_a_reject_reason() {
+    // Field 1 (payload, length-delimited) announcing more bytes than the frame holds.
+    let garbage = [0x0a, 0x7f, 0x01];
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(garbage.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&garbage);
+    let undecodable = read_all(chunked(&framed, &[], None), 1 << 20)
+        .await
+        .expect_err("not an envelope");
+    assert!(
+        matches!(undecodable, FrameError::Decode(_)),
+        "{undecodable:?}"
+    );
+    let mut compressed = encode_frame(&envelope(10, 1)).to_vec();
+    compressed[0] = 1;
+    let whole = encode_frame(&envelope(10, 1));
+    let cases = [
+        (undecodable, Some("frame_undecodable")),
+        (
+            read_all(chunked(&compressed, &[], None), 1 << 20)
+                .await
+                .expect_err("compressed"),
+            Some("frame_compressed"),
+        ),
+        (
+            read_all(chunked(&whole[..3], &[], None), 1 << 20)
+                .await
+                .expect_err("truncated"),
+            Some("frame_truncated"),
+        ),
+        (FrameError::Oversize { len_bytes: 1 }, Some("oversize")),
+        (FrameError::Transport("reset".into()), None),
+        (
+            FrameError::Status {
+                code: 14,
+                message: String::new(),
+            },
+            None,
+        ),
+    ];
+    for (error, reason) in cases {
+        assert_eq!(error.reject_reason(), reason, "{error:?}");
+    }
+}
+
 fn inside(chunk: &Bytes, b: &Bytes) -> bool {
     let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
     range.contains(&(b.as_ptr() as usize))
