@@ -129,7 +129,7 @@ const CASES: &[Case] = &[
     }),
     case("deeply_nested", &[("reject.malformed", 1)], |c| {
         // 300 nested groups of an unknown field: past prost's recursion limit of 100.
-        let mut payload = vec![0xa3u8, 0x06].repeat(300);
+        let mut payload = [0xa3u8, 0x06].repeat(300);
         payload.extend([0xa4u8, 0x06].repeat(300));
         Box::pin(after_handshake(
             c,
