@@ -136,6 +136,23 @@ const CASES: &[Case] = &[
             vec![envelope_frame(&unsigned(payload.into()))],
         ))
     }),
+    case("nested_envelopes_64_deep", &[("reject.invalid", 1)], |c| {
+        // A membership response whose item is an envelope of a membership response whose item
+        // is ..., 64 levels: only one level is ever decoded, and it is no alive message.
+        let mut inner = unsigned(Bytes::new());
+        for _ in 0..64 {
+            let message = GossipMessage {
+                tag: Tag::Empty as i32,
+                content: Some(Content::MemRes(MembershipResponse {
+                    alive: vec![inner],
+                    dead: vec![],
+                })),
+                ..Default::default()
+            };
+            inner = unsigned(message.encode_to_vec().into());
+        }
+        Box::pin(after_handshake(c, vec![envelope_frame(&inner)]))
+    }),
     case(
         "too_many_nested_items",
         &[("reject.too_many_items", 1)],
