@@ -7,7 +7,7 @@
 //!   `PROPTEST_CASES` says otherwise;
 //! - cargo-fuzz (`fuzz/libfuzzer`, with libFuzzer's coverage feedback), one command away
 //!   (fuzz/README.md);
-//! - the built-in mutator ([`mutate`], `cargo test -p gossip-fuzz --release -- --ignored
+//! - the built-in mutator ([`mutate`], `cargo test -p gossip-fuzz --test targets -- --ignored
 //!   fuzz_long`), which needs nothing beyond the stable toolchain.
 //!
 //! Each starts from the kept corpus in `fuzz/corpus/<target>/`.

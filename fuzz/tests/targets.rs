@@ -163,8 +163,7 @@ fn the_node_seeds_reach_the_handlers() {
     }
 }
 
-/// The long run (`cargo test -p gossip-fuzz --release --test targets -- --ignored fuzz_long
-/// --nocapture`): `FUZZ_SECONDS` per target, `FUZZ_TARGET` for one, `FUZZ_SEED` for another
+/// The long run (`cargo test -p gossip-fuzz --test targets -- --ignored fuzz_long --nocapture`): `FUZZ_SECONDS` per target, `FUZZ_TARGET` for one, `FUZZ_SEED` for another
 /// sequence. Fails when an input panicked a target, naming the saved inputs.
 #[test]
 #[ignore = "long run: FUZZ_SECONDS per target"]
