@@ -263,6 +263,22 @@ const CASES: &[Case] = &[
         |c| Box::pin(first_frames(c, vec![frame(&[0x0a, 0x7f, 0x01])])),
     ),
     case(
+        "handshake_dribbled_past_the_timeout",
+        &[("handshake.timeout", 1)],
+        |c| {
+            // A valid ConnEstablish, a byte every 50 ms: it would take a minute; the handshake
+            // gives up after conn_timeout.
+            Box::pin(async move {
+                let dialed = dial(c, client_tls(&c.cluster.msp, Some(c.hostile())))
+                    .await
+                    .expect("dial");
+                let first = envelope_frame(&good_conn_establish(c.hostile(), true));
+                let pace = Duration::from_millis(50);
+                open_stream_paced(&dialed, one_byte_chunks(&first), pace).await;
+            })
+        },
+    ),
+    case(
         "handshake_wrong_first_message",
         &[("handshake.wrong_first_message", 1)],
         |c| Box::pin(first_frames(c, vec![envelope_frame(&alive(c, 4, 1))])),
@@ -548,8 +564,12 @@ async fn dial(
 /// and reads the response to its end (or for at most 5 s: the victim keeps an authenticated
 /// stream open).
 async fn open_stream(dialed: &Dialed, chunks: Vec<Bytes>) {
+    open_stream_paced(dialed, chunks, Duration::from_millis(1)).await;
+}
+
+/// [`open_stream`], with single-byte chunks `pace` apart (a dribble).
+async fn open_stream_paced(dialed: &Dialed, chunks: Vec<Bytes>, pace: Duration) {
     let (tx, rx) = mpsc::channel(8);
-    // One DATA frame per chunk; single bytes a millisecond apart (a dribble).
     let feeder = tokio::spawn(async move {
         for chunk in chunks {
             let dribble = chunk.len() == 1;
@@ -557,7 +577,7 @@ async fn open_stream(dialed: &Dialed, chunks: Vec<Bytes>) {
                 return;
             }
             if dribble {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                tokio::time::sleep(pace).await;
             }
         }
     });
