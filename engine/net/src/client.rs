@@ -218,6 +218,9 @@ pub(crate) async fn read_first(
         Ok(Err(FrameError::Oversize { len_bytes })) => {
             Err(HandshakeError::FirstFrameOversize { len_bytes })
         }
+        // Bytes that are not an envelope are a malformed ConnEstablish, as a payload that is not
+        // a GossipMessage is.
+        Ok(Err(FrameError::Decode(e))) => Err(HandshakeError::Malformed(e)),
         Ok(Err(e)) => Err(HandshakeError::Stream(e.to_string())),
     }
 }

@@ -252,7 +252,12 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound
                 shared.stats.reject("oversize");
                 break ReaderEnd::Oversize { len_bytes };
             }
-            Err(e) => break ReaderEnd::StreamError(e),
+            Err(e) => {
+                if let Some(reason) = e.reject_reason() {
+                    shared.stats.reject(reason);
+                }
+                break ReaderEnd::StreamError(e);
+            }
         }
     };
     if matches!(end, ReaderEnd::RemoteEnded) {

@@ -84,6 +84,22 @@ pub enum FrameError {
     Decode(String),
 }
 
+impl FrameError {
+    /// The reject reason counted for a stream that failed this way after the handshake
+    /// ([`crate::CommStats::rejects`]): bytes the peer sent that are not a gossip message. `None`
+    /// for a stream the transport or the peer ended (a reset, a lost connection, a non-OK
+    /// status), which is no input of the peer's to reject.
+    pub fn reject_reason(&self) -> Option<&'static str> {
+        match self {
+            FrameError::Transport(_) | FrameError::Status { .. } => None,
+            FrameError::Oversize { .. } => Some("oversize"),
+            FrameError::Compressed => Some("frame_compressed"),
+            FrameError::Truncated => Some("frame_truncated"),
+            FrameError::Decode(_) => Some("frame_undecodable"),
+        }
+    }
+}
+
 /// The largest HTTP/2 frame we accept (SETTINGS_MAX_FRAME_SIZE, both sides): a writer batch of
 /// up to 32 KiB then goes out as one DATA frame, one TLS write and one `writev`, where HTTP/2's
 /// default of 16 KiB made it two or three. A peer may still send smaller frames (grpc-go does).

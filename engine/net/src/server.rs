@@ -35,6 +35,10 @@ const ACCEPTED_QUEUE_LEN_MAX: usize = 64;
 const TLS_ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// [`crate::CommStats::handshake_failures`] cause of a failed server-side TLS handshake.
+const TLS_REJECTED: &str = "tls_rejected";
+/// [`crate::CommStats::handshake_failures`] cause of a TLS handshake over [`TLS_ACCEPT_TIMEOUT`].
+const TLS_TIMEOUT: &str = "tls_timeout";
 /// Fabric servers ping idle clients after two hours.
 const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(7200);
 
@@ -281,6 +285,7 @@ async fn accept_loop(
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.server.clone());
         let accepted = accepted.clone();
+        let task_shared = shared.clone();
         shared.spawn(async move {
             let tls_accepted = tokio::time::timeout(TLS_ACCEPT_TIMEOUT, acceptor.accept(tcp)).await;
             drop(slot);
@@ -288,8 +293,16 @@ async fn accept_loop(
                 Ok(Ok(stream)) => {
                     let _ = accepted.send(NetIo::TlsServer(Box::new(stream))).await;
                 }
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS accept failed"),
-                Err(_) => tracing::debug!(%addr, "TLS accept timed out"),
+                Ok(Err(e)) => {
+                    // Not TLS, a client certificate of no trusted TLS CA, or a connection closed
+                    // mid-handshake: counted, as every other handshake failure.
+                    task_shared.stats.handshake_failure(TLS_REJECTED);
+                    tracing::debug!(%addr, error = %e, "TLS accept failed");
+                }
+                Err(_) => {
+                    task_shared.stats.handshake_failure(TLS_TIMEOUT);
+                    tracing::debug!(%addr, "TLS accept timed out");
+                }
             }
         });
     }

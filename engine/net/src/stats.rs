@@ -163,7 +163,9 @@ pub struct CommStats {
     pub wire_bytes_received: u64,
     /// Rejected envelopes by [`crate::ingress::Reject::reason`].
     pub rejects: BTreeMap<&'static str, u64>,
-    /// Failed handshakes by [`super::HandshakeError::cause`].
+    /// Failed handshakes by [`super::HandshakeError::cause`], and server-side TLS handshakes that
+    /// failed (`tls_rejected`: not TLS, no client certificate of a trusted TLS CA, closed midway)
+    /// or timed out (`tls_timeout`).
     pub handshake_failures: BTreeMap<&'static str, u64>,
     /// Resources refused because a bound was reached, by reason: `first_frame_oversize` (a frame
     /// before the handshake announced more than [`crate::grpc::FIRST_FRAME_LEN_MAX_BYTES`]),

@@ -231,6 +231,13 @@ async fn tls_accepts_over_the_handshake_bound_are_refused_and_counted() {
         a.stats().refusals
     );
     drop(idle);
+    // The accepted ones fail their TLS handshake when the client goes: counted too.
+    let failed = HANDSHAKES_IN_FLIGHT_MAX as u64;
+    assert!(
+        eventually(|| a.stats().handshake_failures_of("tls_rejected") == failed).await,
+        "{:?}",
+        a.stats().handshake_failures
+    );
     let b = start_peer(&pki, 0, 1, true, CommConfig::for_test()).await;
     still_connects(&a, &b, 1).await;
     a.stop().await;

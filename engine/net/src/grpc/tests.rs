@@ -152,6 +152,107 @@ async fn compressed_truncated_and_failed_streams_are_errors() {
     );
 }
 
+/// Every way a peer's bytes fail to be a message has a reject reason of its own; a stream the
+/// transport or the peer ended has none (it is no input to reject).
+#[tokio::test]
+async fn failures_of_the_peers_bytes_have_a_reject_reason() {
+    // Field 1 (payload, length-delimited) announcing more bytes than the frame holds.
+    let garbage = [0x0a, 0x7f, 0x01];
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(garbage.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&garbage);
+    let undecodable = read_all(chunked(&framed, &[], None), 1 << 20)
+        .await
+        .expect_err("not an envelope");
+    assert!(
+        matches!(undecodable, FrameError::Decode(_)),
+        "{undecodable:?}"
+    );
+    let mut compressed = encode_frame(&envelope(10, 1)).to_vec();
+    compressed[0] = 1;
+    let whole = encode_frame(&envelope(10, 1));
+    let cases = [
+        (undecodable, Some("frame_undecodable")),
+        (
+            read_all(chunked(&compressed, &[], None), 1 << 20)
+                .await
+                .expect_err("compressed"),
+            Some("frame_compressed"),
+        ),
+        (
+            read_all(chunked(&whole[..3], &[], None), 1 << 20)
+                .await
+                .expect_err("truncated"),
+            Some("frame_truncated"),
+        ),
+        (FrameError::Oversize { len_bytes: 1 }, Some("oversize")),
+        (FrameError::Transport("reset".into()), None),
+        (
+            FrameError::Status {
+                code: 14,
+                message: String::new(),
+            },
+            None,
+        ),
+    ];
+    for (error, reason) in cases {
+        assert_eq!(error.reject_reason(), reason, "{error:?}");
+    }
+}
+
+/// Any bytes a peer sends, cut into DATA chunks anywhere: the reader yields envelopes until a
+/// typed error or the end, never panics, and never takes a message over its limit.
+mod arbitrary_streams {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const LEN_MAX_BYTES: usize = 4096;
+
+    /// Well-formed frames of small envelopes, arbitrary bytes, or a mix, as one stream.
+    fn stream() -> impl Strategy<Value = Vec<u8>> {
+        let frames = prop::collection::vec((0usize..64, any::<u8>()), 0..6).prop_map(|es| {
+            es.iter()
+                .flat_map(|&(len, tag)| encode_frame(&envelope(len, tag)).to_vec())
+                .collect::<Vec<u8>>()
+        });
+        let garbage = prop::collection::vec(any::<u8>(), 0..256);
+        (frames, garbage, 0..3u8).prop_map(|(f, g, mix)| match mix {
+            0 => f,
+            1 => g,
+            _ => [f, g].concat(),
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_in_any_chunks_read_to_envelopes_or_a_typed_error(
+            bytes in stream(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let result = runtime.block_on(async {
+                let mut reader = FrameReader::new(chunked(&bytes, &cuts, None), LEN_MAX_BYTES);
+                let mut read = Vec::new();
+                loop {
+                    match reader.message::<Envelope>().await {
+                        Ok(Some(e)) => read.push(e),
+                        Ok(None) => return Ok(read),
+                        Err(e) => return Err(e),
+                    }
+                }
+            });
+            match result {
+                Ok(read) => prop_assert!(read.iter().all(|e| e.encoded_len() <= LEN_MAX_BYTES)),
+                // Every failure of the peer's bytes is one a reject is counted for.
+                Err(e) => prop_assert!(e.reject_reason().is_some(), "{e:?}"),
+            }
+        }
+    }
+}
+
 fn inside(chunk: &Bytes, b: &Bytes) -> bool {
     let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
     range.contains(&(b.as_ptr() as usize))

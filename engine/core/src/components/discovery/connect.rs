@@ -167,6 +167,10 @@ impl Discovery {
             Err(_) => None,
         };
         let Some((pki_id, org, endpoint)) = accepted else {
+            if result.is_ok() {
+                // A foreign-org bootstrap peer, or an anchor not of the org it was listed for.
+                out.count_drop(DropReason::NotInMyOrg);
+            }
             return self.connect_failed(token, now);
         };
         let Some((own, _)) = self.new_alive(true, now) else {

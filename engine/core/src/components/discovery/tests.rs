@@ -228,6 +228,7 @@ fn bootstrap_must_be_same_org_and_is_acked_by_nonce() {
     let foreign = Ok((c.me().pki_id, c.me().org.clone()));
     a.handle_handshake(token, &foreign, at_s(1), &mut rng, &mut out);
     assert!(out.transmits.is_empty());
+    assert_eq!(out.drops.get(&DropReason::NotInMyOrg), Some(&1), "counted");
     assert_eq!(a.poll_timeout(), at_s(2) + Duration::from_millis(500));
     a.handle_timeout(at_s(26), &mut rng, &mut out);
     assert!(
