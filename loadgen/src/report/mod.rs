@@ -137,6 +137,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
     path_figures(c, &mut put);
     kills::kill_figures(c, &mut put);
+    crate::commands::reliability::figures(&out.reliability, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
@@ -396,6 +397,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "nodes": nodes,
         "faults": out.faults,
         "kills": kills::kills_json(c),
+        "membership": out.reliability.membership,
+        "floods": out.reliability.floods,
         "stats_delta_total": sum_maps(&deltas),
     })
 }
