@@ -39,6 +39,8 @@ pub struct Links {
     modes: Vec<AtomicU8>,
     unknown: AtomicU8,
     pids: Mutex<Vec<Option<u32>>>,
+    /// Accepted connections whose source node the `/proc` lookup did not find.
+    unidentified: std::sync::atomic::AtomicU64,
 }
 
 impl Links {
@@ -49,7 +51,15 @@ impl Links {
             modes: (0..n * n).map(|_| AtomicU8::new(0)).collect(),
             unknown: AtomicU8::new(0),
             pids: Mutex::new(vec![None; n]),
+            unidentified: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Accepted connections whose source node could not be identified (they follow the
+    /// unknown-source entry, open unless [`Links::set_unknown`] says otherwise, so a partition
+    /// does not cut them).
+    pub fn unidentified_connections(&self) -> u64 {
+        self.unidentified.load(Ordering::Relaxed)
     }
 
     /// Sets the mode of `src → dst`.
@@ -211,7 +221,13 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((client, peer)) => {
                 let src = match shared.source {
                     Source::Fixed(k) => Some(k),
-                    Source::Lookup => lookup_source(peer, &shared.links),
+                    Source::Lookup => {
+                        let src = lookup_source(peer, &shared.links);
+                        if src.is_none() {
+                            shared.links.unidentified.fetch_add(1, Ordering::Relaxed);
+                        }
+                        src
+                    }
                 };
                 if shared.links.mode(src, shared.dst) == LinkMode::Cut {
                     let _ = client.shutdown(Shutdown::Both);

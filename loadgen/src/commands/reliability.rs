@@ -170,6 +170,9 @@ pub struct Reliability {
     /// Per node, the least-squares slope of its RSS over the samples after warm-up, MiB/h
     /// (`None` with fewer than 3 samples): the soak's leak figure.
     pub rss_slope_mib_per_h: Vec<Option<f64>>,
+    /// With the fault proxies: accepted connections whose source node was not identified
+    /// (partitions do not apply to them).
+    pub proxy_unidentified_connections: Option<u64>,
 }
 
 /// The shortest span of samples an RSS slope is given for, seconds: over a short run the
@@ -331,6 +334,9 @@ pub fn figures(r: &Reliability, put: &mut impl FnMut(&str, f64)) {
             put(name, v);
         }
     }
+    if let Some(n) = r.proxy_unidentified_connections {
+        put("proxy_unidentified_connections", n as f64);
+    }
     let slopes: Vec<f64> = r.rss_slope_mib_per_h.iter().flatten().copied().collect();
     if let Some(max) = slopes.iter().copied().reduce(f64::max) {
         put("rss_slope_mib_per_h_max", max);
@@ -438,6 +444,7 @@ mod tests {
                 json!({"flooder": {"sent_per_s": 4.0e4}, "rss": {"victim_rss_peak_ratio": 1.5}}),
             ],
             rss_slope_mib_per_h: vec![Some(0.5), None, Some(2.0)],
+            proxy_unidentified_connections: None,
         };
         let mut got = std::collections::BTreeMap::new();
         figures(&r, &mut |k: &str, v: f64| {

@@ -497,6 +497,8 @@ pub fn run(
             membership,
             floods,
             rss_slope_mib_per_h,
+            proxy_unidentified_connections: (!cluster.proxies.is_empty())
+                .then(|| cluster.links.unidentified_connections()),
         },
     })
 }
