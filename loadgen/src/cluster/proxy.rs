@@ -55,9 +55,8 @@ impl Links {
         })
     }
 
-    /// Accepted connections whose source node could not be identified (they follow the
-    /// unknown-source entry, open unless [`Links::set_unknown`] says otherwise, so a partition
-    /// does not cut them).
+    /// Accepted connections whose source node could not be identified, and which were refused
+    /// for that (a partition could not apply to them).
     pub fn unidentified_connections(&self) -> u64 {
         self.unidentified.load(Ordering::Relaxed)
     }
@@ -221,13 +220,17 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((client, peer)) => {
                 let src = match shared.source {
                     Source::Fixed(k) => Some(k),
-                    Source::Lookup => {
-                        let src = lookup_source(peer, &shared.links);
-                        if src.is_none() {
+                    Source::Lookup => match lookup_source_retrying(peer, &shared.links) {
+                        Some(k) => Some(k),
+                        None => {
+                            // An unknown source would pass every partition for the life of the
+                            // connection (gossip connections last the whole run): refuse it; the
+                            // node dials again, and the next lookup usually finds it.
                             shared.links.unidentified.fetch_add(1, Ordering::Relaxed);
+                            let _ = client.shutdown(Shutdown::Both);
+                            continue;
                         }
-                        src
-                    }
+                    },
                 };
                 if shared.links.mode(src, shared.dst) == LinkMode::Cut {
                     let _ = client.shutdown(Shutdown::Both);
@@ -386,6 +389,24 @@ impl SplitMix {
 }
 
 /// The node whose process owns the client socket `peer` (connected to one of our proxies).
+/// Tries of [`lookup_source`] before a connection is refused as unidentified, and the pause
+/// between them: `/proc/net/tcp` is read while the kernel's table changes, and a socket of a
+/// connection opened in that moment can be missing from one reading.
+const LOOKUP_TRIES: usize = 5;
+const LOOKUP_RETRY_PAUSE: Duration = Duration::from_millis(2);
+
+fn lookup_source_retrying(peer: SocketAddr, links: &Links) -> Option<usize> {
+    for i in 0..LOOKUP_TRIES {
+        if let Some(k) = lookup_source(peer, links) {
+            return Some(k);
+        }
+        if i + 1 < LOOKUP_TRIES {
+            std::thread::sleep(LOOKUP_RETRY_PAUSE);
+        }
+    }
+    None
+}
+
 fn lookup_source(peer: SocketAddr, links: &Links) -> Option<usize> {
     let inode = socket_inode(peer)?;
     let needle = format!("socket:[{inode}]");
