@@ -60,7 +60,13 @@ pub fn start_flood(
 ) -> Result<FloodProc, String> {
     let f = &s.faults.floods[index];
     let spare = spare_for(c, SpareUse::Flooder(index)).ok_or("no flooder identity")?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // The running executable itself, even when its file was rebuilt since it started.
+    let self_exe = Path::new("/proc/self/exe");
+    let exe = if self_exe.exists() {
+        self_exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| e.to_string())?
+    };
     let mut cmd = Command::new(exe);
     cmd.arg("flood")
         .arg("--config")
