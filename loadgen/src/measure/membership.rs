@@ -259,6 +259,9 @@ pub struct PartitionViews {
     /// ms from the partition until every node's view held at most its own side (`None`: some
     /// node never dropped the other side while it lasted).
     pub split_all_ms: Option<f64>,
+    /// Per node, `split` ms: for a peer cut off alone, the others' entries are the times they
+    /// dropped it from their views (failure detection of a hung peer).
+    pub split_ms: Vec<(usize, Option<f64>)>,
     /// ms from the heal until every node's view held all `nodes − 1` others again.
     pub whole_all_ms: Option<f64>,
     /// Per node, `whole` ms.
@@ -299,6 +302,7 @@ pub fn partition_views(
         at_s: 0.0,
         healed_at_s: 0.0,
         split_all_ms: slowest(&split),
+        split_ms: split,
         whole_all_ms: slowest(&whole_ms),
         whole_ms,
         height_converged_ms: heights.converged_after(nodes, heal_ns, due_seq),
