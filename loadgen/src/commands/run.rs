@@ -325,7 +325,11 @@ pub fn run(
     };
     let mut collector = Collector::new(schedule, s.nodes, s.channels.clone(), s.injector_nodes())
         .with_groups(crate::report::kinds::kind_groups(&node_kinds).1);
-    let mut heights = Heights::new(s.channels.len());
+    let mut heights = if s.membership_poll_ms > 0 && !s.faults.partitions.is_empty() {
+        Heights::new(s.channels.len())
+    } else {
+        Heights::off()
+    };
     let poller = match s.membership_poll_ms {
         0 => None,
         ms => Some(MembershipPoller::start(
