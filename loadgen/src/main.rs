@@ -16,6 +16,8 @@
 //! - `sim-figures`: deterministic dissemination figures of the simulator, one seed.
 //! - `sim-rate --rates 20,500`: what push gossip itself delivers at each rate in the simulator
 //!   (zero processing cost), beside which a capacity sweep's coverage drop can be judged.
+//! - `flood --config core.yaml --target HOST:PORT --rate-per-s N --duration-s S`: a hostile peer
+//!   (a scenario's `[[faults.floods]]` starts it): a real handshake, then junk at the rate.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -154,6 +156,31 @@ enum Command {
         /// Output file (stdout when absent).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// A hostile peer: load a peer's core.yaml and MSP, hand-shake with TARGET, then send
+    /// valid-looking junk and invalid envelopes at a rate; prints one JSON line of what was sent.
+    Flood {
+        /// The hostile peer's core.yaml (its identity).
+        #[arg(long)]
+        config: PathBuf,
+        /// Another trusted org, MSPID=DIR (repeatable), as gossip-node's --org-msp.
+        #[arg(long = "org-msp")]
+        org_msp: Vec<String>,
+        /// The victim's gossip endpoint, host:port.
+        #[arg(long)]
+        target: String,
+        /// Envelopes per second.
+        #[arg(long, default_value_t = 50_000.0)]
+        rate_per_s: f64,
+        /// Seconds.
+        #[arg(long, default_value_t = 60.0)]
+        duration_s: f64,
+        /// Share of invalid envelopes (garbage, bad signatures), 0 to 1.
+        #[arg(long, default_value_t = 0.5)]
+        invalid_share: f64,
+        /// Seed of the junk.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Simulate push gossip at each injection rate with zero processing cost (one org, peer 0
     /// injects, Fabric's default gossip config): coverage, completeness and latency that the
@@ -469,6 +496,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let doc = loadgen::commands::figures::sim_figures(nodes, blocks, seed);
             write_or_print(&doc, out.as_deref())
+        }
+        Command::Flood {
+            config,
+            org_msp,
+            target,
+            rate_per_s,
+            duration_s,
+            invalid_share,
+            seed,
+        } => {
+            let max = loadgen::scenario::limits::FLOOD_RATE_PER_S_MAX;
+            anyhow::ensure!(
+                rate_per_s > 0.0 && rate_per_s <= max,
+                "--rate-per-s {rate_per_s} must be in (0, {max}]"
+            );
+            anyhow::ensure!(
+                duration_s.is_finite() && duration_s > 0.0 && duration_s <= 86_400.0,
+                "--duration-s {duration_s} must be in (0, 86400]"
+            );
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&invalid_share),
+                "--invalid-share {invalid_share} must be in [0, 1]"
+            );
+            let args = loadgen::commands::flood::FloodArgs {
+                config,
+                org_msps: org_msp,
+                target,
+                rate_per_s,
+                duration_s,
+                invalid_share,
+                seed,
+            };
+            let report = loadgen::commands::flood::run_flood(&args)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
         Command::SimRate {
             nodes,

@@ -141,6 +141,20 @@ impl ControlClient {
         Ok((len("alive"), len("dead")))
     }
 
+    /// `peers`: the alive members as (endpoint, PKI-ID).
+    pub fn alive_members(&mut self) -> Result<Vec<(String, String)>, ControlError> {
+        let v = self.request(&json!({"op": "peers"}))?;
+        let field = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        Ok(v.get("alive")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|m| (field(m, "endpoint"), field(m, "pki_id")))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `peers_of_channel`: how many peers this node sees in `channel`.
     pub fn peers_of_channel(&mut self, channel: &str) -> Result<usize, ControlError> {
         let v = self.request(&json!({"op": "peers_of_channel", "channel": channel}))?;

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::launcher::NodeSpec;
 use crate::cluster::proxy::{Delay, Links, Proxy, Source};
-use crate::scenario::{PeerKind, Scenario, ScenarioError};
+use crate::scenario::{PeerKind, Scenario, ScenarioError, Spare};
 
 /// Building the cluster layout failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +89,23 @@ pub struct Cluster {
     pub links: Arc<Links>,
     /// Running proxies (empty without faults that need them).
     pub proxies: Vec<Proxy>,
+    /// The spare identities ([`Scenario::spares`]), in that order.
+    pub spares: Vec<SpareLayout>,
+    /// `--org-msp` values: every peer org's verifying MSP folder, `MSPID=dir`.
+    pub org_msp_args: Vec<String>,
+}
+
+/// A spare identity's folder: `msp/`, `tls/` and, for a flooder, a core.yaml.
+#[derive(Clone, Debug)]
+pub struct SpareLayout {
+    /// What it is for.
+    pub spare: Spare,
+    /// Its name (peer.id).
+    pub name: String,
+    /// Its folder in the PKI.
+    pub dir: PathBuf,
+    /// Its core.yaml (its own listen port, no bootstrap): what `loadgen flood` loads.
+    pub core: PathBuf,
 }
 
 /// Listen ports come from below Linux's default ephemeral range (32768–60999). A port picked by
@@ -306,6 +323,14 @@ pub fn build(
             proxies.push(p);
         }
     }
+    let org_msp_args: Vec<String> = pki
+        .orgs
+        .iter()
+        .map(|org| {
+            let dir = crypto.join(&org.domain).join("msp");
+            format!("{}={}", org.mspid, dir.display())
+        })
+        .collect();
     let mut nodes = Vec::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = s.node_threads(cores);
@@ -364,16 +389,9 @@ pub fn build(
             "--control-addr".into(),
             control.to_string().into(),
         ];
-        for org in &pki.orgs {
+        for arg in &org_msp_args {
             args.push("--org-msp".into());
-            args.push(
-                format!(
-                    "{}={}",
-                    org.mspid,
-                    crypto.join(&org.domain).join("msp").display()
-                )
-                .into(),
-            );
+            args.push(arg.into());
         }
         // Injected blocks are orderer-signed (Fabric-real); fabric-node's strict verification
         // accepts them, and every node may be an injector.
@@ -426,11 +444,47 @@ pub fn build(
             },
         });
     }
+    // Spares follow each org's nodes in the PKI, in [`Scenario::spares`] order.
+    let mut spares = Vec::new();
+    let mut next = s.peers_per_org();
+    for (o, n) in next.iter_mut().enumerate() {
+        *n -= s.spares().iter().filter(|sp| sp.org == o).count();
+    }
+    for spare in s.spares() {
+        let o = &pki.orgs[spare.org];
+        let peer = &o.peers[next[spare.org]];
+        next[spare.org] += 1;
+        let dir = crypto.join(&o.domain).join("peers").join(&peer.name);
+        let cas: Vec<String> = tls_cas.iter().map(|p| p.display().to_string()).collect();
+        let listen = free_port()?;
+        let yaml = core_yaml(
+            s,
+            &peer.name,
+            &o.mspid,
+            listen,
+            listen,
+            &[],
+            false,
+            &cas,
+            None,
+        );
+        let text = serde_norway::to_string(&yaml).map_err(|e| ClusterError::Yaml(e.to_string()))?;
+        let core = dir.join("core.yaml");
+        std::fs::write(&core, text).map_err(io(format!("writing {}", core.display())))?;
+        spares.push(SpareLayout {
+            spare,
+            name: peer.name.clone(),
+            dir,
+            core,
+        });
+    }
     Ok(Cluster {
         nodes,
         orgs,
         links,
         proxies,
+        spares,
+        org_msp_args,
     })
 }
 

@@ -39,6 +39,8 @@ pub struct Links {
     modes: Vec<AtomicU8>,
     unknown: AtomicU8,
     pids: Mutex<Vec<Option<u32>>>,
+    /// Accepted connections whose source node the `/proc` lookup did not find.
+    unidentified: std::sync::atomic::AtomicU64,
 }
 
 impl Links {
@@ -49,7 +51,14 @@ impl Links {
             modes: (0..n * n).map(|_| AtomicU8::new(0)).collect(),
             unknown: AtomicU8::new(0),
             pids: Mutex::new(vec![None; n]),
+            unidentified: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Accepted connections whose source node could not be identified, and which were refused
+    /// for that (a partition could not apply to them).
+    pub fn unidentified_connections(&self) -> u64 {
+        self.unidentified.load(Ordering::Relaxed)
     }
 
     /// Sets the mode of `src → dst`.
@@ -211,7 +220,21 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((client, peer)) => {
                 let src = match shared.source {
                     Source::Fixed(k) => Some(k),
-                    Source::Lookup => lookup_source(peer, &shared.links),
+                    Source::Lookup => match client
+                        .local_addr()
+                        .ok()
+                        .and_then(|me| lookup_source_retrying(peer, me, &shared.links))
+                    {
+                        Some(k) => Some(k),
+                        None => {
+                            // An unknown source would pass every partition for the life of the
+                            // connection (gossip connections last the whole run): refuse it; the
+                            // node dials again, and the next lookup usually finds it.
+                            shared.links.unidentified.fetch_add(1, Ordering::Relaxed);
+                            let _ = client.shutdown(Shutdown::Both);
+                            continue;
+                        }
+                    },
                 };
                 if shared.links.mode(src, shared.dst) == LinkMode::Cut {
                     let _ = client.shutdown(Shutdown::Both);
@@ -370,8 +393,27 @@ impl SplitMix {
 }
 
 /// The node whose process owns the client socket `peer` (connected to one of our proxies).
-fn lookup_source(peer: SocketAddr, links: &Links) -> Option<usize> {
-    let inode = socket_inode(peer)?;
+/// Tries of [`lookup_source`] before a connection is refused as unidentified, and the pause
+/// between them: `/proc/net/tcp` is read while the kernel's table changes, and a socket of a
+/// connection opened in that moment can be missing from one reading.
+const LOOKUP_TRIES: usize = 5;
+const LOOKUP_RETRY_PAUSE: Duration = Duration::from_millis(2);
+
+fn lookup_source_retrying(peer: SocketAddr, me: SocketAddr, links: &Links) -> Option<usize> {
+    for i in 0..LOOKUP_TRIES {
+        if let Some(k) = lookup_source(peer, me, links) {
+            return Some(k);
+        }
+        if i + 1 < LOOKUP_TRIES {
+            std::thread::sleep(LOOKUP_RETRY_PAUSE);
+        }
+    }
+    None
+}
+
+/// The node owning the socket of the connection from `peer` to `me` (this proxy's address).
+fn lookup_source(peer: SocketAddr, me: SocketAddr, links: &Links) -> Option<usize> {
+    let inode = socket_inode(peer, me)?;
     let needle = format!("socket:[{inode}]");
     for (k, pid) in links.pids().into_iter().enumerate() {
         let Some(pid) = pid else { continue };
@@ -389,20 +431,27 @@ fn lookup_source(peer: SocketAddr, links: &Links) -> Option<usize> {
     None
 }
 
-/// Inode of the IPv4 socket whose local address is `local`, from `/proc/net/tcp`.
-fn socket_inode(local: SocketAddr) -> Option<u64> {
-    let SocketAddr::V4(v4) = local else {
+/// `/proc/net/tcp`'s spelling of an IPv4 address (`0100007F:1F90`); `None` for IPv6.
+fn proc_tcp_addr(a: SocketAddr) -> Option<String> {
+    let SocketAddr::V4(v4) = a else {
         return None;
     };
-    let want = format!(
+    Some(format!(
         "{:08X}:{:04X}",
         u32::from_le_bytes(v4.ip().octets()),
         v4.port()
-    );
+    ))
+}
+
+/// Inode of the IPv4 socket from `local` to `remote`, from `/proc/net/tcp`. Both ends count:
+/// Linux hands the same ephemeral port to connections to different destinations, so a local
+/// address alone can name another process's socket (the partitions of 2026-12-07 leaked so).
+fn socket_inode(local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+    let (want_local, want_remote) = (proc_tcp_addr(local)?, proc_tcp_addr(remote)?);
     let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
     text.lines().skip(1).find_map(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        (cols.get(1) == Some(&want.as_str()))
+        (cols.get(1) == Some(&want_local.as_str()) && cols.get(2) == Some(&want_remote.as_str()))
             .then(|| cols.get(9)?.parse().ok())
             .flatten()
     })
@@ -416,10 +465,13 @@ mod tests {
     fn socket_inode_finds_own_connection() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        assert!(socket_inode(c.local_addr().unwrap()).is_some());
+        let (me, peer) = (l.local_addr().unwrap(), c.local_addr().unwrap());
+        assert!(socket_inode(peer, me).is_some());
+        let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(socket_inode(peer, elsewhere), None, "the remote end counts");
         let links = Links::new(2);
         links.set_pid(1, Some(std::process::id()));
-        assert_eq!(lookup_source(c.local_addr().unwrap(), &links), Some(1));
+        assert_eq!(lookup_source(peer, me, &links), Some(1));
     }
 
     #[test]

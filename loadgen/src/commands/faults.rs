@@ -17,10 +17,11 @@ use crate::cluster::Cluster;
 use crate::cluster::control::{self, ControlClient, Feed};
 use crate::cluster::launcher::{Launcher, NodeHandle};
 use crate::cluster::proxy::LinkMode;
+use crate::commands::reliability::{FloodProc, renew_cert, spare_for, start_flood};
 use crate::commands::run::{anchors, connect_retry};
 use crate::measure::collect::{Collector, Restarted};
 use crate::measure::inject::unix_now_ns;
-use crate::scenario::{PartitionMode, Scenario};
+use crate::scenario::{PartitionMode, Scenario, SpareUse};
 
 /// A scheduled fault action.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,10 @@ pub enum Action {
     Kill(usize),
     /// Start a killed node again with the same spec.
     Restart(usize),
+    /// Start killed node `.0` again with a renewed certificate (the spare of `faults.kills[.1]`).
+    RestartRenewed(usize, usize),
+    /// Start the hostile flooder of `faults.floods[.0]`.
+    Flood(usize),
 }
 
 impl Action {
@@ -72,11 +77,19 @@ pub fn fault_plan(s: &Scenario) -> Vec<(u64, Action)> {
         ));
         plan.push((secs(p.at_s + p.duration_s), Action::Heal(p.a.clone(), b)));
     }
-    for k in &s.faults.kills {
+    for (i, k) in s.faults.kills.iter().enumerate() {
         plan.push((secs(k.at_s), Action::Kill(k.node)));
         if let Some(r) = k.restart_after_s {
-            plan.push((secs(k.at_s + r), Action::Restart(k.node)));
+            let restart = if k.renew_cert {
+                Action::RestartRenewed(k.node, i)
+            } else {
+                Action::Restart(k.node)
+            };
+            plan.push((secs(k.at_s + r), restart));
         }
+    }
+    for (i, f) in s.faults.floods.iter().enumerate() {
+        plan.push((secs(f.at_s), Action::Flood(i)));
     }
     plan.sort_by_key(|(t, _)| *t);
     plan
@@ -103,6 +116,10 @@ pub struct FaultRunner<'a> {
     pub rejoins: Vec<JoinHandle<Rejoined>>,
     /// Per node, its stats read just before each kill (`Null` where unreadable).
     pub stats_at_kill: Vec<Vec<Value>>,
+    /// Flooders started.
+    pub floods: Vec<FloodProc>,
+    /// Seconds after block 1's due time, now (for the flooders' start times).
+    pub now_s: f64,
 }
 
 impl FaultRunner<'_> {
@@ -120,6 +137,29 @@ impl FaultRunner<'_> {
         }
         match a {
             Action::Partition(..) | Action::Heal(..) => String::new(),
+            Action::Flood(i) => match start_flood(c, self.scenario, *i, self.now_s) {
+                Ok(p) => {
+                    self.floods.push(p);
+                    let f = &self.scenario.faults.floods[*i];
+                    format!(
+                        "flood node {} at {} msgs/s for {} s",
+                        f.victim, f.rate_per_s, f.duration_s
+                    )
+                }
+                Err(e) => format!("flood {i} failed to start: {e}"),
+            },
+            Action::RestartRenewed(k, i) => {
+                let renewed = spare_for(c, SpareUse::RenewedCert(*i))
+                    .ok_or_else(|| "no spare identity".to_owned())
+                    .and_then(|sp| renew_cert(&c.nodes[*k].dir, sp).map_err(|e| e.to_string()));
+                match renewed {
+                    Ok(()) => {
+                        let what = self.apply(&Action::Restart(*k), handles, clients, collector);
+                        format!("{what} with a renewed certificate")
+                    }
+                    Err(e) => format!("restart node {k} failed: renewing its certificate: {e}"),
+                }
+            }
             Action::Kill(k) => {
                 let stats = clients
                     .get_mut(*k)

@@ -3,6 +3,8 @@
 
 pub mod faults;
 pub mod figures;
+pub mod flood;
 pub mod job;
+pub mod reliability;
 pub mod run;
 pub mod sweep;

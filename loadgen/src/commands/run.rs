@@ -14,8 +14,10 @@ use crate::cluster::launcher::{Launcher, NodeHandle};
 use crate::cluster::{self, Cluster};
 use crate::commands::faults::FaultRunner;
 pub use crate::commands::faults::{Action, fault_plan};
+use crate::commands::reliability::{self, Reliability};
 use crate::measure::collect::{Collector, Schedule};
 use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
+use crate::measure::membership::{Heights, MembershipPoller};
 use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::measure::traffic::ByteCounters;
 use crate::scenario::Scenario;
@@ -110,6 +112,8 @@ pub struct RunOutput {
     pub node_kinds: Vec<String>,
     /// Per node, the `implementation` field of its stats, when it reports one.
     pub node_implementations: Vec<Option<String>>,
+    /// Membership views after faults, and floods (run.json's `membership` and `floods`).
+    pub reliability: Reliability,
 }
 
 /// Progress reporting (a bar on a terminal, lines under CI).
@@ -321,6 +325,18 @@ pub fn run(
     };
     let mut collector = Collector::new(schedule, s.nodes, s.channels.clone(), s.injector_nodes())
         .with_groups(crate::report::kinds::kind_groups(&node_kinds).1);
+    let mut heights = if s.membership_poll_ms > 0 && !s.faults.partitions.is_empty() {
+        Heights::new(s.channels.len())
+    } else {
+        Heights::off()
+    };
+    let poller = match s.membership_poll_ms {
+        0 => None,
+        ms => Some(MembershipPoller::start(
+            cluster.nodes.iter().map(|n| n.control).collect(),
+            Duration::from_millis(ms),
+        )?),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut injectors = Vec::new();
     for k in s.injector_nodes() {
@@ -354,6 +370,8 @@ pub fn run(
         scenario: s,
         rejoins: Vec::new(),
         stats_at_kill: vec![Vec::new(); s.nodes],
+        floods: Vec::new(),
+        now_s: 0.0,
     };
     // Main loop: deliveries, faults, samples, progress; bounded by `end_ns`.
     for _ in 0..100_000_000u64 {
@@ -370,7 +388,7 @@ pub fn run(
             break;
         }
         while let Ok(feed) = rx.recv_timeout(Duration::from_millis(20)) {
-            record(&mut collector, feed);
+            record(&mut collector, &mut heights, &s.channels, feed);
             if unix_now_ns() >= now + 50_000_000 {
                 break;
             }
@@ -378,6 +396,7 @@ pub fn run(
         let now = unix_now_ns();
         while plan.first().is_some_and(|(at, _)| *at <= now) {
             let (_, action) = plan.remove(0);
+            fault_runner.now_s = t_of(now);
             let what = fault_runner.apply(&action, &mut handles, &mut clients, &mut collector);
             faults.push(FaultEvent {
                 t_s: t_of(now),
@@ -421,7 +440,11 @@ pub fn run(
         }
     }
     while let Ok(feed) = rx.try_recv() {
-        record(&mut collector, feed);
+        record(&mut collector, &mut heights, &s.channels, feed);
+    }
+    let mut floods = Vec::new();
+    for p in std::mem::take(&mut fault_runner.floods) {
+        floods.push(p.finish(Duration::from_secs(5)));
     }
     samples.push(sample(
         &handles,
@@ -432,6 +455,25 @@ pub fn run(
     let mut stats_after = stats_all(&mut clients);
     add_ops_counters(&cluster, &mut stats_after);
     let stats_window_s = (unix_now_ns() - before_ns) as f64 / 1e9;
+    let end_ns = unix_now_ns();
+    let membership = poller.map_or(Value::Null, |p| {
+        let polls = p.finish();
+        reliability::membership_json(s, &cluster, &schedule, &faults, &polls, &heights, end_ns)
+    });
+    let floods = floods
+        .into_iter()
+        .map(|(i, at_s, report)| {
+            let f = &s.faults.floods[i];
+            serde_json::json!({
+                "flood": f,
+                "started_at_s": at_s,
+                "flooder": report.as_ref().ok(),
+                "flooder_error": report.as_ref().err(),
+                "rss": reliability::flood_rss(&samples, f.victim, at_s, f.duration_s),
+            })
+        })
+        .collect();
+    let rss_slope_mib_per_h = reliability::rss_slopes(&samples, s.nodes, s.warmup_s);
     stop_cluster(&mut clients, &mut handles);
     Ok(RunOutput {
         scenario: s.clone(),
@@ -455,6 +497,13 @@ pub fn run(
         node_bins: cluster.nodes.iter().map(|n| n.spec.bin.clone()).collect(),
         node_kinds,
         node_implementations,
+        reliability: Reliability {
+            membership,
+            floods,
+            rss_slope_mib_per_h,
+            proxy_unidentified_connections: (!cluster.proxies.is_empty())
+                .then(|| cluster.links.unidentified_connections()),
+        },
     })
 }
 
@@ -509,10 +558,17 @@ fn sample(
     }
 }
 
-/// Feeds the collector: deliveries, or a node's restart.
-fn record(collector: &mut Collector, feed: Feed) {
+/// Feeds the collector (deliveries, or a node's restart) and the in-order heights.
+fn record(collector: &mut Collector, heights: &mut Heights, channels: &[String], feed: Feed) {
     match feed {
-        Feed::Deliveries(batch) => batch.iter().for_each(|d| collector.record(d)),
+        Feed::Deliveries(batch) => batch.iter().for_each(|d| {
+            collector.record(d);
+            if d.kind == control::DeliveryKind::InOrder
+                && let Some(ch) = channels.iter().position(|c| *c == d.channel)
+            {
+                heights.record(d.node, ch, d.seq, d.received_unix_ns);
+            }
+        }),
         Feed::Restarted(r) => collector.record_restart(&r),
     }
 }

@@ -139,6 +139,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     path_figures(c, &mut put);
     kills::kill_figures(c, &mut put);
     stages::stage_figures(&out.stats_after, &mut put);
+    crate::commands::reliability::figures(&out.reliability, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
@@ -398,6 +399,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "nodes": nodes,
         "faults": out.faults,
         "kills": kills::kills_json(c),
+        "membership": out.reliability.membership,
+        "floods": out.reliability.floods,
         "stats_delta_total": sum_maps(&deltas),
     })
 }

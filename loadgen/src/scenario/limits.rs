@@ -41,6 +41,10 @@ pub const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
 pub const DELAY_MS_MAX: f64 = 60_000.0;
 /// The most threads per node (`node_worker_threads`, `node_verifier_threads`).
 pub const NODE_THREADS_MAX: usize = 256;
+/// Most messages per second one flood (`faults.floods.rate_per_s`) may ask for.
+pub const FLOOD_RATE_PER_S_MAX: f64 = 1_000_000.0;
+/// Shortest membership poll period (`membership_poll_ms`), ms: each poll is a request to every node.
+pub const MEMBERSHIP_POLL_MS_MIN: u64 = 50;
 
 /// What the machine offers, read from `/proc` ([`Machine::read`]); `None` where it could not be
 /// read, and then not checked.

@@ -169,6 +169,34 @@ pub struct Kill {
     /// Restart delay in seconds; absent means the node stays down.
     #[serde(default)]
     pub restart_after_s: Option<f64>,
+    /// Restart with a renewed enrollment certificate: a new certificate (and key) of the same
+    /// org and CA, hence a new PKI-ID, at the same endpoint (Fabric's certificate renewal,
+    /// fabric#5121). Needs `restart_after_s`.
+    #[serde(default)]
+    pub renew_cert: bool,
+}
+
+/// A hostile peer flooding one node (`loadgen flood`, started by the run): a real handshake with
+/// a valid identity of the victim's org, then `rate_per_s` messages per second for `duration_s`,
+/// `invalid_share` of them garbage (undecodable or badly signed), the rest valid-looking junk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flood {
+    /// The node flooded.
+    pub victim: usize,
+    /// Start, seconds after the first scheduled block.
+    pub at_s: f64,
+    /// Length in seconds.
+    pub duration_s: f64,
+    /// Messages per second sent at the victim.
+    pub rate_per_s: f64,
+    /// Share of the messages that are invalid (garbage bytes, bad signatures), in `[0, 1]`.
+    #[serde(default = "default_invalid_share")]
+    pub invalid_share: f64,
+}
+
+fn default_invalid_share() -> f64 {
+    0.5
 }
 
 /// Faults: the userspace TCP proxy (delay, jitter, partitions), kills, and the node's drop hook.
@@ -189,6 +217,8 @@ pub struct Faults {
     pub drop_share: f64,
     /// The node's `--fault-seed` base (node index is added).
     pub fault_seed: u64,
+    /// Hostile floods on a schedule.
+    pub floods: Vec<Flood>,
 }
 
 impl Faults {
@@ -254,6 +284,10 @@ pub struct Scenario {
     pub start_stagger_ms: u64,
     /// Resource sampling period in milliseconds.
     pub sample_ms: u64,
+    /// Period of the membership poll (`peers` of every node, from injection to the end), ms;
+    /// 0 (the default) polls nothing. Failure detection, re-learning and partition-heal figures
+    /// (run.json's `membership`) come from it.
+    pub membership_poll_ms: u64,
     /// The gossip-node binary (default: beside loadgen's own executable, then `$PATH`).
     pub node_bin: Option<PathBuf>,
     /// Tokio worker threads per node (`--worker-threads`). 0, the default, gives each node its
@@ -302,6 +336,7 @@ impl Default for Scenario {
             faults: Faults::default(),
             start_stagger_ms: 250,
             sample_ms: 1000,
+            membership_poll_ms: 0,
             node_bin: None,
             node_worker_threads: 0,
             node_verifier_threads: None,
@@ -432,12 +467,50 @@ impl Scenario {
         NodeThreads { worker, verifier }
     }
 
-    /// Peers per org, for the PKI.
+    /// Peers per org, for the PKI: the nodes, then the spare identities of [`Scenario::spares`].
     pub fn peers_per_org(&self) -> Vec<usize> {
+        let spares = self.spares();
         (0..self.orgs)
-            .map(|o| (0..self.nodes).filter(|&k| self.org_of(k) == o).count())
+            .map(|o| {
+                (0..self.nodes).filter(|&k| self.org_of(k) == o).count()
+                    + spares.iter().filter(|sp| sp.org == o).count()
+            })
             .collect()
     }
+
+    /// Identities beyond the nodes': one per renewed-certificate kill (the node's new
+    /// certificate) and one per flood (the hostile peer), each in its node's org, in this order:
+    /// kills in scenario order, then floods.
+    pub fn spares(&self) -> Vec<Spare> {
+        let kills = self.faults.kills.iter().enumerate();
+        let renewals = kills.filter(|(_, k)| k.renew_cert).map(|(i, k)| Spare {
+            org: self.org_of(k.node),
+            purpose: SpareUse::RenewedCert(i),
+        });
+        let floods = self.faults.floods.iter().enumerate().map(|(i, f)| Spare {
+            org: self.org_of(f.victim),
+            purpose: SpareUse::Flooder(i),
+        });
+        renewals.chain(floods).collect()
+    }
+}
+
+/// An identity of the PKI that no node starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spare {
+    /// Its org.
+    pub org: usize,
+    /// What it is for.
+    pub purpose: SpareUse,
+}
+
+/// What a spare identity is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpareUse {
+    /// The renewed certificate of `faults.kills[i]`.
+    RenewedCert(usize),
+    /// The hostile peer of `faults.floods[i]`.
+    Flooder(usize),
 }
 
 #[cfg(test)]

@@ -205,6 +205,72 @@ fn out_of_range_keys_are_named_with_their_limit() {
 }
 
 #[test]
+fn reliability_keys_are_checked_with_their_limit() {
+    let err = |text: &str| Scenario::from_toml(text).unwrap_err().to_string();
+    let flood = |f: &str| format!("nodes = 4\n[faults]\nfloods = [{{ {f} }}]");
+    for (text, key, limit) in [
+        (
+            flood("victim = 4, at_s = 1, duration_s = 5, rate_per_s = 10"),
+            "faults.floods.victim",
+            "0..=3",
+        ),
+        (
+            flood("victim = 1, at_s = 1, duration_s = 5, rate_per_s = 2e6"),
+            "faults.floods.rate_per_s",
+            "(0, 1000000]",
+        ),
+        (
+            flood("victim = 1, at_s = 1, duration_s = 5, rate_per_s = 10, invalid_share = 1.5"),
+            "faults.floods.invalid_share",
+            "[0, 1]",
+        ),
+        (
+            flood("victim = 1, at_s = 1, duration_s = 0, rate_per_s = 10"),
+            "faults.floods.duration_s",
+            "(0, 86400] seconds",
+        ),
+        (
+            "nodes = 4\n[faults]\nkills = [{ node = 1, at_s = 1, renew_cert = true }]".into(),
+            "faults.kills.renew_cert",
+            "needs restart_after_s",
+        ),
+        (
+            "membership_poll_ms = 10".into(),
+            "membership_poll_ms",
+            "at least 50",
+        ),
+    ] {
+        let e = err(&text);
+        assert!(
+            e.starts_with(&format!("scenario key \"{key}\" = ")) && e.contains(limit),
+            "{text}: {e}"
+        );
+    }
+}
+
+#[test]
+fn spare_identities_follow_the_nodes_of_their_org() {
+    let s = Scenario::from_toml(
+        "nodes = 5\norgs = 2\n[faults]\nkills = [{ node = 3, at_s = 1, restart_after_s = 1, renew_cert = true }, { node = 2, at_s = 1 }]\nfloods = [{ victim = 2, at_s = 1, duration_s = 1, rate_per_s = 10 }]",
+    )
+    .unwrap();
+    assert_eq!(
+        s.spares(),
+        vec![
+            Spare {
+                org: 1,
+                purpose: SpareUse::RenewedCert(0)
+            },
+            Spare {
+                org: 0,
+                purpose: SpareUse::Flooder(0)
+            },
+        ]
+    );
+    assert_eq!(s.peers_per_org(), vec![4, 3], "3 + 1 and 2 + 1");
+}
+
+#[test]
 fn a_parse_error_names_the_file_and_the_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.toml");

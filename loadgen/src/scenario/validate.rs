@@ -1,8 +1,8 @@
 //! [`Scenario::validate`]: every key's range, with errors that name the key and the limit.
 
 use super::limits::{
-    self, BLOCK_SIZE_BYTES_MAX, BLOCKS_MAX, DELAY_MS_MAX, DURATION_MAX, Machine, NODE_THREADS_MAX,
-    NODES_MAX,
+    self, BLOCK_SIZE_BYTES_MAX, BLOCKS_MAX, DELAY_MS_MAX, DURATION_MAX, FLOOD_RATE_PER_S_MAX,
+    MEMBERSHIP_POLL_MS_MIN, Machine, NODE_THREADS_MAX, NODES_MAX,
 };
 use super::{Scenario, ScenarioError};
 
@@ -113,6 +113,24 @@ impl Scenario {
             if k.node >= self.nodes {
                 return bad(format!("kill of node {} >= nodes", k.node));
             }
+            if k.renew_cert && k.restart_after_s.is_none() {
+                return Err(key_error(
+                    "faults.kills.renew_cert",
+                    true,
+                    format!(
+                        "needs restart_after_s (the kill of node {} never restarts it)",
+                        k.node
+                    ),
+                ));
+            }
+        }
+        self.validate_floods()?;
+        if self.membership_poll_ms != 0 && self.membership_poll_ms < MEMBERSHIP_POLL_MS_MIN {
+            return Err(key_error(
+                "membership_poll_ms",
+                self.membership_poll_ms,
+                format!("must be 0 (off) or at least {MEMBERSHIP_POLL_MS_MIN}"),
+            ));
         }
         self.validate_node_lists()?;
         if self.start_stagger_ms as f64 > DURATION_MAX.as_secs_f64() * 1e3 {
@@ -164,6 +182,10 @@ impl Scenario {
                 keys.push(("faults.kills.restart_after_s", r, false));
             }
         }
+        for f in &self.faults.floods {
+            keys.push(("faults.floods.at_s", f.at_s, false));
+            keys.push(("faults.floods.duration_s", f.duration_s, true));
+        }
         for (key, s, positive) in keys {
             let low_ok = if positive { s > 0.0 } else { s >= 0.0 };
             if !(low_ok && s <= max_s) {
@@ -172,6 +194,34 @@ impl Scenario {
                     key,
                     s,
                     format!("must be in {low}, {max_s}] seconds"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks `faults.floods`: victims among the nodes, rates and shares in range.
+    fn validate_floods(&self) -> Result<(), ScenarioError> {
+        for f in &self.faults.floods {
+            if f.victim >= self.nodes {
+                return Err(key_error(
+                    "faults.floods.victim",
+                    f.victim,
+                    format!("must be a node, 0..={}", self.nodes - 1),
+                ));
+            }
+            if !(f.rate_per_s > 0.0 && f.rate_per_s <= FLOOD_RATE_PER_S_MAX) {
+                return Err(key_error(
+                    "faults.floods.rate_per_s",
+                    f.rate_per_s,
+                    format!("must be in (0, {FLOOD_RATE_PER_S_MAX}]"),
+                ));
+            }
+            if !(0.0..=1.0).contains(&f.invalid_share) {
+                return Err(key_error(
+                    "faults.floods.invalid_share",
+                    f.invalid_share,
+                    "must be in [0, 1]",
                 ));
             }
         }

@@ -12,7 +12,7 @@ pub fn node_bin() -> PathBuf {
         return bin;
     }
     let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "gossip-engine", "--bin", "gossip-node"])
+        .args(["build", "-p", "gossip-node", "--bin", "gossip-node"])
         .status()
         .expect("running cargo build for gossip-node");
     assert!(status.success(), "building gossip-node failed");
