@@ -261,8 +261,9 @@ pub const FAR_FUTURE_SEQS: [u64; 2] = [5 + 1_000, 1_000_000_000_000_000];
 
 /// Dissemination among 6 peers (push at fan-out 3, pull repairing) where, after 5 honest blocks,
 /// peer [`LIAR`] pushes every other peer the blocks [`FAR_FUTURE_SEQS`], which verify (here no
-/// orderer policy is set, so they pass as an orderer-signed block would): every peer refuses
-/// and counts them (`BlockBeyondWindow`), they move no block store's window, and the 10 honest
+/// orderer policy is set, so they pass as an orderer-signed block would): every peer refuses to
+/// store them and counts them (`BlockBeyondWindow`; it relays each once), they move no block
+/// store's window, and the 10 honest
 /// blocks that follow still reach every peer, in order, once. Sim-only.
 pub fn far_future_blocks() -> Scenario<EngineNode> {
     let s = fabric::base("far-future-blocks", 6).step(Op::AwaitConverged { within: secs(30) });

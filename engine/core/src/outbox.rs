@@ -50,8 +50,9 @@ pub enum DropReason {
     OutOfWindow,
     /// A block from a peer too far beyond the delivery height to enter the block store
     /// (`Delivery::admits`: twice `state.blockBufferSize` past the next block to deliver): not
-    /// stored, forwarded, delivered or marked seen, so it cannot evict the stored blocks or move
-    /// the store's window past the honest blocks that follow.
+    /// stored, delivered or marked seen, so it cannot evict the stored blocks or move the store's
+    /// window past the honest blocks that follow. A pushed one is still relayed (forwarded once
+    /// per number); a pulled one is not.
     BlockBeyondWindow,
     /// For a channel this peer left.
     LeftChannel,

@@ -11,9 +11,11 @@
 //!
 //! Store admission: a block from a peer (pushed or pulled) at twice `state.blockBufferSize` or
 //! more past the next expected number is not taken into the block store at all
-//! ([`Delivery::admits`], dropped as `BlockBeyondWindow`): it is not stored, forwarded, raised as
-//! received (so the driver does not mark it seen) or delivered, and so cannot move the store's
-//! window (`maxBlockCountToStore` below the newest block) past the blocks that follow. A block
+//! ([`Delivery::admits`], counted as `BlockBeyondWindow`): it is not stored, raised as received
+//! (so the driver does not mark it seen) or delivered, and so cannot move the store's window
+//! (`maxBlockCountToStore` below the newest block) past the blocks that follow; it is relayed
+//! (forwarded once per number, [`super::relay`]) so that a lagging peer does not starve its
+//! neighbours. A block
 //! between the buffer and that bound is stored and forwarded and delivered from the store once
 //! the height reaches it. State responses bypass the store and are taken only within the buffer.
 
@@ -310,8 +312,8 @@ impl Channel {
             return out.count_drop(DropReason::Stale);
         }
         if !self.delivery.admits(payload.seq_num) {
-            // Not stored, forwarded or raised (so not marked seen).
-            return out.count_drop(DropReason::BlockBeyondWindow);
+            // Relayed once, not stored or raised (so not marked seen).
+            return self.relay_beyond_window(from, envelope, message, payload, ctx, out);
         }
         if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
             return out.count_drop(DropReason::BadBlock);

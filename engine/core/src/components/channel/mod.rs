@@ -10,6 +10,7 @@
 mod blocks;
 mod election;
 mod pull;
+mod relay;
 mod state;
 mod state_info;
 #[cfg(test)]
@@ -105,6 +106,8 @@ pub struct Channel {
     leaders: MsgStore<PeerTimePolicy<StoredLeadership>>,
     election: Election,
     delivery: Delivery,
+    /// Block numbers relayed beyond the store's admission bound ([`relay`]).
+    relayed: relay::Relayed,
     puller: PullEngine<u64>,
     timers: Timers,
     state: StateTransfer,
@@ -154,6 +157,7 @@ impl Channel {
                 gossip.state_block_buffer_len,
                 gossip.state.commit_backlog_len_max,
             ),
+            relayed: relay::Relayed::default(),
             puller: PullEngine::new(PullConfig::of(gossip), now + gossip.pull_interval),
             timers: Timers {
                 publish: now + gossip.publish_state_info_interval,

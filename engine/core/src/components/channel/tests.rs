@@ -347,7 +347,7 @@ fn channel_at_height_6(f: &Fixture, ctx: &Ctx<'_>, out: &mut Outbox) -> Channel 
 }
 
 #[test]
-fn a_pushed_block_far_beyond_the_height_is_refused_and_cannot_move_the_store_window() {
+fn a_pushed_block_far_beyond_the_height_is_relayed_once_and_cannot_move_the_store_window() {
     let f = fixture();
     let ctx = Ctx {
         discovery: &f.discovery,
@@ -363,11 +363,21 @@ fn a_pushed_block_far_beyond_the_height_is_refused_and_cannot_move_the_store_win
         ch.handle_data(from, &env, &msg, &ctx, &mut out);
     }
     assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&2));
-    assert!(out.emits.is_empty(), "not forwarded");
+    assert_eq!(
+        forwarded_seqs(&mut out),
+        [6 + FAR_AHEAD_LEN, FAR_SEQ],
+        "relayed, so a lagging peer does not starve its neighbours"
+    );
     assert!(
         out.events.is_empty(),
         "not received (so not marked seen), not delivered"
     );
+    // A second copy is not relayed again.
+    let (env, msg) = data_block(FAR_SEQ);
+    ch.handle_data(from, &env, &msg, &ctx, &mut out);
+    assert!(forwarded_seqs(&mut out).is_empty(), "relayed once");
+    assert_eq!(out.drops.get(&DropReason::Stale), Some(&1));
+    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&3));
     // The store still holds the honest blocks: a hello gets them all in the digest.
     ch.handle_pull(from, &hello_message(41), &ctx, &mut out);
     assert_eq!(pull_items(&mut out), [(41, vec![1, 2, 3, 4, 5])]);
@@ -387,8 +397,12 @@ fn a_pushed_block_far_beyond_the_height_is_refused_and_cannot_move_the_store_win
     assert_eq!(received, (6..=last).collect::<Vec<_>>());
     assert_eq!(delivered_seqs(&mut out), (6..=last).collect::<Vec<_>>());
     assert_eq!(ch.next_expected_seq(), last + 1);
-    assert_eq!(out.drops.get(&DropReason::Stale), None);
-    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&2));
+    assert_eq!(
+        out.drops.get(&DropReason::Stale),
+        Some(&1),
+        "the far copy only"
+    );
+    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&3));
     ch.handle_pull(from, &hello_message(42), &ctx, &mut out);
     let window = f.config.max_block_count_to_store;
     assert_eq!(
