@@ -49,13 +49,9 @@ impl Relayed {
     }
 
     /// Numbers remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.seqs.len()
-    }
-
-    /// Whether none is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.seqs.is_empty()
     }
 }
 
