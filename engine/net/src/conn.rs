@@ -268,13 +268,20 @@ pub(crate) async fn run_reader(shared: Arc<Shared>, conn: Arc<Conn>, mut inbound
     conn.close();
     shared.store.remove_if(&conn.pki_id(), conn.id);
     Stats::incr(&shared.stats.connections_closed);
+    // A peer that sends bad envelopes and redials does so thousands of times a minute: the
+    // warning about it is rate-limited (every one is counted in `rejects`).
+    let warn = || {
+        let key = crate::warn_limit::WarnKey::peer(&conn.pki_id());
+        shared.warn_limiter.allow(key, crate::clock::now())
+    };
     match &end {
-        ReaderEnd::Rejected(r) => {
-            tracing::warn!(peer = %conn.pki_id(), reason = r.reason(), error = %r, "closing connection: rejected envelope")
+        ReaderEnd::Rejected(r) if warn() => {
+            tracing::warn!(peer = %conn.pki_id(), reason = r.reason(), error = %r, "closing connection: rejected envelope (further warnings about this peer within a minute are not logged)")
         }
-        ReaderEnd::Oversize { len_bytes } => {
-            tracing::warn!(peer = %conn.pki_id(), len_bytes, "closing connection: envelope over the size limit")
+        ReaderEnd::Oversize { len_bytes } if warn() => {
+            tracing::warn!(peer = %conn.pki_id(), len_bytes, "closing connection: envelope over the size limit (further warnings about this peer within a minute are not logged)")
         }
+        ReaderEnd::Rejected(_) | ReaderEnd::Oversize { .. } => {}
         ReaderEnd::StreamError(error) => {
             tracing::debug!(peer = %conn.pki_id(), direction = ?conn.direction, %error, "connection stream failed")
         }
