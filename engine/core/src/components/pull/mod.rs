@@ -39,10 +39,12 @@ use crate::time::Instant;
 use crate::types::PkiId;
 
 mod cadence;
+mod supersede;
 #[cfg(test)]
 mod tests;
 
 pub use cadence::{Cadence, QUIET_WAIT_MIN, QUIET_WAIT_PER_MILLE};
+pub use supersede::{RTT_FACTOR, Supersede};
 
 /// Bound on the items one round wants; when full, a lower item replaces the highest.
 pub const WANTED_LEN_MAX: usize = 1_024;
@@ -159,6 +161,9 @@ struct Outgoing {
 #[derive(Debug)]
 struct Round<I> {
     phase: Phase<I>,
+    /// When the phase began (the hellos, then the requests), and whether an answer of it came.
+    phase_began: Instant,
+    answered_in_phase: bool,
     /// This round's nonces (Fabric's `outgoingNONCES` and `nonces2peers`).
     nonces: BTreeMap<u64, Outgoing>,
     /// Wanted items and the peers that advertised them (Fabric's `item2owners`).
@@ -178,6 +183,8 @@ pub struct PullEngine<I> {
     cadence: Cadence,
     /// Hello nonces received, by (peer, nonce), with their expiry (Fabric's `incomingNONCES`).
     incoming: BTreeMap<(PkiId, u64), Instant>,
+    /// When a running round may be given up ([`Supersede`]).
+    supersede: Supersede,
     stats: PullStats,
 }
 
@@ -193,6 +200,7 @@ impl<I: Ord + Clone> PullEngine<I> {
             newest: None,
             cadence: Cadence::default(),
             incoming: BTreeMap::new(),
+            supersede: Supersede::default(),
             stats: PullStats::default(),
         }
     }
@@ -228,15 +236,22 @@ impl<I: Ord + Clone> PullEngine<I> {
         }
     }
 
-    /// When a running round may be given up for a gap or quiet round: `gap_interval` after it
-    /// started. A round normally ends within milliseconds; one still running then waits on a
-    /// silent peer (Fabric's responder says nothing when its store is empty, so a round started
-    /// just before the first block waits the whole `digestWaitTime`), and a block missed
+    /// When a running round may be given up for a gap or quiet round: its phase began longer
+    /// ago than [`Supersede::threshold`] (`gap_interval`, or three answer delays when longer). A
+    /// round still running then waits on a silent peer (Fabric's responder says nothing when its
+    /// store is empty, so a round started just before the first block waits the whole
+    /// `digestWaitTime`; a lost message makes a round wait out its phase), and a block missed
     /// meanwhile would leave every peer's store (`maxBlockCountToStore` newer blocks later) before
     /// a gap round could ask for it.
     fn supersede_at(&self) -> Instant {
-        self.last_start
-            .map_or(Instant::from_nanos(0), |t| t + self.config.gap_interval)
+        self.round.as_ref().map_or(Instant::from_nanos(0), |r| {
+            r.phase_began + self.supersede.threshold(self.config.gap_interval)
+        })
+    }
+
+    /// The answer delay the engine has seen ([`Supersede`]); `None` before the first answer.
+    pub fn answer_delay(&self) -> Option<Duration> {
+        self.supersede.rtt()
     }
 
     /// When a quiet stream makes a round due: the [`Cadence`]'s time, or `gap_interval` after the
@@ -334,7 +349,10 @@ impl<I: Ord + Clone> PullEngine<I> {
             if kind == RoundKind::Periodic || !self.config.eager {
                 return Vec::new();
             }
-            self.round = None;
+            if let Some(gone) = self.round.take() {
+                self.supersede
+                    .given_up(gone.phase_began, gone.nonces.into_keys().collect());
+            }
             self.stats.rounds_superseded += 1;
         }
         if peers.is_empty() {
@@ -366,6 +384,8 @@ impl<I: Ord + Clone> PullEngine<I> {
             phase: Phase::Digests {
                 until: now + self.config.digest_wait,
             },
+            phase_began: now,
+            answered_in_phase: false,
             nonces,
             owners: BTreeMap::new(),
         });
@@ -416,16 +436,23 @@ impl<I: Ord + Clone> PullEngine<I> {
         now: Instant,
     ) -> Result<(), PullReject> {
         let eager = self.config.eager;
-        let round = self.round.as_mut().ok_or(PullReject::UnknownNonce)?;
-        if !matches!(round.phase, Phase::Digests { until } if until > now) {
+        let Some(round) = self.round.as_mut().filter(|r| {
+            matches!(r.phase, Phase::Digests { until } if until > now)
+                && r.nonces
+                    .get(&nonce)
+                    .is_some_and(|o| o.peer == from && !o.answered)
+        }) else {
+            self.supersede.late(nonce, now);
             return Err(PullReject::UnknownNonce);
+        };
+        if let Some(outgoing) = round.nonces.get_mut(&nonce) {
+            outgoing.answered = true;
         }
-        let outgoing = round
-            .nonces
-            .get_mut(&nonce)
-            .filter(|o| o.peer == from && !o.answered)
-            .ok_or(PullReject::UnknownNonce)?;
-        outgoing.answered = true;
+        if !round.answered_in_phase {
+            round.answered_in_phase = true;
+            self.supersede
+                .sample(now.saturating_duration_since(round.phase_began));
+        }
         for item in items {
             if let Some(owners) = round.owners.get_mut(&item) {
                 if !owners.contains(&from) {
@@ -492,6 +519,8 @@ impl<I: Ord + Clone> PullEngine<I> {
             until: now + self.config.response_wait,
             outstanding,
         };
+        round.phase_began = now;
+        round.answered_in_phase = false;
         let requests = by_peer
             .into_iter()
             .filter_map(|(peer, items)| {
@@ -510,14 +539,26 @@ impl<I: Ord + Clone> PullEngine<I> {
     }
 
     /// An update from `from` echoing `nonce`: accepted while its round takes responses.
-    pub fn on_update(&self, from: PkiId, nonce: u64, now: Instant) -> Result<(), PullReject> {
-        match &self.round {
+    pub fn on_update(&mut self, from: PkiId, nonce: u64, now: Instant) -> Result<(), PullReject> {
+        match &mut self.round {
             Some(Round {
                 phase: Phase::Responses { until, .. },
                 nonces,
+                phase_began,
+                answered_in_phase,
                 ..
-            }) if *until > now && nonces.get(&nonce).is_some_and(|o| o.peer == from) => Ok(()),
-            _ => Err(PullReject::UnknownNonce),
+            }) if *until > now && nonces.get(&nonce).is_some_and(|o| o.peer == from) => {
+                if !*answered_in_phase {
+                    *answered_in_phase = true;
+                    self.supersede
+                        .sample(now.saturating_duration_since(*phase_began));
+                }
+                Ok(())
+            }
+            _ => {
+                self.supersede.late(nonce, now);
+                Err(PullReject::UnknownNonce)
+            }
         }
     }
 

@@ -350,6 +350,47 @@ fn a_round_waiting_on_silent_peers_gives_way_to_a_gap_round() {
 }
 
 #[test]
+fn on_a_slow_link_a_round_is_given_its_round_trips_before_a_gap_round_replaces_it() {
+    // 150 ms answer delays (a WAN): the first round is given up at gap_interval, before its
+    // digest comes; the late digest teaches the engine the delay, and later rounds run their
+    // phases to the end however often gaps are seen (before, every round was given up at
+    // 100 ms and no block was ever pulled).
+    let (mut e, old) = started(true);
+    e.gap(at(10));
+    assert_eq!(
+        e.round_due(at(100)),
+        Some(RoundKind::Gap),
+        "nothing known yet"
+    );
+    let peers = [peer(1), peer(2), peer(3)];
+    let mut other_rng = ChaCha8Rng::seed_from_u64(8);
+    let hellos = e.start_round(RoundKind::Gap, &peers, at(100), &mut other_rng);
+    let (p, n) = old[0];
+    assert_eq!(
+        e.on_digest(p, n, [1], at(150)),
+        Err(PullReject::UnknownNonce)
+    );
+    assert_eq!(e.answer_delay(), Some(Duration::from_millis(150)));
+    // Gaps keep coming: the new round is not given up before 3 × 150 ms.
+    e.gap(at(200));
+    assert_eq!(e.round_due(at(300)), None);
+    assert_eq!(e.poll_timeout(), at(100 + 450));
+    for (p, n) in &hellos {
+        e.on_digest(*p, *n, [1, 2], at(250)).unwrap();
+    }
+    assert!(e.requests_due(at(250)), "every peer answered");
+    let requests = e.take_requests(at(250), |_| true, &mut rng());
+    // The responses phase began at 250 ms: it too gets three answer delays.
+    assert_eq!(e.round_due(at(500)), None);
+    let (p, n, _) = &requests[0];
+    assert_eq!(e.on_update(*p, *n, at(400)), Ok(()));
+    e.arrived(&1);
+    e.arrived(&2);
+    assert!(!e.in_round(), "ended early with every item in");
+    assert_eq!(e.stats().rounds_superseded, 1);
+}
+
+#[test]
 fn a_periodic_round_never_supersedes_and_timer_only_engines_keep_waiting() {
     let (mut e, _) = started(true);
     let peers = [peer(4)];
