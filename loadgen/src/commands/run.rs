@@ -16,6 +16,7 @@ use crate::commands::faults::FaultRunner;
 pub use crate::commands::faults::{Action, fault_plan};
 use crate::measure::collect::{Collector, Schedule};
 use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
+use crate::measure::leader::{self, LeaderFollower, LeaderLog};
 use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::measure::traffic::ByteCounters;
 use crate::scenario::Scenario;
@@ -110,6 +111,8 @@ pub struct RunOutput {
     pub node_kinds: Vec<String>,
     /// Per node, the `implementation` field of its stats, when it reports one.
     pub node_implementations: Vec<Option<String>>,
+    /// With leader election on: what following the leaders recorded.
+    pub leader: Option<LeaderLog>,
 }
 
 /// Progress reporting (a bar on a terminal, lines under CI).
@@ -287,6 +290,16 @@ pub fn run(
     for n in &cluster.nodes {
         control::subscribe(n.index, n.control, tx.clone())?;
     }
+    if s.leader_election() {
+        progress.phase("leader election: waiting for a leader in every org");
+        let limit = unix_now_ns() + (s.converge_timeout_s * 1e9) as u64;
+        let missing = leader::wait_for_leaders(&mut clients, s, limit);
+        if !missing.is_empty() {
+            progress.phase(&format!(
+                "no leader yet (channel, org): {missing:?}; blocks for them are held"
+            ));
+        }
+    }
     // A quiet window before injection estimates background (non-data) traffic and measures idle
     // CPU. Alive messages come every aliveTimeInterval (5 s by default): a window of one period
     // averages them. The CPU readings sit inside the stats requests, which cost the nodes CPU.
@@ -333,6 +346,15 @@ pub fn run(
             stop.clone(),
         )?);
     }
+    let mut follower = match s.leader_election() {
+        true => Some(LeaderFollower::start(
+            s,
+            cluster.nodes.iter().map(|n| n.control).collect(),
+            schedule,
+            s.block_size_bytes,
+        )?),
+        false => None,
+    };
     let mut plan: Vec<(u64, Action)> = fault_plan(s)
         .into_iter()
         .map(|(t, a)| (t + schedule.start_unix_ns, a))
@@ -370,7 +392,7 @@ pub fn run(
             break;
         }
         while let Ok(feed) = rx.recv_timeout(Duration::from_millis(20)) {
-            record(&mut collector, feed);
+            record(&mut collector, follower.as_ref(), feed);
             if unix_now_ns() >= now + 50_000_000 {
                 break;
             }
@@ -383,6 +405,30 @@ pub fn run(
                 t_s: t_of(now),
                 what,
             });
+        }
+        if let Some(f) = follower.as_mut() {
+            for (k, ch, seq, ns) in f.take_injected() {
+                collector.record_injected(k, ch, seq, ns);
+            }
+            for (kill, node) in f.due_kills(now) {
+                let what = match node {
+                    Some(k) => {
+                        if let Some(r) = kill.restart_after_s {
+                            plan.push((now + (r * 1e9) as u64, Action::Restart(k)));
+                            plan.sort_by_key(|(t, _)| *t);
+                        }
+                        let a = Action::Kill(k);
+                        let what =
+                            fault_runner.apply(&a, &mut handles, &mut clients, &mut collector);
+                        format!("{what}: the leader of org {}", kill.org)
+                    }
+                    None => format!("leader kill of org {} skipped: no leader known", kill.org),
+                };
+                faults.push(FaultEvent {
+                    t_s: t_of(now),
+                    what,
+                });
+            }
         }
         if now >= inject_end_ns && inject_end_sample.is_none() {
             inject_end_sample = Some(samples.len());
@@ -421,8 +467,16 @@ pub fn run(
         }
     }
     while let Ok(feed) = rx.try_recv() {
-        record(&mut collector, feed);
+        record(&mut collector, follower.as_ref(), feed);
     }
+    let leader_log = follower.map(|f| {
+        let (handed, log, fresh) = f.finish();
+        for (k, ch, seq, ns) in fresh {
+            collector.record_injected(k, ch, seq, ns);
+        }
+        injections.extend(handed);
+        log
+    });
     samples.push(sample(
         &handles,
         &cluster,
@@ -455,6 +509,7 @@ pub fn run(
         node_bins: cluster.nodes.iter().map(|n| n.spec.bin.clone()).collect(),
         node_kinds,
         node_implementations,
+        leader: leader_log,
     })
 }
 
@@ -509,9 +564,13 @@ fn sample(
     }
 }
 
-/// Feeds the collector: deliveries, or a node's restart.
-fn record(collector: &mut Collector, feed: Feed) {
+/// Feeds the collector (deliveries, or a node's restart) and the leader follower.
+fn record(collector: &mut Collector, follower: Option<&LeaderFollower>, feed: Feed) {
+    if let Some(f) = follower {
+        f.observe(&feed);
+    }
     match feed {
+        Feed::Leadership(_) => {}
         Feed::Deliveries(batch) => batch.iter().for_each(|d| collector.record(d)),
         Feed::Restarted(r) => collector.record_restart(&r),
     }

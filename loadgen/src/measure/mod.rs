@@ -3,5 +3,6 @@
 
 pub mod collect;
 pub mod inject;
+pub mod leader;
 pub mod procfs;
 pub mod traffic;

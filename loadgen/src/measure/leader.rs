@@ -1,0 +1,559 @@
+//! Leader following: with leader election on, loadgen delivers blocks as the orderer's deliver
+//! service does, to whichever node is its org's elected leader now.
+//!
+//! A Fabric peer that becomes leader of a channel starts a deliver client, which asks the orderer
+//! for blocks from its own ledger height on; one that steps down (or dies) stops it. Loadgen
+//! keeps one *deliver cursor* per (node, channel) of a current leader ([`Router`]): a new leader's
+//! cursor first waits for its `ledger_height` (fabric-node keeps no ledger: then the height its
+//! in-order `block` events reached), then it is handed every block from there up to the newest
+//! the schedule has produced, in order, and after that each block at its due time. While an org
+//! has no leader its blocks are held (the orderer keeps them). Leadership comes from the nodes'
+//! `leadership` events and from polling `leader` every [`POLL_INTERVAL_NS`]; a piece of news
+//! older than what is known of the node is ignored. Every leader gets every block (two leaders
+//! for a moment both run a deliver client in Fabric too).
+//!
+//! [`LeaderFollower`] runs the cursors from a thread, with its own control connections.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gossip_engine::event::Arrival;
+use serde_json::{Value, json};
+
+use crate::cluster::control::{ControlClient, ControlError, DeliveryKind, Feed};
+use crate::measure::collect::Schedule;
+use crate::measure::inject::{Injection, unix_now_ns};
+use crate::scenario::{LeaderKill, Scenario};
+
+/// How often every node is asked `leader` on every channel, besides the events.
+pub const POLL_INTERVAL_NS: u64 = 1_000_000_000;
+/// Connect and reply limit of the follower's control requests.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A `leadership` event line, or a `leader` answer.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LeadershipEvent {
+    /// Node index.
+    pub node: usize,
+    /// Channel name.
+    pub channel: String,
+    /// Leader now.
+    pub leader: bool,
+    /// When the node's election reported it (`unix_ns` of the event), Unix ns.
+    pub unix_ns: u64,
+}
+
+/// A `leadership` event line of `node` ([`Feed::Leadership`]); `None` for any other line.
+pub fn parse_leadership(node: usize, line: &str) -> Option<LeadershipEvent> {
+    if !line.contains("\"leadership\"") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(line.trim()).ok()?;
+    (v.get("event")?.as_str()? == "leadership").then_some(())?;
+    Some(LeadershipEvent {
+        node,
+        channel: v.get("channel")?.as_str()?.to_owned(),
+        leader: v.get("leader")?.as_bool()?,
+        unix_ns: v.get("unix_ns").and_then(Value::as_u64).unwrap_or(0),
+    })
+}
+
+/// A leader's deliver cursor on one channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// Became leader; its ledger height is not read yet.
+    AwaitingHeight,
+    /// The next block to hand it.
+    Next(u64),
+}
+
+/// How handing one block to a leader went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// It took the block.
+    Taken,
+    /// It answered with an error (the block is skipped for it: pull repairs it).
+    Refused,
+    /// No answer or no connection: it is gone, its cursor ends (a deliver client's stream broke).
+    Unreachable,
+}
+
+/// The deliver cursors of the current leaders (module docs); pure, driven by the follower.
+#[derive(Clone, Debug, Default)]
+pub struct Router {
+    /// Org of every node.
+    org_of: Vec<usize>,
+    /// Channel names, by index.
+    channels: Vec<String>,
+    /// Per (node, channel index) of a current leader: its cursor.
+    cursors: BTreeMap<(usize, usize), Cursor>,
+    /// Per (node, channel index): the time of the newest leadership news applied, Unix ns.
+    stamps: HashMap<(usize, usize), u64>,
+    /// Per (node, channel index): the block after the newest it delivered in order.
+    in_order_next: HashMap<(usize, usize), u64>,
+}
+
+impl Router {
+    /// A router for nodes in orgs `org_of` (index = node) on `channels`.
+    pub fn new(org_of: Vec<usize>, channels: Vec<String>) -> Self {
+        Router {
+            org_of,
+            channels,
+            ..Router::default()
+        }
+    }
+
+    fn channel(&self, name: &str) -> Option<usize> {
+        self.channels.iter().position(|c| c == name)
+    }
+
+    /// Applies leadership news about `node` on `channel` from time `unix_ns` (an event, or a poll
+    /// sent then); older than what is known: ignored. Returns whether it changed anything.
+    pub fn leadership(&mut self, node: usize, channel: &str, leader: bool, unix_ns: u64) -> bool {
+        let Some(ch) = self.channel(channel) else {
+            return false;
+        };
+        if node >= self.org_of.len() {
+            return false;
+        }
+        let stamp = self.stamps.entry((node, ch)).or_insert(0);
+        if unix_ns < *stamp {
+            return false;
+        }
+        *stamp = unix_ns;
+        match (leader, self.cursors.contains_key(&(node, ch))) {
+            (true, false) => {
+                self.cursors.insert((node, ch), Cursor::AwaitingHeight);
+                true
+            }
+            (false, true) => {
+                self.cursors.remove(&(node, ch));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `node` was killed at `unix_ns`: its cursors end, and news from before the kill is stale.
+    pub fn killed(&mut self, node: usize, unix_ns: u64) {
+        for ch in 0..self.channels.len() {
+            self.cursors.remove(&(node, ch));
+            let stamp = self.stamps.entry((node, ch)).or_insert(0);
+            *stamp = (*stamp).max(unix_ns);
+            self.in_order_next.remove(&(node, ch));
+        }
+    }
+
+    /// `node` delivered `seq` of `channel` in order (a `block` event).
+    pub fn in_order(&mut self, node: usize, channel: &str, seq: u64) {
+        if let Some(ch) = self.channel(channel) {
+            let next = self.in_order_next.entry((node, ch)).or_insert(1);
+            *next = (*next).max(seq + 1);
+        }
+    }
+
+    /// Cursors waiting for their node's ledger height: (node, channel index).
+    pub fn awaiting_height(&self) -> Vec<(usize, usize)> {
+        self.cursors
+            .iter()
+            .filter(|(_, c)| **c == Cursor::AwaitingHeight)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// The ledger height `node` answered on channel `ch` (`None`: it keeps none, so the block
+    /// after its in-order deliveries): its cursor starts there.
+    pub fn height(&mut self, node: usize, ch: usize, height: Option<u64>) {
+        if let Some(c) = self.cursors.get_mut(&(node, ch))
+            && *c == Cursor::AwaitingHeight
+        {
+            let fallback = self.in_order_next.get(&(node, ch)).copied().unwrap_or(1);
+            *c = Cursor::Next(height.unwrap_or(fallback).max(1));
+        }
+    }
+
+    /// The next hand-over due with `produced` blocks made per channel: (node, channel index,
+    /// block) of the first cursor (by node, then channel) that is behind.
+    pub fn next_send(&self, produced: u64) -> Option<(usize, usize, u64)> {
+        self.cursors.iter().find_map(|(&(node, ch), c)| match c {
+            Cursor::Next(n) if *n <= produced => Some((node, ch, *n)),
+            _ => None,
+        })
+    }
+
+    /// How handing `seq` to `node` on `ch` went; a cursor that moved meanwhile is left alone.
+    pub fn sent(&mut self, node: usize, ch: usize, seq: u64, outcome: SendOutcome) {
+        if self.cursors.get(&(node, ch)) != Some(&Cursor::Next(seq)) {
+            return;
+        }
+        match outcome {
+            SendOutcome::Taken | SendOutcome::Refused => {
+                self.cursors.insert((node, ch), Cursor::Next(seq + 1));
+            }
+            SendOutcome::Unreachable => {
+                self.cursors.remove(&(node, ch));
+            }
+        }
+    }
+
+    /// The leaders of `org` on channel index `ch` loadgen knows now, ascending.
+    pub fn leaders(&self, org: usize, ch: usize) -> Vec<usize> {
+        self.cursors
+            .keys()
+            .filter(|&&(n, c)| c == ch && self.org_of.get(n) == Some(&org))
+            .map(|&(n, _)| n)
+            .collect()
+    }
+
+    /// The cursor of `node` on channel index `ch`.
+    pub fn cursor(&self, node: usize, ch: usize) -> Option<Cursor> {
+        self.cursors.get(&(node, ch)).copied()
+    }
+}
+
+/// A block receipt by the repair path (pull or state transfer), for the takeover figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairReceipt {
+    /// Receiving node.
+    pub node: usize,
+    /// Channel name.
+    pub channel: String,
+    /// Block number.
+    pub seq: u64,
+    /// Pull or state transfer.
+    pub via: Arrival,
+    /// The node's `received_unix_ns`.
+    pub received_unix_ns: u64,
+}
+
+/// One leader kill as it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderKillDone {
+    /// The org.
+    pub org: usize,
+    /// The node killed (its leader then), `None` when no leader was known (nothing killed).
+    pub node: Option<usize>,
+    /// When loadgen sent SIGKILL (or found no leader), Unix ns.
+    pub unix_ns: u64,
+}
+
+/// What leader following recorded, for the report.
+#[derive(Clone, Debug, Default)]
+pub struct LeaderLog {
+    /// Org of every node.
+    pub org_of: Vec<usize>,
+    /// Channel names.
+    pub channels: Vec<String>,
+    /// Leadership changes as loadgen learnt them (events and polls that changed a cursor).
+    pub changes: Vec<LeadershipEvent>,
+    /// The leader kills.
+    pub kills: Vec<LeaderKillDone>,
+    /// Receipts by pull or state transfer.
+    pub repairs: Vec<RepairReceipt>,
+}
+
+#[derive(Default)]
+struct Shared {
+    router: Router,
+    log: LeaderLog,
+    injections: Vec<Injection>,
+    /// Injections the collector has not been told of: (node, channel index, seq, injected ns).
+    fresh: Vec<(usize, usize, u64, u64)>,
+}
+
+/// Runs the deliver cursors (module docs) from a thread.
+pub struct LeaderFollower {
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Leader kills not applied yet: (due, Unix ns; the kill), by time.
+    kills_due: Vec<(u64, LeaderKill)>,
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl LeaderFollower {
+    /// Starts following for `s` on `schedule`: `controls` are the nodes' control addresses.
+    pub fn start(
+        s: &Scenario,
+        controls: Vec<SocketAddr>,
+        schedule: Schedule,
+        size_bytes: u64,
+    ) -> std::io::Result<Self> {
+        let org_of: Vec<usize> = (0..s.nodes).map(|k| s.org_of(k)).collect();
+        let shared = Arc::new(Mutex::new(Shared {
+            router: Router::new(org_of.clone(), s.channels.clone()),
+            log: LeaderLog {
+                org_of,
+                channels: s.channels.clone(),
+                ..LeaderLog::default()
+            },
+            ..Shared::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut kills_due: Vec<(u64, LeaderKill)> = s
+            .faults
+            .leader_kills
+            .iter()
+            .map(|k| (schedule.start_unix_ns + (k.at_s * 1e9) as u64, k.clone()))
+            .collect();
+        kills_due.sort_by_key(|(t, _)| *t);
+        let mut worker = Worker {
+            shared: shared.clone(),
+            stop: stop.clone(),
+            clients: controls.iter().map(|_| None).collect(),
+            controls,
+            schedule,
+            size_bytes,
+        };
+        let thread = std::thread::Builder::new()
+            .name("leader-follower".into())
+            .spawn(move || worker.run())?;
+        Ok(LeaderFollower {
+            shared,
+            stop,
+            thread: Some(thread),
+            kills_due,
+        })
+    }
+
+    /// Takes what the main loop's feed says about leadership, in-order heights and repairs.
+    pub fn observe(&self, feed: &Feed) {
+        let mut sh = lock(&self.shared);
+        match feed {
+            Feed::Leadership(e) => {
+                if sh
+                    .router
+                    .leadership(e.node, &e.channel, e.leader, e.unix_ns)
+                {
+                    sh.log.changes.push(e.clone());
+                }
+            }
+            Feed::Deliveries(batch) => {
+                for d in batch {
+                    match (d.kind, d.via) {
+                        (DeliveryKind::InOrder, _) => sh.router.in_order(d.node, &d.channel, d.seq),
+                        (
+                            DeliveryKind::Received,
+                            Some(via @ (Arrival::Pull | Arrival::StateTransfer)),
+                        ) => {
+                            sh.log.repairs.push(RepairReceipt {
+                                node: d.node,
+                                channel: d.channel.clone(),
+                                seq: d.seq,
+                                via,
+                                received_unix_ns: d.received_unix_ns,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Feed::Restarted(_) => {}
+        }
+    }
+
+    /// Blocks handed to leaders since the last call: (node, channel index, seq, Unix ns taken).
+    pub fn take_injected(&self) -> Vec<(usize, usize, u64, u64)> {
+        std::mem::take(&mut lock(&self.shared).fresh)
+    }
+
+    /// Leader kills due at `now`, each resolved to the org's leader on the first channel (the
+    /// lowest index when loadgen knows two): (the kill, the node to kill or `None` when no
+    /// leader is known). The router forgets the node's cursors.
+    pub fn due_kills(&mut self, now: u64) -> Vec<(LeaderKill, Option<usize>)> {
+        let mut out = Vec::new();
+        while self.kills_due.first().is_some_and(|(t, _)| *t <= now) {
+            let (_, kill) = self.kills_due.remove(0);
+            let mut sh = lock(&self.shared);
+            let node = sh.router.leaders(kill.org, 0).first().copied();
+            if let Some(k) = node {
+                sh.router.killed(k, now);
+            }
+            sh.log.kills.push(LeaderKillDone {
+                org: kill.org,
+                node,
+                unix_ns: now,
+            });
+            out.push((kill, node));
+        }
+        out
+    }
+
+    /// Stops the thread; returns every hand-over, the log, and the hand-overs
+    /// [`LeaderFollower::take_injected`] has not returned yet.
+    pub fn finish(mut self) -> (Vec<Injection>, LeaderLog, Vec<(usize, usize, u64, u64)>) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let mut sh = lock(&self.shared);
+        (
+            std::mem::take(&mut sh.injections),
+            std::mem::take(&mut sh.log),
+            std::mem::take(&mut sh.fresh),
+        )
+    }
+}
+
+/// The follower's thread.
+struct Worker {
+    shared: Arc<Mutex<Shared>>,
+    stop: Arc<AtomicBool>,
+    controls: Vec<SocketAddr>,
+    clients: Vec<Option<ControlClient>>,
+    schedule: Schedule,
+    size_bytes: u64,
+}
+
+impl Worker {
+    /// `op` on node `k`'s connection (connected on demand); a failed connection is dropped.
+    fn request(&mut self, k: usize, req: &Value) -> Result<Value, ControlError> {
+        if self.clients[k].is_none() {
+            self.clients[k] = Some(ControlClient::connect(self.controls[k], REQUEST_TIMEOUT)?);
+        }
+        let Some(c) = self.clients[k].as_mut() else {
+            return Err(ControlError::Closed(self.controls[k]));
+        };
+        let r = c.request(req);
+        if matches!(
+            r,
+            Err(ControlError::Io { .. } | ControlError::Closed(_) | ControlError::BadReply { .. })
+        ) {
+            self.clients[k] = None;
+        }
+        r
+    }
+
+    fn run(&mut self) {
+        let mut next_poll = 0u64;
+        let stop = self.stop.clone();
+        // Bounded: one pass every millisecond or so for at most a day.
+        for _ in 0..100_000_000u64 {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let now = unix_now_ns();
+            if now >= next_poll {
+                self.poll();
+                next_poll = unix_now_ns() + POLL_INTERVAL_NS;
+            }
+            let waiting = lock(&self.shared).router.awaiting_height();
+            for (k, ch) in waiting {
+                let name = lock(&self.shared).router.channels[ch].clone();
+                let h = self
+                    .request(k, &json!({"op": "ledger_height", "channel": name}))
+                    .ok()
+                    .and_then(|v| v.get("height").and_then(Value::as_u64));
+                lock(&self.shared).router.height(k, ch, h);
+            }
+            // Hand over what is due; at most 64 blocks before polling and heights come again.
+            for _ in 0..64 {
+                let produced = self.schedule.due_by(unix_now_ns());
+                let Some((k, ch, seq)) = lock(&self.shared).router.next_send(produced) else {
+                    break;
+                };
+                self.send(k, ch, seq);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Asks every node `leader` on every channel.
+    fn poll(&mut self) {
+        let channels = lock(&self.shared).router.channels.clone();
+        for k in 0..self.controls.len() {
+            for name in &channels {
+                let asked = unix_now_ns();
+                let Ok(v) = self.request(k, &json!({"op": "leader", "channel": name})) else {
+                    continue;
+                };
+                let Some(leader) = v.get("leader").and_then(Value::as_bool) else {
+                    continue;
+                };
+                let mut sh = lock(&self.shared);
+                if sh.router.leadership(k, name, leader, asked) {
+                    sh.log.changes.push(LeadershipEvent {
+                        node: k,
+                        channel: name.clone(),
+                        leader,
+                        unix_ns: asked,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Hands block `seq` of channel `ch` to node `k`.
+    fn send(&mut self, k: usize, ch: usize, seq: u64) {
+        let name = lock(&self.shared).router.channels[ch].clone();
+        let sent_ns = unix_now_ns();
+        let req = json!({"op": "inject_block", "channel": name, "seq": seq, "size_bytes": self.size_bytes});
+        let reply = self.request(k, &req);
+        let (outcome, injected_ns, error) = match reply {
+            Ok(v) => (
+                SendOutcome::Taken,
+                v.get("injected_unix_ns")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(sent_ns),
+                None,
+            ),
+            Err(ControlError::Refused { error, .. }) => (SendOutcome::Refused, 0, Some(error)),
+            Err(e) => (SendOutcome::Unreachable, 0, Some(e.to_string())),
+        };
+        let mut sh = lock(&self.shared);
+        sh.router.sent(k, ch, seq, outcome);
+        if outcome == SendOutcome::Taken {
+            sh.fresh.push((k, ch, seq, injected_ns));
+        }
+        sh.injections.push(Injection {
+            node: k,
+            channel: ch,
+            seq,
+            due_ns: self.schedule.due_ns(seq),
+            sent_ns,
+            injected_ns,
+            error,
+        });
+    }
+}
+
+/// Waits until every org has a leader on every channel, asking each node `leader` every 250 ms
+/// until `deadline_ns`; returns the orgs (per channel) still without one at the end.
+pub fn wait_for_leaders(
+    clients: &mut [ControlClient],
+    s: &Scenario,
+    deadline_ns: u64,
+) -> Vec<(String, usize)> {
+    let mut missing = Vec::new();
+    for _ in 0..100_000 {
+        missing.clear();
+        for ch in &s.channels {
+            let mut has = vec![false; s.orgs];
+            for (k, c) in clients.iter_mut().enumerate() {
+                let leader = c
+                    .request(&json!({"op": "leader", "channel": ch}))
+                    .ok()
+                    .and_then(|v| v.get("leader").and_then(Value::as_bool));
+                if leader == Some(true) {
+                    has[s.org_of(k)] = true;
+                }
+            }
+            missing.extend((0..s.orgs).filter(|&o| !has[o]).map(|o| (ch.clone(), o)));
+        }
+        if missing.is_empty() || unix_now_ns() >= deadline_ns {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    missing
+}
+
+#[cfg(test)]
+mod tests;
