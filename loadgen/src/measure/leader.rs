@@ -12,6 +12,13 @@
 //! older than what is known of the node is ignored. Every leader gets every block (two leaders
 //! for a moment both run a deliver client in Fabric too).
 //!
+//! **Back-pressure:** a peer's deliver client adds blocks *blocking* (Fabric's `addPayload`
+//! waits while the payload buffer runs `2 × state.blockBufferSize` ahead of the ledger), and
+//! gossip-node drops an injected block that far ahead. So a leader is handed block `b` only
+//! while `b` is less than `state.blockBufferSize` past the block after its newest in-order
+//! delivery (its `block` events; at least the height it started from): a new leader's replay of
+//! hundreds of blocks goes at the pace its ledger commits, not faster.
+//!
 //! [`LeaderFollower`] runs the cursors from a thread, with its own control connections.
 
 use std::collections::{BTreeMap, HashMap};
@@ -95,7 +102,12 @@ pub struct Router {
     stamps: HashMap<(usize, usize), u64>,
     /// Per (node, channel index): the block after the newest it delivered in order.
     in_order_next: HashMap<(usize, usize), u64>,
+    /// How far past a leader's in-order delivery it may be handed blocks (module docs).
+    ahead_max_blocks: u64,
 }
+
+/// Fabric's `peer.gossip.state.blockBufferSize` default: the back-pressure bound.
+pub const AHEAD_MAX_BLOCKS_DEFAULT: u64 = 20;
 
 impl Router {
     /// A router for nodes in orgs `org_of` (index = node) on `channels`.
@@ -103,8 +115,15 @@ impl Router {
         Router {
             org_of,
             channels,
+            ahead_max_blocks: AHEAD_MAX_BLOCKS_DEFAULT,
             ..Router::default()
         }
+    }
+
+    /// Sets the back-pressure bound (at least 1).
+    pub fn with_ahead_max_blocks(mut self, blocks: u64) -> Self {
+        self.ahead_max_blocks = blocks.max(1);
+        self
     }
 
     fn channel(&self, name: &str) -> Option<usize> {
@@ -171,17 +190,27 @@ impl Router {
         if let Some(c) = self.cursors.get_mut(&(node, ch))
             && *c == Cursor::AwaitingHeight
         {
-            let fallback = self.in_order_next.get(&(node, ch)).copied().unwrap_or(1);
-            *c = Cursor::Next(height.unwrap_or(fallback).max(1));
+            let delivered = self.in_order_next.entry((node, ch)).or_insert(1);
+            let start = height.unwrap_or(*delivered).max(1);
+            *delivered = (*delivered).max(start);
+            *c = Cursor::Next(start);
         }
     }
 
     /// The next hand-over due with `produced` blocks made per channel: (node, channel index,
-    /// block) of the first cursor (by node, then channel) that is behind.
+    /// block) of the first cursor (by node, then channel) that is behind and within the
+    /// back-pressure bound (module docs).
     pub fn next_send(&self, produced: u64) -> Option<(usize, usize, u64)> {
-        self.cursors.iter().find_map(|(&(node, ch), c)| match c {
-            Cursor::Next(n) if *n <= produced => Some((node, ch, *n)),
-            _ => None,
+        self.cursors.iter().find_map(|(&(node, ch), c)| {
+            let delivered = self.in_order_next.get(&(node, ch)).copied().unwrap_or(1);
+            match c {
+                Cursor::Next(n)
+                    if *n <= produced && *n < delivered.saturating_add(self.ahead_max_blocks) =>
+                {
+                    Some((node, ch, *n))
+                }
+                _ => None,
+            }
         })
     }
 
@@ -288,7 +317,8 @@ impl LeaderFollower {
     ) -> std::io::Result<Self> {
         let org_of: Vec<usize> = (0..s.nodes).map(|k| s.org_of(k)).collect();
         let shared = Arc::new(Mutex::new(Shared {
-            router: Router::new(org_of.clone(), s.channels.clone()),
+            router: Router::new(org_of.clone(), s.channels.clone())
+                .with_ahead_max_blocks(block_buffer_size(s)),
             log: LeaderLog {
                 org_of,
                 channels: s.channels.clone(),
@@ -434,7 +464,7 @@ impl Worker {
     fn run(&mut self) {
         let mut next_poll = 0u64;
         let stop = self.stop.clone();
-        // Bounded: one pass every millisecond or so for at most a day.
+        // Bounded: one pass every 2 ms or so for at most days.
         for _ in 0..100_000_000u64 {
             if stop.load(Ordering::Relaxed) {
                 return;
@@ -461,7 +491,7 @@ impl Worker {
                 };
                 self.send(k, ch, seq);
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -522,6 +552,16 @@ impl Worker {
             error,
         });
     }
+}
+
+/// `[gossip] "state.blockBufferSize"` of `s` when it is a positive integer, else Fabric's default.
+pub fn block_buffer_size(s: &Scenario) -> u64 {
+    s.gossip
+        .get("state.blockBufferSize")
+        .and_then(toml::Value::as_integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(AHEAD_MAX_BLOCKS_DEFAULT)
 }
 
 /// Waits until every org has a leader on every channel, asking each node `leader` every 250 ms

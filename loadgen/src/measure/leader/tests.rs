@@ -66,6 +66,30 @@ fn after_the_leader_dies_the_successor_replays_from_its_height_in_order() {
 }
 
 #[test]
+fn a_leader_is_handed_blocks_no_further_ahead_of_its_in_order_delivery_than_the_bound() {
+    let mut r = router().with_ahead_max_blocks(20);
+    r.leadership(0, "ch", true, 1);
+    r.height(0, 0, Some(101));
+    let first = drain(&mut r, 500);
+    assert_eq!(
+        first,
+        (101..121).map(|s| (0, s)).collect::<Vec<_>>(),
+        "20 blocks past its height, then it waits as a blocking deliver client"
+    );
+    r.in_order(0, "ch", 110);
+    assert_eq!(
+        drain(&mut r, 500),
+        (121..131).map(|s| (0, s)).collect::<Vec<_>>()
+    );
+    r.in_order(0, "ch", 400);
+    assert_eq!(
+        drain(&mut r, 425).len(),
+        425 - 130,
+        "up to the newest produced"
+    );
+}
+
+#[test]
 fn every_org_has_its_own_leader_and_each_gets_every_block() {
     let mut r = router();
     r.leadership(0, "ch", true, 1);
