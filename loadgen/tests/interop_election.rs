@@ -157,9 +157,8 @@ impl Org {
     fn wait_for_leader(&mut self, what: &str, want: usize) {
         let deadline = Instant::now() + WAIT;
         let mut agreeing = 0;
-        let mut last = Ok(Vec::new());
         while agreeing < AGREEING_POLLS {
-            last = self.leaders();
+            let last = self.leaders();
             if last.as_ref().is_ok_and(|l| *l == [want]) {
                 agreeing += 1;
             } else {

@@ -83,8 +83,8 @@ fn a_leader_is_handed_blocks_no_further_ahead_of_its_in_order_delivery_than_the_
     );
     r.in_order(0, "ch", 400);
     assert_eq!(
-        drain(&mut r, 425).len(),
-        425 - 130,
+        drain(&mut r, 415).len(),
+        415 - 130,
         "up to the newest produced"
     );
 }
