@@ -407,8 +407,8 @@ pub fn run(
             });
         }
         if let Some(f) = follower.as_mut() {
-            for (k, ch, seq, ns) in f.take_injected() {
-                collector.record_injected(k, ch, seq, ns);
+            for h in f.take_injected() {
+                collector.record_injected(h.node, h.channel, h.seq, h.taken_unix_ns);
             }
             for (kill, node) in f.due_kills(now) {
                 let what = match node {
@@ -471,8 +471,8 @@ pub fn run(
     }
     let leader_log = follower.map(|f| {
         let (handed, log, fresh) = f.finish();
-        for (k, ch, seq, ns) in fresh {
-            collector.record_injected(k, ch, seq, ns);
+        for h in fresh {
+            collector.record_injected(h.node, h.channel, h.seq, h.taken_unix_ns);
         }
         injections.extend(handed);
         log

@@ -21,7 +21,6 @@
 //!
 //! [`LeaderFollower`] runs the cursors from a thread, with its own control connections.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +34,9 @@ use crate::cluster::control::{ControlClient, ControlError, DeliveryKind, Feed};
 use crate::measure::collect::Schedule;
 use crate::measure::inject::{Injection, unix_now_ns};
 use crate::scenario::{LeaderKill, Scenario};
+
+mod router;
+pub use router::{AHEAD_MAX_BLOCKS_DEFAULT, Cursor, Router, SendOutcome};
 
 /// How often every node is asked `leader` on every channel, besides the events.
 pub const POLL_INTERVAL_NS: u64 = 1_000_000_000;
@@ -67,181 +69,6 @@ pub fn parse_leadership(node: usize, line: &str) -> Option<LeadershipEvent> {
         leader: v.get("leader")?.as_bool()?,
         unix_ns: v.get("unix_ns").and_then(Value::as_u64).unwrap_or(0),
     })
-}
-
-/// A leader's deliver cursor on one channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cursor {
-    /// Became leader; its ledger height is not read yet.
-    AwaitingHeight,
-    /// The next block to hand it.
-    Next(u64),
-}
-
-/// How handing one block to a leader went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendOutcome {
-    /// It took the block.
-    Taken,
-    /// It answered with an error (the block is skipped for it: pull repairs it).
-    Refused,
-    /// No answer or no connection: it is gone, its cursor ends (a deliver client's stream broke).
-    Unreachable,
-}
-
-/// The deliver cursors of the current leaders (module docs); pure, driven by the follower.
-#[derive(Clone, Debug, Default)]
-pub struct Router {
-    /// Org of every node.
-    org_of: Vec<usize>,
-    /// Channel names, by index.
-    channels: Vec<String>,
-    /// Per (node, channel index) of a current leader: its cursor.
-    cursors: BTreeMap<(usize, usize), Cursor>,
-    /// Per (node, channel index): the time of the newest leadership news applied, Unix ns.
-    stamps: HashMap<(usize, usize), u64>,
-    /// Per (node, channel index): the block after the newest it delivered in order.
-    in_order_next: HashMap<(usize, usize), u64>,
-    /// How far past a leader's in-order delivery it may be handed blocks (module docs).
-    ahead_max_blocks: u64,
-}
-
-/// Fabric's `peer.gossip.state.blockBufferSize` default: the back-pressure bound.
-pub const AHEAD_MAX_BLOCKS_DEFAULT: u64 = 20;
-
-impl Router {
-    /// A router for nodes in orgs `org_of` (index = node) on `channels`.
-    pub fn new(org_of: Vec<usize>, channels: Vec<String>) -> Self {
-        Router {
-            org_of,
-            channels,
-            ahead_max_blocks: AHEAD_MAX_BLOCKS_DEFAULT,
-            ..Router::default()
-        }
-    }
-
-    /// Sets the back-pressure bound (at least 1).
-    pub fn with_ahead_max_blocks(mut self, blocks: u64) -> Self {
-        self.ahead_max_blocks = blocks.max(1);
-        self
-    }
-
-    fn channel(&self, name: &str) -> Option<usize> {
-        self.channels.iter().position(|c| c == name)
-    }
-
-    /// Applies leadership news about `node` on `channel` from time `unix_ns` (an event, or a poll
-    /// sent then); older than what is known: ignored. Returns whether it changed anything.
-    pub fn leadership(&mut self, node: usize, channel: &str, leader: bool, unix_ns: u64) -> bool {
-        let Some(ch) = self.channel(channel) else {
-            return false;
-        };
-        if node >= self.org_of.len() {
-            return false;
-        }
-        let stamp = self.stamps.entry((node, ch)).or_insert(0);
-        if unix_ns < *stamp {
-            return false;
-        }
-        *stamp = unix_ns;
-        match (leader, self.cursors.contains_key(&(node, ch))) {
-            (true, false) => {
-                self.cursors.insert((node, ch), Cursor::AwaitingHeight);
-                true
-            }
-            (false, true) => {
-                self.cursors.remove(&(node, ch));
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// `node` was killed at `unix_ns`: its cursors end, and news from before the kill is stale.
-    pub fn killed(&mut self, node: usize, unix_ns: u64) {
-        for ch in 0..self.channels.len() {
-            self.cursors.remove(&(node, ch));
-            let stamp = self.stamps.entry((node, ch)).or_insert(0);
-            *stamp = (*stamp).max(unix_ns);
-            self.in_order_next.remove(&(node, ch));
-        }
-    }
-
-    /// `node` delivered `seq` of `channel` in order (a `block` event).
-    pub fn in_order(&mut self, node: usize, channel: &str, seq: u64) {
-        if let Some(ch) = self.channel(channel) {
-            let next = self.in_order_next.entry((node, ch)).or_insert(1);
-            *next = (*next).max(seq + 1);
-        }
-    }
-
-    /// Cursors waiting for their node's ledger height: (node, channel index).
-    pub fn awaiting_height(&self) -> Vec<(usize, usize)> {
-        self.cursors
-            .iter()
-            .filter(|(_, c)| **c == Cursor::AwaitingHeight)
-            .map(|(k, _)| *k)
-            .collect()
-    }
-
-    /// The ledger height `node` answered on channel `ch` (`None`: it keeps none, so the block
-    /// after its in-order deliveries): its cursor starts there.
-    pub fn height(&mut self, node: usize, ch: usize, height: Option<u64>) {
-        if let Some(c) = self.cursors.get_mut(&(node, ch))
-            && *c == Cursor::AwaitingHeight
-        {
-            let delivered = self.in_order_next.entry((node, ch)).or_insert(1);
-            let start = height.unwrap_or(*delivered).max(1);
-            *delivered = (*delivered).max(start);
-            *c = Cursor::Next(start);
-        }
-    }
-
-    /// The next hand-over due with `produced` blocks made per channel: (node, channel index,
-    /// block) of the first cursor (by node, then channel) that is behind and within the
-    /// back-pressure bound (module docs).
-    pub fn next_send(&self, produced: u64) -> Option<(usize, usize, u64)> {
-        self.cursors.iter().find_map(|(&(node, ch), c)| {
-            let delivered = self.in_order_next.get(&(node, ch)).copied().unwrap_or(1);
-            match c {
-                Cursor::Next(n)
-                    if *n <= produced && *n < delivered.saturating_add(self.ahead_max_blocks) =>
-                {
-                    Some((node, ch, *n))
-                }
-                _ => None,
-            }
-        })
-    }
-
-    /// How handing `seq` to `node` on `ch` went; a cursor that moved meanwhile is left alone.
-    pub fn sent(&mut self, node: usize, ch: usize, seq: u64, outcome: SendOutcome) {
-        if self.cursors.get(&(node, ch)) != Some(&Cursor::Next(seq)) {
-            return;
-        }
-        match outcome {
-            SendOutcome::Taken | SendOutcome::Refused => {
-                self.cursors.insert((node, ch), Cursor::Next(seq + 1));
-            }
-            SendOutcome::Unreachable => {
-                self.cursors.remove(&(node, ch));
-            }
-        }
-    }
-
-    /// The leaders of `org` on channel index `ch` loadgen knows now, ascending.
-    pub fn leaders(&self, org: usize, ch: usize) -> Vec<usize> {
-        self.cursors
-            .keys()
-            .filter(|&&(n, c)| c == ch && self.org_of.get(n) == Some(&org))
-            .map(|&(n, _)| n)
-            .collect()
-    }
-
-    /// The cursor of `node` on channel index `ch`.
-    pub fn cursor(&self, node: usize, ch: usize) -> Option<Cursor> {
-        self.cursors.get(&(node, ch)).copied()
-    }
 }
 
 /// A block receipt by the repair path (pull or state transfer), for the takeover figures.
@@ -285,13 +112,26 @@ pub struct LeaderLog {
     pub repairs: Vec<RepairReceipt>,
 }
 
+/// A block a leader took: node, channel index, block number, when (its `injected_unix_ns`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandOver {
+    /// The leader.
+    pub node: usize,
+    /// Channel index.
+    pub channel: usize,
+    /// Block number.
+    pub seq: u64,
+    /// When it took it, Unix ns.
+    pub taken_unix_ns: u64,
+}
+
 #[derive(Default)]
 struct Shared {
     router: Router,
     log: LeaderLog,
     injections: Vec<Injection>,
-    /// Injections the collector has not been told of: (node, channel index, seq, injected ns).
-    fresh: Vec<(usize, usize, u64, u64)>,
+    /// Hand-overs the collector has not been told of.
+    fresh: Vec<HandOver>,
 }
 
 /// Runs the deliver cursors (module docs) from a thread.
@@ -389,8 +229,8 @@ impl LeaderFollower {
         }
     }
 
-    /// Blocks handed to leaders since the last call: (node, channel index, seq, Unix ns taken).
-    pub fn take_injected(&self) -> Vec<(usize, usize, u64, u64)> {
+    /// Blocks leaders took since the last call.
+    pub fn take_injected(&self) -> Vec<HandOver> {
         std::mem::take(&mut lock(&self.shared).fresh)
     }
 
@@ -418,7 +258,7 @@ impl LeaderFollower {
 
     /// Stops the thread; returns every hand-over, the log, and the hand-overs
     /// [`LeaderFollower::take_injected`] has not returned yet.
-    pub fn finish(mut self) -> (Vec<Injection>, LeaderLog, Vec<(usize, usize, u64, u64)>) {
+    pub fn finish(mut self) -> (Vec<Injection>, LeaderLog, Vec<HandOver>) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -476,7 +316,7 @@ impl Worker {
             }
             let waiting = lock(&self.shared).router.awaiting_height();
             for (k, ch) in waiting {
-                let name = lock(&self.shared).router.channels[ch].clone();
+                let name = lock(&self.shared).router.channels()[ch].clone();
                 let h = self
                     .request(k, &json!({"op": "ledger_height", "channel": name}))
                     .ok()
@@ -497,7 +337,7 @@ impl Worker {
 
     /// Asks every node `leader` on every channel.
     fn poll(&mut self) {
-        let channels = lock(&self.shared).router.channels.clone();
+        let channels = lock(&self.shared).router.channels().to_vec();
         for k in 0..self.controls.len() {
             for name in &channels {
                 let asked = unix_now_ns();
@@ -522,7 +362,7 @@ impl Worker {
 
     /// Hands block `seq` of channel `ch` to node `k`.
     fn send(&mut self, k: usize, ch: usize, seq: u64) {
-        let name = lock(&self.shared).router.channels[ch].clone();
+        let name = lock(&self.shared).router.channels()[ch].clone();
         let sent_ns = unix_now_ns();
         let req = json!({"op": "inject_block", "channel": name, "seq": seq, "size_bytes": self.size_bytes});
         let reply = self.request(k, &req);
@@ -540,7 +380,12 @@ impl Worker {
         let mut sh = lock(&self.shared);
         sh.router.sent(k, ch, seq, outcome);
         if outcome == SendOutcome::Taken {
-            sh.fresh.push((k, ch, seq, injected_ns));
+            sh.fresh.push(HandOver {
+                node: k,
+                channel: ch,
+                seq,
+                taken_unix_ns: injected_ns,
+            });
         }
         sh.injections.push(Injection {
             node: k,
