@@ -12,7 +12,8 @@
 //! lower peer whose proposal window that declaration reaches stays a follower for good (no
 //! pre-emption), as Fabric's own peers do: the result would depend on milliseconds. Checked: every peer answers
 //! `leader`, and exactly one, the one with the lowest PKI-ID of the org (as bytes), says it is the
-//! leader, in several polls in a row; it sent a `leadership` event saying so. Then the leader is
+//! leader, in every poll for longer than the last joiner's first election may take (so the org
+//! has settled before the kill); it sent a `leadership` event saying so. Then the leader is
 //! SIGKILLed, and the two survivors agree the same way on its successor, which sends the event.
 //! The successor is the lower survivor only when the survivors' follower rounds are within
 //! leaderElectionDuration of each other: otherwise the one whose round ends first proposes,
@@ -49,8 +50,13 @@ const NODES: usize = 3;
 const WAIT: Duration = Duration::from_secs(120);
 /// Between two peers' channel joins (module docs).
 const JOIN_GAP: Duration = Duration::from_secs(1);
-/// Polls in a row that must agree on the leader.
+/// Polls (1 s apart) in a row that must agree on the successor.
 const AGREEING_POLLS: usize = 3;
+/// Polls in a row that must agree on the first leader before it is killed: longer than the
+/// latest joiner's first election may take (startupGracePeriod 15 s + leaderElectionDuration
+/// 5 s), so that the org has settled and the successor comes from a takeover, not from a
+/// start-up election still under way at the kill.
+const SETTLED_POLLS: usize = 22;
 
 struct Org {
     cluster: Cluster,
@@ -176,11 +182,11 @@ impl Org {
         Ok(out)
     }
 
-    /// Waits until the live nodes agree, [`AGREEING_POLLS`] polls in a row, on exactly one
-    /// leader, the same each time, and that one is `want` when given; returns it, or fails with
-    /// the last answers and the logs.
-    fn wait_for_leader(&mut self, what: &str, want: Option<usize>) -> usize {
-        let deadline = Instant::now() + WAIT;
+    /// Waits until the live nodes agree, `polls` polls in a row, on exactly one leader, the
+    /// same each time, and that one is `want` when given; returns it, or fails with the last
+    /// answers and the logs.
+    fn wait_for_leader(&mut self, what: &str, want: Option<usize>, polls: usize) -> usize {
+        let deadline = Instant::now() + WAIT + Duration::from_secs(polls as u64);
         let (mut agreeing, mut agreed) = (0, None);
         loop {
             let last = self.leaders();
@@ -195,7 +201,7 @@ impl Org {
             };
             agreed = one;
             if let Some(k) = agreed
-                && agreeing >= AGREEING_POLLS
+                && agreeing >= polls
             {
                 return k;
             }
@@ -256,13 +262,17 @@ fn agree_on_leader_and_successor(fabric: &[usize]) {
     let work = tempfile::tempdir().expect("tempdir");
     let mut org = Org::start(work.path(), fabric);
     let first = org.lowest_alive();
-    org.wait_for_leader("the first leader", Some(first));
+    org.wait_for_leader("the first leader", Some(first), SETTLED_POLLS);
     org.wait_for_event(first);
     org.kill(first);
     // News from before the kill does not count for the successor.
     while org.events.try_recv().is_ok() {}
     let lowest = org.lowest_alive();
-    let successor = org.wait_for_leader("the successor after the leader's kill", None);
+    let successor = org.wait_for_leader(
+        "the successor after the leader's kill",
+        None,
+        AGREEING_POLLS,
+    );
     org.wait_for_event(successor);
     let kind = |k: usize| {
         if fabric.contains(&k) {
