@@ -21,8 +21,8 @@
 //! fabric-node, "How Fabric's election behaves"; two Fabric survivors were seen to do this), so
 //! the test asserts agreement, not which survivor, and prints which. With the 1 s join gap the
 //! survivors' rounds were seen 3 s apart (Fabric's debug log: one peer turned follower on the
-//! leader's first declaration, the last joiner 3 s later after being leader for 6 ms); in 11 of
-//! 12 runs of a layout the lower survivor took over. PKI-IDs are computed from the certificate files (SHA-256 of MSP ID and certificate), as
+//! leader's first declaration, the last joiner 3 s later after being leader for 6 ms); in 9 of
+//! 10 runs of a layout the lower survivor took over. PKI-IDs are computed from the certificate files (SHA-256 of MSP ID and certificate), as
 //! both implementations compute them from loadgen's Fabric-valid test PKI.
 //!
 //! `#[ignore]`d like the rest of the interop suite: it needs the fabric-node binary
