@@ -232,6 +232,8 @@ pub enum Feed {
     Deliveries(Vec<Delivery>),
     /// A killed node was started again.
     Restarted(Restarted),
+    /// A `leadership` event line (leader election, [`crate::measure::leader`]).
+    Leadership(crate::measure::leader::LeadershipEvent),
 }
 
 /// Every path `via` names.
@@ -317,6 +319,9 @@ pub fn subscribe(
                         return;
                     }
                     batch.extend(parse_delivery(node, &line));
+                    if let Some(e) = crate::measure::leader::parse_leadership(node, &line) {
+                        let _ = tx.send(Feed::Leadership(e));
+                    }
                     if !reader.buffer().contains(&b'\n') {
                         break;
                     }

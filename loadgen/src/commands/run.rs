@@ -17,6 +17,7 @@ pub use crate::commands::faults::{Action, fault_plan};
 use crate::commands::reliability::{self, Reliability};
 use crate::measure::collect::{Collector, Schedule};
 use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
+use crate::measure::leader::{self, LeaderFollower, LeaderLog};
 use crate::measure::membership::{Heights, MembershipPoller};
 use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
 use crate::measure::traffic::ByteCounters;
@@ -114,6 +115,8 @@ pub struct RunOutput {
     pub node_implementations: Vec<Option<String>>,
     /// Membership views after faults, and floods (run.json's `membership` and `floods`).
     pub reliability: Reliability,
+    /// With leader election on: what following the leaders recorded.
+    pub leader: Option<LeaderLog>,
 }
 
 /// Progress reporting (a bar on a terminal, lines under CI).
@@ -291,6 +294,16 @@ pub fn run(
     for n in &cluster.nodes {
         control::subscribe(n.index, n.control, tx.clone())?;
     }
+    if s.leader_election() {
+        progress.phase("leader election: waiting for a leader in every org");
+        let limit = unix_now_ns() + (s.converge_timeout_s * 1e9) as u64;
+        let missing = leader::wait_for_leaders(&mut clients, s, limit);
+        if !missing.is_empty() {
+            progress.phase(&format!(
+                "no leader yet (channel, org): {missing:?}; blocks for them are held"
+            ));
+        }
+    }
     // A quiet window before injection estimates background (non-data) traffic and measures idle
     // CPU. Alive messages come every aliveTimeInterval (5 s by default): a window of one period
     // averages them. The CPU readings sit inside the stats requests, which cost the nodes CPU.
@@ -349,6 +362,15 @@ pub fn run(
             stop.clone(),
         )?);
     }
+    let mut follower = match s.leader_election() {
+        true => Some(LeaderFollower::start(
+            s,
+            cluster.nodes.iter().map(|n| n.control).collect(),
+            schedule,
+            s.block_size_bytes,
+        )?),
+        false => None,
+    };
     let mut plan: Vec<(u64, Action)> = fault_plan(s)
         .into_iter()
         .map(|(t, a)| (t + schedule.start_unix_ns, a))
@@ -388,7 +410,13 @@ pub fn run(
             break;
         }
         while let Ok(feed) = rx.recv_timeout(Duration::from_millis(20)) {
-            record(&mut collector, &mut heights, &s.channels, feed);
+            record(
+                &mut collector,
+                &mut heights,
+                &s.channels,
+                follower.as_ref(),
+                feed,
+            );
             if unix_now_ns() >= now + 50_000_000 {
                 break;
             }
@@ -402,6 +430,30 @@ pub fn run(
                 t_s: t_of(now),
                 what,
             });
+        }
+        if let Some(f) = follower.as_mut() {
+            for h in f.take_injected() {
+                collector.record_injected(h.node, h.channel, h.seq, h.taken_unix_ns);
+            }
+            for (kill, node) in f.due_kills(now) {
+                let what = match node {
+                    Some(k) => {
+                        if let Some(r) = kill.restart_after_s {
+                            plan.push((now + (r * 1e9) as u64, Action::Restart(k)));
+                            plan.sort_by_key(|(t, _)| *t);
+                        }
+                        let a = Action::Kill(k);
+                        let what =
+                            fault_runner.apply(&a, &mut handles, &mut clients, &mut collector);
+                        format!("{what}: the leader of org {}", kill.org)
+                    }
+                    None => format!("leader kill of org {} skipped: no leader known", kill.org),
+                };
+                faults.push(FaultEvent {
+                    t_s: t_of(now),
+                    what,
+                });
+            }
         }
         if now >= inject_end_ns && inject_end_sample.is_none() {
             inject_end_sample = Some(samples.len());
@@ -440,12 +492,26 @@ pub fn run(
         }
     }
     while let Ok(feed) = rx.try_recv() {
-        record(&mut collector, &mut heights, &s.channels, feed);
+        record(
+            &mut collector,
+            &mut heights,
+            &s.channels,
+            follower.as_ref(),
+            feed,
+        );
     }
     let mut floods = Vec::new();
     for p in std::mem::take(&mut fault_runner.floods) {
         floods.push(p.finish(Duration::from_secs(5)));
     }
+    let leader_log = follower.map(|f| {
+        let (handed, log, fresh) = f.finish();
+        for h in fresh {
+            collector.record_injected(h.node, h.channel, h.seq, h.taken_unix_ns);
+        }
+        injections.extend(handed);
+        log
+    });
     samples.push(sample(
         &handles,
         &cluster,
@@ -504,6 +570,7 @@ pub fn run(
             proxy_unidentified_connections: (!cluster.proxies.is_empty())
                 .then(|| cluster.links.unidentified_connections()),
         },
+        leader: leader_log,
     })
 }
 
@@ -558,9 +625,20 @@ fn sample(
     }
 }
 
-/// Feeds the collector (deliveries, or a node's restart) and the in-order heights.
-fn record(collector: &mut Collector, heights: &mut Heights, channels: &[String], feed: Feed) {
+/// Feeds the collector (deliveries, or a node's restart), the in-order heights and the leader
+/// follower.
+fn record(
+    collector: &mut Collector,
+    heights: &mut Heights,
+    channels: &[String],
+    follower: Option<&LeaderFollower>,
+    feed: Feed,
+) {
+    if let Some(f) = follower {
+        f.observe(&feed);
+    }
     match feed {
+        Feed::Leadership(_) => {}
         Feed::Deliveries(batch) => batch.iter().for_each(|d| {
             collector.record(d);
             if d.kind == control::DeliveryKind::InOrder

@@ -380,6 +380,25 @@ impl Collector {
         true
     }
 
+    /// Loadgen handed block `seq` of channel `ch` (index) to `node` itself, as the orderer hands
+    /// blocks to an org's elected leader (leader following, [`crate::measure::leader`]), and the
+    /// node took it at `unix_ns`: the node holds it from then on, like a receipt, but it is no
+    /// dissemination, so no latency is recorded. A fixed injector is skipped.
+    pub fn record_injected(&mut self, node: usize, ch: usize, seq: u64, unix_ns: u64) {
+        if self.injectors.contains(&node)
+            || ch >= self.channels.len()
+            || seq == 0
+            || seq > self.schedule.blocks
+            || node >= self.nodes.min(64)
+        {
+            return;
+        }
+        let latency_ns = unix_ns.saturating_sub(self.schedule.due_ns(seq));
+        if self.set_receipt(node, ch, seq, latency_ns) {
+            self.blocks.entry((ch, seq)).or_default().measured |= 1u64 << node;
+        }
+    }
+
     fn record_received(&mut self, d: &Delivery, ch: usize) {
         if self.injectors.contains(&d.node) {
             return; // injectors have every block already: nothing to disseminate to them

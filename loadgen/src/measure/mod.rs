@@ -3,6 +3,7 @@
 
 pub mod collect;
 pub mod inject;
+pub mod leader;
 pub mod membership;
 pub mod procfs;
 pub mod traffic;

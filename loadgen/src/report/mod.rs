@@ -5,6 +5,7 @@ pub mod compare;
 pub mod html;
 pub mod kills;
 pub mod kinds;
+pub mod leader;
 pub mod stages;
 pub mod summary;
 pub mod timeseries;
@@ -138,6 +139,9 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     put("latency_p99_last_third_ms", ms(&c.thirds[2], 0.99));
     path_figures(c, &mut put);
     kills::kill_figures(c, &mut put);
+    if let Some(log) = &out.leader {
+        leader::leader_figures(log, &out.injections, &out.schedule, &mut put);
+    }
     stages::stage_figures(&out.stats_after, &mut put);
     crate::commands::reliability::figures(&out.reliability, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
@@ -370,6 +374,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "time_to_all": "per complete block: the latest first delivery at any peer minus the due time",
             "completeness": "share of post-warm-up blocks (all channels) held at the end by every non-injector node: received by gossip, and for a killed and restarted node in its ledger at the restart or received after it (a block received before the kill but not committed was lost with the process and must come again)",
             "kills": "per kill: the node's ledger height read at its restart (before it rejoined its channels), the blocks due then it lacked (behind_at_restart_blocks), blocks received before the kill that its ledger did not hold (lost_on_kill_blocks), blocks in its ledger whose events loadgen never saw (held_without_event_blocks, counted as received at the kill); catch_up_ms: from the restart (process start) to its first in-order delivery of a block s at a time t with s >= the newest block due at t, i.e. it held every block injected so far (exact to about one injection interval); receipts_*_via: its block_received events after the restart by path; catch_up_trace: per channel, every 500 ms from the restart until it caught up, [ms since restart, the block it had delivered up to in order, the newest block due]. Latency counts a block's first receipt at a node once, also when a crash lost it and it came again. A node's stats_delta adds up its processes: before injection to its kill, then from zero to the next kill or the end",
+            "leader": "with leader election on (gossip.useLeaderElection): loadgen hands every block, as the orderer's deliver service, to each org's current leader (leadership events, and the leader request every second), a new leader first from its ledger_height up to the newest produced, in order; blocks are held while an org has none. A node holds a block handed to it from the moment it took it (no latency recorded). leader.kills: per leader kill, elected_ms (kill to the first leadership news of another node of the org), takeover_ms (kill to the injected_unix_ns of the first block that node took), held_blocks (due meanwhile), replayed_blocks (its first blocks handed over more than one interval late), repair_receipts_pull/_state and repair_blocks (block_received by pull or state transfer at any node from the kill to the next leader kill or the end); leader_takeover_ms and leader_elected_ms are the longest over the kills",
             "in_order_share": "share of (post-warm-up block, node) pairs delivered to the application in order; without pull or state transfer a missed block holds back every later one at that node",
             "copies_per_peer_per_block": method,
             "bytes": BYTES_METHOD,
@@ -401,6 +406,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
         "kills": kills::kills_json(c),
         "membership": out.reliability.membership,
         "floods": out.reliability.floods,
+        "leader": out.leader.as_ref().map(|log| leader::leader_json(log, &out.injections, &out.schedule)),
         "stats_delta_total": sum_maps(&deltas),
     })
 }

@@ -298,6 +298,7 @@ pub fn summary(doc: &Value) -> String {
         }
     }
     out.push_str(&crate::report::kills::kills_text(doc));
+    out.push_str(&crate::report::leader::leader_text(doc));
     out
 }
 

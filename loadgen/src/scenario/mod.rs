@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod leader;
 pub mod limits;
 mod validate;
+
+pub use leader::LeaderKill;
 
 /// A scenario could not be read or is inconsistent.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +216,8 @@ pub struct Faults {
     pub partitions: Vec<Partition>,
     /// Kills and restarts on a schedule.
     pub kills: Vec<Kill>,
+    /// Kills of whichever node is an org's elected leader at the time (election on only).
+    pub leader_kills: Vec<LeaderKill>,
     /// The node's `--fault-drop-share` (0 disables the hook).
     pub drop_share: f64,
     /// The node's `--fault-seed` base (node index is added).
@@ -391,7 +396,11 @@ impl Scenario {
     }
 
     /// Nodes that inject blocks: `injector_nodes` when set, else by `injectors`.
+    /// With leader election on, none: loadgen follows each org's elected leader instead.
     pub fn injector_nodes(&self) -> Vec<usize> {
+        if self.leader_election() {
+            return Vec::new();
+        }
         if let Some(nodes) = &self.injector_nodes {
             return nodes.clone();
         }

@@ -133,6 +133,7 @@ impl Scenario {
             ));
         }
         self.validate_node_lists()?;
+        self.validate_leader()?;
         if self.start_stagger_ms as f64 > DURATION_MAX.as_secs_f64() * 1e3 {
             return Err(key_error(
                 "start_stagger_ms",
