@@ -7,4 +7,5 @@ pub mod flood;
 pub mod job;
 pub mod reliability;
 pub mod run;
+mod run_feed;
 pub mod sweep;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::run_feed::{cpu_readings, record, sample, wait_until};
 use crate::cluster::control::{self, ControlClient, ControlError, Feed};
 use crate::cluster::launcher::{Launcher, NodeHandle};
 use crate::cluster::{self, Cluster};
@@ -19,7 +20,7 @@ use crate::measure::collect::{Collector, Schedule};
 use crate::measure::inject::{Injection, Injector, mono_now, unix_now_ns};
 use crate::measure::leader::{self, LeaderFollower, LeaderLog};
 use crate::measure::membership::{Heights, MembershipPoller};
-use crate::measure::procfs::{self, CpuReading, CpuWindow, ProcSample};
+use crate::measure::procfs::{CpuWindow, ProcSample};
 use crate::measure::traffic::ByteCounters;
 use crate::scenario::Scenario;
 
@@ -180,7 +181,7 @@ fn stop_cluster(clients: &mut [ControlClient], handles: &mut [Option<Box<dyn Nod
     }
 }
 
-fn stats_all(clients: &mut [ControlClient]) -> Vec<Value> {
+pub(super) fn stats_all(clients: &mut [ControlClient]) -> Vec<Value> {
     clients
         .iter_mut()
         .map(|c| c.stats().unwrap_or(Value::Null))
@@ -572,81 +573,4 @@ pub fn run(
         },
         leader: leader_log,
     })
-}
-
-/// Polls `cond` every 250 ms until it holds or `deadline_ns`; returns whether it held.
-fn wait_until(deadline_ns: u64, mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..100_000 {
-        if cond() {
-            return true;
-        }
-        if unix_now_ns() >= deadline_ns {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
-}
-
-fn cpu_readings(handles: &[Option<Box<dyn NodeHandle>>]) -> Vec<Option<CpuReading>> {
-    handles
-        .iter()
-        .map(|h| {
-            h.as_ref()
-                .and_then(|h| h.pid())
-                .and_then(procfs::cpu_reading)
-        })
-        .collect()
-}
-
-/// Samples every node's `/proc`, then with `wire_from` its wire counters.
-fn sample(
-    handles: &[Option<Box<dyn NodeHandle>>],
-    c: &Cluster,
-    t_s: f64,
-    wire_from: Option<&mut [ControlClient]>,
-) -> Sample {
-    let procs = handles
-        .iter()
-        .map(|h| h.as_ref().and_then(|h| h.pid()).and_then(procfs::sample))
-        .collect();
-    let proxy_bytes = c.proxies.iter().map(|p| p.bytes()).sum();
-    let wire = wire_from.map(|clients| {
-        stats_all(clients)
-            .iter()
-            .map(ByteCounters::from_stats)
-            .collect()
-    });
-    Sample {
-        t_s,
-        procs,
-        proxy_bytes,
-        wire,
-    }
-}
-
-/// Feeds the collector (deliveries, or a node's restart), the in-order heights and the leader
-/// follower.
-fn record(
-    collector: &mut Collector,
-    heights: &mut Heights,
-    channels: &[String],
-    follower: Option<&LeaderFollower>,
-    feed: Feed,
-) {
-    if let Some(f) = follower {
-        f.observe(&feed);
-    }
-    match feed {
-        Feed::Leadership(_) => {}
-        Feed::Deliveries(batch) => batch.iter().for_each(|d| {
-            collector.record(d);
-            if d.kind == control::DeliveryKind::InOrder
-                && let Some(ch) = channels.iter().position(|c| *c == d.channel)
-            {
-                heights.record(d.node, ch, d.seq, d.received_unix_ns);
-            }
-        }),
-        Feed::Restarted(r) => collector.record_restart(&r),
-    }
 }
