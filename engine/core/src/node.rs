@@ -1,6 +1,7 @@
 //! The [`Node`]: one gossip peer as a sans-IO state machine, wiring discovery, channels and the
 //! egress pipeline (emitter → partition → routing).
 
+mod admission;
 mod leadership;
 mod lifecycle;
 mod route;

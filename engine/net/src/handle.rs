@@ -326,6 +326,12 @@ impl GossipHandle {
         self.command(Command::Gossip(message)).await
     }
 
+    /// The first block number `channel` takes now ([`Node::admitted_end`]); `None` when not
+    /// joined. A block gossiped at or beyond it is dropped.
+    pub async fn admitted_end(&self, channel: Bytes) -> Result<Option<u64>, GossipError> {
+        self.query(move |ctx| ctx.node.admitted_end(&channel)).await
+    }
+
     /// Sends a message directly to peers (Fabric's `Send`).
     pub async fn send(
         &self,

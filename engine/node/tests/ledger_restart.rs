@@ -42,6 +42,35 @@ fn blocks_until(ctl: &mut Control, node: &Node, seq: u64) -> Vec<u64> {
     }
 }
 
+/// `inject_block` of a block the channel would drop (at or beyond the delivery height plus
+/// 2 × `state.blockBufferSize`) is answered with an error naming the bound, and changes nothing:
+/// the blocks in order that follow are taken.
+#[test]
+fn inject_block_beyond_the_window_is_an_error_and_blocks_in_order_go_on() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (name, dir) = one_org_peers(tmp.path(), 1).remove(0);
+    let port = free_port();
+    std::fs::write(dir.join("core.yaml"), core_yaml(&name, port, port)).expect("core.yaml");
+    let node = start_with(bin, &dir, &name, &[], Stdio::null());
+    let mut ctl = Control::connect(&node);
+    join(&mut ctl);
+    // Height 1: blocks 1..=40 are taken, 41 is not (blockBufferSize 20).
+    let reply = ctl.request(
+        serde_json::json!({"op": "inject_block", "channel": "mychannel", "seq": 41, "size_bytes": 512}),
+    );
+    assert_eq!(reply["ok"], false, "{reply}");
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("beyond") && error.contains("below 41"),
+        "{reply}"
+    );
+    for seq in 1..=3 {
+        inject(&mut ctl, seq);
+    }
+    wait_height(&mut ctl, &node, 4);
+}
+
 #[test]
 fn a_killed_node_restarts_at_its_committed_height() {
     let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));

@@ -440,8 +440,15 @@ impl Channel {
         });
     }
 
+    /// The first block number the channel takes, from the embedder or from peers
+    /// ([`Delivery::admitted_end`]: the delivery height plus twice `state.blockBufferSize`).
+    pub fn admitted_end(&self) -> u64 {
+        self.delivery.admitted_end()
+    }
+
     /// Emits a message of this channel that originated here: blocks go to the block store (and
-    /// are delivered locally in order), then everything goes to the emitter.
+    /// are delivered locally in order), then everything goes to the emitter. A block at or
+    /// beyond [`Channel::admitted_end`] is dropped (`BlockBeyondWindow`), as one from a peer.
     pub fn gossip_local(
         &mut self,
         envelope: Envelope,
@@ -454,6 +461,10 @@ impl Channel {
             let Some(payload) = &d.payload else {
                 return out.count_drop(DropReason::Malformed);
             };
+            if !self.delivery.admits(payload.seq_num) {
+                // As from a peer: it would move the store's window past the blocks before it.
+                return out.count_drop(DropReason::BlockBeyondWindow);
+            }
             let block = StoredBlock {
                 seq_num: payload.seq_num,
                 envelope: envelope.clone(),

@@ -413,6 +413,36 @@ fn a_pushed_block_far_beyond_the_height_is_relayed_once_and_cannot_move_the_stor
 }
 
 #[test]
+fn a_block_the_embedder_gossips_far_beyond_the_height_is_dropped_not_stored_or_emitted() {
+    let f = fixture();
+    let ctx = Ctx {
+        discovery: &f.discovery,
+        signer: &f.signer,
+        config: &f.config,
+        now: at_s(2),
+    };
+    let mut out = Outbox::default();
+    let mut ch = channel_at_height_6(&f, &ctx, &mut out);
+    let end = ch.admitted_end();
+    assert_eq!(end, 6 + 2 * f.config.state_block_buffer_len);
+    let (env, msg) = data_block(end);
+    ch.gossip_local(env, msg, ctx.now, &mut out);
+    assert_eq!(out.drops.get(&DropReason::BlockBeyondWindow), Some(&1));
+    assert!(out.emits.is_empty(), "not gossiped");
+    let from = f.others[0].pki_id();
+    ch.handle_pull(from, &hello_message(44), &ctx, &mut out);
+    assert_eq!(
+        pull_items(&mut out),
+        [(44, vec![1, 2, 3, 4, 5])],
+        "not stored: the store's window did not move"
+    );
+    // The block below the bound is taken, stored and gossiped.
+    let (env, msg) = data_block(end - 1);
+    ch.gossip_local(env, msg, ctx.now, &mut out);
+    assert_eq!(forwarded_seqs(&mut out), [end - 1]);
+}
+
+#[test]
 fn pulled_blocks_far_beyond_the_height_are_neither_requested_nor_taken() {
     use rand::SeedableRng;
     let f = fixture();

@@ -335,6 +335,20 @@ async fn handle(ctl: &Ctl, req: Request) -> String {
             seq,
             size_bytes,
         } => {
+            match h
+                .admitted_end(Bytes::copy_from_slice(channel.as_bytes()))
+                .await
+            {
+                Ok(Some(end)) if seq >= end => {
+                    return error_reply(&format!(
+                        "block {seq} is beyond what channel {channel} takes now: blocks below \
+                         {end} (the delivery height plus 2 x peer.gossip.state.blockBufferSize); \
+                         inject blocks in order"
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => return stopped(e),
+            }
             let block = match injected_block(ctl, &channel, seq, size_bytes) {
                 Ok(block) => block,
                 Err(e) => return error_reply(&e),
