@@ -31,6 +31,18 @@ struct Fixture {
 }
 
 /// Peer 0 of org 1, which knows every identity and sees every other peer alive.
+impl Fixture {
+    /// The channel's context over this fixture at `now`.
+    fn ctx_at(&self, now: Instant) -> Ctx<'_> {
+        Ctx {
+            discovery: &self.discovery,
+            signer: &self.signer,
+            config: &self.config,
+            now,
+        }
+    }
+}
+
 fn fixture() -> Fixture {
     let pki = pki();
     let signers: Vec<Arc<LocalSigner>> =
@@ -108,12 +120,7 @@ fn state_info(about: &LocalSigner, channel: &[u8], mac_ok: bool) -> (Envelope, G
 #[test]
 fn state_info_is_checked_cached_forwarded_and_makes_peers_eligible() {
     let f = fixture();
-    let ctx = Ctx {
-        discovery: &f.discovery,
-        signer: &f.signer,
-        config: &f.config,
-        now: at_s(2),
-    };
+    let ctx = f.ctx_at(at_s(2));
     let mut ch = org1_channel(&f);
     let mut out = Outbox::default();
     let (same_org, foreign) = (&f.others[0], &f.others[1]);
@@ -143,12 +150,7 @@ fn state_info_is_checked_cached_forwarded_and_makes_peers_eligible() {
 #[test]
 fn bad_blocks_and_left_channels_drop() {
     let f = fixture();
-    let ctx = Ctx {
-        discovery: &f.discovery,
-        signer: &f.signer,
-        config: &f.config,
-        now: at_s(2),
-    };
+    let ctx = f.ctx_at(at_s(2));
     let mut ch = org1_channel(&f);
     let mut out = Outbox::default();
     let data = |seq: u64, data: Bytes| GossipMessage {
@@ -189,12 +191,7 @@ fn bad_blocks_and_left_channels_drop() {
 #[test]
 fn leadership_must_be_from_and_about_my_org() {
     let f = fixture();
-    let ctx = Ctx {
-        discovery: &f.discovery,
-        signer: &f.signer,
-        config: &f.config,
-        now: at_s(2),
-    };
+    let ctx = f.ctx_at(at_s(2));
     let mut ch = org1_channel(&f);
     let mut out = Outbox::default();
     let leadership = |about: &LocalSigner, seq: u64| GossipMessage {
@@ -349,12 +346,7 @@ fn channel_at_height_6(f: &Fixture, ctx: &Ctx<'_>, out: &mut Outbox) -> Channel 
 #[test]
 fn a_pushed_block_far_beyond_the_height_is_relayed_once_and_cannot_move_the_store_window() {
     let f = fixture();
-    let ctx = Ctx {
-        discovery: &f.discovery,
-        signer: &f.signer,
-        config: &f.config,
-        now: at_s(2),
-    };
+    let ctx = f.ctx_at(at_s(2));
     let mut out = Outbox::default();
     let mut ch = channel_at_height_6(&f, &ctx, &mut out);
     let from = f.others[0].pki_id();
@@ -415,12 +407,7 @@ fn a_pushed_block_far_beyond_the_height_is_relayed_once_and_cannot_move_the_stor
 #[test]
 fn a_block_the_embedder_gossips_far_beyond_the_height_is_dropped_not_stored_or_emitted() {
     let f = fixture();
-    let ctx = Ctx {
-        discovery: &f.discovery,
-        signer: &f.signer,
-        config: &f.config,
-        now: at_s(2),
-    };
+    let ctx = f.ctx_at(at_s(2));
     let mut out = Outbox::default();
     let mut ch = channel_at_height_6(&f, &ctx, &mut out);
     let end = ch.admitted_end();
@@ -447,12 +434,7 @@ fn pulled_blocks_far_beyond_the_height_are_neither_requested_nor_taken() {
     use rand::SeedableRng;
     let f = fixture();
     let mut out = Outbox::default();
-    let mut ctx = Ctx {
-        discovery: &f.discovery,
-        signer: &f.signer,
-        config: &f.config,
-        now: at_s(2),
-    };
+    let mut ctx = f.ctx_at(at_s(2));
     let mut ch = channel_at_height_6(&f, &ctx, &mut out);
     let from = f.others[0].pki_id();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
