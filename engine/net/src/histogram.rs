@@ -70,19 +70,24 @@ impl Histogram {
 
     /// Records a duration (a [`HistogramUnit::Seconds`] histogram).
     pub fn observe_duration(&self, d: Duration) {
+        self.observe_duration_times(d, 1);
+    }
+
+    /// Records the same duration `times` times (each block of one transaction).
+    pub fn observe_duration_times(&self, d: Duration, times: u64) {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.record(d.as_secs_f64(), ns);
+        self.record(d.as_secs_f64(), ns.saturating_mul(times), times);
     }
 
     /// Records a length (a [`HistogramUnit::Count`] histogram).
     pub fn observe_len(&self, len: usize) {
         let len = u64::try_from(len).unwrap_or(u64::MAX);
-        self.record(len as f64, len);
+        self.record(len as f64, len, 1);
     }
 
-    fn record(&self, value: f64, sum_units: u64) {
+    fn record(&self, value: f64, sum_units: u64, times: u64) {
         let i = self.bounds.partition_point(|bound| *bound < value);
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.buckets[i].fetch_add(times, Ordering::Relaxed);
         self.sum.fetch_add(sum_units, Ordering::Relaxed);
     }
 
