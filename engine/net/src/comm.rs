@@ -565,7 +565,9 @@ impl Comm {
     /// Block `seq_num` of `channel` was taken by its channel: later copies are duplicates at
     /// ingress (see [`Ingress::mark_block_seen`]).
     pub fn mark_block_seen(&self, channel: &[u8], seq_num: u64) {
-        self.shared.ingress.mark_block_seen(channel, seq_num);
+        self.shared
+            .ingress
+            .mark_block_seen(channel, seq_num, crate::clock::now());
     }
 
     /// A snapshot of the counters.

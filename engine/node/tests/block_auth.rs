@@ -305,7 +305,7 @@ fn pulled_blocks_are_authenticated_like_pushed_ones() {
     }
     assert_eq!(ingress.stats().snapshot().accepted, 0);
     // Genuine blocks pass; one already taken is left out before its signature is paid for.
-    ingress.mark_block_seen(CHANNEL.as_bytes(), 1);
+    ingress.mark_block_seen(CHANNEL.as_bytes(), 1, now());
     let items = vec![(CHANNEL, 1, one), (CHANNEL, 2, two)];
     let accepted = ingress
         .receive_inline(from, update(CHANNEL, items, 6), now())

@@ -217,7 +217,10 @@ impl<N: SimNode> Sim<N> {
                 channel, seq_num, ..
             } => {
                 // What the tokio driver does: a block is remembered as seen once taken.
-                self.slots[i].ingress.mark_block_seen(channel, *seq_num);
+                let now = self.now();
+                self.slots[i]
+                    .ingress
+                    .mark_block_seen(channel, *seq_num, now);
                 self.stats.block_receipts.push(crate::stats::BlockReceipt {
                     node: i,
                     seq_num: *seq_num,

@@ -44,7 +44,7 @@ pub use identity_store::{
     IDENTITIES_LEN_MAX_DEFAULT, IdentityChange, IdentityStore, IdentityStoreError,
     IdentityStoreStats, UNUSED_THRESHOLD_DEFAULT,
 };
-pub use seen::{SEEN_LEN_MAX_DEFAULT, SeenCache, SeenKey};
+pub use seen::{SEEN_LEN_MAX_DEFAULT, SEEN_TTL_DEFAULT, SeenCache, SeenKey};
 pub use signers::NestedSignerPolicy;
 pub use stats::{IngressStats, IngressStatsSnapshot};
 
@@ -249,6 +249,8 @@ pub struct IngressConfig {
     pub envelope_len_max_bytes: usize,
     /// Broadcast messages remembered for duplicate suppression.
     pub seen_len_max: usize,
+    /// How long each is remembered at most (see `ingress::seen`).
+    pub seen_ttl: std::time::Duration,
     /// Nested envelopes one message may carry (membership response entries, snapshot elements,
     /// update items).
     pub nested_items_len_max: usize,
@@ -265,6 +267,7 @@ impl Default for IngressConfig {
         Self {
             envelope_len_max_bytes: gossip_proto::MAX_MESSAGE_LEN_BYTES,
             seen_len_max: SEEN_LEN_MAX_DEFAULT,
+            seen_ttl: SEEN_TTL_DEFAULT,
             nested_items_len_max: 16_384,
             nested_signer_policy: NestedSignerPolicy::default(),
             verified_len_max: 4_096,
@@ -283,6 +286,9 @@ impl IngressConfig {
             if v == 0 {
                 return Err(crate::config::ConfigError::Zero(name));
             }
+        }
+        if self.seen_ttl.is_zero() {
+            return Err(crate::config::ConfigError::ZeroDuration("seen_ttl"));
         }
         Ok(())
     }
@@ -369,7 +375,7 @@ impl Ingress {
         identities: Arc<IdentityStore>,
     ) -> Self {
         drop(msp);
-        let seen = SeenCache::new(config.seen_len_max);
+        let seen = SeenCache::new(config.seen_len_max, config.seen_ttl);
         let verified = verified::VerifiedSignatures::new(config.verified_len_max);
         Self {
             config,
@@ -528,7 +534,7 @@ impl Ingress {
             .and_then(|()| match prechecked.seen_key {
                 Some(key)
                     if prechecked.received.kind != ContentKind::DataMsg
-                        && !self.seen.insert(key) =>
+                        && !self.seen.insert(key, now) =>
                 {
                     Err(Reject::Duplicate)
                 }
@@ -552,8 +558,8 @@ impl Ingress {
 
     /// Block `seq_num` of `channel` passed its channel's checks and was taken: later copies are
     /// dropped as duplicates before they are decoded further.
-    pub fn mark_block_seen(&self, channel: &[u8], seq_num: u64) {
-        self.seen.insert(SeenKey::of_block(channel, seq_num));
+    pub fn mark_block_seen(&self, channel: &[u8], seq_num: u64, now: Instant) {
+        self.seen.insert(SeenKey::of_block(channel, seq_num), now);
     }
 
     /// All three stages inline: precheck, run the checks, accept (the simulator's path).

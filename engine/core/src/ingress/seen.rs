@@ -8,17 +8,35 @@
 //!
 //! Keys go in only after a message passed its checks (a forged copy can't poison the cache): a
 //! signed kind once its signatures verified, a data message once its channel took the block. The
-//! cache is a bounded FIFO per shard: when full, the oldest key leaves.
+//! cache is a FIFO per shard, bounded twice: by count (when full, the oldest key leaves) and by
+//! age (a key older than [`SEEN_TTL_DEFAULT`] leaves at the shard's next insert). The age bound
+//! keeps the cache, and so the resident set, flat at a steady message rate: with the count bound
+//! alone it grew for an hour at 20 blocks/s until 65,536 keys were held (~8 MiB/h of RSS in the
+//! R7 soak, `results/reliability.md`). A copy that arrives after its key left is only checked
+//! again and then refused by its store (a block below the delivery height, an alive or StateInfo
+//! message no newer than the one held): forgetting costs a signature check, never a
+//! redelivery. Shards whose table is much larger than what they hold give the memory back.
 
 use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
 
 use gossip_proto::gossip::gossip_message::Content;
 use gossip_proto::gossip::{GossipMessage, PeerTime};
 use parking_lot::Mutex;
 use ring::digest;
 
+use crate::time::Instant;
+
 /// Default bound on remembered keys.
 pub const SEEN_LEN_MAX_DEFAULT: usize = 65_536;
+/// Default age bound on remembered keys. Duplicates of a broadcast come within one push wave
+/// (milliseconds) or a few pull cycles (Fabric's `pullInterval` is 4 s): 20 s covers five.
+pub const SEEN_TTL_DEFAULT: Duration = Duration::from_secs(20);
+/// A shard's table is shrunk when its capacity exceeds this many times what it holds (and
+/// [`SHRINK_FLOOR_LEN`]): memory taken during a burst goes back once the burst is over.
+const SHRINK_SLACK_FACTOR: usize = 4;
+/// Tables this small are never shrunk (re-growing them would cost more than they hold).
+const SHRINK_FLOOR_LEN: usize = 64;
 
 const SHARDS_COUNT: usize = 16;
 
@@ -101,7 +119,28 @@ impl SeenKey {
 #[derive(Debug, Default)]
 struct Shard {
     set: HashSet<SeenKey>,
-    order: VecDeque<SeenKey>,
+    /// Keys in insertion order, with when they went in.
+    order: VecDeque<(SeenKey, Instant)>,
+}
+
+impl Shard {
+    /// Drops the oldest keys beyond `len_max` or inserted before `born_after`, then gives back
+    /// memory the table no longer needs.
+    fn evict(&mut self, len_max: usize, born_after: Instant) {
+        while let Some((key, at)) = self.order.front().copied() {
+            let too_old = at < born_after;
+            if self.order.len() <= len_max && !too_old {
+                break;
+            }
+            self.order.pop_front();
+            self.set.remove(&key);
+        }
+        let len = self.order.len().max(SHRINK_FLOOR_LEN);
+        if self.set.capacity() > len * SHRINK_SLACK_FACTOR {
+            self.set.shrink_to(len * 2);
+            self.order.shrink_to(len * 2);
+        }
+    }
 }
 
 /// A bounded set of [`SeenKey`]s, internally synchronised.
@@ -109,16 +148,19 @@ struct Shard {
 pub struct SeenCache {
     shards: Box<[Mutex<Shard>]>,
     shard_len_max: usize,
+    ttl: Duration,
 }
 
 impl SeenCache {
-    /// A cache remembering about `seen_len_max` keys (rounded up to a multiple of the shard count).
-    pub fn new(seen_len_max: usize) -> Self {
+    /// A cache remembering about `seen_len_max` keys (rounded up to a multiple of the shard
+    /// count), each for at most `ttl`.
+    pub fn new(seen_len_max: usize, ttl: Duration) -> Self {
         Self {
             shards: (0..SHARDS_COUNT)
                 .map(|_| Mutex::new(Shard::default()))
                 .collect(),
             shard_len_max: seen_len_max.div_ceil(SHARDS_COUNT).max(1),
+            ttl,
         }
     }
 
@@ -131,18 +173,15 @@ impl SeenCache {
         self.shard(key).lock().set.contains(key)
     }
 
-    /// Inserts a key; `false` when it was present already. Evicts the shard's oldest key when full.
-    pub fn insert(&self, key: SeenKey) -> bool {
+    /// Inserts a key at `now`; `false` when it was present already. Evicts the shard's keys
+    /// older than the age bound, and its oldest key when full.
+    pub fn insert(&self, key: SeenKey, now: Instant) -> bool {
         let mut shard = self.shard(&key).lock();
         if !shard.set.insert(key) {
             return false;
         }
-        shard.order.push_back(key);
-        if shard.order.len() > self.shard_len_max
-            && let Some(oldest) = shard.order.pop_front()
-        {
-            shard.set.remove(&oldest);
-        }
+        shard.order.push_back((key, now));
+        shard.evict(self.shard_len_max, now - self.ttl);
         true
     }
 
@@ -256,15 +295,26 @@ mod tests {
         assert!(SeenKey::of(&hello).is_none());
     }
 
+    fn at_s(secs: u64) -> Instant {
+        Instant::from_nanos(secs * 1_000_000_000)
+    }
+
+    fn block_keys(len: u64) -> Vec<SeenKey> {
+        (0..len)
+            .map(|i| SeenKey::of(&data(b"c", i)).expect("key"))
+            .collect()
+    }
+
     #[test]
     fn bounded_fifo() {
-        let cache = SeenCache::new(SHARDS_COUNT * 2);
-        let keys: Vec<SeenKey> = (0..200u64)
-            .map(|i| SeenKey::of(&data(b"c", i)).expect("key"))
-            .collect();
+        let cache = SeenCache::new(SHARDS_COUNT * 2, SEEN_TTL_DEFAULT);
+        let keys = block_keys(200);
         for key in &keys {
-            assert!(cache.insert(*key));
-            assert!(!cache.insert(*key), "second insert reports present");
+            assert!(cache.insert(*key, at_s(1)));
+            assert!(
+                !cache.insert(*key, at_s(1)),
+                "second insert reports present"
+            );
         }
         assert!(cache.len() <= SHARDS_COUNT * 2);
         assert!(
@@ -272,5 +322,37 @@ mod tests {
             "the newest key stays"
         );
         assert!(!cache.contains(&keys[0]), "the oldest key was evicted");
+    }
+
+    #[test]
+    fn keys_leave_after_the_age_bound_and_the_table_shrinks() {
+        let ttl = Duration::from_secs(20);
+        let cache = SeenCache::new(SEEN_LEN_MAX_DEFAULT, ttl);
+        let keys = block_keys(20_000);
+        // A burst at t = 0 s fills the tables.
+        for key in &keys {
+            assert!(cache.insert(*key, at_s(0)));
+        }
+        assert_eq!(cache.len(), keys.len());
+        let capacity_after_burst: usize =
+            cache.shards.iter().map(|s| s.lock().set.capacity()).sum();
+        // Still remembered within the age bound.
+        assert!(
+            !cache.insert(keys[0], at_s(20)),
+            "20 s old: still a duplicate"
+        );
+        // A steady trickle 21 s later: every shard's next insert drops the burst's keys.
+        let later = block_keys(21_000);
+        for key in &later[20_000..] {
+            assert!(cache.insert(*key, at_s(21)));
+        }
+        assert_eq!(cache.len(), 1_000, "only the trickle's keys are left");
+        assert!(!cache.contains(&keys[0]), "an old key left");
+        assert!(cache.insert(keys[0], at_s(21)), "and counts as new again");
+        let capacity_now: usize = cache.shards.iter().map(|s| s.lock().set.capacity()).sum();
+        assert!(
+            capacity_now * 4 < capacity_after_burst,
+            "tables gave memory back: {capacity_after_burst} -> {capacity_now}"
+        );
     }
 }

@@ -277,7 +277,7 @@ fn a_block_is_remembered_only_once_its_channel_took_it() {
             .receive_inline(from, block.clone(), now())
             .expect("a data message passes ingress until its block was taken");
     }
-    ingress.mark_block_seen(&message.channel, seq_num);
+    ingress.mark_block_seen(&message.channel, seq_num, now());
     assert_eq!(
         ingress.precheck(from, block, now()).expect_err("taken"),
         Reject::Duplicate
