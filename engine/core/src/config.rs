@@ -92,10 +92,13 @@ pub struct GossipConfig {
     /// (`engine/ALGORITHM.md`, "Where we differ from Fabric"). The messages are Fabric's either way.
     pub pull_on_gap: bool,
     /// The least time between the starts of a round and a gap round after it (`pull_on_gap`;
-    /// gossip-node's `peer.gossip.pullGapInterval`, 100 ms). Blocks leave every peer's store after
-    /// `maxBlockCountToStore` newer ones (0.5 s at 20 blocks/s), so a gap must be repaired within
-    /// that: at Fabric's `digestWaitTime` (1 s) spacing, scenario A at N = 25 reached 0.715 of its
-    /// blocks at every peer, at 100 ms all of them (`results/cluster-runs.md`, "Fourteenth round").
+    /// gossip-node's `peer.gossip.pullGapInterval`, 25 ms). Blocks leave every peer's store after
+    /// `maxBlockCountToStore` newer ones (0.5 s at 20 blocks/s, 0.1 s at 100), so a gap must be
+    /// repaired within that: at Fabric's `digestWaitTime` (1 s) spacing, scenario A at N = 25
+    /// reached 0.715 of its blocks at every peer, at 100 ms all of them ("Fourteenth round" of
+    /// `results/cluster-runs.md`); at 100 blocks/s a 100 ms spacing left room for one try, and a
+    /// peer whose try came too early stopped at the gap for good (0 of 4 runs complete), at 25 ms
+    /// 3 of 3 ("Eighteenth round").
     pub pull_gap_interval: Duration,
     /// `election.leaderAliveThreshold` (10 s); ×10 gives the leadership-message TTL, ×6 the
     /// yield time; a leader declares every half of it.
@@ -218,7 +221,7 @@ impl Default for GossipConfig {
             request_wait_time: Duration::from_millis(1500),
             response_wait_time: Duration::from_secs(2),
             pull_on_gap: true,
-            pull_gap_interval: Duration::from_millis(100),
+            pull_gap_interval: Duration::from_millis(25),
             leader_alive_threshold: Duration::from_secs(10),
             election: ElectionConfig::default(),
             state: StateConfig::default(),
