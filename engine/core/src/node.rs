@@ -451,7 +451,9 @@ impl Node {
             IoResult::Probe { pki_id, alive } => {
                 self.discovery.handle_probe(&pki_id, alive, now, out)
             }
-            IoResult::PresumedDead(pki_id) => self.discovery.handle_presumed_dead(&pki_id, out),
+            IoResult::PresumedDead(pki_id) => {
+                self.discovery.handle_presumed_dead(&pki_id, now, out)
+            }
             IoResult::IdentitySwitch(pki_id) => self.discovery.purge(&pki_id, out),
             IoResult::Blocks { token, blocks } => {
                 let ctx = channel::Ctx {

@@ -4,7 +4,8 @@
 //!   message built; the identity is embedded during `publish_cert_period`; the secret envelope
 //!   carries the internal endpoint and is stripped for other orgs.
 //! - Periodic tasks (deadline fields, see [`Discovery::poll_timeout`]): heartbeat, expiry check,
-//!   reconnect to dead members, membership sync, bootstrap/anchor connect retries.
+//!   reconnect to dead members (and early probes of one that just died, [`reprobe`]),
+//!   membership sync, bootstrap/anchor connect retries.
 //! - Received alive messages, membership requests and responses.
 //!
 //! Members live in a `BTreeMap` by PKI-ID so every walk is deterministic; the alive view used for
@@ -16,6 +17,7 @@ mod identities;
 mod membership;
 mod periodic;
 mod renewal;
+mod reprobe;
 #[cfg(test)]
 mod tests;
 
@@ -159,6 +161,8 @@ pub struct Discovery {
     /// Bootstrap and anchor endpoints: members reachable there are never purged.
     pinned_endpoints: BTreeSet<String>,
     timers: Timers,
+    /// Early probes of members that just died.
+    reprobes: reprobe::Reprobes,
     stats: DiscoveryStats,
 }
 
@@ -207,6 +211,7 @@ impl Discovery {
             connects: connect::Connects::default(),
             pinned_endpoints: BTreeSet::new(),
             timers,
+            reprobes: reprobe::Reprobes::default(),
             stats: DiscoveryStats::default(),
         }
     }
@@ -461,6 +466,7 @@ impl Discovery {
                     m.member.org = org;
                 }
                 if resurrected {
+                    self.reprobes.forget(&m.member.pki_id);
                     out.event(Event::MemberAlive(m.member.clone()));
                     self.stats.became_alive += 1;
                 }
@@ -469,10 +475,10 @@ impl Discovery {
         }
     }
 
-    /// Comm presumes a peer dead: expire it now.
-    pub fn handle_presumed_dead(&mut self, pki_id: &PkiId, out: &mut Outbox) {
+    /// Comm presumes a peer dead at `now`: expire it now.
+    pub fn handle_presumed_dead(&mut self, pki_id: &PkiId, now: Instant, out: &mut Outbox) {
         if self.members.get(pki_id).is_some_and(|m| m.alive) {
-            self.expire_member(*pki_id, out);
+            self.expire_member(*pki_id, now, out);
         }
     }
 
@@ -496,6 +502,7 @@ impl Discovery {
     /// Forgets a member entirely (identity switch, or its alive message outlived the TTL).
     pub fn purge(&mut self, pki_id: &PkiId, out: &mut Outbox) {
         self.alive_store.remove(pki_id);
+        self.reprobes.forget(pki_id);
         if self.members.remove(pki_id).is_some() {
             self.stats.purged += 1;
             self.view_dirty = true;
@@ -507,9 +514,11 @@ impl Discovery {
         }
     }
 
-    fn expire_member(&mut self, pki_id: PkiId, out: &mut Outbox) {
+    fn expire_member(&mut self, pki_id: PkiId, now: Instant, out: &mut Outbox) {
         if let Some(m) = self.members.get_mut(&pki_id) {
             m.alive = false;
+            self.reprobes
+                .died(pki_id, now, self.config.reconnect_interval);
             self.stats.became_dead += 1;
             self.view_dirty = true;
             out.io(IoRequest::CloseConn(pki_id));

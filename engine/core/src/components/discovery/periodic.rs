@@ -24,6 +24,9 @@ impl Discovery {
         if let Some(e) = self.identity_expiry_at() {
             next = next.min(e);
         }
+        if let Some(r) = self.reprobes.poll_timeout() {
+            next = next.min(r);
+        }
         next
     }
 
@@ -54,6 +57,14 @@ impl Discovery {
             for m in self.members.values().filter(|m| !m.alive) {
                 out.io(IoRequest::Probe {
                     pki_id: m.member.pki_id,
+                    endpoint: m.member.preferred_endpoint().to_owned(),
+                });
+            }
+        }
+        for pki_id in self.reprobes.take_due(now, self.config.reconnect_interval) {
+            if let Some(m) = self.members.get(&pki_id).filter(|m| !m.alive) {
+                out.io(IoRequest::Probe {
+                    pki_id,
                     endpoint: m.member.preferred_endpoint().to_owned(),
                 });
             }
@@ -101,7 +112,7 @@ impl Discovery {
             .map(|m| m.member.pki_id)
             .collect();
         for pki_id in expired {
-            self.expire_member(pki_id, out);
+            self.expire_member(pki_id, now, out);
         }
         // Alive-message TTL: Fabric forgets the member when its stored alive message expires. We
         // also forget dead members learnt from responses (never stored) after the same TTL.

@@ -137,7 +137,7 @@ fn resurrects_on_newer_alive() {
     let mut out = Outbox::default();
     let (env, msg) = alive_of(&mut b, at_s(1));
     a.handle_alive(b_id, &env, &msg, at_s(1), &mut out);
-    a.handle_presumed_dead(&b_id, &mut out);
+    a.handle_presumed_dead(&b_id, at_s(1), &mut out);
     a.refresh();
     assert!(a.alive_members().is_empty());
     let (env, msg) = alive_of(&mut b, at_s(2));
@@ -265,4 +265,44 @@ fn bootstrap_must_be_same_org_and_is_acked_by_nonce() {
     a.handle_membership_response(&res, at_s(27), &mut out);
     assert_eq!(a.connects_len(), 0, "acked");
     let _ = IoResult::PresumedDead(b.me().pki_id);
+}
+
+/// A member presumed dead is probed 1, 3, 7, 15 and 31 s later (before the 25 s periodic probe,
+/// doubling), and no more once it is alive again.
+#[test]
+fn a_member_that_just_died_is_probed_early_with_doubling_waits() {
+    let mut a = disc(0, 0, "");
+    let mut b = disc(0, 1, "");
+    let b_id = b.me().pki_id;
+    let mut out = Outbox::default();
+    let (env, msg) = alive_of(&mut b, at_s(1));
+    a.handle_alive(b_id, &env, &msg, at_s(1), &mut out);
+    a.handle_presumed_dead(&b_id, at_s(2), &mut out);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let probed = |out: &mut Outbox| {
+        let n = out
+            .io
+            .iter()
+            .filter(|r| matches!(r, IoRequest::Probe { pki_id, .. } if *pki_id == b_id))
+            .count();
+        out.io.clear();
+        n
+    };
+    out.io.clear();
+    let mut probes_at = Vec::new();
+    for s in 2..=20 {
+        a.handle_timeout(at_s(s), &mut rng, &mut out);
+        if probed(&mut out) > 0 {
+            probes_at.push(s);
+        }
+    }
+    assert_eq!(probes_at, [3, 5, 9, 17], "1, 3, 7 and 15 s after the death");
+    assert!(a.poll_timeout() <= at_s(33), "the fifth early probe is due");
+    // Alive again: no more early probes.
+    let (env, msg) = alive_of(&mut b, at_s(21));
+    a.handle_alive(b_id, &env, &msg, at_s(21), &mut out);
+    for s in 21..=40 {
+        a.handle_timeout(at_s(s), &mut rng, &mut out);
+        assert_eq!(probed(&mut out), 0, "probed at {s} s while alive");
+    }
 }
