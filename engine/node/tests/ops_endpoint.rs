@@ -200,6 +200,16 @@ fn operations_endpoint_serves_metrics_health_logspec_and_version() {
     ] {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
+    // The process's own gauges: at least this scrape's connection task, and the node's
+    // listeners and connections among its descriptors.
+    let tasks = sample(&text, "gossip_engine_tokio_tasks_alive");
+    assert!(tasks.is_some_and(|n| n >= 1.0), "{tasks:?}\n{text}");
+    let fds = sample(&text, "gossip_engine_open_fds");
+    if cfg!(target_os = "linux") {
+        assert!(fds.is_some_and(|n| n >= 3.0), "{fds:?}\n{text}");
+    } else {
+        assert_eq!(fds, None, "{text}");
+    }
 
     let (status, body) = http(ops, "GET", "/logspec", "").expect("logspec");
     assert_eq!(

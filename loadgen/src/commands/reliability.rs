@@ -13,6 +13,7 @@ use crate::commands::flood::FloodReport;
 use crate::commands::run::{FaultEvent, Sample};
 use crate::measure::collect::Schedule;
 use crate::measure::membership::{self, Heights, KillSpan, ViewPoll};
+use crate::report::resources::slopes_per_h;
 use crate::scenario::{Scenario, SpareUse};
 
 /// Replaces node `dir`'s enrollment certificate and key (`msp/signcerts/*`, `msp/keystore/*`)
@@ -181,37 +182,14 @@ pub struct Reliability {
     pub proxy_unidentified_connections: Option<u64>,
 }
 
-/// The shortest span of samples an RSS slope is given for, seconds: over a short run the
-/// allocator's warm-up dominates and the slope says nothing about leaks.
-pub const RSS_SLOPE_SPAN_MIN_S: f64 = 600.0;
-
 /// Per node, the least-squares slope of `VmRSS` over the samples at or after `from_s`, MiB per
-/// hour, when they span at least [`RSS_SLOPE_SPAN_MIN_S`]; a node restarted in between mixes two
-/// processes (its slope is then meaningless).
+/// hour, when they span at least [`crate::report::resources::SLOPE_SPAN_MIN_S`] (over a short
+/// run the allocator's warm-up dominates); a node restarted in between mixes two processes (its
+/// slope is then meaningless).
 pub fn rss_slopes(samples: &[Sample], nodes: usize, from_s: f64) -> Vec<Option<f64>> {
-    (0..nodes)
-        .map(|k| {
-            let pts: Vec<(f64, f64)> = samples
-                .iter()
-                .filter(|x| x.t_s >= from_s)
-                .filter_map(|x| {
-                    let p = x.procs.get(k)?.as_ref()?;
-                    Some((x.t_s / 3600.0, p.rss_bytes as f64 / 1048576.0))
-                })
-                .collect();
-            let span_s = (pts.last()?.0 - pts.first()?.0) * 3600.0;
-            if pts.len() < 3 || span_s < RSS_SLOPE_SPAN_MIN_S {
-                return None;
-            }
-            let n = pts.len() as f64;
-            let (mx, my) = pts
-                .iter()
-                .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
-            let sxx: f64 = pts.iter().map(|(x, _)| (x - mx).powi(2)).sum();
-            let sxy: f64 = pts.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
-            (sxx > 0.0).then(|| sxy / sxx)
-        })
-        .collect()
+    slopes_per_h(samples, nodes, from_s, |x, k| {
+        Some(x.procs.get(k)?.as_ref()?.rss_bytes as f64 / 1048576.0)
+    })
 }
 
 /// Seconds after block 1's due time, in ns since the epoch.
@@ -392,8 +370,10 @@ mod tests {
                     pss_bytes: None,
                     io_read_bytes: 0,
                     io_written_bytes: 0,
+                    fd_count: None,
                 }),
             ],
+            tokio_tasks: Vec::new(),
             proxy_bytes: 0,
             wire: None,
         }

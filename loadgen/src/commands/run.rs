@@ -51,6 +51,10 @@ pub struct Sample {
     pub t_s: f64,
     /// Per node, `None` while it is down.
     pub procs: Vec<Option<ProcSample>>,
+    /// Per node, its tokio runtime's alive tasks (`gossip_engine_tokio_tasks_alive` of its
+    /// `/metrics`, scraped right after the `/proc` sample); `None` while it is down, without an
+    /// operations endpoint (fabric-node) or when it did not answer in time.
+    pub tokio_tasks: Vec<Option<u64>>,
     /// Bytes through the proxies so far (0 without proxies).
     pub proxy_bytes: u64,
     /// Per node, its wire counters (`comm.wire_bytes_*` of its stats; `None` where it reports

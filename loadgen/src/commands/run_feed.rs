@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use super::run::Sample;
-use crate::cluster::Cluster;
 use crate::cluster::control::{self, ControlClient, Feed};
 use crate::cluster::launcher::NodeHandle;
+use crate::cluster::{Cluster, ops};
 use crate::measure::collect::Collector;
 use crate::measure::inject::unix_now_ns;
 use crate::measure::leader::LeaderFollower;
@@ -41,7 +41,8 @@ pub(super) fn cpu_readings(handles: &[Option<Box<dyn NodeHandle>>]) -> Vec<Optio
         .collect()
 }
 
-/// Samples every node's `/proc`, then with `wire_from` its wire counters.
+/// Samples every node's `/proc` (open descriptors included), then the tokio task gauge of every
+/// node up with an operations endpoint, then with `wire_from` its wire counters.
 pub(super) fn sample(
     handles: &[Option<Box<dyn NodeHandle>>],
     c: &Cluster,
@@ -51,6 +52,16 @@ pub(super) fn sample(
     let procs = handles
         .iter()
         .map(|h| h.as_ref().and_then(|h| h.pid()).and_then(procfs::sample))
+        .collect();
+    // After the /proc reads: the scrape's own connection is not among the descriptors counted.
+    let tokio_tasks = handles
+        .iter()
+        .zip(&c.nodes)
+        .map(|(h, n)| {
+            h.as_ref()?;
+            let text = ops::scrape_within(n.ops?, ops::SAMPLE_SCRAPE_TIMEOUT).ok()?;
+            ops::tokio_tasks(&text)
+        })
         .collect();
     let proxy_bytes = c.proxies.iter().map(|p| p.bytes()).sum();
     let wire = wire_from.map(|clients| {
@@ -62,6 +73,7 @@ pub(super) fn sample(
     Sample {
         t_s,
         procs,
+        tokio_tasks,
         proxy_bytes,
         wire,
     }

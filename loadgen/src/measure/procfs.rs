@@ -1,6 +1,7 @@
 //! Reading process and machine facts from `/proc` (Linux).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -27,6 +28,9 @@ pub struct ProcSample {
     pub io_read_bytes: u64,
     /// Bytes written likewise (`wchar`; `sendto`/`sendmsg` are not counted).
     pub io_written_bytes: u64,
+    /// File descriptors open now (entries of `/proc/<pid>/fd`); `None` where the folder is
+    /// unreadable (another user's process).
+    pub fd_count: Option<u64>,
 }
 
 impl ProcSample {
@@ -81,7 +85,19 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
         pss_bytes,
         io_read_bytes: io_field("rchar:"),
         io_written_bytes: io_field("wchar:"),
+        fd_count: fd_count(pid),
     })
+}
+
+/// File descriptors `pid` has open: the entries of `/proc/<pid>/fd` (`None` when it cannot be
+/// listed). For this process itself the listing's own descriptor counts too.
+pub fn fd_count(pid: u32) -> Option<u64> {
+    count_entries(Path::new(&format!("/proc/{pid}/fd")))
+}
+
+/// The entries of a folder (`None` when it cannot be listed).
+pub fn count_entries(dir: &Path) -> Option<u64> {
+    Some(std::fs::read_dir(dir).ok()?.count() as u64)
 }
 
 /// Where a [`CpuReading`] came from.
@@ -268,7 +284,22 @@ mod tests {
         assert!(s.rss_bytes > 0 && s.peak_rss_bytes >= s.rss_bytes);
         assert!(s.rss_anon_bytes > 0 && s.rss_anon_bytes <= s.rss_bytes);
         assert!(s.pss_bytes.is_some_and(|p| p > 0 && p <= s.rss_bytes));
+        // stdin, stdout, stderr and the listing's own descriptor at least.
+        assert!(s.fd_count.is_some_and(|n| n >= 4), "{s:?}");
         assert!(machine().cores >= 1);
+    }
+
+    #[test]
+    fn fd_count_counts_the_fd_folders_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(count_entries(dir.path()), Some(0));
+        for name in ["0", "1", "2", "7"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        assert_eq!(count_entries(dir.path()), Some(4));
+        assert_eq!(count_entries(&dir.path().join("missing")), None);
+        // A process that is gone has no folder to list.
+        assert_eq!(fd_count(u32::MAX), None);
     }
 
     #[test]

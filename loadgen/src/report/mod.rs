@@ -6,6 +6,7 @@ pub mod html;
 pub mod kills;
 pub mod kinds;
 pub mod leader;
+pub mod resources;
 pub mod stages;
 pub mod summary;
 pub mod timeseries;
@@ -144,6 +145,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     }
     stages::stage_figures(&out.stats_after, &mut put);
     crate::commands::reliability::figures(&out.reliability, &mut put);
+    let node_resources = resources::node_resources(&out.samples, s.nodes, s.warmup_s);
+    resources::resource_figures(&node_resources, &mut put);
     put("time_to_all_p50_ms", ms(&tta, 0.5));
     put("time_to_all_p99_ms", ms(&tta, 0.99));
     put("time_to_all_max_ms", tta.max() as f64 / 1000.0);
@@ -327,6 +330,7 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "blocks_delivered_in_order_measured": c.delivered_in_order.get(k),
             "deliveries_via": c.per_node_via.get(k).map(kills::via_json),
             "kills": c.kills().iter().filter(|x| x.node == k).count(),
+            "resources": node_resources.get(k).map(|r| r.to_json()),
             "stats_delta": deltas.get(k),
         }));
     }
@@ -387,6 +391,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
             "peak_rss": "VmHWM of /proc/<pid>/status",
             "rss_anon": "RssAnon of /proc/<pid>/status (private anonymous memory: heap, stacks), sampled every sample_ms; rss_anon_mib_max is the max over samples and nodes",
             "pss": "Pss of /proc/<pid>/smaps_rollup (resident pages, each shared page such as the binary's code divided among the processes mapping it), sampled every sample_ms; pss_mib_mean is the mean over nodes of each node's max over samples",
+            "fd_count": "open file descriptors of each node: the entries of /proc/<pid>/fd, sampled every sample_ms (before that sample's /metrics scrape, so its connection is not counted); fd_count_max is the max over samples and nodes; fd_slope_per_h_max the largest over nodes of each node's least-squares slope over the samples after warm-up (warmup_s), descriptors per hour, given only when they span 10 minutes or more (as rss_slope_mib_per_h_max)",
+            "tokio_tasks": "gossip_engine_tokio_tasks_alive of each gossip-node's /metrics (tokio's num_alive_tasks: tasks spawned and not finished, the scrape's own connection task included), scraped every sample_ms right after the /proc sample with a 500 ms limit (each scrape costs the node about 0.1 ms of CPU, inside its cpu figures) (a node slower than that, down, or without an operations endpoint such as fabric-node has no reading in that sample); tokio_tasks_max is the max over samples and nodes, tokio_tasks_slope_per_h_max the largest per-node least-squares slope after warm-up, tasks per hour, for spans of 10 minutes or more; per node in nodes[].resources",
         },
         "figures": f,
         "bytes_source": traffic_all.source,
@@ -452,6 +458,7 @@ mod tests {
         Sample {
             t_s,
             procs: Vec::new(),
+            tokio_tasks: Vec::new(),
             proxy_bytes: 0,
             wire: None,
         }

@@ -27,6 +27,11 @@ pub struct SecondRow {
     pub cpu_pct: f64,
     /// Resident memory of all nodes, bytes.
     pub rss_bytes: u64,
+    /// Open file descriptors of all nodes (`/proc/<pid>/fd`), at the second's last sample.
+    pub fd_count: u64,
+    /// Tokio tasks alive in all nodes that reported them (their `/metrics`), at the second's
+    /// last sample; `None` when none did.
+    pub tokio_tasks: Option<u64>,
     /// Per node CPU, percent of one core.
     pub node_cpu_pct: Vec<f64>,
     /// Per node RSS, bytes.
@@ -93,6 +98,15 @@ pub fn timeseries(out: &RunOutput) -> Vec<SecondRow> {
                 r.node_rss_bytes[k] = p.map_or(0, |p| p.rss_bytes);
             }
             r.rss_bytes = r.node_rss_bytes.iter().sum();
+            r.fd_count = smp
+                .procs
+                .iter()
+                .take(n)
+                .flatten()
+                .filter_map(|p| p.fd_count)
+                .sum();
+            let tasks = smp.tokio_tasks.iter().take(n).flatten();
+            r.tokio_tasks = tasks.clone().next().map(|_| tasks.sum());
         }
     }
     for w in out.samples.windows(2) {
@@ -125,12 +139,12 @@ pub fn timeseries(out: &RunOutput) -> Vec<SecondRow> {
 /// The CSV time series.
 pub fn timeseries_csv(rows: &[SecondRow]) -> String {
     let mut out = String::from(
-        "t_s,blocks_injected,deliveries,latency_p50_ms,latency_p99_ms,bytes,cpu_pct,rss_bytes\n",
+        "t_s,blocks_injected,deliveries,latency_p50_ms,latency_p99_ms,bytes,cpu_pct,rss_bytes,fd_count,tokio_tasks\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{:.3},{:.3},{},{:.1},{}",
+            "{},{},{},{:.3},{:.3},{},{:.1},{},{},{}",
             r.t_s,
             r.blocks_injected,
             r.deliveries,
@@ -138,8 +152,43 @@ pub fn timeseries_csv(rows: &[SecondRow]) -> String {
             r.p99_ms,
             r.bytes,
             r.cpu_pct,
-            r.rss_bytes
+            r.rss_bytes,
+            r.fd_count,
+            r.tokio_tasks.map_or(String::new(), |n| n.to_string())
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_fd_and_task_columns_and_leaves_tasks_empty_without_a_reading() {
+        let rows = [
+            SecondRow {
+                t_s: 0,
+                rss_bytes: 1024,
+                fd_count: 120,
+                tokio_tasks: Some(300),
+                ..SecondRow::default()
+            },
+            SecondRow {
+                t_s: 1,
+                fd_count: 118,
+                ..SecondRow::default()
+            },
+        ];
+        let csv = timeseries_csv(&rows);
+        let mut lines = csv.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .ends_with(",rss_bytes,fd_count,tokio_tasks")
+        );
+        assert_eq!(lines.next(), Some("0,0,0,0.000,0.000,0,0.0,1024,120,300"));
+        assert_eq!(lines.next(), Some("1,0,0,0.000,0.000,0,0.0,0,118,"));
+    }
 }

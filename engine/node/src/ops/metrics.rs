@@ -26,7 +26,9 @@
 //! among them the queue lengths (`gossip_engine_queue_len{queue}`), refusals by reason, the
 //! identity store, and the per-stage histograms (`gossip_engine_verify_pool_seconds`,
 //! `gossip_engine_verify_batch_len`, `gossip_engine_inbound_wait_seconds`,
-//! `gossip_engine_handle_seconds`, `gossip_engine_commit_seconds`).
+//! `gossip_engine_handle_seconds`, `gossip_engine_commit_seconds`), and the process's own gauges
+//! ([`ProcessGauges`]): `gossip_engine_tokio_tasks_alive` and `gossip_engine_open_fds` (Linux
+//! only; absent elsewhere).
 
 use gossip_engine::handle::GossipStats;
 use gossip_engine::node::ChannelSummary;
@@ -34,6 +36,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::families;
+pub use super::process::ProcessGauges;
 
 /// The `Content-Type` of a `/metrics` reply.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -47,6 +50,8 @@ pub struct MetricsSnapshot {
     pub channels: Vec<ChannelSummary>,
     /// Messages the fault hook dropped (`--fault-drop-share`).
     pub fault_dropped: u64,
+    /// The process's tokio tasks and open file descriptors.
+    pub process: ProcessGauges,
 }
 
 /// Why `/metrics` could not be rendered (a registration clash: a bug).
@@ -309,6 +314,25 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     let channels = IntGauge::new(format!("{PREFIX}channels"), "Joined channels.")?;
     channels.set(i64::try_from(s.channels.len()).unwrap_or(i64::MAX));
     registry.register(Box::new(channels))?;
+    for (name, help, value) in [
+        (
+            "tokio_tasks_alive",
+            "Tasks alive on the tokio runtime (spawned, not finished), this scrape's included.",
+            s.process.tokio_tasks_alive,
+        ),
+        (
+            "open_fds",
+            "File descriptors open in the process (entries of /proc/self/fd).",
+            s.process.open_fds,
+        ),
+    ] {
+        // A gauge the platform cannot read is left out rather than shown as 0.
+        if let Some(v) = value {
+            let g = IntGauge::new(format!("{PREFIX}{name}"), help)?;
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+            registry.register(Box::new(g))?;
+        }
+    }
 
     render_queues_and_identities(s, &registry)?;
     let mut families = registry.gather();
@@ -656,6 +680,29 @@ mod tests {
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(l.starts_with("gossip_"), "{l}");
         }
+    }
+
+    #[test]
+    fn process_gauges_render_when_read_and_are_left_out_when_not() {
+        let mut s = snapshot();
+        s.process = ProcessGauges {
+            tokio_tasks_alive: Some(42),
+            open_fds: Some(17),
+        };
+        let text = render(&s).expect("render");
+        for (series, value) in [
+            ("gossip_engine_tokio_tasks_alive", "42"),
+            ("gossip_engine_open_fds", "17"),
+        ] {
+            assert!(text.contains(&format!("# TYPE {series} gauge\n")), "{text}");
+            assert_eq!(
+                line(&text, series),
+                Some(format!("{series} {value}").as_str())
+            );
+        }
+        let text = render(&snapshot()).expect("render");
+        assert!(!text.contains("gossip_engine_tokio_tasks_alive"), "{text}");
+        assert!(!text.contains("gossip_engine_open_fds"), "{text}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod config;
 mod families;
 pub mod health;
 pub mod metrics;
+mod process;
 mod tls;
 
 use std::net::SocketAddr;
@@ -232,6 +233,7 @@ pub async fn snapshot(ctx: &OpsContext) -> Result<MetricsSnapshot, gossip_engine
             .fault_dropped
             .as_ref()
             .map_or(0, |c| c.load(Ordering::Relaxed)),
+        process: metrics::ProcessGauges::read(),
     })
 }
 
