@@ -129,15 +129,21 @@ fn learns_forwards_expires_and_purges() {
     );
 }
 
-#[test]
-fn resurrects_on_newer_alive() {
+/// Peer `a` that learnt peer `b` at 1 s and then presumed it dead at `died`.
+fn a_with_b_presumed_dead(died: Instant) -> (Discovery, Discovery, PkiId, Outbox) {
     let mut a = disc(0, 0, "");
     let mut b = disc(0, 1, "");
     let b_id = b.me().pki_id;
     let mut out = Outbox::default();
     let (env, msg) = alive_of(&mut b, at_s(1));
     a.handle_alive(b_id, &env, &msg, at_s(1), &mut out);
-    a.handle_presumed_dead(&b_id, at_s(1), &mut out);
+    a.handle_presumed_dead(&b_id, died, &mut out);
+    (a, b, b_id, out)
+}
+
+#[test]
+fn resurrects_on_newer_alive() {
+    let (mut a, mut b, b_id, mut out) = a_with_b_presumed_dead(at_s(1));
     a.refresh();
     assert!(a.alive_members().is_empty());
     let (env, msg) = alive_of(&mut b, at_s(2));
@@ -271,13 +277,7 @@ fn bootstrap_must_be_same_org_and_is_acked_by_nonce() {
 /// doubling), and no more once it is alive again.
 #[test]
 fn a_member_that_just_died_is_probed_early_with_doubling_waits() {
-    let mut a = disc(0, 0, "");
-    let mut b = disc(0, 1, "");
-    let b_id = b.me().pki_id;
-    let mut out = Outbox::default();
-    let (env, msg) = alive_of(&mut b, at_s(1));
-    a.handle_alive(b_id, &env, &msg, at_s(1), &mut out);
-    a.handle_presumed_dead(&b_id, at_s(2), &mut out);
+    let (mut a, mut b, b_id, mut out) = a_with_b_presumed_dead(at_s(2));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let probed = |out: &mut Outbox| {
         let n = out
