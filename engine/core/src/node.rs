@@ -574,6 +574,14 @@ impl Node {
         self.discovery.dead_members()
     }
 
+    /// How many members are alive and dead now (what a health check needs, without copying them).
+    pub fn members_len(&self) -> (usize, usize) {
+        (
+            self.discovery.alive_members().len(),
+            self.discovery.dead_len(),
+        )
+    }
+
     /// Fabric's `PeersOfChannel`: alive peers of a joined channel with their properties.
     pub fn peers_of_channel(&self, channel: &[u8]) -> Vec<(NetworkMember, Properties)> {
         self.channels
@@ -630,7 +638,7 @@ impl Node {
         s.outbox_overflowed = self.out.overflowed;
         s.dropped = self.out.drops.clone();
         s.members_alive = self.discovery.alive_members().len();
-        s.members_dead = self.discovery.dead_members().len();
+        s.members_dead = self.discovery.dead_len();
         s.discovery = self.discovery.stats();
         s.certstore = self.certstore.stats();
         s

@@ -431,6 +431,11 @@ impl GossipHandle {
         self.query(|ctx| ctx.node.dead_peers()).await
     }
 
+    /// How many members are alive and dead now.
+    pub async fn members_len(&self) -> Result<(usize, usize), GossipError> {
+        self.query(|ctx| ctx.node.members_len()).await
+    }
+
     /// Alive peers of a joined channel with their StateInfo properties (Fabric's
     /// `PeersOfChannel`).
     pub async fn peers_of_channel(

@@ -255,24 +255,20 @@ async fn metrics_text(State(ctx): State<Arc<OpsContext>>) -> Response {
 
 async fn healthz(State(ctx): State<Arc<OpsContext>>) -> Response {
     let answered = async {
-        let stats = ctx.handle.stats().await?;
+        // Only what the checks read: the full stats snapshot would copy every counter per poll.
+        let members_len = ctx.handle.members_len().await?;
         let channels = ctx.handle.channel_summaries().await?;
-        Ok::<_, gossip_engine::GossipError>((stats, channels))
+        Ok::<_, gossip_engine::GossipError>((members_len, channels))
     };
     let failed = match answered.await {
-        Ok((stats, channels)) => {
-            let node = &stats.node;
-            health::membership_check(
-                node.members_alive,
-                node.members_dead,
-                ctx.has_bootstrap_peers,
-            )
-            .into_iter()
-            .chain(health::ledger_lag_checks(
-                &channels,
-                ctx.ledger_lag_max_blocks,
-            ))
-            .collect()
+        Ok(((alive_len, dead_len), channels)) => {
+            health::membership_check(alive_len, dead_len, ctx.has_bootstrap_peers)
+                .into_iter()
+                .chain(health::ledger_lag_checks(
+                    &channels,
+                    ctx.ledger_lag_max_blocks,
+                ))
+                .collect()
         }
         Err(e) => vec![FailedCheck {
             component: "gossip".into(),

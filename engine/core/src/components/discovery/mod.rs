@@ -245,6 +245,11 @@ impl Discovery {
             .collect()
     }
 
+    /// How many members are dead (without building the list).
+    pub fn dead_len(&self) -> usize {
+        self.members.values().filter(|m| !m.alive).count()
+    }
+
     /// Fabric's `Lookup`: a known member (alive or dead), or self.
     pub fn lookup(&self, pki_id: &PkiId) -> Option<&NetworkMember> {
         self.members.get(pki_id).map(|m| &m.member)
