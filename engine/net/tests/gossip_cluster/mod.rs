@@ -57,26 +57,6 @@ pub struct Cluster {
     pub nodes: Vec<GossipHandle>,
 }
 
-/// A free port on 127.0.0.1 outside Linux's default ephemeral range (32768–60999). A test that
-/// stops a peer and starts another on its endpoint (a renewed certificate) needs the port to stay
-/// free meanwhile, and a port of that range is handed to any process's outgoing connection or
-/// port-0 bind as soon as it is released: 10 of 200 runs of the renewal test, eight at a time,
-/// failed to bind (`AddrInUse`) when the ports came from there.
-pub fn free_port() -> std::net::SocketAddr {
-    use std::hash::{BuildHasher, Hasher};
-    for _ in 0..1_000 {
-        // A fresh RandomState is freshly keyed: a random number without a dependency.
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let port = 20_000 + (random % 12_000) as u16;
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return listener.local_addr().expect("addr");
-        }
-    }
-    panic!("no free port in 20000..32000");
-}
-
 impl Cluster {
     /// Starts `peers` peers of one org with `gossip`, peer 0 first, the others bootstrapping to it.
     pub async fn start(peers: usize, gossip: GossipConfig) -> Cluster {
@@ -120,7 +100,10 @@ impl Cluster {
     ) -> GossipHandle {
         let peer = &self.pki.orgs[0].peers[i];
         // Pick the port first: the external endpoint is this peer's address.
-        let listen = free_port();
+        let listen = std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            gossip_testkit::ports::free_local_port(),
+        ));
         GossipHandle::start_with(
             GossipParams {
                 comm: CommSettings {

@@ -1,0 +1,38 @@
+//! Ports for test peers that are started as separate listeners or processes.
+
+/// A port on 127.0.0.1 that was free a moment ago, chosen at random **outside** Linux's default
+/// ephemeral range (32768–60999). A test learns a port first and binds it later (a node process
+/// started with `--listen`, a peer restarted on its endpoint with a renewed certificate); a port
+/// of the ephemeral range is handed to any process's outgoing connection or port-0 bind as soon
+/// as it is released, so with tests running side by side the later bind failed (`AddrInUse`: 10
+/// of 200 runs of the tonic renewal test, eight at a time, and 1 of 200 of the process tests).
+pub fn free_local_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1_000 {
+        // A fresh RandomState is freshly keyed: a random number without a dependency.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            if let Ok(addr) = listener.local_addr() {
+                return addr.port();
+            }
+        }
+    }
+    panic!("no free port in 20000..32000 on 127.0.0.1");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_free_and_outside_the_ephemeral_range() {
+        for _ in 0..20 {
+            let port = free_local_port();
+            assert!((20_000..32_000).contains(&port));
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        }
+    }
+}
