@@ -575,17 +575,23 @@ impl Comm {
         self.shared.stats.snapshot(&self.shared)
     }
 
-    /// Closes every connection, ends the server and closes the inbound queue. Idempotent.
+    /// Closes every connection, ends the server and closes the inbound queue. Idempotent. Once
+    /// it returns the listening socket is closed, so the address can be bound again (a peer
+    /// restarted on its endpoint).
     pub async fn stop(&self) {
-        if let Some(mut handle) = self.stop_now()
-            && tokio::time::timeout(STOP_GRACE, &mut handle).await.is_err()
-        {
-            handle.abort();
+        if let Some((accept_loop, mut server)) = self.stop_now() {
+            // Aborting only asks: the listener goes when the task is dropped, which the await
+            // waits for (it was seen still open after `stop` under load, and a rebind failed).
+            let _ = tokio::time::timeout(STOP_GRACE, accept_loop).await;
+            if tokio::time::timeout(STOP_GRACE, &mut server).await.is_err() {
+                server.abort();
+            }
         }
     }
 
-    /// The synchronous part of `stop`: everything is signalled, nothing is awaited.
-    fn stop_now(&self) -> Option<JoinHandle<()>> {
+    /// The synchronous part of `stop`: everything is signalled, nothing is awaited. Returns the
+    /// (aborted) accept loop and the server task.
+    fn stop_now(&self) -> Option<(JoinHandle<()>, JoinHandle<()>)> {
         self.shared.stopped.store(true, Ordering::Release);
         for conn in self.shared.store.drain() {
             conn.close();
@@ -594,14 +600,14 @@ impl Comm {
         self.server.lock().take().map(|tasks| {
             tasks.accept_loop.abort();
             let _ = tasks.shutdown.send(());
-            tasks.server
+            (tasks.accept_loop, tasks.server)
         })
     }
 }
 
 impl Drop for Comm {
     fn drop(&mut self) {
-        if let Some(server) = self.stop_now() {
+        if let Some((_, server)) = self.stop_now() {
             server.abort();
         }
     }

@@ -100,10 +100,8 @@ impl Cluster {
     ) -> GossipHandle {
         let peer = &self.pki.orgs[0].peers[i];
         // Pick the port first: the external endpoint is this peer's address.
-        let listen = std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            gossip_testkit::ports::free_local_port(),
-        ));
+        let listen =
+            std::net::SocketAddr::from(([127, 0, 0, 1], gossip_testkit::ports::free_local_port()));
         GossipHandle::start_with(
             GossipParams {
                 comm: CommSettings {
