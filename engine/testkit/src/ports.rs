@@ -14,10 +14,10 @@ pub fn free_local_port() -> u16 {
             .build_hasher()
             .finish();
         let port = 20_000 + (random % 12_000) as u16;
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            if let Ok(addr) = listener.local_addr() {
-                return addr.port();
-            }
+        if let Ok(addr) =
+            std::net::TcpListener::bind(("127.0.0.1", port)).and_then(|l| l.local_addr())
+        {
+            return addr.port();
         }
     }
     panic!("no free port in 20000..32000 on 127.0.0.1");
