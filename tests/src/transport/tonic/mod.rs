@@ -9,8 +9,9 @@
 //! channel leaks on the wire), every block transmitted (a transmit filter: no echo), and every
 //! block delivered (the event stream: in order, no duplicates, no channel leak).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,6 +43,29 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// The longest a wait sleeps before folding what the nodes reported into the checkers.
 const ABSORB_EVERY: Duration = Duration::from_millis(50);
+
+/// Ports held for a cluster of this process, from their reservation until the cluster drops.
+/// A cluster lets a port go just before its node binds it; meanwhile the kernel may offer it to
+/// another cluster's reservation, which must pass it by (concurrent runs in one test).
+static PORTS_HELD: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// `n` listeners on 127.0.0.1, on ports no other cluster of this process holds.
+fn reserve_ports(n: usize) -> Vec<TcpListener> {
+    let mut held = PORTS_HELD.lock().expect("port registry poisoned");
+    // Listeners on ports another cluster holds stay open until the end, so that the kernel
+    // offers other ports.
+    let mut passed_by = Vec::new();
+    let mut mine = Vec::with_capacity(n);
+    while mine.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("bound address").port();
+        match held.insert(port) {
+            true => mine.push(listener),
+            false => passed_by.push(listener),
+        }
+    }
+    mine
+}
 
 /// How a tonic run ended.
 #[derive(Clone, Debug)]
@@ -145,10 +169,7 @@ impl TonicCluster {
             TestPki::generate(&TestPkiSpec::uniform(orgs, per_org, now_unix_s)).expect("test PKI");
         let msp = Arc::new(pki.msp_manager().expect("MSP manager"));
         // Reserve every port first: a node's endpoints and its bootstrap list name them.
-        let listeners: Vec<std::net::TcpListener> = specs
-            .iter()
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1"))
-            .collect();
+        let listeners = reserve_ports(specs.len());
         let mut peers = Vec::with_capacity(specs.len());
         for (spec, listener) in specs.into_iter().zip(&listeners) {
             let test_peer = &pki.orgs[spec.org].peers[spec.peer];
@@ -199,8 +220,7 @@ impl TonicCluster {
             checkers: Checkers::new(facts).admitting(admitted_ahead_len),
             alive_seen: AliveSeen::default(),
         };
-        // Each port is let go just before its node binds it, so that concurrent clusters (each
-        // reserving its own) do not take one another's.
+        // Each port is let go just before its node binds it (see `PORTS_HELD`).
         for (i, listener) in listeners.into_iter().enumerate() {
             drop(listener);
             cluster.boot(i);
@@ -356,6 +376,11 @@ impl Drop for TonicCluster {
         for peer in &mut self.peers {
             if let Some(run) = peer.running.take() {
                 self.rt.block_on(run.handle.stop());
+            }
+        }
+        if let Ok(mut held) = PORTS_HELD.lock() {
+            for peer in &self.peers {
+                held.remove(&peer.listen.port());
             }
         }
     }
