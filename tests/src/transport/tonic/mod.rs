@@ -9,8 +9,9 @@
 //! channel leaks on the wire), every block transmitted (a transmit filter: no echo), and every
 //! block delivered (the event stream: in order, no duplicates, no channel leak).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +28,7 @@ use gossip_testkit::testpki::{TestPki, TestPkiSpec};
 use tokio::runtime::Runtime;
 
 use self::node::{Peer, Seen};
+use self::partition::Links;
 use super::{Cluster, INJECT_SPACING, run_steps};
 use crate::alive_seen::AliveSeen;
 use crate::checkers::{Checkers, PeerFacts, Violation};
@@ -34,12 +36,36 @@ use crate::scenario::{Op, Scenario};
 use crate::sim::PeerSpec;
 
 mod node;
+mod partition;
 
 /// How often liveness conditions are evaluated, in real time.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// The longest a wait sleeps before folding what the nodes reported into the checkers.
 const ABSORB_EVERY: Duration = Duration::from_millis(50);
+
+/// Ports held for a cluster of this process, from their reservation until the cluster drops.
+/// A cluster lets a port go just before its node binds it; meanwhile the kernel may offer it to
+/// another cluster's reservation, which must pass it by (concurrent runs in one test).
+static PORTS_HELD: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// `n` listeners on 127.0.0.1, on ports no other cluster of this process holds.
+fn reserve_ports(n: usize) -> Vec<TcpListener> {
+    let mut held = PORTS_HELD.lock().expect("port registry poisoned");
+    // Listeners on ports another cluster holds stay open until the end, so that the kernel
+    // offers other ports.
+    let mut passed_by = Vec::new();
+    let mut mine = Vec::with_capacity(n);
+    while mine.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("bound address").port();
+        match held.insert(port) {
+            true => mine.push(listener),
+            false => passed_by.push(listener),
+        }
+    }
+    mine
+}
 
 /// How a tonic run ended.
 #[derive(Clone, Debug)]
@@ -53,6 +79,16 @@ pub struct TonicOutcome {
 /// Runs `scenario` once on a tonic cluster; `Err` when it is sim-only (nothing is started).
 /// Whatever `N` is, the nodes are the engine's, each under its own `GossipHandle`.
 pub fn try_run_tonic<N>(scenario: &Scenario<N>) -> Result<TonicOutcome, String> {
+    try_run_tonic_then(scenario, |_| Ok(()))
+}
+
+/// [`try_run_tonic`], then `then` on the same cluster unless a step already failed: the tonic
+/// counterpart of a custom step, for checks written over any [`Cluster`] (an `Err` is a
+/// liveness failure). A panic in `then` stops the nodes as it unwinds.
+pub fn try_run_tonic_then<N>(
+    scenario: &Scenario<N>,
+    then: impl FnOnce(&mut TonicCluster) -> Result<(), String>,
+) -> Result<TonicOutcome, String> {
     if let Some(why) = scenario.sim_only_reason() {
         return Err(format!(
             "scenario {} runs on the simulator only: {why}",
@@ -61,6 +97,11 @@ pub fn try_run_tonic<N>(scenario: &Scenario<N>) -> Result<TonicOutcome, String> 
     }
     let mut cluster = TonicCluster::start(scenario.peer_specs(), scenario.gossip_config().clone());
     run_steps(scenario, &mut cluster);
+    if cluster.checkers.violations().is_empty()
+        && let Err(what) = then(&mut cluster)
+    {
+        cluster.checkers.liveness_failed(what);
+    }
     let elapsed = Cluster::<N>::elapsed(&cluster);
     let violations = cluster.finish();
     Ok(TonicOutcome {
@@ -72,7 +113,15 @@ pub fn try_run_tonic<N>(scenario: &Scenario<N>) -> Result<TonicOutcome, String> 
 /// Runs `scenario` once on a tonic cluster; panics with `TONIC FAILED scenario=<name>` and the
 /// violations on a broken invariant, and when the scenario is sim-only.
 pub fn run_tonic<N>(scenario: &Scenario<N>) -> TonicOutcome {
-    let outcome = try_run_tonic(scenario).unwrap_or_else(|refused| panic!("{refused}"));
+    run_tonic_then(scenario, |_| Ok(()))
+}
+
+/// [`run_tonic`] with [`try_run_tonic_then`]'s `then`.
+pub fn run_tonic_then<N>(
+    scenario: &Scenario<N>,
+    then: impl FnOnce(&mut TonicCluster) -> Result<(), String>,
+) -> TonicOutcome {
+    let outcome = try_run_tonic_then(scenario, then).unwrap_or_else(|refused| panic!("{refused}"));
     if !outcome.violations.is_empty() {
         let list: Vec<String> = outcome.violations.iter().map(|v| v.to_string()).collect();
         panic!(
@@ -97,8 +146,8 @@ pub struct TonicCluster {
     msp: Arc<MspManager>,
     org_ids: Vec<OrgId>,
     peers: Vec<Peer>,
-    by_pki: BTreeMap<PkiId, usize>,
-    by_endpoint: BTreeMap<String, usize>,
+    /// Who is whom, and the current partition (shared with every node's transmit filter).
+    links: Arc<Links>,
     checkers: Checkers,
     /// (receiver, subject) → newest accepted alive message's (inc_num, seq_num, metadata).
     alive_seen: AliveSeen,
@@ -120,10 +169,7 @@ impl TonicCluster {
             TestPki::generate(&TestPkiSpec::uniform(orgs, per_org, now_unix_s)).expect("test PKI");
         let msp = Arc::new(pki.msp_manager().expect("MSP manager"));
         // Reserve every port first: a node's endpoints and its bootstrap list name them.
-        let listeners: Vec<std::net::TcpListener> = specs
-            .iter()
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1"))
-            .collect();
+        let listeners = reserve_ports(specs.len());
         let mut peers = Vec::with_capacity(specs.len());
         for (spec, listener) in specs.into_iter().zip(&listeners) {
             let test_peer = &pki.orgs[spec.org].peers[spec.peer];
@@ -141,7 +187,6 @@ impl TonicCluster {
                 running: None,
             });
         }
-        drop(listeners);
         let facts = peers
             .iter()
             .map(|p| PeerFacts {
@@ -150,6 +195,9 @@ impl TonicCluster {
                 pki_id: p.signer.pki_id(),
                 external: p.spec.external,
             })
+            .collect();
+        let by_pki = (peers.iter().enumerate())
+            .map(|(i, p)| (p.signer.pki_id(), i))
             .collect();
         let mut by_endpoint = BTreeMap::new();
         for (i, p) in peers.iter().enumerate() {
@@ -167,17 +215,14 @@ impl TonicCluster {
                 .iter()
                 .map(|o| OrgId::from(o.mspid.as_str()))
                 .collect(),
-            by_pki: peers
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.signer.pki_id(), i))
-                .collect(),
-            by_endpoint,
+            links: Arc::new(Links::new(by_pki, by_endpoint)),
             peers,
             checkers: Checkers::new(facts).admitting(admitted_ahead_len),
             alive_seen: AliveSeen::default(),
         };
-        for i in 0..cluster.peers.len() {
+        // Each port is let go just before its node binds it (see `PORTS_HELD`).
+        for (i, listener) in listeners.into_iter().enumerate() {
+            drop(listener);
             cluster.boot(i);
         }
         cluster
@@ -188,7 +233,8 @@ impl TonicCluster {
         let bootstrap = (self.peers[i].spec.bootstrap.iter())
             .map(|&b| self.peers[b].internal_endpoint())
             .collect();
-        self.peers[i].start(&self.rt, i, &self.gossip, &self.msp, bootstrap);
+        let links = &self.links;
+        self.peers[i].start(&self.rt, i, &self.gossip, &self.msp, bootstrap, links);
     }
 
     /// Folds what every node reported into the checkers.
@@ -214,23 +260,18 @@ impl TonicCluster {
     }
 
     fn received(&mut self, i: usize, m: &ReceivedMessage) {
-        let Some(&from) = self.by_pki.get(&m.from) else {
+        let Some(from) = self.links.by_pki(&m.from) else {
             return;
         };
         self.checkers.on_wire(from, i, &m.envelope);
-        let by_pki = &self.by_pki;
-        self.alive_seen
-            .observe(i, &m.message, |p| by_pki.get(p).copied());
+        let links = &self.links;
+        self.alive_seen.observe(i, &m.message, |p| links.by_pki(p));
         let is_block = m.kind == ContentKind::DataMsg;
         self.checkers.on_accepted(from, i, &m.envelope, is_block);
     }
 
     fn block_sent(&mut self, i: usize, to: &RemotePeer, envelope: &Envelope) {
-        let to = match to.pki_id {
-            Some(p) => self.by_pki.get(&p),
-            None => self.by_endpoint.get(&to.endpoint),
-        };
-        if let Some(&to) = to {
+        if let Some(to) = self.links.target(to) {
             self.checkers.on_block_transmit(i, to, envelope);
         }
     }
@@ -337,6 +378,11 @@ impl Drop for TonicCluster {
                 self.rt.block_on(run.handle.stop());
             }
         }
+        if let Ok(mut held) = PORTS_HELD.lock() {
+            for peer in &self.peers {
+                held.remove(&peer.listen.port());
+            }
+        }
     }
 }
 
@@ -358,7 +404,7 @@ impl<N> Cluster<N> for TonicCluster {
     }
 
     fn index_of(&self, pki_id: &PkiId) -> Option<usize> {
-        self.by_pki.get(pki_id).copied()
+        self.links.by_pki(pki_id)
     }
 
     fn elapsed(&self) -> Duration {
@@ -453,10 +499,20 @@ impl<N> Cluster<N> for TonicCluster {
         self.alive_seen.metadata(to, about).cloned()
     }
 
+    /// Plays partitions (through the transmit filters, see [`Links`]); refuses the other
+    /// sim-only steps (link faults, closures over the simulator).
     fn sim_only(&mut self, step: &Op<N>) -> Result<(), String> {
-        Err(format!(
-            "{} (the tonic runner refuses sim-only steps)",
-            step.sim_only_reason().unwrap_or("not a sim-only step")
-        ))
+        match step {
+            Op::Partition(groups) => self.links.partition(groups),
+            Op::Heal => self.links.heal(),
+            _ => {
+                return Err(format!(
+                    "{} (the tonic runner refuses sim-only steps)",
+                    step.sim_only_reason().unwrap_or("not a sim-only step")
+                ));
+            }
+        }
+        self.absorb();
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ use gossip_proto::gossip::Envelope;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use super::partition::Links;
 use crate::sim::PeerSpec;
 
 /// How often a node start is retried (100 ms apart) while its port is still taken.
@@ -117,8 +118,8 @@ impl Peer {
         }
     }
 
-    /// Starts the node (node `index`, with `bootstrap` endpoints) and subscribes to what the
-    /// checkers watch.
+    /// Starts the node (node `index`, with `bootstrap` endpoints, sending only over `links`
+    /// that pass) and subscribes to what the checkers watch.
     pub(super) fn start(
         &mut self,
         rt: &Runtime,
@@ -126,6 +127,7 @@ impl Peer {
         gossip: &GossipConfig,
         msp: &Arc<MspManager>,
         bootstrap: Vec<String>,
+        links: &Arc<Links>,
     ) {
         let params = GossipParams {
             comm: CommSettings {
@@ -149,13 +151,18 @@ impl Peer {
         };
         // The transmit filter and the pass-through predicate both run on the driver task: one
         // channel keeps their order, so each block sent is checked against what came before it.
+        // The filter first drops what a partition cuts: it never reaches the wire.
         let (tx, trace) = std::sync::mpsc::channel();
         let handle = rt.block_on(async {
             // A restarted node rebinds its port; the old listener may take a moment to go.
             let mut tries = 0;
             loop {
                 let sent = tx.clone();
+                let links = Arc::clone(links);
                 let filter: TransmitFilter = Box::new(move |t: &Transmit| {
+                    if !links.passes(index, &t.to) {
+                        return false;
+                    }
                     if t.lane == Lane::Data {
                         let _ = sent.send(Trace::BlockSent(t.to.clone(), t.envelope.clone()));
                     }
