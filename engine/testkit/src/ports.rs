@@ -1,12 +1,14 @@
 //! Ports for test peers that are started as separate listeners or processes.
 
-/// A port on 127.0.0.1 that was free a moment ago, chosen at random **outside** Linux's default
-/// ephemeral range (32768–60999). A test learns a port first and binds it later (a node process
-/// started with `--listen`, a peer restarted on its endpoint with a renewed certificate); a port
-/// of the ephemeral range is handed to any process's outgoing connection or port-0 bind as soon
-/// as it is released, so with tests running side by side the later bind failed (`AddrInUse`: 10
-/// of 200 runs of the tonic renewal test, eight at a time, and 1 of 200 of the process tests).
-pub fn free_local_port() -> u16 {
+/// A listener on 127.0.0.1 at a port chosen at random **outside** Linux's default ephemeral
+/// range (32768–60999). A test learns a port first and binds it later (a node process started
+/// with `--listen`, a peer restarted on its endpoint with a renewed certificate, a harness node
+/// whose endpoint its peers must know before it starts); a port of the ephemeral range is handed
+/// to any process's outgoing connection or port-0 bind as soon as it is released, so with tests
+/// running side by side the later bind failed (`AddrInUse`: 10 of 200 runs of the tonic renewal
+/// test, eight at a time, and 1 of 200 of the process tests). Hold it until just before the port
+/// is bound again.
+pub fn bind_local() -> std::net::TcpListener {
     use std::hash::{BuildHasher, Hasher};
     for _ in 0..1_000 {
         // A fresh RandomState is freshly keyed: a random number without a dependency.
@@ -14,13 +16,19 @@ pub fn free_local_port() -> u16 {
             .build_hasher()
             .finish();
         let port = 20_000 + (random % 12_000) as u16;
-        if let Ok(addr) =
-            std::net::TcpListener::bind(("127.0.0.1", port)).and_then(|l| l.local_addr())
-        {
-            return addr.port();
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return listener;
         }
     }
     panic!("no free port in 20000..32000 on 127.0.0.1");
+}
+
+/// The port of a [`bind_local`] listener, released at once (free a moment ago).
+pub fn free_local_port() -> u16 {
+    bind_local()
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port()
 }
 
 #[cfg(test)]

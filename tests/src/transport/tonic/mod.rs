@@ -49,7 +49,9 @@ const ABSORB_EVERY: Duration = Duration::from_millis(50);
 /// another cluster's reservation, which must pass it by (concurrent runs in one test).
 static PORTS_HELD: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
-/// `n` listeners on 127.0.0.1, on ports no other cluster of this process holds.
+/// `n` listeners on 127.0.0.1, on ports no other cluster of this process holds, outside the
+/// ephemeral range (`gossip_testkit::ports::bind_local`: once let go, no outgoing connection
+/// can take one before its node binds it).
 fn reserve_ports(n: usize) -> Vec<TcpListener> {
     let mut held = PORTS_HELD.lock().expect("port registry poisoned");
     // Listeners on ports another cluster holds stay open until the end, so that the kernel
@@ -57,7 +59,7 @@ fn reserve_ports(n: usize) -> Vec<TcpListener> {
     let mut passed_by = Vec::new();
     let mut mine = Vec::with_capacity(n);
     while mine.len() < n {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let listener = gossip_testkit::ports::bind_local();
         let port = listener.local_addr().expect("bound address").port();
         match held.insert(port) {
             true => mine.push(listener),
