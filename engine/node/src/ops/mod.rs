@@ -16,7 +16,7 @@ pub mod config;
 mod families;
 pub mod health;
 pub mod metrics;
-mod process;
+pub mod process;
 mod tls;
 
 use std::net::SocketAddr;
