@@ -98,8 +98,12 @@ fn four_nodes_deliver_every_block_in_order() {
         "delivered in order: every peer"
     );
     // The report builds from a real run.
-    let doc = loadgen::report::run_json(&out, &loadgen::measure::procfs::machine(), None);
+    let doc = loadgen::report::run_json(&out, &loadgen::measure::procfs::machine(), Some("abc"));
     assert_eq!(doc["schema"], "loadgen.run/v1");
+    // The commit is the one the nodes report (their build's, which may be an older binary's than
+    // this test's), loadgen's own checkout beside it.
+    assert!(doc["git_commit"].is_string(), "{}", doc["git_commit"]);
+    assert_eq!(doc["loadgen_git_commit"], "abc");
     assert_eq!(doc["figures"]["completeness"], 1.0);
     assert!(doc["figures"]["peak_rss_mib_max"].as_f64().unwrap() > 0.0);
     // One kind of peer; gossip-node reports its wire counters, so the bytes come from them.

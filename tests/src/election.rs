@@ -325,7 +325,7 @@ pub fn partition_heal_with<N: 'static>(gossip: GossipConfig, split_hold: Duratio
             })
         };
         let one_each = |l: &[Vec<usize>; 2]| l.iter().all(|side| side.len() == 1);
-        c.sim_only(&Op::Partition(vec![sides[0].to_vec()]))?;
+        c.partition(&[sides[0].to_vec()]);
         if !wait_until(c, secs(60), |c| one_each(&per_side(c))) {
             return Err(format!(
                 "{:?} partitioned: leaders {:?}",
@@ -344,7 +344,7 @@ pub fn partition_heal_with<N: 'static>(gossip: GossipConfig, split_hold: Duratio
         }
         let pair = per_side(c).concat();
         let lower = *pair.iter().min_by_key(|&&i| c.pki_id(i)).ok_or("none")?;
-        c.sim_only(&Op::Heal)?;
+        c.heal();
         if wait_until(c, secs(90), |c| leaders(c) == [lower]) {
             return Ok(());
         }

@@ -8,8 +8,9 @@
 //!   message, transmitted block and delivered block there.
 //!
 //! Liveness is asserted by `Await*` steps with a deadline (a bound, never a timing assertion).
-//! Steps that only a simulator can take (partitions, link faults, closures over [`Sim`]) make a
-//! scenario sim-only ([`Scenario::sim_only_reason`]); the tonic runner refuses it.
+//! Steps that only a simulator can take (link faults, closures over [`Sim`]) make a scenario
+//! sim-only ([`Scenario::sim_only_reason`]); the tonic runner refuses it. Partitions run on both:
+//! on tonic every node's transmit filter drops what would cross a cut.
 //!
 //! ```ignore
 //! let s = Scenario::<Node>::new("dissemination").orgs(1).peers_per_org(4)
@@ -121,7 +122,8 @@ pub enum Op<N> {
     Crash(usize),
     /// Restart a crashed node (fresh node, same identity).
     Restart(usize),
-    /// Cut the network into groups (nodes in no group form one more group).
+    /// Cut the network into groups (nodes in no group form one more group), replacing any
+    /// previous partition.
     Partition(Vec<Vec<usize>>),
     /// Remove every partition.
     Heal,
@@ -134,7 +136,8 @@ pub enum Op<N> {
         /// The new metadata.
         metadata: &'static [u8],
     },
-    /// Until `within`: every up node's alive view is exactly the up peers it may see.
+    /// Until `within`: every up node's alive view is exactly the up peers it may see (on its
+    /// side of a partition).
     AwaitConverged {
         /// Deadline.
         within: Duration,
@@ -213,7 +216,6 @@ impl<N> Op<N> {
     /// Why this step runs on the simulator only, if it does.
     pub fn sim_only_reason(&self) -> Option<&'static str> {
         match self {
-            Op::Partition(_) | Op::Heal => Some("partitions need the simulated network"),
             Op::SetLink(_) => {
                 Some("link faults (loss, duplication, jitter) need the simulated network")
             }

@@ -1,7 +1,8 @@
 //! Fabric's membership scenarios (TestMembership, TestMembershipConvergence, TestExpiration and
 //! resurrection, partition and heal, TestMembershipRequestSpoofing) on the engine's node: each
 //! written once in `gossip_harness::fabric`, run on the simulator over 200 seeds and, unless it
-//! needs the simulated network, once on tonic over loopback with mutual TLS.
+//! needs the simulated network, once on tonic over loopback with mutual TLS (partitions run on
+//! both).
 
 use gossip_harness::engine::EngineNode;
 use gossip_harness::fabric;
@@ -15,12 +16,8 @@ on_both_transports! {
     membership_converges_and_metadata_propagates: fabric::membership::<EngineNode>(10), SEEDS;
     membership_survives_the_bridge_dying: fabric::membership_convergence::<EngineNode>(), SEEDS;
     expiration_then_resurrection: fabric::expiration::<EngineNode>(), SEEDS;
-}
-
-/// Sim-only: partitions need the simulated network.
-#[test]
-fn partition_then_heal_reconverges() {
-    run_seeds(&fabric::partition_heal::<EngineNode>(), SEEDS);
+    /// On tonic the partition is every node's transmit filter.
+    partition_then_heal_reconverges: fabric::partition_heal::<EngineNode>(), SEEDS;
 }
 
 /// Sim-only: it injects crafted envelopes on a link.
@@ -33,7 +30,6 @@ fn membership_request_spoofing_is_ignored() {
 #[test]
 fn tonic_refuses_sim_only_scenarios() {
     for scenario in [
-        fabric::partition_heal::<EngineNode>(),
         fabric::membership_request_spoofing::<EngineNode>(),
         fabric::dissemination_lossy::<EngineNode>(6, 10),
     ] {

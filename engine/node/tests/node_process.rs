@@ -144,7 +144,7 @@ fn two_processes_disseminate_blocks_over_control_protocol() {
 }
 
 /// A launcher's pipe on stdin: closing it stops the node cleanly, as when the launcher dies.
-/// Also: `stats` reports the runtime the node was started with.
+/// Also: `stats` reports the runtime the node was started with and the commit it was built from.
 #[test]
 fn node_exits_when_its_stdin_closes() {
     let bin = Path::new(env!("CARGO_BIN_EXE_gossip-node"));
@@ -164,7 +164,12 @@ fn node_exits_when_its_stdin_closes() {
     let stats = control.ok(json!({"op": "stats"}));
     assert_eq!(
         stats["stats"]["runtime"],
-        json!({"scheduler": "current_thread", "worker_threads": 1, "verifier_threads": 0}),
+        json!({
+            "scheduler": "current_thread",
+            "worker_threads": 1,
+            "verifier_threads": 0,
+            "commit": gossip_node::ops::COMMIT_SHA,
+        }),
         "{stats}"
     );
     drop(node.child.stdin.take());

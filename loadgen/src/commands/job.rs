@@ -134,8 +134,9 @@ pub fn run_and_write(
     );
     let dirty = crate::measure::procfs::git_dirty();
     if dirty == Some(true) {
-        progress
-            .phase("warning: tracked files differ from git_commit (run.json: git_dirty = true)");
+        progress.phase(
+            "warning: tracked files differ from loadgen_git_commit (run.json: git_dirty = true)",
+        );
     }
     doc["git_dirty"] = serde_json::json!(dirty);
     let dir = results.join(&s.name);

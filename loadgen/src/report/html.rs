@@ -202,9 +202,10 @@ pub fn report(doc: &Value, rows: &[SecondRow], tta: &Histogram<u64>, names: &[St
     );
     let _ = write!(
         page,
-        "<p>schema {} · commit {} · {} ({} cores, kernel {}) · allocator {} · node runtime {}</p>",
+        "<p>schema {} · node commit {} (loadgen {}) · {} ({} cores, kernel {}) · allocator {} · node runtime {}</p>",
         esc(doc["schema"].as_str().unwrap_or("")),
         esc(doc["git_commit"].as_str().unwrap_or("unknown")),
+        esc(doc["loadgen_git_commit"].as_str().unwrap_or("unknown")),
         esc(doc["machine"]["cpu_model"].as_str().unwrap_or("")),
         doc["machine"]["cores"],
         esc(doc["machine"]["kernel"].as_str().unwrap_or("")),
@@ -334,9 +335,11 @@ mod tests {
     #[test]
     fn report_opens_with_the_headline_then_grouped_figures() {
         let doc = serde_json::json!({"scenario": {"name": "x"}, "figures": {
-            "latency_p50_ms": 1.0, "latency_max_ms": 3.0, "converge_s": 2.0}});
+            "latency_p50_ms": 1.0, "latency_max_ms": 3.0, "converge_s": 2.0},
+            "git_commit": "abc", "loadgen_git_commit": null});
         let page = report(&doc, &[], &crate::measure::collect::new_histogram(), &[]);
         let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("{s} in page"));
+        at("node commit abc (loadgen unknown)");
         assert!(at("<h2>Headline</h2>") < at("<h2>All figures</h2>"));
         assert!(at("<h3>latency</h3>") < at("<h3>harness</h3>"));
         assert!(at("latency p50, ms") < at("latency_max_ms"));

@@ -117,8 +117,16 @@ fn path_figures(c: &Collector, put: &mut impl FnMut(&str, f64)) {
     }
 }
 
-/// The run.json document.
-pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value {
+/// The commit the nodes' binary was built from: `runtime.commit` of the first node whose `stats`
+/// report one (gossip-node does; fabric-node and older gossip-node builds do not, which is
+/// unknown: `None`).
+pub fn node_commit(stats: &[Value]) -> Option<&str> {
+    stats.iter().find_map(|v| v["runtime"]["commit"].as_str())
+}
+
+/// The run.json document. `git_commit` is the nodes' build commit ([`node_commit`]);
+/// `loadgen_git` is loadgen's checkout commit at run time, recorded as `loadgen_git_commit`.
+pub fn run_json(out: &RunOutput, machine: &Machine, loadgen_git: Option<&str>) -> Value {
     let s = &out.scenario;
     let c = &out.collector;
     let lat = &c.latency;
@@ -362,7 +370,8 @@ pub fn run_json(out: &RunOutput, machine: &Machine, git: Option<&str>) -> Value 
     json!({
         "schema": SCHEMA,
         "scenario": s,
-        "git_commit": git,
+        "git_commit": node_commit(&out.stats_before),
+        "loadgen_git_commit": loadgen_git,
         "machine": machine,
         "allocator": if cfg!(feature = "system-alloc") { "system" } else { "mimalloc" },
         "node_allocator": out.stats_before.iter().find_map(|v| v.get("allocator").cloned()),
@@ -462,6 +471,19 @@ mod tests {
             proxy_bytes: 0,
             wire: None,
         }
+    }
+
+    #[test]
+    fn the_commit_is_the_first_one_a_node_reports() {
+        let fabric = json!({"implementation": "fabric-node 2.5"});
+        let old_gossip = json!({"runtime": {"worker_threads": 1}});
+        let gossip = json!({"runtime": {"worker_threads": 1, "commit": "abc123"}});
+        assert_eq!(node_commit(&[]), None);
+        assert_eq!(
+            node_commit(&[Value::Null, fabric.clone(), old_gossip]),
+            None
+        );
+        assert_eq!(node_commit(&[fabric, Value::Null, gossip]), Some("abc123"));
     }
 
     #[test]

@@ -14,6 +14,11 @@ use super::{Action, DIAL_FAILURE_DELAY, Sim, block_seq};
 use crate::node::SimNode;
 
 impl<N: SimNode> Sim<N> {
+    /// Whether `a` and `b` are on the same side of the current partition (always without one).
+    pub fn same_side(&self, a: usize, b: usize) -> bool {
+        self.net.connected(a, b)
+    }
+
     pub(super) fn reachable(&self, a: usize, b: usize) -> bool {
         self.slots[b].node.is_some() && self.net.connected(a, b)
     }

@@ -66,6 +66,14 @@ pub trait Cluster<N> {
     fn alive_metadata(&self, to: usize, about: usize) -> Option<Bytes>;
     /// Whether node `i` leads `channel` (its own answer); `None` when it is down or not joined.
     fn is_leader(&mut self, i: usize, channel: &[u8]) -> Option<bool>;
+    /// Cuts the network into `groups` (nodes in no group form one more group), replacing any
+    /// previous partition ([`Op::Partition`]).
+    fn partition(&mut self, groups: &[Vec<usize>]);
+    /// Removes every partition ([`Op::Heal`]).
+    fn heal(&mut self);
+    /// Whether nodes `a` and `b` are on the same side of the current partition (always without
+    /// one).
+    fn same_side(&self, a: usize, b: usize) -> bool;
     /// Plays a sim-only step (see [`Op::sim_only_reason`]).
     fn sim_only(&mut self, step: &Op<N>) -> Result<(), String>;
 }
@@ -234,7 +242,9 @@ impl<N> Runner<'_, N> {
                     None => e,
                 });
             }
-            Op::Partition(_) | Op::Heal | Op::SetLink(_) | Op::Custom(_) => c.sim_only(step)?,
+            Op::Partition(groups) => c.partition(groups),
+            Op::Heal => c.heal(),
+            Op::SetLink(_) | Op::Custom(_) => c.sim_only(step)?,
         }
         Ok(())
     }
@@ -269,13 +279,13 @@ fn names<N, C: Cluster<N>>(c: &C, ids: &[PkiId]) -> Vec<usize> {
         .collect()
 }
 
-/// Whom node `i` should see alive: up peers of its org, and up peers of orgs it shares a
-/// channel with when both have external endpoints.
+/// Whom node `i` should see alive: up peers on its side of a partition, of its org, and of orgs
+/// it shares a channel with when both have external endpoints.
 fn expected_view<N, C: Cluster<N>>(c: &C, i: usize) -> Vec<PkiId> {
     let me = c.spec(i);
     let joined = |n: usize| c.checkers().joined(n);
     let mut view: Vec<PkiId> = (0..c.node_count())
-        .filter(|&j| j != i && c.is_up(j))
+        .filter(|&j| j != i && c.is_up(j) && c.same_side(i, j))
         .filter(|&j| {
             let other = c.spec(j);
             other.org == me.org

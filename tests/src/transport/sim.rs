@@ -144,16 +144,22 @@ impl<N: SimNode> Cluster<N> for Sim<N> {
         Sim::alive_metadata(self, to, about).cloned()
     }
 
+    fn partition(&mut self, groups: &[Vec<usize>]) {
+        self.partition_in(Duration::ZERO, groups.to_vec());
+        self.run_for(SETTLE);
+    }
+
+    fn heal(&mut self) {
+        self.heal_in(Duration::ZERO);
+        self.run_for(SETTLE);
+    }
+
+    fn same_side(&self, a: usize, b: usize) -> bool {
+        Sim::same_side(self, a, b)
+    }
+
     fn sim_only(&mut self, step: &Op<N>) -> Result<(), String> {
         match step {
-            Op::Partition(groups) => {
-                self.partition_in(Duration::ZERO, groups.clone());
-                self.run_for(SETTLE);
-            }
-            Op::Heal => {
-                self.heal_in(Duration::ZERO);
-                self.run_for(SETTLE);
-            }
             Op::SetLink(link) => self.set_default_link(*link),
             Op::Custom(f) => return f(self),
             _ => return Err("not a sim-only step".into()),

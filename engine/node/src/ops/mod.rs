@@ -16,7 +16,7 @@ pub mod config;
 mod families;
 pub mod health;
 pub mod metrics;
-mod process;
+pub mod process;
 mod tls;
 
 use std::net::SocketAddr;
@@ -50,11 +50,10 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest `PUT /logspec` body taken.
 const LOGSPEC_BODY_LEN_MAX_BYTES: usize = 64 * 1024;
 
-/// The commit `/version` reports: `GOSSIP_NODE_COMMIT_SHA` at build time, if set.
-pub const COMMIT_SHA: &str = match option_env!("GOSSIP_NODE_COMMIT_SHA") {
-    Some(sha) => sha,
-    None => "development build",
-};
+/// The commit gossip-node was built from, as `/version` (`CommitSHA`) and the control protocol's
+/// `stats` (`runtime.commit`) report it: `GOSSIP_NODE_COMMIT_SHA` at build time if set, else
+/// `git rev-parse HEAD` of the repository it was built in, else `unknown` (`build.rs`).
+pub const COMMIT_SHA: &str = env!("GOSSIP_NODE_BUILD_COMMIT");
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -325,4 +324,20 @@ async fn version() -> Response {
         StatusCode::OK,
         json!({ "CommitSHA": COMMIT_SHA, "Version": env!("CARGO_PKG_VERSION") }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::COMMIT_SHA;
+
+    /// build.rs embeds a full commit id, or `unknown`; never an empty string.
+    #[test]
+    fn the_build_commit_is_a_commit_id_or_unknown() {
+        let hex = COMMIT_SHA.len() >= 40 && COMMIT_SHA.bytes().all(|b| b.is_ascii_hexdigit());
+        let overridden = option_env!("GOSSIP_NODE_COMMIT_SHA").is_some();
+        assert!(
+            hex || COMMIT_SHA == "unknown" || overridden,
+            "{COMMIT_SHA:?}"
+        );
+    }
 }

@@ -35,8 +35,12 @@ pub fn open_fds() -> Option<u64> {
     fd_entries(Path::new("/proc/self/fd")).map(|n| n.saturating_sub(1))
 }
 
-/// The entries of a `/proc/<pid>/fd` folder (`None` when it cannot be listed).
-fn fd_entries(dir: &Path) -> Option<u64> {
+/// The entries of a `/proc/<pid>/fd` folder, that is the descriptors open in that process when
+/// another process lists it (any folder's entries, in fact); `None` when it cannot be listed
+/// (the process is gone, belongs to another user, or the system is not Linux). A process that
+/// lists its own folder sees the listing's descriptor too ([`open_fds`] subtracts it). Shared
+/// with loadgen, which counts its nodes' descriptors with it.
+pub fn fd_entries(dir: &Path) -> Option<u64> {
     Some(std::fs::read_dir(dir).ok()?.count() as u64)
 }
 
@@ -47,10 +51,11 @@ mod tests {
     #[test]
     fn fd_entries_counts_a_folders_entries_and_none_when_unlistable() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for name in ["0", "1", "2"] {
+        assert_eq!(fd_entries(dir.path()), Some(0));
+        for name in ["0", "1", "2", "7"] {
             std::fs::write(dir.path().join(name), "").expect("write");
         }
-        assert_eq!(fd_entries(dir.path()), Some(3));
+        assert_eq!(fd_entries(dir.path()), Some(4));
         assert_eq!(fd_entries(&dir.path().join("missing")), None);
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 /// A run.json with the figures a verdict reads.
 fn doc(lag: f64, measured: f64, p99: f64, thirds: (f64, f64), overflow: f64) -> Value {

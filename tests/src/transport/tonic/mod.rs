@@ -501,20 +501,26 @@ impl<N> Cluster<N> for TonicCluster {
         self.alive_seen.metadata(to, about).cloned()
     }
 
-    /// Plays partitions (through the transmit filters, see [`Links`]); refuses the other
-    /// sim-only steps (link faults, closures over the simulator).
-    fn sim_only(&mut self, step: &Op<N>) -> Result<(), String> {
-        match step {
-            Op::Partition(groups) => self.links.partition(groups),
-            Op::Heal => self.links.heal(),
-            _ => {
-                return Err(format!(
-                    "{} (the tonic runner refuses sim-only steps)",
-                    step.sim_only_reason().unwrap_or("not a sim-only step")
-                ));
-            }
-        }
+    /// Through the transmit filters, see [`Links`].
+    fn partition(&mut self, groups: &[Vec<usize>]) {
+        self.links.partition(groups);
         self.absorb();
-        Ok(())
+    }
+
+    fn heal(&mut self) {
+        self.links.heal();
+        self.absorb();
+    }
+
+    fn same_side(&self, a: usize, b: usize) -> bool {
+        self.links.same_side(a, b)
+    }
+
+    /// Refuses every sim-only step (link faults, closures over the simulator).
+    fn sim_only(&mut self, step: &Op<N>) -> Result<(), String> {
+        Err(format!(
+            "{} (the tonic runner refuses sim-only steps)",
+            step.sim_only_reason().unwrap_or("not a sim-only step")
+        ))
     }
 }

@@ -63,12 +63,14 @@ impl Links {
         self.network.write().expect("links lock poisoned").heal();
     }
 
+    /// Whether nodes `a` and `b` are on the same side of the current partition.
+    pub(super) fn same_side(&self, a: usize, b: usize) -> bool {
+        let network = self.network.read().expect("links lock poisoned");
+        network.connected(a, b)
+    }
+
     /// Whether node `from` may send to `to` now (a target outside the cluster always passes).
     pub(super) fn passes(&self, from: usize, to: &RemotePeer) -> bool {
-        let Some(to) = self.target(to) else {
-            return true;
-        };
-        let network = self.network.read().expect("links lock poisoned");
-        network.connected(from, to)
+        self.target(to).is_none_or(|to| self.same_side(from, to))
     }
 }

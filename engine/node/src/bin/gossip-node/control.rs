@@ -55,7 +55,8 @@ pub struct Ctl {
     pub ledger: Arc<dyn Ledger>,
 }
 
-/// The threads a node runs on, reported in `stats` so that a benchmark records what ran.
+/// The threads a node runs on, reported in `stats` (with the build commit) so that a benchmark
+/// records what ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RuntimeInfo {
     /// Tokio worker threads; 1 is tokio's current-thread scheduler on the main thread.
@@ -464,7 +465,8 @@ fn members_json(members: &[NetworkMember]) -> Value {
 }
 
 /// `{"node":{...NodeStats},"comm":{...CommStats},"driver":{...DriverStats},"fault_dropped":N,
-/// "control_lines_lost":N,"allocator":"mimalloc"|"system","runtime":{...}}`.
+/// "control_lines_lost":N,"allocator":"mimalloc"|"system","runtime":{...}}`; `runtime.commit` is
+/// the commit this binary was built from ([`gossip_node::ops::COMMIT_SHA`]).
 pub fn stats_json(
     s: &GossipStats,
     fault_dropped: u64,
@@ -578,6 +580,7 @@ pub fn stats_json(
             "scheduler": if runtime.is_current_thread() { "current_thread" } else { "multi_thread" },
             "worker_threads": runtime.worker_threads,
             "verifier_threads": runtime.verifier_threads,
+            "commit": gossip_node::ops::COMMIT_SHA,
         },
     })
 }
