@@ -9,6 +9,7 @@
 //! `shutdown` control op (exit 0); exits 2 with a message on configuration errors, 1 on runtime
 //! errors (a ledger that cannot be opened among them).
 
+mod alloc;
 mod control;
 mod logging;
 mod reload;
@@ -26,11 +27,6 @@ use gossip_node::logspec::LiveLogSpec;
 use gossip_node::material::{self, parse_org_msp_arg};
 use gossip_node::orderer;
 use gossip_node::{NodeConfig, Severity};
-
-/// mimalloc unless built with `--features system-alloc` (for allocator comparisons).
-#[cfg(not(feature = "system-alloc"))]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// One Hyperledger Fabric gossip peer (wire-compatible), configured by Fabric's core.yaml.
 #[derive(Debug, Parser)]
@@ -186,6 +182,7 @@ fn prepare(args: &Args) -> Result<(NodeConfig, material::Material, run::RunOptio
 }
 
 fn main() -> ExitCode {
+    alloc::tune();
     let args = Args::parse();
     let spec = std::env::var("FABRIC_LOGGING_SPEC").ok();
     let format = std::env::var("FABRIC_LOGGING_FORMAT").ok();
