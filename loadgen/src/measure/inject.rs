@@ -121,6 +121,10 @@ impl Injector {
             .spawn(move || {
                 let mut r = BufReader::new(stream);
                 let mut idle = 0u32;
+                // Kept across read timeouts: a timeout can end a read in the middle of a line,
+                // whose first part `read_line` has already appended here. Dropping it would pair
+                // every later reply with the wrong request.
+                let mut line = String::new();
                 // Ends when the writer is done and every reply arrived, or after 10 s of
                 // silence once the writer is done, or when stopped.
                 for _ in 0..100_000_000u64 {
@@ -128,12 +132,13 @@ impl Injector {
                     if (!writing.load(Ordering::SeqCst) && outstanding == 0) || idle > 50 {
                         return;
                     }
-                    let mut line = String::new();
                     match r.read_line(&mut line) {
                         Ok(0) => return,
                         Ok(_) => {
                             idle = 0;
-                            let Ok(v) = serde_json::from_str::<Value>(line.trim()) else {
+                            let parsed = serde_json::from_str::<Value>(line.trim());
+                            line.clear();
+                            let Ok(v) = parsed else {
                                 continue;
                             };
                             if v.get("event").is_some() {
@@ -187,5 +192,55 @@ impl Injector {
             let _ = h.join();
         }
         self.done.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+
+    /// A fake node answers each `inject_block` in order, writing its second reply in two parts
+    /// with a pause longer than the injector's read timeout between them.
+    #[test]
+    fn a_reply_split_across_a_read_timeout_is_still_paired_with_its_request() {
+        let listener = gossip_testkit::ports::bind_local();
+        let addr = listener.local_addr().expect("local addr");
+        let node = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut out = stream.try_clone().expect("clone");
+            let mut lines = BufReader::new(stream);
+            for seq in 1..=3u64 {
+                let mut request = String::new();
+                if lines.read_line(&mut request).unwrap_or(0) == 0 {
+                    return;
+                }
+                let reply = format!("{{\"ok\":true,\"injected_unix_ns\":{}}}\n", seq * 1_000);
+                if seq == 2 {
+                    let (first, rest) = reply.split_at(10);
+                    out.write_all(first.as_bytes()).expect("write");
+                    out.flush().expect("flush");
+                    std::thread::sleep(Duration::from_millis(500));
+                    out.write_all(rest.as_bytes()).expect("write");
+                } else {
+                    out.write_all(reply.as_bytes()).expect("write");
+                }
+            }
+        });
+        let schedule = Schedule {
+            start_unix_ns: unix_now_ns(),
+            interval_ns: 1_000_000,
+            jitter_ns: 0,
+            blocks: 3,
+            warmup_blocks: 0,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let injector = Injector::start(0, addr, vec!["ch".into()], schedule, 16, stop)
+            .expect("injector starts");
+        let done = injector.join();
+        node.join().expect("fake node");
+        let injected: Vec<(u64, u64)> = done.iter().map(|i| (i.seq, i.injected_ns)).collect();
+        assert_eq!(injected, vec![(1, 1_000), (2, 2_000), (3, 3_000)]);
     }
 }
