@@ -1,4 +1,8 @@
+# Live heap bytes over time from a heaptrack file, grouped by component (default) or, with
+# `--by-site`, by the innermost gossip_engine or redb frame (sites that moved by 16 KiB or more).
+# Usage: python3 heaptrack_live.py FILE.zst [--by-site]
 import sys,subprocess,collections,re
+BY_SITE='--by-site' in sys.argv
 f=subprocess.Popen(['zstdcat',sys.argv[1]],stdout=subprocess.PIPE,text=True).stdout
 strings=['']; ips=[None]; traces=[(0,0)]; ainfo=[]
 KEYS=['redb','h2::','hyper','rustls','tonic','gossip_core::ingress::seen','gossip_core::ingress::verified','gossip_core::components','gossip_engine::commit','gossip_engine::conn','gossip_engine','gossip_core','gossip_node','tokio','tracing']
@@ -12,8 +16,13 @@ def classify(tr):
         t=par
     c='other'
     for n in names:
-        if 'gossip_engine' in n or 'redb' in n:
-            c=re.sub(r'::h[0-9a-f]{16}$','',n)[:70]; break
+        if BY_SITE:
+            if 'gossip_engine' in n or 'redb' in n:
+                c=re.sub(r'::h[0-9a-f]{16}$','',n)[:70]; break
+            continue
+        for k in KEYS:
+            if k in n: c=k; break
+        if c!='other': break
     cls_cache[tr]=c; return c
 live=collections.Counter(); t=0; out=[]; nextp=0
 for line in f:
@@ -33,6 +42,11 @@ for line in f:
     elif k=='a':
         p=line.split(); ainfo.append((int(p[1],16),int(p[2],16)))
 cols=sorted({c for _,d in out for c in d}, key=lambda c:-max(d.get(c,0) for _,d in out))
-for c in cols:
-    v=[d.get(c,0)//1024 for _,d in out]
-    if max(v)-min(v[1:] or [0])>=16: print(c, v[1], v[5], v[10], v[15], v[20], v[-2])
+if BY_SITE:
+    # KiB at 20, 100, 200, 300, 400 s and at the end.
+    for c in cols:
+        v=[d.get(c,0)//1024 for _,d in out]
+        if max(v)-min(v[1:] or [0])>=16: print(c, v[1], v[5], v[10], v[15], v[20], v[-2])
+else:
+    print('t_s '+' '.join(c.split('::')[-1][:10] for c in cols))
+    for t,d in out: print('%d '%(t/1000)+' '.join('%d'%(d.get(c,0)//1024) for c in cols))
