@@ -23,3 +23,91 @@ pub const HANDSHAKES_IN_FLIGHT_MAX: usize = 64;
 /// Peers that may be being dialled at once for sends ([`crate::Comm::send`] to a peer with no
 /// connection); a send to one more unconnected peer is dropped (`pending_dial_peers_full`).
 pub const PENDING_DIAL_PEERS_MAX: usize = 1024;
+
+/// Open `GossipStream`s per accepted connection, keyed by the remote address. Each time a
+/// connection reaches [`HTTP2_STREAMS_PER_CONN_MAX`] it is counted as `streams_per_conn_at_bound`:
+/// HTTP/2 then holds back a compliant client's further streams and refuses a non-compliant
+/// client's (`REFUSED_STREAM`) itself, neither of which hyper reports, so the bound being reached
+/// is what an operator can see. An entry lives only while its streams are open.
+#[derive(Debug, Default)]
+pub(crate) struct StreamsPerConn {
+    open: parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, u32>>,
+}
+
+/// One open stream of a connection: released when dropped.
+#[derive(Debug)]
+pub(crate) struct StreamSlot {
+    streams: std::sync::Arc<StreamsPerConn>,
+    remote: std::net::SocketAddr,
+}
+
+impl StreamsPerConn {
+    /// Records one more open stream from `remote`: its slot, and whether the connection has now
+    /// reached the bound.
+    pub(crate) fn open(
+        self: &std::sync::Arc<Self>,
+        remote: std::net::SocketAddr,
+    ) -> (StreamSlot, bool) {
+        let mut open = self.open.lock();
+        let n = open.entry(remote).or_default();
+        *n += 1;
+        let at_bound = *n == HTTP2_STREAMS_PER_CONN_MAX;
+        let slot = StreamSlot {
+            streams: std::sync::Arc::clone(self),
+            remote,
+        };
+        (slot, at_bound)
+    }
+
+    /// Streams open from `remote`.
+    #[cfg(test)]
+    fn open_len(&self, remote: &std::net::SocketAddr) -> u32 {
+        self.open.lock().get(remote).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock();
+        if let Some(n) = open.get_mut(&self.remote) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.remote);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn counts_the_bound_once_per_reach_and_forgets_closed_connections() {
+        let streams = Arc::new(StreamsPerConn::default());
+        let a: std::net::SocketAddr = "127.0.0.1:1000".parse().expect("addr");
+        let b: std::net::SocketAddr = "127.0.0.1:1001".parse().expect("addr");
+        let mut slots = Vec::new();
+        let mut reached = 0;
+        for _ in 0..HTTP2_STREAMS_PER_CONN_MAX {
+            let (slot, at_bound) = streams.open(a);
+            reached += u32::from(at_bound);
+            slots.push(slot);
+        }
+        assert_eq!(reached, 1);
+        let (_other, at_bound) = streams.open(b);
+        assert!(!at_bound, "another connection has its own count");
+        slots.pop();
+        let (again, at_bound) = streams.open(a);
+        assert!(at_bound, "reaching the bound again counts again");
+        drop(again);
+        slots.clear();
+        assert_eq!(streams.open_len(&a), 0);
+        assert!(
+            !streams.open.lock().contains_key(&a),
+            "no entry once all are closed"
+        );
+    }
+}

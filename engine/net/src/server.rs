@@ -17,7 +17,9 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::server::NamedService;
 
-use super::bounds::{HANDSHAKES_IN_FLIGHT_MAX, HTTP2_STREAMS_PER_CONN_MAX};
+use super::bounds::{
+    HANDSHAKES_IN_FLIGHT_MAX, HTTP2_STREAMS_PER_CONN_MAX, StreamSlot, StreamsPerConn,
+};
 use super::client::{read_first, record_handshake_failure, record_opened};
 use super::clock;
 use super::comm::Shared;
@@ -48,6 +50,8 @@ pub(crate) struct GossipService {
     shared: Arc<Shared>,
     /// [`HANDSHAKES_IN_FLIGHT_MAX`] slots, shared with the accept loop's TLS accepts.
     handshakes: Arc<Semaphore>,
+    /// Open `GossipStream`s per connection (counted at the bound).
+    streams: Arc<StreamsPerConn>,
 }
 
 /// A slot for one handshake, or `None` (counted as `handshakes_full`) when all are taken.
@@ -100,6 +104,14 @@ impl GossipService {
         let remote_addr = peer.as_ref().and_then(|p| p.remote_addr);
         let remote_leaf = peer.and_then(|p| p.tls_leaf);
         let endpoint = remote_addr.map(|a| a.to_string()).unwrap_or_default();
+        // Held by the stream's task until it ends.
+        let stream_slot = remote_addr.map(|addr| {
+            let (slot, at_bound) = self.streams.open(addr);
+            if at_bound {
+                shared.stats.refuse("streams_per_conn_at_bound");
+            }
+            slot
+        });
         if let Err(e) = check_tls_presence(shared.tls.is_some(), remote_leaf.as_deref()) {
             record_handshake_failure(&shared, &endpoint, &e);
             return Err(Status::unauthenticated(e.to_string()));
@@ -124,6 +136,7 @@ impl GossipService {
             remote_leaf,
             endpoint,
             slot,
+            stream_slot,
         ));
         Ok(grpc::response(FramedBody::response(outbound)))
     }
@@ -137,6 +150,8 @@ async fn serve_inbound(
     remote_leaf: Option<bytes::Bytes>,
     endpoint: String,
     handshake_slot: OwnedSemaphorePermit,
+    // Released when this task ends, with the stream.
+    _stream_slot: Option<StreamSlot>,
 ) {
     let remote = read_first(&mut inbound, shared.config.conn_timeout)
         .await
@@ -231,6 +246,7 @@ pub(crate) fn start(shared: Arc<Shared>, listener: TcpListener) -> ServerTasks {
     let service = GossipService {
         shared: shared.clone(),
         handshakes,
+        streams: Arc::default(),
     };
     let (shutdown, shutdown_rx) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder()

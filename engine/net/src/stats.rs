@@ -174,7 +174,9 @@ pub struct CommStats {
     /// authenticated inbound stream lost the simultaneous-dial tie-break and was closed),
     /// `pending_dial_full` (a send to a peer being dialled found its pending queue full),
     /// `pending_dial_peers_full` (a send to an unconnected peer found
-    /// [`crate::bounds::PENDING_DIAL_PEERS_MAX`] peers being dialled).
+    /// [`crate::bounds::PENDING_DIAL_PEERS_MAX`] peers being dialled), `streams_per_conn_at_bound`
+    /// (a connection's `GossipStream`s reached [`crate::bounds::HTTP2_STREAMS_PER_CONN_MAX`]; HTTP/2
+    /// holds back or refuses its further streams itself, uncounted one by one).
     pub refusals: BTreeMap<&'static str, u64>,
     /// Overflow drops per destination peer.
     pub overflow_by_peer: BTreeMap<PkiId, u64>,

@@ -161,6 +161,11 @@ async fn streams_over_the_per_connection_bound_wait_for_a_slot() {
             .expect("response");
         open.push((tx, response));
     }
+    assert!(
+        eventually(|| a.stats().refusals_of("streams_per_conn_at_bound") == 1).await,
+        "reaching the bound is counted once: {:?}",
+        a.stats().refusals
+    );
     let (_tx, over) = open_stream(&dialed);
     let mut over = Box::pin(over);
     assert!(
