@@ -202,6 +202,23 @@ fn wait_until<N>(
     }
 }
 
+/// Checks `ok` now and every check period for `hold`; the first failure ends it.
+fn hold_for<N>(
+    c: &mut dyn Cluster<N>,
+    hold: Duration,
+    mut ok: impl FnMut(&mut dyn Cluster<N>) -> Result<(), String>,
+) -> Result<(), String> {
+    let end = c.elapsed() + hold;
+    loop {
+        ok(c)?;
+        let left = end.saturating_sub(c.elapsed());
+        if left.is_zero() {
+            return Ok(());
+        }
+        c.wait(c.check_every().min(left));
+    }
+}
+
 /// Fabric's TestInitPeersStartAtIntervals on the whole stack, with Fabric's timings (see
 /// [`staggered_with`]).
 pub fn staggered<N: SimNode + 'static>() -> Scenario<N> {
@@ -280,8 +297,7 @@ pub fn yield_with<N: 'static>(gossip: GossipConfig, hold: Duration) -> Election<
             Command::YieldLeadership(channel_bytes(CHANNEL)),
         )]);
         c.wait(handover);
-        let end = c.elapsed() + hold;
-        loop {
+        hold_for(c, hold, |c| {
             let now = leaders(c);
             if now.len() != 1 || now[0] == leader {
                 return Err(format!(
@@ -289,12 +305,8 @@ pub fn yield_with<N: 'static>(gossip: GossipConfig, hold: Duration) -> Election<
                     c.elapsed()
                 ));
             }
-            let left = end.saturating_sub(c.elapsed());
-            if left.is_zero() {
-                return Ok(());
-            }
-            c.wait(c.check_every().min(left));
-        }
+            Ok(())
+        })
     };
     Election {
         scenario,
@@ -333,15 +345,13 @@ pub fn partition_heal_with<N: 'static>(gossip: GossipConfig, split_hold: Duratio
                 per_side(c)
             ));
         }
-        let end = c.elapsed() + split_hold;
-        while c.elapsed() < end {
-            let left = end.saturating_sub(c.elapsed());
-            c.wait(c.check_every().min(left));
+        hold_for(c, split_hold, |c| {
             let now = per_side(c);
             if !one_each(&now) {
                 return Err(format!("{:?} partitioned: leaders {now:?}", c.elapsed()));
             }
-        }
+            Ok(())
+        })?;
         let pair = per_side(c).concat();
         let lower = *pair.iter().min_by_key(|&&i| c.pki_id(i)).ok_or("none")?;
         c.heal();
