@@ -6,6 +6,10 @@
 //! `CommConfig::send_buff_len_max` (Fabric's `peer.gossip.sendBuffSize`), as they go on that
 //! peer's send lanes once connected.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 /// HTTP/2 streams one accepted connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`
 /// of our server). Fabric's peer keeps one `GossipStream` per connection plus a short `Ping`; a
 /// probe handshake dials a connection of its own. HTTP/2 refuses streams over the bound
@@ -31,29 +35,26 @@ pub const PENDING_DIAL_PEERS_MAX: usize = 1024;
 /// is what an operator can see. An entry lives only while its streams are open.
 #[derive(Debug, Default)]
 pub(crate) struct StreamsPerConn {
-    open: parking_lot::Mutex<std::collections::HashMap<std::net::SocketAddr, u32>>,
+    open: parking_lot::Mutex<HashMap<SocketAddr, u32>>,
 }
 
 /// One open stream of a connection: released when dropped.
 #[derive(Debug)]
 pub(crate) struct StreamSlot {
-    streams: std::sync::Arc<StreamsPerConn>,
-    remote: std::net::SocketAddr,
+    streams: Arc<StreamsPerConn>,
+    remote: SocketAddr,
 }
 
 impl StreamsPerConn {
     /// Records one more open stream from `remote`: its slot, and whether the connection has now
     /// reached the bound.
-    pub(crate) fn open(
-        self: &std::sync::Arc<Self>,
-        remote: std::net::SocketAddr,
-    ) -> (StreamSlot, bool) {
+    pub(crate) fn open(self: &Arc<Self>, remote: SocketAddr) -> (StreamSlot, bool) {
         let mut open = self.open.lock();
         let n = open.entry(remote).or_default();
         *n += 1;
         let at_bound = *n == HTTP2_STREAMS_PER_CONN_MAX;
         let slot = StreamSlot {
-            streams: std::sync::Arc::clone(self),
+            streams: Arc::clone(self),
             remote,
         };
         (slot, at_bound)
@@ -61,7 +62,7 @@ impl StreamsPerConn {
 
     /// Streams open from `remote`.
     #[cfg(test)]
-    fn open_len(&self, remote: &std::net::SocketAddr) -> u32 {
+    fn open_len(&self, remote: &SocketAddr) -> u32 {
         self.open.lock().get(remote).copied().unwrap_or(0)
     }
 }
@@ -80,15 +81,15 @@ impl Drop for StreamSlot {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use Arc;
 
     use super::*;
 
     #[test]
     fn counts_the_bound_once_per_reach_and_forgets_closed_connections() {
         let streams = Arc::new(StreamsPerConn::default());
-        let a: std::net::SocketAddr = "127.0.0.1:1000".parse().expect("addr");
-        let b: std::net::SocketAddr = "127.0.0.1:1001".parse().expect("addr");
+        let a: SocketAddr = "127.0.0.1:1000".parse().expect("addr");
+        let b: SocketAddr = "127.0.0.1:1001".parse().expect("addr");
         let mut slots = Vec::new();
         let mut reached = 0;
         for _ in 0..HTTP2_STREAMS_PER_CONN_MAX {

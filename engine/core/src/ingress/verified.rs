@@ -31,6 +31,8 @@ const WAYS: usize = 4;
 /// a repeated verification, never a false hit: lookups compare whole digests.
 #[derive(Debug)]
 pub(crate) struct VerifiedSignatures {
+    /// No slots: remember nothing (fixed at construction, read without the lock).
+    disabled: bool,
     inner: Mutex<Inner>,
 }
 
@@ -87,15 +89,12 @@ impl VerifiedSignatures {
             len_max.next_power_of_two().max(WAYS) / WAYS
         };
         Self {
+            disabled: sets_len == 0,
             inner: Mutex::new(Inner {
                 slots: vec![EMPTY; sets_len * WAYS].into_boxed_slice(),
                 next_way: vec![0u8; sets_len].into_boxed_slice(),
             }),
         }
-    }
-
-    fn disabled(&self) -> bool {
-        self.inner.lock().sets_len() == 0
     }
 
     /// The digest of a check.
@@ -126,7 +125,7 @@ impl VerifiedSignatures {
     /// the rest (to [`insert_all`](Self::insert_all) once they pass). Disabled, it keeps every
     /// check and computes no digest.
     pub(crate) fn retain_unverified(&self, checks: &mut Vec<SignatureCheck>) -> Vec<CheckDigest> {
-        if checks.is_empty() || self.disabled() {
+        if checks.is_empty() || self.disabled {
             return Vec::new();
         }
         let digests: Vec<CheckDigest> = checks.iter().map(Self::digest).collect();
@@ -149,7 +148,7 @@ impl VerifiedSignatures {
 
     /// Remembers checks that passed, replacing the oldest of a full set.
     pub(crate) fn insert_all(&self, digests: &[CheckDigest]) {
-        if digests.is_empty() {
+        if digests.is_empty() || self.disabled {
             return;
         }
         let mut inner = self.inner.lock();
