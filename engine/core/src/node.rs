@@ -237,6 +237,7 @@ impl Node {
             signer: &self.signer,
             config: &self.config,
             now,
+            blocks_authenticated: m.blocks_authenticated,
         };
         let (Some(ch), out) = (self.channels.get_mut(&name), &mut self.out) else {
             return;
@@ -307,6 +308,7 @@ impl Node {
             signer: &self.signer,
             config: &self.config,
             now,
+            blocks_authenticated: false,
         };
         for ch in self.channels.values_mut() {
             ch.handle_timeout(&ctx, &mut self.rng, &mut self.out);
@@ -461,6 +463,7 @@ impl Node {
                     signer: &self.signer,
                     config: &self.config,
                     now,
+                    blocks_authenticated: false,
                 };
                 if let Some(ch) = self.channels.values_mut().find(|c| c.serves_read(token)) {
                     ch.handle_blocks_read(token, blocks, &ctx, out);

@@ -98,8 +98,14 @@ fn an_orderer_signed_block_passes_and_its_signature_is_checked() {
     assert_eq!(checks[0].run(), Ok(()));
     let ingress = ingress(&f.policy);
     let from = PkiId([7; 32]);
-    let accepted = ingress.receive_inline(from, envelope(CHANNEL, 1, block), now());
+    let accepted = ingress.receive_inline(from, envelope(CHANNEL, 1, block.clone()), now());
+    // Channels skip their own structural check for what ingress authenticated.
+    assert!(accepted.as_ref().is_ok_and(|m| m.blocks_authenticated));
     assert_eq!(reason(accepted), "accepted");
+    // Without a block verifier nothing is authenticated here, and channels check the structure.
+    let unverified = Ingress::with_msp(IngressConfig::default(), Arc::new(MspManager::new()));
+    let accepted = unverified.receive_inline(from, envelope(CHANNEL, 1, block), now());
+    assert!(accepted.is_ok_and(|m| !m.blocks_authenticated));
 }
 
 #[test]

@@ -89,6 +89,10 @@ pub struct ReceivedMessage {
     pub envelope_len_bytes: usize,
     /// The content kind of `message`.
     pub kind: ContentKind,
+    /// Every block `message` carries (a data message, a block pull update, a state response)
+    /// passed Fabric's whole `VerifyBlock` here: structure, number, data hash and orderer
+    /// signatures. Channels then skip their own structural check, which this one contains.
+    pub blocks_authenticated: bool,
 }
 
 /// Which signature a [`SignatureCheck`] covers.
@@ -496,6 +500,7 @@ impl Ingress {
                 message,
                 envelope_len_bytes,
                 kind,
+                blocks_authenticated: self.block_verifier.is_some(),
             },
             checks,
             check_digests,

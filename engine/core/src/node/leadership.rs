@@ -20,6 +20,7 @@ impl Node {
             signer: &self.signer,
             config: &self.config,
             now,
+            blocks_authenticated: false,
         };
         if let Some(ch) = self.channels.get_mut(channel) {
             ch.yield_leadership(&ctx, &mut self.out);

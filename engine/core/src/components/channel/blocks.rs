@@ -315,7 +315,7 @@ impl Channel {
             // Relayed once, not stored or raised (so not marked seen).
             return self.relay_beyond_window(from, envelope, message, payload, ctx, out);
         }
-        if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
+        if ctx.checks_blocks() && verify_block(payload).is_err() {
             return out.count_drop(DropReason::BadBlock);
         }
         let block = StoredBlock {

@@ -72,9 +72,18 @@ pub struct Ctx<'a> {
     pub config: &'a GossipConfig,
     /// The time of the input.
     pub now: Instant,
+    /// The input's blocks passed ingress's whole `VerifyBlock` (see
+    /// [`ReceivedMessage::blocks_authenticated`](crate::ingress::ReceivedMessage)).
+    pub blocks_authenticated: bool,
 }
 
 impl Ctx<'_> {
+    /// Whether this input's blocks still need the structural check of [`verify_block`]: not when
+    /// verification is off (`skipBlockVerification`), nor when ingress authenticated them
+    /// already, which includes that check.
+    fn checks_blocks(&self) -> bool {
+        !self.config.skip_block_verification && !self.blocks_authenticated
+    }
     fn me(&self) -> PkiId {
         self.discovery.me().pki_id
     }

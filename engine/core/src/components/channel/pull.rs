@@ -278,7 +278,7 @@ impl Channel {
                 out.count_drop(DropReason::BlockBeyondWindow);
                 continue;
             }
-            if !ctx.config.skip_block_verification && verify_block(&payload).is_err() {
+            if ctx.checks_blocks() && verify_block(&payload).is_err() {
                 return out.count_drop(DropReason::BadBlock);
             }
             taken.push((payload, item.clone()));

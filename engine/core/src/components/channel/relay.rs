@@ -68,7 +68,7 @@ impl Channel {
         ctx: &Ctx<'_>,
         out: &mut Outbox,
     ) {
-        if !ctx.config.skip_block_verification && verify_block(payload).is_err() {
+        if ctx.checks_blocks() && verify_block(payload).is_err() {
             return out.count_drop(DropReason::BadBlock);
         }
         out.count_drop(DropReason::BlockBeyondWindow);

@@ -39,6 +39,7 @@ impl Fixture {
             signer: &self.signer,
             config: &self.config,
             now,
+            blocks_authenticated: false,
         }
     }
 }
