@@ -21,7 +21,7 @@ use crate::scenario::{Scenario, ScenarioError};
 pub use report::{conclusion, to_json, to_markdown, write};
 
 /// Schema tag of sweep.json.
-pub const SCHEMA: &str = "loadgen.sweep/v2";
+pub const SCHEMA: &str = "loadgen.sweep/v3";
 
 /// After this many consecutive unsustainable rates the higher rates are skipped.
 pub const STOP_AFTER_UNSUSTAINABLE: usize = 2;
@@ -355,6 +355,8 @@ pub struct RateOutcome {
     pub name: String,
     /// The results folder of each run that finished.
     pub dirs: Vec<PathBuf>,
+    /// The nodes' build commit of each run that finished (its run.json `git_commit`).
+    pub node_commits: Vec<Option<String>>,
     /// The figures of each run, while every run finished with complete figures.
     pub runs: Vec<RateFigures>,
     /// What the verdict read: each figure's median over `runs` (the run's own with one run).
@@ -423,6 +425,7 @@ pub fn sweep<E: std::fmt::Display>(
     };
     for s in scenarios {
         let mut dirs = Vec::new();
+        let mut node_commits = Vec::new();
         let mut runs = Vec::new();
         let mut failed = None;
         for k in 1..=repeats {
@@ -434,6 +437,7 @@ pub fn sweep<E: std::fmt::Display>(
                 Err(e) => failed = Some(format!("run failed: {e}")),
                 Ok((doc, dir)) => {
                     dirs.push(dir);
+                    node_commits.push(doc["git_commit"].as_str().map(str::to_owned));
                     match RateFigures::from_run_json(&doc) {
                         Ok(f) => runs.push(f),
                         Err(e) => failed = Some(e.to_string()),
@@ -457,6 +461,7 @@ pub fn sweep<E: std::fmt::Display>(
             rate: s.rate_per_s,
             name: s.name.clone(),
             dirs,
+            node_commits,
             runs,
             figures,
             verdict,

@@ -23,8 +23,10 @@ pub fn conclusion(sw: &Sweep) -> String {
     }
 }
 
-/// The sweep.json document.
-/// `git` is the commit and whether tracked files differed from it (as each run's `git_dirty`).
+/// The sweep.json document, with each run.json's commits: `git_commit` is the nodes' build commit
+/// (`null` when runs disagree; each rate lists its runs' in `node_git_commits`), and `git` is
+/// loadgen's checkout and whether tracked files differed from it (`loadgen_git_commit`,
+/// `git_dirty`).
 pub fn to_json(
     sw: &Sweep,
     machine: &crate::measure::procfs::Machine,
@@ -39,6 +41,7 @@ pub fn to_json(
                 "rate_per_s": o.rate,
                 "name": o.name,
                 "run_jsons": o.dirs.iter().map(|d| d.join("run.json")).collect::<Vec<_>>(),
+                "node_git_commits": o.node_commits,
                 "run_coverages": o.runs.iter().map(|f| f.coverage).collect::<Vec<_>>(),
                 "sustainable": o.verdict.sustainable,
                 "reason": o.verdict.reason(),
@@ -54,7 +57,8 @@ pub fn to_json(
     json!({
         "schema": SCHEMA,
         "scenario": sw.base,
-        "git_commit": git,
+        "git_commit": node_commit(sw),
+        "loadgen_git_commit": git,
         "git_dirty": git_dirty,
         "machine": machine,
         "rates_requested": sw.rates,
@@ -74,6 +78,15 @@ pub fn to_json(
         "rates": rates,
         "max_sustainable_rate_per_s": sw.max_sustainable(),
     })
+}
+
+/// The nodes' build commit when every run of the sweep recorded the same one.
+fn node_commit(sw: &Sweep) -> Option<&str> {
+    let mut commits = sw.outcomes.iter().flat_map(|o| &o.node_commits);
+    let first = commits.next()?.as_deref()?;
+    commits
+        .all(|c| c.as_deref() == Some(first))
+        .then_some(first)
 }
 
 /// The markdown table of sweep.md (also printed).

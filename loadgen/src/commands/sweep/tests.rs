@@ -167,12 +167,14 @@ fn sweep_stops_after_two_unsustainable_rates() {
     let mut ran = Vec::new();
     let sw = sweep(&base, &rates, 1, &Criteria::default(), |s| {
         ran.push(s.name.clone());
-        let d = match s.rate_per_s as u64 {
+        let mut d = match s.rate_per_s as u64 {
             10 | 20 => good(),
             40 => doc(1.0, 950.0, 300.0, (25.0, 30.0), 0.0),
             80 => return Err("node 3 exited during start-up"),
             _ => good(), // sustainable again, but after two failures in a row
         };
+        // The nodes of the 20 blocks/s run were built from another commit.
+        d["git_commit"] = json!(if s.rate_per_s == 20.0 { "n2" } else { "n1" });
         Ok((d, PathBuf::from(format!("results/{}", s.name))))
     })
     .unwrap();
@@ -204,8 +206,15 @@ fn sweep_stops_after_two_unsustainable_rates() {
     );
     assert_eq!(j["repeats"], 1);
     assert_eq!(j["rates_skipped"], json!([160.0, 320.0]));
-    assert_eq!(j["git_commit"], "abc");
+    // Runs of nodes built from different commits: no one commit for the sweep.
+    assert_eq!(j["git_commit"], Value::Null);
+    assert_eq!(j["rates"][1]["node_git_commits"], json!(["n2"]));
+    assert_eq!(j["loadgen_git_commit"], "abc");
     assert_eq!(j["git_dirty"], true);
+    let mut same = sw.clone();
+    same.outcomes[1].node_commits = vec![Some("n1".into())];
+    let j = to_json(&same, &Default::default(), Some("abc"), Some(true));
+    assert_eq!(j["git_commit"], "n1");
 }
 
 #[test]
