@@ -79,13 +79,14 @@ fn main() -> anyhow::Result<()> {
     let measured = measured?;
     let mut figures = serde_json::Map::new();
     let mut workloads = serde_json::Map::new();
+    let name_width = chosen.iter().map(|w| w.name.len()).max().unwrap_or(0);
     println!(
-        "{:<20} {:>14} {:>8} {:>14}",
+        "{:<name_width$} {:>14} {:>8} {:>14}",
         "workload", "instructions", "ops", "per op"
     );
     for (w, m) in chosen.iter().zip(&measured) {
         println!(
-            "{:<20} {:>14} {:>8} {:>14.1}",
+            "{:<name_width$} {:>14} {:>8} {:>14.1}",
             m.name,
             m.instructions,
             m.ops,
