@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+set -u
+cd /work/main
+OUT=$1; R=$2; shift 2; mkdir -p $OUT
+for r in $(seq 1 $R); do
+  for spec in "$@"; do
+    name=${spec%%=*}; sc=${spec#*=}
+    /tmp/lg-head run $sc --node-bin /tmp/gn-head --results $OUT --name $name-$r > $OUT/$name-$r.log 2>&1
+    echo "$(date +%T) $name-$r load=$(cut -d' ' -f1 /proc/loadavg) $(python3 -c "
+import json;d=json.load(open('$OUT/$name-$r/run.json'));f=d['figures']
+print(*[f'{k}={f.get(k)}' for k in ('completeness','latency_p50_ms','latency_p90_ms','latency_p99_ms','cpu_pct_per_node_mean')])
+" 2>/dev/null)"
+  done
+done
