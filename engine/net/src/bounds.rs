@@ -81,8 +81,6 @@ impl Drop for StreamSlot {
 
 #[cfg(test)]
 mod tests {
-    use Arc;
-
     use super::*;
 
     #[test]
