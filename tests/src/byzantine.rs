@@ -12,6 +12,7 @@
 //!
 //! [`far_future_blocks`] is a hostile pusher instead: a channel peer sending every other peer
 //! blocks that verify (as an orderer-signed one would) but lie far beyond the channel's height.
+//! [`inflated_height`] is a peer whose StateInfo advertises a ledger height it does not have.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -307,4 +308,77 @@ pub fn far_future_blocks() -> Scenario<EngineNode> {
             within: secs(20),
         })
         .step(Op::Custom(counted))
+}
+
+/// The ledger height peer [`LIAR`] advertises in [`inflated_height`].
+pub const INFLATED_HEIGHT: u64 = 1_000_000_000_000_000;
+
+/// 6 peers (push at fan-out 3, pull repairing); after 5 honest blocks peer [`LIAR`] advertises
+/// ledger height [`INFLATED_HEIGHT`] in its StateInfo (signed by itself, so valid: a StateInfo's
+/// height is its signer's own word). Every other peer sees the lie as its channel's highest
+/// advertised height, while the height a majority of its peers advertise stays the honest one
+/// (what gossip-node's `/healthz` ledger check compares with), and the 10 honest blocks that
+/// follow still reach every honest peer, in order, once. Sim-only.
+pub fn inflated_height() -> Scenario<EngineNode> {
+    let s = fabric::base("inflated-height", 6).step(Op::AwaitConverged { within: secs(30) });
+    let lie = Arc::new(|sim: &mut Sim<EngineNode>| {
+        let command = Command::UpdateLedgerHeight {
+            channel: Bytes::from_static(b"A"),
+            height: INFLATED_HEIGHT,
+        };
+        sim.command_in(std::time::Duration::ZERO, LIAR, command);
+        sim.run_for(secs(10));
+        for i in (0..sim.len()).filter(|&i| i != LIAR) {
+            let node = sim.node(i).ok_or(format!("node {i} is down"))?;
+            let summaries = node.channel_summaries();
+            let ch = summaries
+                .iter()
+                .find(|c| &c.channel[..] == b"A")
+                .ok_or(format!("node {i} is not in channel A"))?;
+            if ch.peers_ledger_height_max != INFLATED_HEIGHT {
+                return Err(format!("node {i} never saw the lie: {ch:?}"));
+            }
+            if ch.peers_ledger_height_majority > ch.ledger_height + 1 {
+                return Err(format!(
+                    "node {i}: the lie moved the majority height: {ch:?}"
+                ));
+            }
+        }
+        Ok(())
+    });
+    let honest_complete = Arc::new(|sim: &mut Sim<EngineNode>| {
+        let want = sim
+            .checkers()
+            .delivered(0, "A")
+            .cloned()
+            .unwrap_or_default();
+        if want.len() != 15 {
+            return Err(format!("the injector delivered {want:?}"));
+        }
+        for i in (1..sim.len()).filter(|&i| i != LIAR) {
+            let got = sim.checkers().delivered(i, "A");
+            if got != Some(&want) {
+                return Err(format!("node {i} delivered {got:?}, not {want:?}"));
+            }
+        }
+        Ok(())
+    });
+    fabric::join_all(s, "A")
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 5,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
+        .step(Op::Custom(lie))
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 10,
+        })
+        .step(Op::Wait(secs(20)))
+        .step(Op::Custom(honest_complete))
 }

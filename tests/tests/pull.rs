@@ -42,3 +42,11 @@ fn answers_with_wrong_nonces_are_refused() {
 fn far_future_blocks_from_a_peer_do_not_stop_the_honest_blocks() {
     run_seeds(&byzantine::far_future_blocks(), SEEDS);
 }
+
+/// Sim-only: a peer whose StateInfo advertises a ledger height it does not have (10^15) is every
+/// other peer's highest advertised height but not the height most peers advertise (what
+/// `/healthz` compares with); the honest blocks that follow reach every honest peer.
+#[test]
+fn a_peer_advertising_a_height_it_does_not_have_moves_no_majority() {
+    run_seeds(&byzantine::inflated_height(), 0..64);
+}

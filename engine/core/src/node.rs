@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use route::{Emitted, Outgoing, Router};
-pub use stats::{ChannelSummary, NodeStats};
+pub use stats::{ChannelSummary, NodeStats, majority_height};
 
 use crate::components::certstore::{self, CertStore};
 use crate::components::channel::{self, Channel, StoredStateInfo};
@@ -611,16 +611,14 @@ impl Node {
             .filter(|(_, ch)| !ch.is_left())
             .map(|(name, ch)| {
                 let peers = ch.peers(alive);
+                let heights = || peers.iter().map(|(_, p)| p.ledger_height);
                 ChannelSummary {
                     channel: name.clone(),
                     ledger_height: ch.ledger_height(),
                     buffered_len: ch.buffered_len(),
                     peers_known: peers.len(),
-                    peers_ledger_height_max: peers
-                        .iter()
-                        .map(|(_, p)| p.ledger_height)
-                        .max()
-                        .unwrap_or(0),
+                    peers_ledger_height_max: heights().max().unwrap_or(0),
+                    peers_ledger_height_majority: stats::majority_height(heights()),
                     leader: ch.is_leader(),
                 }
             })

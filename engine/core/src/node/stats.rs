@@ -75,7 +75,44 @@ pub struct ChannelSummary {
     pub peers_known: usize,
     /// The highest ledger height those peers advertise in their StateInfo (0 with none).
     pub peers_ledger_height_max: u64,
+    /// The highest height that a strict majority of those peers advertise or exceed (0 with
+    /// none; [`majority_height`]). A StateInfo's height is the signer's own word: one peer, or
+    /// any minority, advertising a height it does not have moves the maximum but not this.
+    pub peers_ledger_height_majority: u64,
     /// Whether this peer is its org's leader of the channel (elected, or static with
     /// `orgLeader`; Fabric's `gossip_leader_election_leader`).
     pub leader: bool,
+}
+
+/// The highest height `h` such that more than half of `heights` are at least `h` (0 for none):
+/// the lower median, so that a minority of peers advertising any height cannot move it. With
+/// one peer it is that peer's height; with two, the lower of the two.
+pub fn majority_height(heights: impl IntoIterator<Item = u64>) -> u64 {
+    let mut heights: Vec<u64> = heights.into_iter().collect();
+    if heights.is_empty() {
+        return 0;
+    }
+    // Sorted descending, the element at n / 2 has n / 2 + 1 (a strict majority) at or above it.
+    let at = heights.len() / 2;
+    let (_, h, _) = heights.select_nth_unstable_by(at, |a, b| b.cmp(a));
+    *h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::majority_height;
+
+    #[test]
+    fn a_minority_cannot_move_the_majority_height() {
+        assert_eq!(majority_height([]), 0);
+        assert_eq!(majority_height([7]), 7, "one peer: its height");
+        assert_eq!(majority_height([7, u64::MAX]), 7, "two: the lower");
+        assert_eq!(majority_height([5, 6, 1_000_000_000_000_000]), 6);
+        // 25 peers near the tip, 12 of them claiming any height: the honest tip still.
+        let mut heights = vec![u64::MAX; 12];
+        heights.extend([100; 3].iter().chain(&[101; 10]));
+        assert_eq!(majority_height(heights.iter().copied()), 101);
+        // A majority genuinely ahead is seen.
+        assert_eq!(majority_height([10, 500, 500]), 500);
+    }
 }

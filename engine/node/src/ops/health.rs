@@ -8,11 +8,16 @@
 //!   it now presumes dead (none sent an alive message within `aliveExpirationTimeout`): it is cut
 //!   off from the network. A node without bootstrap peers that never knew one (the first of a
 //!   network, or a network of one) passes. A node with bootstrap peers fails until it reaches one.
-//! - `ledger:<channel>`: our ledger height lags the highest height a peer of the channel
-//!   advertises in its StateInfo by more than [`ledger_lag_max_blocks`] blocks: twice
-//!   `peer.gossip.state.blockBufferSize` (2 × 20 = 40 by default), the most a peer can trail
-//!   while blocks still arrive through its reorder buffer; beyond that it depends on state
-//!   transfer catching up, which is what an operator wants to hear about.
+//! - `ledger:<channel>`: our ledger height lags, by more than [`ledger_lag_max_blocks`] blocks,
+//!   the height that most of the channel's peers advertise in their StateInfo (the highest
+//!   height a strict majority of them reach, `ChannelSummary::peers_ledger_height_majority`).
+//!   The threshold is twice `peer.gossip.state.blockBufferSize` (2 × 20 = 40 by default), the
+//!   most a peer can trail while blocks still arrive through its reorder buffer; beyond that it
+//!   depends on state transfer catching up, which is what an operator wants to hear about. Not
+//!   the highest advertised height: a StateInfo's height is its signer's own claim, and one
+//!   faulty or hostile member advertising a height it does not have would otherwise fail this
+//!   check on every peer of the channel (and restart them all, where `/healthz` is a liveness
+//!   probe).
 
 use gossip_engine::node::ChannelSummary;
 use serde::Serialize;
@@ -93,13 +98,15 @@ pub fn ledger_lag_checks(channels: &[ChannelSummary], lag_max_blocks: u64) -> Ve
     channels
         .iter()
         .filter_map(|ch| {
-            let lag = ch.peers_ledger_height_max.saturating_sub(ch.ledger_height);
+            let lag = ch
+                .peers_ledger_height_majority
+                .saturating_sub(ch.ledger_height);
             (lag > lag_max_blocks).then(|| FailedCheck {
                 component: format!("ledger:{}", String::from_utf8_lossy(&ch.channel)),
                 reason: format!(
-                    "ledger height {} lags the channel's highest advertised height {} by {lag} \
-                     blocks (more than {lag_max_blocks})",
-                    ch.ledger_height, ch.peers_ledger_height_max
+                    "ledger height {} lags by {lag} blocks (more than {lag_max_blocks}) the \
+                     height {} that most of the channel's {} peers advertise",
+                    ch.ledger_height, ch.peers_ledger_height_majority, ch.peers_known
                 ),
             })
         })
@@ -144,8 +151,37 @@ mod tests {
             buffered_len: 0,
             peers_known: 1,
             peers_ledger_height_max: peers_max,
+            peers_ledger_height_majority: peers_max,
             leader: false,
         }
+    }
+
+    #[test]
+    fn one_peer_claiming_a_huge_height_fails_no_check() {
+        // Two honest peers at 12 and 13, one advertising 10^15 (a StateInfo is its signer's
+        // own claim); we are at 12.
+        let heights = [12, 13, 1_000_000_000_000_000];
+        let ch = ChannelSummary {
+            peers_known: heights.len(),
+            peers_ledger_height_max: 1_000_000_000_000_000,
+            peers_ledger_height_majority: gossip_engine::node::majority_height(heights),
+            ..channel("mychannel", 12, 0)
+        };
+        assert_eq!(ledger_lag_checks(std::slice::from_ref(&ch), 40), Vec::new());
+        // Most peers really ahead: the check fails, and says against what.
+        let ahead = ChannelSummary {
+            peers_ledger_height_majority: gossip_engine::node::majority_height([60, 61, 12]),
+            ..ch
+        };
+        let failed = ledger_lag_checks(&[ahead], 40);
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].reason.contains(
+                "lags by 48 blocks (more than 40) the height 60 that most of the channel's 3 peers"
+            ),
+            "{}",
+            failed[0].reason
+        );
     }
 
     #[test]

@@ -251,6 +251,11 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
         "The highest ledger height the channel's peers advertise (0 with none).",
         |ch| ch.peers_ledger_height_max,
     )?;
+    by_channel(
+        "gossip_engine_channel_peers_ledger_height_majority",
+        "The highest ledger height that a strict majority of the channel's peers advertise (0 with none): what /healthz's ledger check compares with.",
+        |ch| ch.peers_ledger_height_majority,
+    )?;
 
     for (name, help, value) in ENGINE_METRICS {
         counter(&format!("{PREFIX}{name}"), help, value(s))?;
@@ -508,6 +513,7 @@ mod tests {
             buffered_len: 2,
             peers_known: 3,
             peers_ledger_height_max: 12,
+            peers_ledger_height_majority: 11,
             leader: true,
         });
         s
@@ -667,6 +673,10 @@ mod tests {
             (
                 r#"gossip_engine_channel_peers_ledger_height_max{channel="mychannel"}"#,
                 "12",
+            ),
+            (
+                r#"gossip_engine_channel_peers_ledger_height_majority{channel="mychannel"}"#,
+                "11",
             ),
             ("gossip_engine_channels", "1"),
         ] {
