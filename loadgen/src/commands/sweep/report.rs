@@ -43,6 +43,7 @@ pub fn to_json(
                 "run_jsons": o.dirs.iter().map(|d| d.join("run.json")).collect::<Vec<_>>(),
                 "node_git_commits": o.node_commits,
                 "run_coverages": o.runs.iter().map(|f| f.coverage).collect::<Vec<_>>(),
+                "runs_below_coverage": runs_below_coverage(sw, o),
                 "sustainable": o.verdict.sustainable,
                 "reason": o.verdict.reason(),
                 "failed_criteria": o.verdict.failed,
@@ -70,6 +71,7 @@ pub fn to_json(
             "sustainable": "every criterion holds: inject_lag_p99_ms <= max_inject_lag_p99_ms; coverage (deliveries_measured / deliveries_expected) >= baseline_coverage - max_coverage_drop; latency_p99_ms <= max_latency_p99_ms; latency_p99_last_third_ms <= max_last_third_growth x latency_p99_first_third_ms or at most last_third_growth_slack_ms above it; sum over nodes of Δcomm.overflow_count <= max_overflow_pct % of Δcomm.messages_sent (injection window)",
             "baseline_coverage": "coverage of the lowest rate that produced figures",
             "repeats": "each rate runs `repeats` times; its figures (and so its verdict) are each figure's median over those runs; a run that fails or lacks figures fails the rate",
+            "runs_below_coverage": "the runs (1-based) whose own coverage is below baseline_coverage - max_coverage_drop, listed even when the median passes: one unlucky run does not fail a rate, but a run whose peers stopped at a gap they could not repair shows here",
             "max_sustainable_rate": "the highest rate such that it and every lower rate tested are sustainable",
             "stop": format!("rates above {STOP_AFTER_UNSUSTAINABLE} consecutive unsustainable rates are skipped"),
             "rate": "rate_per_s (blocks per second per channel) is overridden; a scenario that sets blocks keeps its duration (blocks / rate_per_s), so the block count is duration_s x rate; warm-up stays in seconds",
@@ -118,9 +120,20 @@ pub fn to_markdown(sw: &Sweep) -> String {
             ),
             None => ["-"; 9].join(" | "),
         };
+        let below = runs_below_coverage(sw, o);
+        let note = if below.is_empty() {
+            String::new()
+        } else {
+            let runs: Vec<String> = below.iter().map(usize::to_string).collect();
+            format!(
+                "; run {} of {} below the coverage threshold on its own",
+                runs.join(", "),
+                o.runs.len()
+            )
+        };
         let _ = writeln!(
             out,
-            "| {} | {verdict} | {cells} | {} |",
+            "| {} | {verdict} | {cells} | {}{note} |",
             rate_label(o.rate),
             o.verdict.reason().replace('|', "\\|")
         );
@@ -135,6 +148,23 @@ pub fn to_markdown(sw: &Sweep) -> String {
     }
     let _ = writeln!(out, "\n{}", conclusion(sw));
     out
+}
+
+/// The runs (1-based) of `o` whose own coverage is below the sweep's coverage threshold (the
+/// lowest rate's coverage minus `max_coverage_drop`); none without a baseline or with one run.
+pub fn runs_below_coverage(sw: &Sweep, o: &RateOutcome) -> Vec<usize> {
+    let Some(baseline) = sw.baseline_coverage else {
+        return Vec::new();
+    };
+    if o.runs.len() < 2 {
+        return Vec::new();
+    }
+    let min_coverage = baseline - sw.criteria.max_coverage_drop;
+    (1..)
+        .zip(&o.runs)
+        .filter(|(_, f)| f.coverage < min_coverage)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// With repeats, each run's coverage after the median: ` (0.9412 / 0.9287 / 0.9350)`.

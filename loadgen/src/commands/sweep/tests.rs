@@ -259,9 +259,21 @@ fn repeats_are_judged_on_medians_and_a_failed_repeat_fails_the_rate() {
         md.contains("| 20 | ok | 0.9400 (0.9400 / 0.8000 / 0.9400) |"),
         "{md}"
     );
+    // The unlucky run is named, though it does not fail the rate.
+    assert!(
+        md.contains("| all criteria hold; run 2 of 3 below the coverage threshold on its own |"),
+        "{md}"
+    );
+    let r10 = md
+        .lines()
+        .find(|l| l.starts_with("| 10 |"))
+        .expect("rate 10");
+    assert!(!r10.contains("below"), "{r10}");
     let j = to_json(&sw, &crate::measure::procfs::Machine::default(), None, None);
     assert_eq!(j["repeats"], 3);
     assert_eq!(j["rates"][1]["run_coverages"], json!([0.94, 0.8, 0.94]));
+    assert_eq!(j["rates"][1]["runs_below_coverage"], json!([2]));
+    assert_eq!(j["rates"][0]["runs_below_coverage"], json!([]));
 }
 
 #[test]
