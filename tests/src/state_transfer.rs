@@ -43,7 +43,31 @@ pub fn large_block_gap<N: SimNode>() -> Scenario<N> {
 /// block twice or out of order: the checkers keep its record across the restart) and catches up
 /// by state transfer; blocks injected after its return reach it as well.
 pub fn restart_catches_up<N: SimNode>() -> Scenario<N> {
-    let s = base("restart-catches-up", 6).step(Op::AwaitConverged { within: secs(30) });
+    restart_scenario(base("restart-catches-up", 6))
+}
+
+/// [`restart_catches_up`] with anti-entropy off (Fabric's default) and gap repair
+/// (`state.gapRepair`, ours) on: the restarted peer's first pushed block lies beyond its
+/// admission window, and that alone fetches the 60 blocks no block store holds any more.
+pub fn restart_catches_up_by_gap_repair<N: SimNode>() -> Scenario<N> {
+    restart_scenario(fabric::base("restart-gap-repair", 6).gossip(gap_repair_gossip(true)))
+}
+
+/// [`fabric::fast_gossip`] with anti-entropy off and gap repair as given.
+pub fn gap_repair_gossip(gap_repair: bool) -> GossipConfig {
+    GossipConfig {
+        state: StateConfig {
+            enabled: false,
+            gap_repair,
+            ..StateConfig::default()
+        },
+        ..fabric::fast_gossip()
+    }
+}
+
+/// Node 3 crashes while 60 blocks pass, restarts, and 10 more blocks follow.
+fn restart_scenario<N: SimNode>(s: Scenario<N>) -> Scenario<N> {
+    let s = s.step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
         .step(Op::InjectBlocks {
             from: 0,

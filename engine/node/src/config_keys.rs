@@ -50,6 +50,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "pullGapInterval",
     "state.heightGapDelay",
     "state.commitLinger",
+    "state.gapRepair",
 ];
 
 /// Fabric `peer.gossip.*` keys that are accepted but not used (prefixes end with a dot), with why.

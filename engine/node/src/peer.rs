@@ -274,6 +274,9 @@ impl NodeConfig {
                 channel_size: uint_or(raw, &g("state.channelSize"), d.state.channel_size)?,
                 height_gap_delay: dur(g("state.heightGapDelay"), d.state.height_gap_delay)?,
                 commit_linger: dur(g("state.commitLinger"), d.state.commit_linger)?,
+                gap_repair: raw
+                    .bool(&g("state.gapRepair"))?
+                    .unwrap_or(d.state.gap_repair),
                 ..d.state.clone()
             },
         };

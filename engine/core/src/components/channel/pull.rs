@@ -276,6 +276,9 @@ impl Channel {
             }
             if !self.delivery.admits(payload.seq_num) {
                 out.count_drop(DropReason::BlockBeyondWindow);
+                if !ctx.checks_blocks() || verify_block(&payload).is_ok() {
+                    self.beyond_window_seen(payload.seq_num, ctx);
+                }
                 continue;
             }
             if ctx.checks_blocks() && verify_block(&payload).is_err() {

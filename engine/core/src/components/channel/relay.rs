@@ -72,6 +72,7 @@ impl Channel {
             return out.count_drop(DropReason::BadBlock);
         }
         out.count_drop(DropReason::BlockBeyondWindow);
+        self.beyond_window_seen(payload.seq_num, ctx);
         if !self
             .relayed
             .first(payload.seq_num, self.delivery.admitted_end())

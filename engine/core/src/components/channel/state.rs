@@ -36,14 +36,24 @@ fn drop_reason(reject: StateReject) -> DropReason {
     }
 }
 
-/// A random peer of `peers` (PKI-ID, advertised height) whose height is above `need`.
-fn covering_peer<R: Rng + ?Sized>(peers: &[(PkiId, u64)], need: u64, rng: &mut R) -> Option<PkiId> {
+/// A random peer of `peers` (PKI-ID, advertised height) whose height is above `need`; with
+/// `any` (a gap repair, whose peers' advertised heights may be stale), any of them when none is.
+fn covering_peer<R: Rng + ?Sized>(
+    peers: &[(PkiId, u64)],
+    need: u64,
+    any: bool,
+    rng: &mut R,
+) -> Option<PkiId> {
     let covering: Vec<PkiId> = peers
         .iter()
         .filter(|(_, h)| *h > need)
         .map(|(p, _)| *p)
         .collect();
-    covering.choose(rng).copied()
+    match covering.choose(rng) {
+        Some(p) => Some(*p),
+        None if any => peers.choose(rng).map(|(p, _)| *p),
+        None => None,
+    }
 }
 
 impl Channel {
@@ -69,6 +79,13 @@ impl Channel {
             }),
         );
         self.send_state(request.to, &message, ctx, out);
+    }
+
+    /// An authenticated block `seq` was refused beyond the admission window: with gap repair,
+    /// fetch the gap before it by state request (`components::state`, "Gap repair").
+    pub(super) fn beyond_window_seen(&mut self, seq: u64, ctx: &Ctx<'_>) {
+        let height = self.first_missing();
+        self.state.gap_seen(seq.saturating_add(1), height, ctx.now);
     }
 
     fn first_missing(&self) -> u64 {
@@ -107,7 +124,8 @@ impl Channel {
         }
         let peers = self.peer_heights(ctx);
         let max_height = peers.iter().map(|(_, h)| *h).max().unwrap_or(0);
-        let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, rng);
+        let any = self.state.may_ask_any();
+        let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, any, rng);
         let height = self.first_missing();
         if let Some(request) = self.state.tick(ctx.now, height, max_height, pick, rng) {
             self.send_state_request(request, ctx, out);
@@ -200,7 +218,8 @@ impl Channel {
             return out.count_drop(DropReason::UnknownNonce);
         }
         let peers = self.peer_heights(ctx);
-        let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, rng);
+        let any = self.state.may_ask_any();
+        let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, any, rng);
         let verified = !ctx.checks_blocks() || r.payloads.iter().all(|p| verify_block(p).is_ok());
         let max_seq = if verified {
             r.payloads.iter().map(|p| p.seq_num).max()

@@ -14,6 +14,14 @@
 //!   as an answer is in instead of waiting for the batch to commit, and a peer advertising a
 //!   higher height brings the next check forward to `heightGapDelay` from then, instead of
 //!   waiting up to `checkInterval` (`engine/ALGORITHM.md`).
+//! - **Gap repair** (ours, `gap_repair`, off by default; independent of `state.enabled`): a peer
+//!   that refuses a pushed block beyond its admission window ([`StateTransfer::gap_seen`]) is at
+//!   least `2 × blockBufferSize` blocks behind the stream, further than any block store holds,
+//!   so pull can no longer repair its gap. After `heightGapDelay` it transfers the range up to
+//!   the refused block as anti-entropy would, asking a peer whose advertised height covers it or,
+//!   since advertised heights are up to `publishStateInfoInterval` old, any channel peer
+//!   ([`StateTransfer::may_ask_any`]). Fabric peers serve state requests whether or not their own
+//!   anti-entropy is on.
 //! - **Serving**: a request is valid when `start <= end` and `end - start <= batchSize`; at most
 //!   `channelSize` are read from the ledger at once, more are dropped.
 
@@ -90,6 +98,8 @@ pub struct StateStats {
     pub responses_taken: u64,
     /// Requests served (ledger reads started).
     pub requests_served: u64,
+    /// Transfers started by gap repair.
+    pub gap_repairs: u64,
 }
 
 impl StateStats {
@@ -101,11 +111,14 @@ impl StateStats {
         self.transfers_completed += other.transfers_completed;
         self.responses_taken += other.responses_taken;
         self.requests_served += other.requests_served;
+        self.gap_repairs += other.gap_repairs;
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Transfer {
+    /// Started by gap repair rather than anti-entropy.
+    repair: bool,
     /// The next block wanted.
     next_seq: u64,
     /// The last block of the range.
@@ -126,6 +139,9 @@ struct Pending {
 pub struct StateTransfer {
     config: StateConfig,
     next_check: Instant,
+    /// A gap repair due at this time, up to `repair_to` (exclusive) ([`StateTransfer::gap_seen`]).
+    repair_at: Option<Instant>,
+    repair_to: u64,
     transfer: Option<Transfer>,
     serving: BTreeMap<u64, Serving>,
     stats: StateStats,
@@ -136,6 +152,8 @@ impl StateTransfer {
     pub fn new(config: StateConfig, now: Instant) -> Self {
         Self {
             next_check: now + config.check_interval,
+            repair_at: None,
+            repair_to: 0,
             config,
             transfer: None,
             serving: BTreeMap::new(),
@@ -158,12 +176,31 @@ impl StateTransfer {
         let pending = self
             .transfer
             .and_then(|t| t.pending)
-            .map_or(Instant::MAX, |p| p.deadline);
+            .map_or(Instant::MAX, |p| p.deadline)
+            .min(self.repair_at.unwrap_or(Instant::MAX));
         if self.config.enabled {
             pending.min(self.next_check)
         } else {
             pending
         }
+    }
+
+    /// Gap repair (module doc): a block `stream_height - 1` arrived beyond the admission window
+    /// while our height is `height`. With `gap_repair`, and no transfer running, a transfer up
+    /// to `stream_height` starts `heightGapDelay` from now (a later call may raise the target).
+    pub fn gap_seen(&mut self, stream_height: u64, height: u64, now: Instant) {
+        if !self.config.gap_repair || stream_height <= height || self.transfer.is_some() {
+            return;
+        }
+        self.repair_to = self.repair_to.max(stream_height);
+        let at = now + self.config.height_gap_delay;
+        self.repair_at = Some(self.repair_at.map_or(at, |r| r.min(at)));
+    }
+
+    /// Whether the next request may go to any channel peer, not only to one whose advertised
+    /// height covers it: while a gap repair is due or running.
+    pub fn may_ask_any(&self) -> bool {
+        self.repair_at.is_some() || self.transfer.is_some_and(|t| t.repair)
     }
 
     /// A peer advertised ledger height `advertised` while ours is `height`: bring the next
@@ -199,6 +236,14 @@ impl StateTransfer {
             self.stats.requests_timed_out += 1;
             return self.retry(now, height, &mut pick, rng);
         }
+        if self.transfer.is_none() && self.repair_at.is_some_and(|at| at <= now) {
+            self.repair_at = None;
+            let end = std::mem::take(&mut self.repair_to).max(max_height);
+            if end > height {
+                self.stats.gap_repairs += 1;
+                return self.start(true, height, end, now, &mut pick, rng);
+            }
+        }
         if !self.config.enabled || self.next_check > now {
             return None;
         }
@@ -206,13 +251,27 @@ impl StateTransfer {
         if self.transfer.is_some() || max_height <= height {
             return None;
         }
+        self.start(false, height, max_height, now, &mut pick, rng)
+    }
+
+    /// Starts a transfer of `height..max_height` and returns its first request.
+    fn start<R: Rng + ?Sized>(
+        &mut self,
+        repair: bool,
+        height: u64,
+        max_height: u64,
+        now: Instant,
+        pick: &mut impl FnMut(u64, &mut R) -> Option<PkiId>,
+        rng: &mut R,
+    ) -> Option<Request> {
         self.transfer = Some(Transfer {
+            repair,
             next_seq: height,
             end_seq: max_height - 1,
             tries: 0,
             pending: None,
         });
-        self.request(now, height, &mut pick, rng)
+        self.request(now, height, pick, rng)
     }
 
     /// A state response ([`Answer`]); `height` is ours after taking its blocks. Returns the next

@@ -245,3 +245,63 @@ fn serving_checks_the_range_and_bounds_the_reads() {
         "a slot freed"
     );
 }
+
+#[test]
+fn gap_repair_transfers_up_to_the_refused_block_with_anti_entropy_off() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let off = StateConfig::default();
+    assert!(
+        !off.enabled && !off.gap_repair,
+        "Fabric's default, and ours"
+    );
+    // Without gap repair a refused block changes nothing.
+    let mut st = StateTransfer::new(off.clone(), Instant::ZERO);
+    st.gap_seen(60, 5, at_secs(1));
+    assert!(!st.may_ask_any());
+    assert_eq!(st.poll_timeout(), Instant::MAX, "no check, no repair");
+    assert_eq!(st.tick(at_secs(2), 5, 0, seven, &mut rng), None);
+    // With it: due heightGapDelay later, up to the refused block, asked even though no peer
+    // advertises a height above ours.
+    let cfg = StateConfig {
+        gap_repair: true,
+        ..off
+    };
+    let mut st = StateTransfer::new(cfg.clone(), Instant::ZERO);
+    st.gap_seen(60, 5, at_secs(1));
+    st.gap_seen(70, 5, at_secs(1));
+    assert!(st.may_ask_any());
+    let due = at_secs(1) + cfg.height_gap_delay;
+    assert_eq!(st.poll_timeout(), due);
+    assert_eq!(
+        st.tick(at_secs(1), 5, 0, seven, &mut rng),
+        None,
+        "not yet due"
+    );
+    let r = st.tick(due, 5, 0, seven, &mut rng).expect("a request");
+    assert_eq!((r.to, r.start_seq, r.end_seq), (peer(7), 5, 15));
+    assert_eq!(st.stats().gap_repairs, 1);
+    // Runs to the highest refused block (69), then ends; no anti-entropy check follows.
+    let mut next = r;
+    for _ in 0..10 {
+        let answered = st
+            .on_response(
+                ans(peer(7), next.nonce, Some(next.end_seq)),
+                next.end_seq + 1,
+                due,
+                seven,
+                &mut rng,
+            )
+            .expect("matches");
+        match answered {
+            Some(n) => next = n,
+            None => break,
+        }
+    }
+    assert_eq!(next.end_seq, 69);
+    assert!(!st.is_active() && !st.may_ask_any());
+    assert_eq!(st.stats().transfers_completed, 1);
+    assert_eq!(st.poll_timeout(), Instant::MAX);
+    // A block refused at or below our height is no gap.
+    st.gap_seen(70, 70, due);
+    assert_eq!(st.poll_timeout(), Instant::MAX);
+}

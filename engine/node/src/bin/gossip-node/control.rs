@@ -504,6 +504,7 @@ pub fn stats_json(
                 "transfers_completed": n.state.transfers_completed,
                 "transfers_abandoned": n.state.transfers_abandoned,
                 "requests_served": n.state.requests_served,
+                "gap_repairs": n.state.gap_repairs,
             },
             "messages_handled": n.messages_handled,
             "outbox_overflowed": n.outbox_overflowed,
