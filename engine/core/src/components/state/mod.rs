@@ -238,7 +238,9 @@ impl StateTransfer {
         }
         if self.transfer.is_none() && self.repair_at.is_some_and(|at| at <= now) {
             self.repair_at = None;
-            let end = std::mem::take(&mut self.repair_to).max(max_height);
+            // Only as far as the refused block: it passed the block checks, while an advertised
+            // height is its signer's word.
+            let end = std::mem::take(&mut self.repair_to);
             if end > height {
                 self.stats.gap_repairs += 1;
                 return self.start(true, height, end, now, &mut pick, rng);
