@@ -32,7 +32,7 @@ use prost::Message;
 
 use crate::engine::EngineNode;
 use crate::fabric;
-use crate::node::{NodeSetup, SimNode};
+use crate::node::{NodeSetup, SimNode, channel_bytes};
 use crate::scenario::{Op, Scenario, block, secs};
 use crate::sim::{Sim, internal_endpoint};
 
@@ -323,7 +323,7 @@ pub fn inflated_height() -> Scenario<EngineNode> {
     let s = fabric::base("inflated-height", 6).step(Op::AwaitConverged { within: secs(30) });
     let lie = Arc::new(|sim: &mut Sim<EngineNode>| {
         let command = Command::UpdateLedgerHeight {
-            channel: Bytes::from_static(b"A"),
+            channel: channel_bytes("A"),
             height: INFLATED_HEIGHT,
         };
         sim.command_in(std::time::Duration::ZERO, LIAR, command);

@@ -94,6 +94,14 @@ pub struct Criteria {
     pub max_overflow_pct: f64,
 }
 
+impl Criteria {
+    /// The least coverage a rate may have: `baseline_coverage` (the lowest rate's) minus
+    /// `max_coverage_drop`.
+    pub fn min_coverage(&self, baseline_coverage: f64) -> f64 {
+        baseline_coverage - self.max_coverage_drop
+    }
+}
+
 impl Default for Criteria {
     fn default() -> Self {
         Criteria {
@@ -264,7 +272,7 @@ pub fn judge(f: &RateFigures, baseline_coverage: f64, c: &Criteria) -> Verdict {
             f.inject_lag_p99_ms, c.max_inject_lag_p99_ms
         ));
     }
-    let min_coverage = baseline_coverage - c.max_coverage_drop;
+    let min_coverage = c.min_coverage(baseline_coverage);
     if f.coverage < min_coverage {
         failed.push(format!(
             "coverage {:.4} < {min_coverage:.4} (lowest rate's {baseline_coverage:.4} - {}: deliveries lost to overload or, at high rates, to blocks arriving outside the maxBlockCountToStore window: stale_share {:.4})",

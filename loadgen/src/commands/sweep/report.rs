@@ -159,7 +159,7 @@ pub fn runs_below_coverage(sw: &Sweep, o: &RateOutcome) -> Vec<usize> {
     if o.runs.len() < 2 {
         return Vec::new();
     }
-    let min_coverage = baseline - sw.criteria.max_coverage_drop;
+    let min_coverage = sw.criteria.min_coverage(baseline);
     (1..)
         .zip(&o.runs)
         .filter(|(_, f)| f.coverage < min_coverage)

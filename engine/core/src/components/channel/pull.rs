@@ -276,7 +276,10 @@ impl Channel {
             }
             if !self.delivery.admits(payload.seq_num) {
                 out.count_drop(DropReason::BlockBeyondWindow);
-                if !ctx.checks_blocks() || verify_block(&payload).is_ok() {
+                // Checked only for gap repair: otherwise the block is dropped unread.
+                if ctx.config.state.gap_repair
+                    && (!ctx.checks_blocks() || verify_block(&payload).is_ok())
+                {
                     self.beyond_window_seen(payload.seq_num, ctx);
                 }
                 continue;
