@@ -8,9 +8,10 @@
 //!   even receives a data message (pushed or pulled) of C;
 //! - **no endpoint leak**: no envelope delivered to a node of another org carries a secret envelope
 //!   or, anywhere in its bytes, an internal endpoint of a peer outside the receiver's org;
-//! - **no echo**: a block is never sent back to the peer it was first received from (a copy the
-//!   node's block store does not admit, far beyond its height, does not count: the node takes a
-//!   later copy, and forwarding excludes that copy's sender, as Fabric's does);
+//! - **no echo**: a block is never sent back to the peer it was first received from (forwarding
+//!   excludes the sender of the first copy, as Fabric's does; a first copy beyond the node's
+//!   admission bound is relayed that way, and a later copy the store takes is not forwarded
+//!   again);
 //! - **no disclosure** ([`disclosure`]): no delivered message tells a node about a peer of an org
 //!   that shares no channel with the node's, about a foreign peer without external endpoint, or
 //!   (membership and identities) about a peer of a third org.
@@ -176,9 +177,6 @@ pub struct Checkers {
     delivered: BTreeMap<(usize, Bytes), BTreeSet<u64>>,
     /// (node, block payload digest) → the peer it first came from.
     first_source: HashMap<(usize, u64), usize>,
-    /// How far past a node's next block its block store admits blocks (`Delivery::admits`:
-    /// twice `state_block_buffer_len`); `None`: every block counts as admitted.
-    admitted_ahead_len: Option<u64>,
     /// Per node: messages handled, ingress accepted, ingress rejected per reason.
     handled: Vec<u64>,
     accepted: Vec<u64>,
@@ -206,35 +204,6 @@ impl Checkers {
             accepted: vec![0; n],
             ..Self::default()
         }
-    }
-
-    /// Checkers whose echo check skips copies beyond a node's admission bound: blocks at
-    /// `admitted_ahead_len` or more past the node's next block (its highest delivered + 1).
-    pub fn admitting(mut self, admitted_ahead_len: u64) -> Self {
-        self.admitted_ahead_len = Some(admitted_ahead_len);
-        self
-    }
-
-    /// Whether `to`'s block store may refuse block `envelope` as beyond its admission bound.
-    fn beyond_admission(&self, to: usize, envelope: &Envelope) -> bool {
-        let Some(ahead_len) = self.admitted_ahead_len else {
-            return false;
-        };
-        let Ok(message) = GossipMessage::decode(envelope.payload.clone()) else {
-            return false;
-        };
-        let Some(Content::DataMsg(data)) = &message.content else {
-            return false;
-        };
-        let Some(payload) = &data.payload else {
-            return false;
-        };
-        let next = self
-            .delivered
-            .get(&(to, message.channel.clone()))
-            .and_then(|d| d.last())
-            .map_or(1, |last| last + 1);
-        payload.seq_num >= next.saturating_add(ahead_len)
     }
 
     fn violate(&mut self, v: Violation) {
@@ -345,7 +314,7 @@ impl Checkers {
     /// Ingress at `to` accepted a message from `from` (it goes to the node next).
     pub fn on_accepted(&mut self, from: usize, to: usize, envelope: &Envelope, is_block: bool) {
         self.handled[to] += 1;
-        if is_block && !self.beyond_admission(to, envelope) {
+        if is_block {
             self.first_source
                 .entry((to, digest(&envelope.payload)))
                 .or_insert(from);

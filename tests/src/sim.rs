@@ -256,7 +256,6 @@ impl<N: SimNode> Sim<N> {
             // a ledger does.
             gossip.state.commit_backlog_len_max = 2 * gossip.state_block_buffer_len;
         }
-        let admitted_ahead_len = 2 * gossip.state_block_buffer_len;
         let mut sim = Self {
             seed: config.seed,
             gossip,
@@ -269,7 +268,7 @@ impl<N: SimNode> Sim<N> {
             by_pki,
             by_endpoint,
             connections: BTreeSet::new(),
-            checkers: Checkers::new(facts).admitting(admitted_ahead_len),
+            checkers: Checkers::new(facts),
             stats: SimStats::default(),
             trace: DefaultHasher::new(),
             trace_len: 0,

@@ -44,3 +44,41 @@ fn gap_repair_alone_brings_a_restarted_peer_what_no_store_holds() {
 fn after_faults_heal_every_peer_has_every_block_once_in_order() {
     run_seeds(&state_transfer::fault_sweep::<EngineNode>(), 0..1_000);
 }
+
+/// At 600 blocks/s a missed block leaves every peer's block store (`maxBlockCountToStore`, 10
+/// blocks: 17 ms) before a pull round can fetch it, and delivery in order stops at that gap.
+/// With Fabric's defaults and ours (gap repair on), every peer still gets every block: the gap is
+/// fetched by state request at once. Without gap repair the peers stop (the second half).
+#[test]
+fn beyond_the_block_stores_reach_gap_repair_brings_every_block() {
+    use gossip_engine::config::{GossipConfig, StateConfig};
+    use gossip_harness::faults::LinkConfig;
+    use gossip_harness::rate::{RateSetup, rate_figures};
+    use std::time::Duration;
+
+    let setup = |seed: u64, gap_repair: bool| RateSetup {
+        nodes: 12,
+        rate_per_s: 600.0,
+        duration: Duration::from_secs(1),
+        link: LinkConfig {
+            latency_base: Duration::from_micros(300),
+            latency_jitter: Duration::from_micros(600),
+            ..LinkConfig::default()
+        },
+        gossip: GossipConfig {
+            state: StateConfig {
+                gap_repair,
+                ..StateConfig::default()
+            },
+            ..GossipConfig::default()
+        },
+        seed,
+    };
+    for seed in 0..4 {
+        let f = rate_figures(&setup(seed, true));
+        assert_eq!(f.violations, 0, "seed {seed}: {f:?}");
+        assert_eq!(f.completeness, 1.0, "seed {seed}: {f:?}");
+    }
+    let f = rate_figures(&setup(0, false));
+    assert!(f.completeness < 1.0, "without gap repair: {f:?}");
+}

@@ -176,11 +176,12 @@ pub struct StateConfig {
     /// Not a Fabric setting: the most block bytes one state response carries (the blocks of a
     /// range that do not fit are left to the next request). Below the gRPC message limit.
     pub response_len_max_bytes: usize,
-    /// Not a Fabric setting (gossip-node's `peer.gossip.state.gapRepair`, off by default): a peer
-    /// that refuses a pushed block beyond its admission window fetches the gap by state request
-    /// at once, whether or not anti-entropy (`enabled`) is on (`components::state`, "Gap
-    /// repair"). Without it, with anti-entropy off, a peer whose gap left every block store stops
-    /// there for good.
+    /// Not a Fabric setting (gossip-node's `peer.gossip.state.gapRepair`, on by default): a peer
+    /// whose gap left every block store (its first missing block more than
+    /// `maxBlockCountToStore` below its newest, or a pushed block refused beyond its admission
+    /// window) fetches the gap by state request, whether or not anti-entropy (`enabled`) is on
+    /// (`components::state`, "Gap repair"). Without it, with anti-entropy off, such a peer stops
+    /// at its gap for good.
     pub gap_repair: bool,
 }
 
@@ -197,7 +198,7 @@ impl Default for StateConfig {
             commit_backlog_len_max: 0,
             commit_linger: Duration::from_millis(250),
             response_len_max_bytes: gossip_proto::MAX_MESSAGE_LEN_BYTES / 2,
-            gap_repair: false,
+            gap_repair: true,
         }
     }
 }

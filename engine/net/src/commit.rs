@@ -40,6 +40,7 @@ use crate::event::IoResult;
 use crate::histogram::{DEFAULT_BOUNDS_S, Histogram};
 use crate::ledger::{Ledger, LedgerError};
 use crate::time::Instant;
+use crate::uncommitted::Uncommitted;
 
 /// Blocks queued for the committer thread (in batches). The node bounds the blocks delivered and not yet
 /// acknowledged per channel (`2 × state.blockBufferSize`, 40 by default), so this covers about
@@ -146,6 +147,8 @@ pub(crate) struct LedgerLink {
     pub(crate) counters: Arc<LedgerCounters>,
     /// The highest height acknowledged to the node per channel.
     acknowledged: HashMap<Bytes, u64>,
+    /// Blocks submitted and not yet acknowledged, for state requests.
+    uncommitted: Uncommitted,
 }
 
 impl LedgerLink {
@@ -191,6 +194,7 @@ impl LedgerLink {
             thread: Some(thread),
             counters,
             acknowledged: HashMap::new(),
+            uncommitted: Uncommitted::default(),
         })
     }
 
@@ -200,6 +204,7 @@ impl LedgerLink {
         if self.jobs.is_none() {
             return;
         }
+        self.uncommitted.insert(channel, payload);
         self.pending.jobs.push(Job {
             channel: channel.clone(),
             payload: payload.clone(),
@@ -277,10 +282,14 @@ impl LedgerLink {
     /// acknowledged; a height at or below one acknowledged already is left out.
     pub(crate) fn take_heights(&mut self) -> Vec<(Bytes, u64)> {
         let taken = std::mem::take(&mut *self.committed.heights.lock());
-        taken
+        let acknowledged: Vec<(Bytes, u64)> = taken
             .into_iter()
             .filter(|(channel, height)| self.acknowledge(channel, *height))
-            .collect()
+            .collect();
+        for (channel, height) in &acknowledged {
+            self.uncommitted.committed(channel, *height);
+        }
+        acknowledged
     }
 
     /// The height to acknowledge when `channel` is joined, given the ledger's (`None`: it could
@@ -446,8 +455,9 @@ fn report(committed: &Committed, channel: Bytes, height: u64) {
     committed.changed.notify_one();
 }
 
-/// The answer to the node's `ReadBlocks` request `token`: the blocks read from the ledger, or
-/// none without one.
+/// The answer to the node's `ReadBlocks` request `token`: the blocks delivered and not yet
+/// committed ([`Uncommitted`]) and those read from the ledger, or none without one. The ledger is
+/// not read when the uncommitted blocks are the whole range.
 pub(crate) fn serve_blocks(
     ledger: Option<&LedgerLink>,
     channel: Bytes,
@@ -455,11 +465,23 @@ pub(crate) fn serve_blocks(
     end_seq: u64,
     token: u64,
 ) -> impl Future<Output = IoResult> + Send + 'static {
-    let source = ledger.map(|l| (Arc::clone(&l.ledger), Arc::clone(&l.counters)));
+    let end_seq = end_seq.min(start_seq.saturating_add(READ_BLOCKS_LEN_MAX - 1));
+    let source = ledger.map(|l| {
+        let (recent, whole) = l.uncommitted.range(&channel, start_seq, end_seq);
+        l.counters
+            .blocks_served
+            .fetch_add(recent.len() as u64, Ordering::Relaxed);
+        let read = (!whole).then(|| (Arc::clone(&l.ledger), Arc::clone(&l.counters)));
+        (recent, read)
+    });
     async move {
         let blocks = match source {
-            Some((ledger, counters)) => {
-                read_blocks(ledger, counters, channel, start_seq, end_seq).await
+            Some((recent, None)) => recent,
+            Some((recent, Some((ledger, counters)))) => {
+                let mut blocks = read_blocks(ledger, counters, channel, start_seq, end_seq).await;
+                // The node sorts and deduplicates: a block may have been committed meanwhile.
+                blocks.extend(recent);
+                blocks
             }
             None => Vec::new(),
         };

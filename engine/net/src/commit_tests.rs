@@ -404,3 +404,41 @@ async fn pending_blocks_become_due_after_the_linger() {
     assert_eq!(link.flush_due_at(), None, "nothing pending, nothing due");
     link.stop().await;
 }
+
+/// Blocks delivered and not yet committed answer `ReadBlocks` too (gap repair asks for blocks
+/// within a linger of their delivery); the ledger's and the uncommitted ones together, and once
+/// a commit is acknowledged the ledger's alone.
+#[tokio::test]
+async fn read_blocks_requests_are_answered_with_uncommitted_blocks_too() {
+    let ledger = Arc::new(MemLedger::default());
+    for seq in 1..=3 {
+        ledger.commit(b"a", &block(seq)).expect("commit");
+    }
+    let policy = CommitPolicy {
+        linger: Duration::from_secs(3_600),
+        close_len: 100,
+    };
+    let mut link = LedgerLink::start(ledger, policy).expect("thread");
+    for seq in 4..=6 {
+        link.submit(&ch("a"), &block(seq));
+    }
+    let blocks_of = |answer: IoResult| match answer {
+        IoResult::Blocks { blocks, .. } => {
+            let mut seqs: Vec<u64> = blocks.iter().map(|p| p.seq_num).collect();
+            seqs.sort_unstable();
+            seqs.dedup();
+            seqs
+        }
+        other => panic!("{other:?}"),
+    };
+    let only_uncommitted = serve_blocks(Some(&link), ch("a"), 5, 6, 1).await;
+    assert_eq!(blocks_of(only_uncommitted), [5, 6]);
+    let both = serve_blocks(Some(&link), ch("a"), 2, 9, 2).await;
+    assert_eq!(blocks_of(both), [2, 3, 4, 5, 6]);
+    link.flush();
+    heights_until(&mut link, |h| h.get(&ch("a")) == Some(&7)).await;
+    assert_eq!(link.uncommitted.range(&ch("a"), 1, 9).0, Vec::new());
+    let committed = serve_blocks(Some(&link), ch("a"), 4, 6, 3).await;
+    assert_eq!(blocks_of(committed), [4, 5, 6]);
+    link.stop().await;
+}

@@ -87,6 +87,7 @@ mod server;
 pub mod signing_key;
 pub mod stats;
 pub mod tls;
+pub mod uncommitted;
 pub mod warn_limit;
 
 pub use comm::{

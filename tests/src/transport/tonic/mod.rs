@@ -206,7 +206,6 @@ impl TonicCluster {
             by_endpoint.insert(p.internal_endpoint(), i);
             by_endpoint.insert(p.localhost_endpoint(), i);
         }
-        let admitted_ahead_len = 2 * gossip.state_block_buffer_len;
         let mut cluster = TonicCluster {
             rt,
             started: clock::now(),
@@ -219,7 +218,7 @@ impl TonicCluster {
                 .collect(),
             links: Arc::new(Links::new(by_pki, by_endpoint)),
             peers,
-            checkers: Checkers::new(facts).admitting(admitted_ahead_len),
+            checkers: Checkers::new(facts),
             alive_seen: AliveSeen::default(),
         };
         // Each port is let go just before its node binds it (see `PORTS_HELD`).

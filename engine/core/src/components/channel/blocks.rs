@@ -163,6 +163,14 @@ impl Delivery {
         self.buffer.len()
     }
 
+    /// The lowest block number above `seq` waiting in the buffer.
+    pub fn buffered_after(&self, seq: u64) -> Option<u64> {
+        self.buffer
+            .range(seq.saturating_add(1)..)
+            .next()
+            .map(|(s, _)| *s)
+    }
+
     /// The first block number neither delivered nor waiting in the buffer.
     pub fn first_missing(&self) -> u64 {
         let mut seq = self.next_seq;
@@ -286,8 +294,8 @@ impl Delivery {
 
 impl Channel {
     /// A data message of this channel from `from`: check (the store's window, then
-    /// [`Delivery::admits`]), verify, store; a new block is forwarded (excluding the sender) and
-    /// delivered in order.
+    /// [`Delivery::admits`]), verify, store; a new block is forwarded (excluding the sender)
+    /// unless it was relayed already, and delivered in order.
     pub fn handle_data(
         &mut self,
         from: PkiId,
@@ -340,7 +348,10 @@ impl Channel {
                 via: Arrival::Push,
             });
         }
-        out.emit(envelope.clone(), message.clone(), Some(from));
+        // A block relayed while it was beyond the admission bound was forwarded then.
+        if !self.relayed.taken(payload.seq_num) {
+            out.emit(envelope.clone(), message.clone(), Some(from));
+        }
         self.deliver(payload.clone(), Some(from), ctx.now, out);
     }
 
@@ -359,9 +370,20 @@ impl Channel {
             None => self.delivery.offer_local(&self.name, payload, out),
         };
         self.refill_from_store(out);
+        self.keep_undelivered();
         if self.delivery.buffered_len() > 0 {
             self.puller.gap(now);
         }
+        self.repair_unreachable_gap(now);
+    }
+
+    /// The block store keeps (and takes) every block delivery still needs, whatever the window
+    /// `maxBlockCountToStore` says: a first copy that arrives after more newer blocks than the
+    /// window (a slow hop, a late pull) would otherwise be refused as stale and leave a gap that
+    /// nothing but state transfer fills. Bounded by [`Delivery::admits`].
+    pub(super) fn keep_undelivered(&mut self) {
+        let next = self.delivery.next_seq();
+        self.blocks.policy_mut().keep_from(next);
     }
 
     /// Offers delivery the stored blocks it now wants: blocks the store took while they were

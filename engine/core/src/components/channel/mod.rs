@@ -136,7 +136,7 @@ impl Channel {
         let mut orgs: Vec<OrgId> = config.orgs.iter().map(|(o, _)| o.clone()).collect();
         orgs.sort();
         orgs.dedup();
-        Self {
+        let mut channel = Self {
             name: config.channel.clone(),
             config_sequence: config.sequence,
             orgs,
@@ -179,7 +179,9 @@ impl Channel {
             blocks_pulled: 0,
             blocks_transferred: 0,
             blocks_refilled: 0,
-        }
+        };
+        channel.keep_undelivered();
+        channel
     }
 
     /// Moves the first StateInfo publish and pull of a new channel earlier by a random share (up
@@ -339,6 +341,7 @@ impl Channel {
         self.properties.ledger_height = height;
         self.should_publish = true;
         self.blocks_delivered += self.delivery.set_height(&self.name, height, out);
+        self.keep_undelivered();
     }
 
     /// `UpdateChaincodes`: publish the new set (Fabric publishes at once; we publish at the next

@@ -7,7 +7,9 @@
 //! stop (results/reliability.md, R1 with Fabric's defaults).
 //!
 //! Each number is relayed once: [`Relayed`] remembers the numbers relayed, at most
-//! [`RELAYED_LEN_MAX`] of them, the highest kept, and forgets those the store admits again.
+//! [`RELAYED_LEN_MAX`] of them, the highest kept, until the store takes a later copy of the block
+//! ([`Relayed::taken`]; that copy is not forwarded again: the relay forwarded the block already)
+//! or delivery passes the number.
 
 use std::collections::BTreeSet;
 
@@ -29,10 +31,10 @@ pub struct Relayed {
 
 impl Relayed {
     /// Whether `seq` is relayed now: not relayed before, and, with the set full, above the
-    /// lowest number it remembers (that one is forgotten for it). Numbers below `admitted_end`
-    /// are forgotten first: the store takes those.
-    pub fn first(&mut self, seq: u64, admitted_end: u64) -> bool {
-        while self.seqs.first().is_some_and(|min| *min < admitted_end) {
+    /// lowest number it remembers (that one is forgotten for it). Numbers below `next_seq` (the
+    /// next block to deliver) are forgotten first: no copy of those is taken any more.
+    pub fn first(&mut self, seq: u64, next_seq: u64) -> bool {
+        while self.seqs.first().is_some_and(|min| *min < next_seq) {
             self.seqs.pop_first();
         }
         if self.seqs.contains(&seq) {
@@ -46,6 +48,12 @@ impl Relayed {
         }
         self.seqs.insert(seq);
         true
+    }
+
+    /// The store took a copy of block `seq`: whether it was relayed (and so forwarded) already.
+    /// It is forgotten either way.
+    pub fn taken(&mut self, seq: u64) -> bool {
+        self.seqs.remove(&seq)
     }
 
     /// Numbers remembered.
@@ -75,7 +83,7 @@ impl Channel {
         self.beyond_window_seen(payload.seq_num, ctx);
         if !self
             .relayed
-            .first(payload.seq_num, self.delivery.admitted_end())
+            .first(payload.seq_num, self.delivery.next_seq())
         {
             return out.count_drop(DropReason::Stale);
         }
@@ -97,10 +105,17 @@ mod tests {
     }
 
     #[test]
-    fn numbers_the_store_admits_again_are_forgotten() {
+    fn numbers_taken_or_delivered_are_forgotten() {
         let mut r = Relayed::default();
         assert!(r.first(100, 50));
-        assert!(r.first(120, 110), "100 is below the new bound: forgotten");
+        assert!(r.first(101, 50));
+        assert!(r.taken(100), "relayed before the store took it");
+        assert!(!r.taken(100), "forgotten once taken");
+        assert!(!r.taken(102), "never relayed");
+        assert!(
+            r.first(120, 110),
+            "101 is below the next block to deliver: forgotten"
+        );
         assert_eq!(r.len(), 1);
     }
 

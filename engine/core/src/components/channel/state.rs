@@ -88,6 +88,29 @@ impl Channel {
         self.state.gap_seen(seq.saturating_add(1), height, ctx.now);
     }
 
+    /// Gap repair of a gap no block store holds any more (`components::state`, "Gap repair"):
+    /// the first missing block is more than `maxBlockCountToStore` below the newest block held,
+    /// so every peer's store has let it go (each keeps that many below its own newest) and pull
+    /// cannot bring it. The missing run up to the next block held is fetched by state request
+    /// at once.
+    pub(super) fn repair_unreachable_gap(&mut self, now: crate::time::Instant) {
+        let missing = self.first_missing();
+        let window = self.blocks.policy().window();
+        let (newest, stored_next) = self.blocks.keys_around(&missing);
+        let Some(&newest) = newest else {
+            return;
+        };
+        if missing >= newest.saturating_sub(window) {
+            return;
+        }
+        let held_next = [stored_next.copied(), self.delivery.buffered_after(missing)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(newest);
+        self.state.gap_unreachable(held_next, missing, now);
+    }
+
     fn first_missing(&self) -> u64 {
         self.delivery.first_missing()
     }
@@ -119,7 +142,12 @@ impl Channel {
         rng: &mut R,
         out: &mut Outbox,
     ) {
-        if self.left || self.state.poll_timeout() > ctx.now {
+        if self.left {
+            return;
+        }
+        // A repair that ended leaves any further gap to this check.
+        self.repair_unreachable_gap(ctx.now);
+        if self.state.poll_timeout() > ctx.now {
             return;
         }
         let peers = self.peer_heights(ctx);
@@ -255,8 +283,9 @@ impl Channel {
             Ok(next) => next,
             Err(e) => return out.count_drop(drop_reason(e)),
         };
-        if let Some(request) = next {
-            self.send_state_request(request, ctx, out);
+        match next {
+            Some(request) => self.send_state_request(request, ctx, out),
+            None => self.repair_unreachable_gap(ctx.now),
         }
     }
 }

@@ -499,3 +499,86 @@ fn hello_message(nonce: u64) -> GossipMessage {
         msg_type: PullMsgType::BlockMsg as i32,
     }))
 }
+
+/// The ranges of the state requests in `out` (drained).
+fn state_requests(out: &mut Outbox) -> Vec<(u64, u64)> {
+    out.transmits
+        .drain(..)
+        .filter_map(
+            |t| match GossipMessage::decode(t.envelope.payload).ok()?.content? {
+                Content::StateRequest(r) => Some((r.start_seq_num, r.end_seq_num)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn a_gap_every_store_let_go_is_fetched_at_once_and_its_late_copy_still_taken() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let ctx = f.ctx_at(at_s(2));
+    let mut out = Outbox::default();
+    let mut ch = channel_at_height_6(&f, &ctx, &mut out);
+    let from = f.others[0].pki_id();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let window = f.config.max_block_count_to_store;
+    assert!(f.config.state.gap_repair && !f.config.state.enabled);
+    // Block 6 is missed; while at most `window` newer ones arrived, pull may still bring it.
+    let push = |ch: &mut Channel, seq: u64, out: &mut Outbox| {
+        let (env, msg) = data_block(seq);
+        ch.handle_data(from, &env, &msg, &ctx, out);
+    };
+    for seq in 7..=6 + window {
+        push(&mut ch, seq, &mut out);
+    }
+    ch.handle_timeout(&ctx, &mut rng, &mut out);
+    assert!(
+        state_requests(&mut out).is_empty(),
+        "pull may still bring it"
+    );
+    // One more: block 6 is below every store's window (each keeps `window` below its newest).
+    push(&mut ch, 7 + window, &mut out);
+    ch.handle_timeout(&ctx, &mut rng, &mut out);
+    assert_eq!(
+        state_requests(&mut out),
+        [(6, 6)],
+        "asked at once, the missing block only"
+    );
+    // Its first copy, late, is still taken and forwarded: delivery needs it.
+    out.emits.clear();
+    push(&mut ch, 6, &mut out);
+    assert_eq!(forwarded_seqs(&mut out), [6]);
+    assert_eq!(
+        delivered_seqs(&mut out),
+        (6..=7 + window).collect::<Vec<_>>()
+    );
+    assert_eq!(out.drops.get(&DropReason::Stale), None);
+}
+
+#[test]
+fn a_relayed_block_the_store_takes_later_is_not_forwarded_again() {
+    let f = fixture();
+    let ctx = f.ctx_at(at_s(2));
+    let mut out = Outbox::default();
+    let mut ch = channel_at_height_6(&f, &ctx, &mut out);
+    let (a, b) = (f.others[0].pki_id(), f.others[1].pki_id());
+    let end = ch.admitted_end();
+    let (env, msg) = data_block(end);
+    ch.handle_data(a, &env, &msg, &ctx, &mut out);
+    assert_eq!(forwarded_seqs(&mut out), [end], "relayed");
+    // Block 6 moves the bound past it; another copy of it is stored, not forwarded twice.
+    let (env6, msg6) = data_block(6);
+    ch.handle_data(a, &env6, &msg6, &ctx, &mut out);
+    assert_eq!(forwarded_seqs(&mut out), [6]);
+    ch.handle_data(b, &env, &msg, &ctx, &mut out);
+    assert!(
+        forwarded_seqs(&mut out).is_empty(),
+        "forwarded once, by the relay"
+    );
+    ch.handle_pull(a, &hello_message(45), &ctx, &mut out);
+    let [(45, ref items)] = pull_items(&mut out)[..] else {
+        panic!("one digest expected");
+    };
+    assert!(items.contains(&end), "stored: {items:?}");
+}

@@ -92,10 +92,11 @@ pub trait Sequenced {
 }
 
 /// Blocks: the same number is invalidated (dedup); numbers more than `window` apart invalidate
-/// the older (`maxBlockCountToStore`).
+/// the older (`maxBlockCountToStore`), except numbers at or above [`BlockPolicy::keep_from`].
 #[derive(Debug)]
 pub struct BlockPolicy<T> {
     window: u64,
+    keep_from: u64,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -104,8 +105,21 @@ impl<T> BlockPolicy<T> {
     pub fn new(window: u64) -> Self {
         Self {
             window,
+            keep_from: u64::MAX,
             _item: PhantomData,
         }
+    }
+
+    /// How far below the newest number blocks are kept (`maxBlockCountToStore`).
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Numbers at or above `seq` are never invalidated by the window (ours, not Fabric's): the
+    /// channel sets it to the next block it has to deliver, so a block it still needs is taken
+    /// however many newer ones arrived first. Its owner bounds how far the newest may run ahead.
+    pub fn keep_from(&mut self, seq: u64) {
+        self.keep_from = seq;
     }
 }
 
@@ -119,7 +133,7 @@ impl<T: Sequenced + Clone> Policy for BlockPolicy<T> {
         false
     }
     fn floor(&self, newest: &u64) -> Option<u64> {
-        Some(newest.saturating_sub(self.window))
+        Some(newest.saturating_sub(self.window).min(self.keep_from))
     }
 }
 
@@ -180,6 +194,28 @@ impl<P: Policy> MsgStore<P> {
             len_max,
             expired_len: 0,
         }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The highest key stored (expired messages included), and the lowest above `key`.
+    pub fn keys_around(&self, key: &P::Key) -> (Option<&P::Key>, Option<&P::Key>) {
+        let newest = self.entries.last_key_value().map(|(k, _)| k);
+        let next = self
+            .entries
+            .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+            .next()
+            .map(|(k, _)| k);
+        (newest, next)
+    }
+
+    /// The policy, to adjust it (a lower floor takes effect at once; a higher one at the next
+    /// add).
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
     }
 
     /// Fabric's `CheckValid`: no stored message (expired or not) invalidates `item`.

@@ -14,11 +14,13 @@
 //!   as an answer is in instead of waiting for the batch to commit, and a peer advertising a
 //!   higher height brings the next check forward to `heightGapDelay` from then, instead of
 //!   waiting up to `checkInterval` (`engine/ALGORITHM.md`).
-//! - **Gap repair** (ours, `gap_repair`, off by default; independent of `state.enabled`): a peer
-//!   that refuses a pushed block beyond its admission window ([`StateTransfer::gap_seen`]) is at
-//!   least `2 × blockBufferSize` blocks behind the stream, further than any block store holds,
-//!   so pull can no longer repair its gap. After `heightGapDelay` it transfers the range up to
-//!   the refused block as anti-entropy would, asking a peer whose advertised height covers it or,
+//! - **Gap repair** (ours, `gap_repair`, on by default; independent of `state.enabled`): a gap
+//!   that no block store holds any more cannot be repaired by pull. A peer whose first missing
+//!   block is more than `maxBlockCountToStore` below its newest block transfers the missing run at
+//!   once ([`StateTransfer::gap_unreachable`]). A peer that refuses a pushed block beyond its
+//!   admission window ([`StateTransfer::gap_seen`]) is at least `2 × blockBufferSize` blocks
+//!   behind the stream; after `heightGapDelay` it transfers the range up to the refused block as
+//!   anti-entropy would. Either asks a peer whose advertised height covers the range or,
 //!   since advertised heights are up to `publishStateInfoInterval` old, any channel peer
 //!   ([`StateTransfer::may_ask_any`]). Fabric peers serve state requests whether or not their own
 //!   anti-entropy is on.
@@ -189,11 +191,22 @@ impl StateTransfer {
     /// while our height is `height`. With `gap_repair`, and no transfer running, a transfer up
     /// to `stream_height` starts `heightGapDelay` from now (a later call may raise the target).
     pub fn gap_seen(&mut self, stream_height: u64, height: u64, now: Instant) {
-        if !self.config.gap_repair || stream_height <= height || self.transfer.is_some() {
+        self.repair_gap(stream_height, height, now + self.config.height_gap_delay);
+    }
+
+    /// Gap repair (module doc) of a gap that left every peer's block store: blocks `height..end`
+    /// are missing while a block at least `maxBlockCountToStore` past them arrived, so pull
+    /// cannot bring them and no push is on its way. With `gap_repair`, and no transfer running,
+    /// a transfer of `height..end` starts at the next tick.
+    pub fn gap_unreachable(&mut self, end: u64, height: u64, now: Instant) {
+        self.repair_gap(end, height, now);
+    }
+
+    fn repair_gap(&mut self, end: u64, height: u64, at: Instant) {
+        if !self.config.gap_repair || end <= height || self.transfer.is_some() {
             return;
         }
-        self.repair_to = self.repair_to.max(stream_height);
-        let at = now + self.config.height_gap_delay;
+        self.repair_to = self.repair_to.max(end);
         self.repair_at = Some(self.repair_at.map_or(at, |r| r.min(at)));
     }
 

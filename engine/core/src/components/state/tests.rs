@@ -249,11 +249,15 @@ fn serving_checks_the_range_and_bounds_the_reads() {
 #[test]
 fn gap_repair_transfers_up_to_the_refused_block_with_anti_entropy_off() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let off = StateConfig::default();
+    let defaults = StateConfig::default();
     assert!(
-        !off.enabled && !off.gap_repair,
-        "Fabric's default, and ours"
+        !defaults.enabled && defaults.gap_repair,
+        "anti-entropy off (Fabric's default), gap repair on (ours)"
     );
+    let off = StateConfig {
+        gap_repair: false,
+        ..defaults
+    };
     // Without gap repair a refused block changes nothing.
     let mut st = StateTransfer::new(off.clone(), Instant::ZERO);
     st.gap_seen(60, 5, at_secs(1));
@@ -303,5 +307,40 @@ fn gap_repair_transfers_up_to_the_refused_block_with_anti_entropy_off() {
     assert_eq!(st.poll_timeout(), Instant::MAX);
     // A block refused at or below our height is no gap.
     st.gap_seen(70, 70, due);
+    assert_eq!(st.poll_timeout(), Instant::MAX);
+}
+
+#[test]
+fn a_gap_no_store_holds_is_repaired_at_once_and_only_the_missing_run() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let cfg = StateConfig::default();
+    let mut st = StateTransfer::new(cfg.clone(), Instant::ZERO);
+    // Blocks 5..8 are missing, 8 is held: due now, not heightGapDelay later.
+    st.gap_unreachable(8, 5, at_secs(1));
+    assert_eq!(st.poll_timeout(), at_secs(1));
+    let r = st
+        .tick(at_secs(1), 5, 0, seven, &mut rng)
+        .expect("a request");
+    assert_eq!((r.start_seq, r.end_seq), (5, 7), "the missing run only");
+    // While it runs another gap waits for it to end.
+    st.gap_unreachable(30, 20, at_secs(1));
+    let done = st
+        .on_response(
+            ans(peer(7), r.nonce, Some(7)),
+            8,
+            at_secs(1),
+            seven,
+            &mut rng,
+        )
+        .expect("matches");
+    assert_eq!(done, None, "the run is complete");
+    assert_eq!(st.poll_timeout(), Instant::MAX, "nothing was queued");
+    // Off: nothing.
+    let off = StateConfig {
+        gap_repair: false,
+        ..cfg
+    };
+    let mut st = StateTransfer::new(off, Instant::ZERO);
+    st.gap_unreachable(8, 5, at_secs(1));
     assert_eq!(st.poll_timeout(), Instant::MAX);
 }
