@@ -249,14 +249,10 @@ impl Channel {
         let any = self.state.may_ask_any();
         let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, any, rng);
         let verified = !ctx.checks_blocks() || r.payloads.iter().all(|p| verify_block(p).is_ok());
-        let max_seq = if verified {
-            r.payloads.iter().map(|p| p.seq_num).max()
-        } else {
-            // A failed try: asked again, elsewhere.
+        if !verified {
+            // A failed try: our height does not move, so it is asked again, elsewhere.
             out.count_drop(DropReason::BadBlock);
-            None
-        };
-        if verified {
+        } else {
             for payload in &r.payloads {
                 if !self.delivery.wants(payload.seq_num) {
                     continue;
@@ -277,7 +273,6 @@ impl Channel {
         let answer = Answer {
             from,
             nonce: message.nonce,
-            max_seq,
         };
         let next = match self.state.on_response(answer, height, ctx.now, pick, rng) {
             Ok(next) => next,

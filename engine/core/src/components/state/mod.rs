@@ -7,9 +7,11 @@
 //!   advertises a ledger height above ours, the range `[height, max_height - 1]` is transferred in
 //!   requests of `batchSize + 1` blocks (the range is inclusive, as Fabric's), one at a time, each
 //!   to a random peer whose advertised height covers it.
-//! - **Retries**: a request unanswered after `responseTimeout`, or answered with no block we
-//!   wanted, is sent again (to a new random peer, with a new nonce) up to `maxRetries` times;
-//!   then the transfer gives up until the next check.
+//! - **Retries**: a request unanswered after `responseTimeout`, or answered without moving our
+//!   height (no block we wanted, or none delivery could take), is sent again (to a new random
+//!   peer, with a new nonce) up to `maxRetries` times; then the transfer gives up until the next
+//!   check (a gap repair: until a backoff from `heightGapDelay`, doubling up to
+//!   `checkInterval`, has passed; it then goes on with what it had left).
 //! - **Where we differ from Fabric** (timing only): a transfer asks for the next range as soon
 //!   as an answer is in instead of waiting for the batch to commit, and a peer advertising a
 //!   higher height brings the next check forward to `heightGapDelay` from then, instead of
@@ -31,6 +33,7 @@
 mod tests;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rand::Rng;
 
@@ -58,8 +61,6 @@ pub struct Answer {
     pub from: PkiId,
     /// The nonce it echoed.
     pub nonce: u64,
-    /// The highest block number it carried that passed the checks (`None`: none).
-    pub max_seq: Option<u64>,
 }
 
 /// A request being served: whom to answer, with which nonce.
@@ -141,9 +142,16 @@ struct Pending {
 pub struct StateTransfer {
     config: StateConfig,
     next_check: Instant,
-    /// A gap repair due at this time, up to `repair_to` (exclusive) ([`StateTransfer::gap_seen`]).
+    /// A gap repair due at this time (once no transfer runs), up to `repair_to` (exclusive)
+    /// ([`StateTransfer::gap_seen`]).
     repair_at: Option<Instant>,
     repair_to: u64,
+    /// No gap repair starts before this: a repair that gave up is tried again after a backoff
+    /// (`repair_backoff`), so peers that all lack a range are not asked again at every block.
+    repair_not_before: Instant,
+    /// The wait after the next repair that gives up: `heightGapDelay`, doubled after each one
+    /// up to `checkInterval`, back to `heightGapDelay` when a repair completes.
+    repair_backoff: Duration,
     transfer: Option<Transfer>,
     serving: BTreeMap<u64, Serving>,
     stats: StateStats,
@@ -156,6 +164,8 @@ impl StateTransfer {
             next_check: now + config.check_interval,
             repair_at: None,
             repair_to: 0,
+            repair_not_before: Instant::ZERO,
+            repair_backoff: config.height_gap_delay,
             config,
             transfer: None,
             serving: BTreeMap::new(),
@@ -175,11 +185,15 @@ impl StateTransfer {
 
     /// The next deadline: the anti-entropy check (when enabled) or a request's timeout.
     pub fn poll_timeout(&self) -> Instant {
+        let repair_at = match (self.transfer, self.repair_at) {
+            (None, Some(at)) => at.max(self.repair_not_before),
+            _ => Instant::MAX,
+        };
         let pending = self
             .transfer
             .and_then(|t| t.pending)
             .map_or(Instant::MAX, |p| p.deadline)
-            .min(self.repair_at.unwrap_or(Instant::MAX));
+            .min(repair_at);
         if self.config.enabled {
             pending.min(self.next_check)
         } else {
@@ -202,8 +216,16 @@ impl StateTransfer {
         self.repair_gap(end, height, now);
     }
 
+    /// A gap up to `end` (exclusive): a running repair transfer is extended to it; otherwise it
+    /// is remembered and due at `at`, or when the running anti-entropy transfer ends. Remembered
+    /// even then, so a peer overrun by a burst has what it learnt of the stream once the stream
+    /// stops, and goes on until it has it.
     fn repair_gap(&mut self, end: u64, height: u64, at: Instant) {
-        if !self.config.gap_repair || end <= height || self.transfer.is_some() {
+        if !self.config.gap_repair || end <= height {
+            return;
+        }
+        if let Some(t) = self.transfer.as_mut().filter(|t| t.repair) {
+            t.end_seq = t.end_seq.max(end - 1);
             return;
         }
         self.repair_to = self.repair_to.max(end);
@@ -249,7 +271,11 @@ impl StateTransfer {
             self.stats.requests_timed_out += 1;
             return self.retry(now, height, &mut pick, rng);
         }
-        if self.transfer.is_none() && self.repair_at.is_some_and(|at| at <= now) {
+        if self.transfer.is_none()
+            && self
+                .repair_at
+                .is_some_and(|at| at.max(self.repair_not_before) <= now)
+        {
             self.repair_at = None;
             // Only as far as the refused block: it passed the block checks, while an advertised
             // height is its signer's word.
@@ -299,11 +325,7 @@ impl StateTransfer {
         mut pick: impl FnMut(u64, &mut R) -> Option<PkiId>,
         rng: &mut R,
     ) -> Result<Option<Request>, StateReject> {
-        let Answer {
-            from,
-            nonce,
-            max_seq,
-        } = answer;
+        let Answer { from, nonce } = answer;
         let t = self.transfer.as_mut().ok_or(StateReject::Unsolicited)?;
         let pending = t.pending.ok_or(StateReject::Unsolicited)?;
         if pending.request.nonce != nonce || pending.request.to != from {
@@ -311,10 +333,12 @@ impl StateTransfer {
         }
         t.pending = None;
         self.stats.responses_taken += 1;
-        let progressed = max_seq.is_some_and(|m| m >= t.next_seq) || height > t.next_seq;
-        t.next_seq = t.next_seq.max(max_seq.map_or(0, |m| m + 1)).max(height);
+        // Progress is our own height: blocks an answer carried that delivery could not take (its
+        // buffer full while commits catch up) are asked for again, not skipped.
+        let progressed = height > t.next_seq;
+        t.next_seq = t.next_seq.max(height);
         if t.next_seq > t.end_seq {
-            return Ok(self.end(true));
+            return Ok(self.end(true, now));
         }
         if progressed {
             t.tries = 0;
@@ -324,11 +348,23 @@ impl StateTransfer {
     }
 
     /// Ends the running transfer, `completed` or given up; there is no next request.
-    fn end(&mut self, completed: bool) -> Option<Request> {
-        self.transfer = None;
+    /// Ends the running transfer, `completed` or given up; there is no next request. A repair
+    /// that gave up is due again after the backoff, for what it had left.
+    fn end(&mut self, completed: bool, now: Instant) -> Option<Request> {
+        let ended = self.transfer.take();
         match completed {
             true => self.stats.transfers_completed += 1,
             false => self.stats.transfers_abandoned += 1,
+        }
+        match ended.filter(|t| t.repair) {
+            Some(_) if completed => self.repair_backoff = self.config.height_gap_delay,
+            Some(t) => {
+                self.repair_not_before = now + self.repair_backoff;
+                self.repair_backoff = (self.repair_backoff * 2).min(self.config.check_interval);
+                self.repair_to = self.repair_to.max(t.end_seq.saturating_add(1));
+                self.repair_at = Some(self.repair_at.map_or(now, |at| at.min(now)));
+            }
+            None => {}
         }
         None
     }
@@ -343,7 +379,7 @@ impl StateTransfer {
         let t = self.transfer.as_mut()?;
         t.tries += 1;
         if t.tries > self.config.max_retries {
-            return self.end(false);
+            return self.end(false, now);
         }
         self.request(now, height, pick, rng)
     }
@@ -360,14 +396,14 @@ impl StateTransfer {
         let t = self.transfer.as_mut()?;
         t.next_seq = t.next_seq.max(height);
         if t.next_seq > t.end_seq {
-            return self.end(true);
+            return self.end(true, now);
         }
         let start_seq = t.next_seq;
         let end_seq = t
             .end_seq
             .min(start_seq.saturating_add(self.config.batch_size));
         let Some(to) = pick(end_seq, rng) else {
-            return self.end(false);
+            return self.end(false, now);
         };
         let request = Request {
             to,

@@ -20,12 +20,8 @@ fn at_secs(s: u64) -> Instant {
     Instant::from_nanos(s * 1_000_000_000)
 }
 
-fn ans(from: PkiId, nonce: u64, max_seq: Option<u64>) -> Answer {
-    Answer {
-        from,
-        nonce,
-        max_seq,
-    }
+fn ans(from: PkiId, nonce: u64) -> Answer {
+    Answer { from, nonce }
 }
 
 /// Picks peer 7 for any range.
@@ -49,35 +45,17 @@ fn a_check_transfers_the_gap_in_inclusive_batches() {
     );
     assert_eq!(st.poll_timeout(), at_secs(13), "the response timeout");
     let next = st
-        .on_response(
-            ans(peer(7), r.nonce, Some(15)),
-            16,
-            at_secs(11),
-            seven,
-            &mut rng,
-        )
+        .on_response(ans(peer(7), r.nonce), 16, at_secs(11), seven, &mut rng)
         .expect("matches")
         .expect("the next range at once");
     assert_eq!((next.start_seq, next.end_seq), (16, 26));
     let last = st
-        .on_response(
-            ans(peer(7), next.nonce, Some(26)),
-            27,
-            at_secs(11),
-            seven,
-            &mut rng,
-        )
+        .on_response(ans(peer(7), next.nonce), 27, at_secs(11), seven, &mut rng)
         .unwrap()
         .unwrap();
     assert_eq!((last.start_seq, last.end_seq), (27, 37));
     let end = st
-        .on_response(
-            ans(peer(7), last.nonce, Some(37)),
-            38,
-            at_secs(11),
-            seven,
-            &mut rng,
-        )
+        .on_response(ans(peer(7), last.nonce), 38, at_secs(11), seven, &mut rng)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -86,13 +64,7 @@ fn a_check_transfers_the_gap_in_inclusive_batches() {
         "the range ends at max_height - 1"
     );
     assert_eq!(
-        st.on_response(
-            ans(peer(7), end.nonce, Some(39)),
-            40,
-            at_secs(11),
-            seven,
-            &mut rng
-        ),
+        st.on_response(ans(peer(7), end.nonce), 40, at_secs(11), seven, &mut rng),
         Ok(None)
     );
     assert!(!st.is_active());
@@ -139,7 +111,7 @@ fn timeouts_retry_with_new_nonces_then_give_up() {
     assert_eq!(st.stats().requests_timed_out, 4);
     // An answer to an abandoned request is not taken.
     assert_eq!(
-        st.on_response(ans(peer(7), nonces[3], Some(4)), 5, now, seven, &mut rng),
+        st.on_response(ans(peer(7), nonces[3]), 5, now, seven, &mut rng),
         Err(StateReject::Unsolicited)
     );
 }
@@ -151,16 +123,16 @@ fn answers_must_echo_the_nonce_and_come_from_the_peer_asked() {
     let r = st.tick(at_secs(10), 1, 5, seven, &mut rng).unwrap();
     let now = at_secs(11);
     assert_eq!(
-        st.on_response(ans(peer(7), r.nonce ^ 1, Some(4)), 1, now, seven, &mut rng),
+        st.on_response(ans(peer(7), r.nonce ^ 1), 1, now, seven, &mut rng),
         Err(StateReject::Unsolicited)
     );
     assert_eq!(
-        st.on_response(ans(peer(8), r.nonce, Some(4)), 1, now, seven, &mut rng),
+        st.on_response(ans(peer(8), r.nonce), 1, now, seven, &mut rng),
         Err(StateReject::Unsolicited)
     );
     // An empty answer is a failed try: asked again at once.
     let again = st
-        .on_response(ans(peer(7), r.nonce, None), 1, now, seven, &mut rng)
+        .on_response(ans(peer(7), r.nonce), 1, now, seven, &mut rng)
         .unwrap()
         .expect("retried");
     assert_eq!((again.start_seq, again.end_seq), (1, 4));
@@ -174,13 +146,7 @@ fn blocks_arriving_by_other_paths_are_not_asked_for_again() {
     let r = st.tick(at_secs(10), 1, 30, seven, &mut rng).unwrap();
     // The answer covered 1..=11, and pushes meanwhile brought the height to 20.
     let next = st
-        .on_response(
-            ans(peer(7), r.nonce, Some(11)),
-            20,
-            at_secs(11),
-            seven,
-            &mut rng,
-        )
+        .on_response(ans(peer(7), r.nonce), 20, at_secs(11), seven, &mut rng)
         .unwrap()
         .unwrap();
     assert_eq!((next.start_seq, next.end_seq), (20, 29));
@@ -289,7 +255,7 @@ fn gap_repair_transfers_up_to_the_refused_block_with_anti_entropy_off() {
     for _ in 0..10 {
         let answered = st
             .on_response(
-                ans(peer(7), next.nonce, Some(next.end_seq)),
+                ans(peer(7), next.nonce),
                 next.end_seq + 1,
                 due,
                 seven,
@@ -322,19 +288,13 @@ fn a_gap_no_store_holds_is_repaired_at_once_and_only_the_missing_run() {
         .tick(at_secs(1), 5, 0, seven, &mut rng)
         .expect("a request");
     assert_eq!((r.start_seq, r.end_seq), (5, 7), "the missing run only");
-    // While it runs another gap waits for it to end.
+    // A gap found while it runs extends it.
     st.gap_unreachable(30, 20, at_secs(1));
-    let done = st
-        .on_response(
-            ans(peer(7), r.nonce, Some(7)),
-            8,
-            at_secs(1),
-            seven,
-            &mut rng,
-        )
-        .expect("matches");
-    assert_eq!(done, None, "the run is complete");
-    assert_eq!(st.poll_timeout(), Instant::MAX, "nothing was queued");
+    let next = st
+        .on_response(ans(peer(7), r.nonce), 20, at_secs(1), seven, &mut rng)
+        .expect("matches")
+        .expect("extended");
+    assert_eq!((next.start_seq, next.end_seq), (20, 29));
     // Off: nothing.
     let off = StateConfig {
         gap_repair: false,
@@ -343,4 +303,91 @@ fn a_gap_no_store_holds_is_repaired_at_once_and_only_the_missing_run() {
     let mut st = StateTransfer::new(off, Instant::ZERO);
     st.gap_unreachable(8, 5, at_secs(1));
     assert_eq!(st.poll_timeout(), Instant::MAX);
+}
+
+#[test]
+fn a_gap_seen_during_anti_entropy_is_repaired_after_it_and_a_failed_repair_backs_off() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let cfg = StateConfig {
+        enabled: true,
+        ..StateConfig::default()
+    };
+    let delay = cfg.height_gap_delay;
+    let mut st = StateTransfer::new(cfg.clone(), Instant::ZERO);
+    let r = st
+        .tick(at_secs(10), 1, 5, seven, &mut rng)
+        .expect("anti-entropy");
+    assert_eq!((r.start_seq, r.end_seq), (1, 4));
+    // A refused block at 40: remembered; nothing due while the transfer runs.
+    st.gap_seen(41, 1, at_secs(10));
+    assert_eq!(st.poll_timeout(), r_deadline(&cfg, at_secs(10)));
+    let done = st
+        .on_response(ans(peer(7), r.nonce), 5, at_secs(10), seven, &mut rng)
+        .expect("matches");
+    assert_eq!(done, None, "anti-entropy's range is done");
+    let due = at_secs(10) + delay;
+    assert_eq!(st.poll_timeout(), due, "the remembered gap is due");
+    let mut r = st.tick(due, 5, 0, seven, &mut rng).expect("the repair");
+    assert_eq!((r.start_seq, r.end_seq), (5, 15));
+    // Every peer answers without the blocks: after maxRetries it gives up and backs off.
+    for _ in 0..cfg.max_retries {
+        r = st
+            .on_response(ans(peer(7), r.nonce), 5, due, seven, &mut rng)
+            .expect("matches")
+            .expect("retried");
+    }
+    let gave_up = st
+        .on_response(ans(peer(7), r.nonce), 5, due, seven, &mut rng)
+        .expect("matches");
+    assert_eq!(gave_up, None);
+    assert_eq!(st.stats().transfers_abandoned, 1);
+    // It is tried again, for what it had left, after a backoff that doubles.
+    assert_eq!(st.poll_timeout(), due + delay, "not at once: backed off");
+    assert_eq!(st.tick(due, 5, 0, seven, &mut rng), None);
+    let mut r = st.tick(due + delay, 5, 0, seven, &mut rng).expect("again");
+    assert_eq!((r.start_seq, r.end_seq), (5, 15));
+    let again = due + delay;
+    for _ in 0..=cfg.max_retries {
+        let next = st.on_response(ans(peer(7), r.nonce), 5, again, seven, &mut rng);
+        match next.expect("matches") {
+            Some(n) => r = n,
+            None => break,
+        }
+    }
+    assert_eq!(st.poll_timeout(), again + delay * 2, "the backoff doubled");
+    // Once it completes the backoff is back to heightGapDelay.
+    let r = st
+        .tick(again + delay * 2, 5, 0, seven, &mut rng)
+        .expect("again");
+    st.on_response(ans(peer(7), r.nonce), 41, again, seven, &mut rng)
+        .expect("matches");
+    assert_eq!(st.stats().transfers_completed, 2);
+    assert!(!st.is_active());
+    assert_eq!(
+        st.poll_timeout(),
+        at_secs(20),
+        "only anti-entropy's next check"
+    );
+}
+
+fn r_deadline(cfg: &StateConfig, sent: Instant) -> Instant {
+    (sent + cfg.response_timeout).min(sent + cfg.check_interval)
+}
+
+/// Progress is our height, not what an answer carried: blocks delivery could not take (its
+/// buffer full while commits catch up) are asked for again rather than skipped.
+#[test]
+fn blocks_an_answer_carried_but_delivery_did_not_take_are_asked_again() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    let r = st
+        .tick(at_secs(10), 46, 100, seven, &mut rng)
+        .expect("a request");
+    assert_eq!((r.start_seq, r.end_seq), (46, 56));
+    // The answer carried 46..=56, delivery took 46..=50 only: height 51.
+    let next = st
+        .on_response(ans(peer(7), r.nonce), 51, at_secs(10), seven, &mut rng)
+        .expect("matches")
+        .expect("goes on");
+    assert_eq!((next.start_seq, next.end_seq), (51, 61), "51..=56 again");
 }
