@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::ledger::tests::block;
 use crate::ledger::{INITIAL_HEIGHT, MemLedger};
 
 /// The policy of a node with default settings and no linger.
@@ -15,14 +16,6 @@ const POLICY: CommitPolicy = CommitPolicy {
 };
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn block(seq: u64) -> Payload {
-    Payload {
-        seq_num: seq,
-        data: Bytes::from(format!("block {seq}")),
-        private_data: Vec::new(),
-    }
-}
 
 fn ch(name: &'static str) -> Bytes {
     Bytes::from_static(name.as_bytes())

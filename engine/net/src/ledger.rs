@@ -167,11 +167,13 @@ impl Ledger for MemLedger {
     }
 }
 
+/// Test blocks, shared by the driver's ledger tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn block(seq: u64) -> Payload {
+    /// A payload numbered `seq` whose data names it.
+    pub(crate) fn block(seq: u64) -> Payload {
         Payload {
             seq_num: seq,
             data: Bytes::from(format!("block {seq}")),
@@ -179,7 +181,8 @@ mod tests {
         }
     }
 
-    fn seqs(blocks: &[Payload]) -> Vec<u64> {
+    /// The numbers of `blocks`, in their order.
+    pub(crate) fn seqs(blocks: &[Payload]) -> Vec<u64> {
         blocks.iter().map(|b| b.seq_num).collect()
     }
 

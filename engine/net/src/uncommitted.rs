@@ -75,18 +75,7 @@ impl Uncommitted {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block(seq: u64) -> Payload {
-        Payload {
-            seq_num: seq,
-            data: Bytes::from(format!("block {seq}")),
-            private_data: Vec::new(),
-        }
-    }
-
-    fn seqs(blocks: &[Payload]) -> Vec<u64> {
-        blocks.iter().map(|p| p.seq_num).collect()
-    }
+    use crate::ledger::tests::{block, seqs};
 
     #[test]
     fn kept_until_committed_and_served_by_range() {
