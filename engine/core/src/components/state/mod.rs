@@ -202,16 +202,18 @@ impl StateTransfer {
     }
 
     /// Gap repair (module doc): a block `stream_height - 1` arrived beyond the admission window
-    /// while our height is `height`. With `gap_repair`, and no transfer running, a transfer up
-    /// to `stream_height` starts `heightGapDelay` from now (a later call may raise the target).
+    /// while our height is `height`. With `gap_repair`, a transfer up to `stream_height` starts
+    /// `heightGapDelay` from now, or once the running transfer ends; a running repair is extended
+    /// to it.
     pub fn gap_seen(&mut self, stream_height: u64, height: u64, now: Instant) {
         self.repair_gap(stream_height, height, now + self.config.height_gap_delay);
     }
 
     /// Gap repair (module doc) of a gap that left every peer's block store: blocks `height..end`
     /// are missing while a block at least `maxBlockCountToStore` past them arrived, so pull
-    /// cannot bring them and no push is on its way. With `gap_repair`, and no transfer running,
-    /// a transfer of `height..end` starts at the next tick.
+    /// cannot bring them and no push is on its way. With `gap_repair`, a transfer of
+    /// `height..end` starts at the next tick, or once the running transfer ends; a running repair
+    /// is extended to it.
     pub fn gap_unreachable(&mut self, end: u64, height: u64, now: Instant) {
         self.repair_gap(end, height, now);
     }
@@ -347,7 +349,6 @@ impl StateTransfer {
         Ok(self.retry(now, height, &mut pick, rng))
     }
 
-    /// Ends the running transfer, `completed` or given up; there is no next request.
     /// Ends the running transfer, `completed` or given up; there is no next request. A repair
     /// that gave up is due again after the backoff, for what it had left.
     fn end(&mut self, completed: bool, now: Instant) -> Option<Request> {
