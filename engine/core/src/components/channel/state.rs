@@ -94,20 +94,27 @@ impl Channel {
     /// cannot bring it. The missing run up to the next block held is fetched by state request
     /// at once.
     pub(super) fn repair_unreachable_gap(&mut self, now: crate::time::Instant) {
-        let missing = self.first_missing();
-        let window = self.blocks.policy().window();
-        let (newest, stored_next) = self.blocks.keys_around(&missing);
-        let Some(&newest) = newest else {
+        let Some(&newest) = self.blocks.newest_key() else {
             return;
         };
-        if missing >= newest.saturating_sub(window) {
+        let reach_floor = newest.saturating_sub(self.blocks.policy().window());
+        // The steady state, without a walk of the reorder buffer: the first missing block is
+        // at or past the next one to deliver.
+        if self.delivery.next_seq() >= reach_floor {
             return;
         }
-        let held_next = [stored_next.copied(), self.delivery.buffered_after(missing)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(newest);
+        let missing = self.first_missing();
+        if missing >= reach_floor {
+            return;
+        }
+        let held_next = [
+            self.blocks.key_after(&missing).copied(),
+            self.delivery.buffered_after(missing),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(newest);
         self.state.gap_unreachable(held_next, missing, now);
     }
 

@@ -201,15 +201,17 @@ impl<P: Policy> MsgStore<P> {
         &self.policy
     }
 
-    /// The highest key stored (expired messages included), and the lowest above `key`.
-    pub fn keys_around(&self, key: &P::Key) -> (Option<&P::Key>, Option<&P::Key>) {
-        let newest = self.entries.last_key_value().map(|(k, _)| k);
-        let next = self
-            .entries
+    /// The highest key stored (expired messages included).
+    pub fn newest_key(&self) -> Option<&P::Key> {
+        self.entries.last_key_value().map(|(k, _)| k)
+    }
+
+    /// The lowest key stored (expired messages included) above `key`.
+    pub fn key_after(&self, key: &P::Key) -> Option<&P::Key> {
+        self.entries
             .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
             .next()
-            .map(|(k, _)| k);
-        (newest, next)
+            .map(|(k, _)| k)
     }
 
     /// The policy, to adjust it (a lower floor takes effect at once; a higher one at the next
