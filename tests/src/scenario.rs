@@ -25,7 +25,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -506,11 +508,48 @@ pub fn run_seed<N: SimNode>(scenario: &Scenario<N>, seed: u64) -> Outcome {
     outcome
 }
 
-/// Runs every seed of `seeds`; panics on the first failing one (see [`run_seed`]). The
-/// `SIM_SEED` environment variable, when set, runs only that seed (replay).
+/// Runs every seed of `seeds`; panics on a failing one (see [`run_seed`]). The `SIM_SEED`
+/// environment variable, when set, runs only that seed (replay).
+///
+/// Seeds are independent simulations, so they are spread over `SIM_THREADS` threads (default:
+/// the machine's cores); each seed's run is the same as on one thread, and the outcomes come
+/// back in seed order. After a failure no further seed starts, and the failure of the lowest
+/// failing seed is raised.
 pub fn run_seeds<N: SimNode>(scenario: &Scenario<N>, seeds: Range<u64>) -> Vec<Outcome> {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![run_seed(scenario, seed)];
     }
-    seeds.map(|seed| run_seed(scenario, seed)).collect()
+    let threads = std::env::var("SIM_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, seeds.end.saturating_sub(seeds.start).max(1) as usize);
+    let next = AtomicU64::new(seeds.start);
+    let failed = AtomicBool::new(false);
+    let worker = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let seed = next.fetch_add(1, Ordering::Relaxed);
+            if seed >= seeds.end {
+                break;
+            }
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| run_seed(scenario, seed)));
+            if run.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((seed, run));
+        }
+        done
+    };
+    let mut runs: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a seed's panic is caught in its worker"))
+            .collect()
+    });
+    runs.sort_by_key(|(seed, _)| *seed);
+    runs.into_iter()
+        .map(|(_, run)| run.unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        .collect()
 }
