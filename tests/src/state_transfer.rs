@@ -53,6 +53,37 @@ pub fn restart_catches_up_by_gap_repair<N: SimNode>() -> Scenario<N> {
     restart_scenario(fabric::base("restart-gap-repair", 6).gossip(gap_repair_gossip(true)))
 }
 
+/// [`restart_catches_up_by_gap_repair`] once the stream has stopped: node 3 restarts after the
+/// last block and no block follows, so no pushed block shows it the gap; the peers' StateInfo
+/// (their ledger heights) is all it learns. With anti-entropy off, it catches up all the same.
+pub fn restart_after_the_stream_stopped<N: SimNode>() -> Scenario<N> {
+    let s = fabric::base("restart-after-the-stream", 6)
+        .gossip(gap_repair_gossip(true))
+        .step(Op::AwaitConverged { within: secs(30) });
+    join_all(s, "A")
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 20,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(10),
+        })
+        .step(Op::Crash(3))
+        .step(Op::InjectBlocks {
+            from: 0,
+            channel: "A",
+            count: 60,
+        })
+        .step(Op::Wait(secs(2)))
+        .step(Op::Restart(3))
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(30),
+        })
+}
+
 /// [`fabric::fast_gossip`] with anti-entropy off and gap repair as given.
 pub fn gap_repair_gossip(gap_repair: bool) -> GossipConfig {
     GossipConfig {

@@ -16,6 +16,10 @@ on_both_transports! {
     /// A peer killed while 60 blocks pass resumes from its ledger and catches up.
     a_restarted_peer_resumes_from_its_ledger_and_catches_up:
         state_transfer::restart_catches_up::<EngineNode>(), SEEDS;
+    /// Anti-entropy off: a peer restarted after the last block learns of its gap only from the
+    /// heights its peers advertise, and catches up.
+    a_peer_restarted_after_the_stream_stopped_catches_up:
+        state_transfer::restart_after_the_stream_stopped::<EngineNode>(), 0..64;
 }
 
 /// Sim-only: with anti-entropy off, gap repair alone brings a restarted peer the 60 blocks that

@@ -139,7 +139,21 @@ impl Channel {
             // Later, so a push or pull in flight can close the gap first (a due gap round is
             // cancelled when it did).
             self.puller.gap(ctx.now + ctx.config.state.height_gap_delay);
+            self.repair_behind_majority(ours, ctx);
         }
+    }
+
+    /// Gap repair of a gap the channel's peers show by their heights (`components::state`,
+    /// "Gap repair"): when a strict majority of them advertise more than `ours`, which one peer
+    /// (or any minority) cannot fake. The only sign of a gap for a peer restarted after the
+    /// last block, with no push to follow.
+    fn repair_behind_majority(&mut self, ours: u64, ctx: &Ctx<'_>) {
+        if !ctx.config.state.gap_repair {
+            return;
+        }
+        let heights = self.peer_heights(ctx).into_iter().map(|(_, h)| h);
+        self.state
+            .majority_ahead(crate::node::majority_height(heights), ours, ctx.now);
     }
 
     /// State transfer's timed work: retries, and the anti-entropy check.

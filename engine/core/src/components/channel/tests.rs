@@ -93,6 +93,17 @@ fn org1_channel(f: &Fixture) -> Channel {
 }
 
 fn state_info(about: &LocalSigner, channel: &[u8], mac_ok: bool) -> (Envelope, GossipMessage) {
+    state_info_at(about, channel, mac_ok, 9, 2)
+}
+
+/// A StateInfo of `about` advertising `height`, its timestamp's sequence number `seq_num`.
+fn state_info_at(
+    about: &LocalSigner,
+    channel: &[u8],
+    mac_ok: bool,
+    height: u64,
+    seq_num: u64,
+) -> (Envelope, GossipMessage) {
     let pki_id = about.pki_id();
     let mut mac = channel_mac(&pki_id, channel);
     if !mac_ok {
@@ -105,12 +116,12 @@ fn state_info(about: &LocalSigner, channel: &[u8], mac_ok: bool) -> (Envelope, G
         content: Some(Content::StateInfo(StateInfo {
             timestamp: Some(gossip_proto::gossip::PeerTime {
                 inc_num: 1,
-                seq_num: 2,
+                seq_num,
             }),
             pki_id: Bytes::copy_from_slice(pki_id.as_bytes()),
             channel_mac: Bytes::copy_from_slice(&mac),
             properties: Some(Properties {
-                ledger_height: 9,
+                ledger_height: height,
                 ..Default::default()
             }),
         })),
@@ -581,4 +592,54 @@ fn a_relayed_block_the_store_takes_later_is_not_forwarded_again() {
         panic!("one digest expected");
     };
     assert!(items.contains(&end), "stored: {items:?}");
+}
+
+#[test]
+fn a_height_the_majority_advertises_is_fetched_and_one_liar_cannot_raise_it() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let cfg = ChannelConfig {
+        channel: Bytes::from_static(b"ch"),
+        sequence: 1,
+        orgs: vec![
+            ("Org1MSP".into(), Vec::new()),
+            ("Org2MSP".into(), Vec::new()),
+        ],
+    };
+    let mut ch = Channel::new(&cfg, &f.config, at_s(0));
+    let mut out = Outbox::default();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    assert!(f.config.state.gap_repair && !f.config.state.enabled);
+    let delay = f.config.state.height_gap_delay;
+    let [liar, b, c] = [0, 1, 2].map(|i| &f.others[i]);
+    let advertise = |ch: &mut Channel, who: &LocalSigner, height: u64, seq_num: u64, now| {
+        let (env, msg) = state_info_at(who, b"ch", true, height, seq_num);
+        let mut out = Outbox::default();
+        ch.handle_state_info(who.pki_id(), &env, &msg, &f.ctx_at(now), &mut out);
+        assert!(out.drops.is_empty(), "{:?}", out.drops);
+    };
+    // Two honest peers at our height, then one that claims 10^15.
+    advertise(&mut ch, b, 1, 2, at_s(2));
+    advertise(&mut ch, c, 1, 2, at_s(2));
+    advertise(&mut ch, liar, FAR_SEQ, 2, at_s(2));
+    ch.handle_timeout(&f.ctx_at(at_s(3)), &mut rng, &mut out);
+    assert!(
+        state_requests(&mut out).is_empty(),
+        "a minority's height is not repaired"
+    );
+    // One honest peer moves on to height 9: two of the three advertise at least 9.
+    advertise(&mut ch, b, 9, 3, at_s(4));
+    let tick = |ch: &mut Channel, now: Instant, out: &mut Outbox, rng: &mut _| {
+        ch.handle_timeout(&f.ctx_at(now), rng, out);
+        state_requests(out)
+    };
+    assert!(
+        tick(&mut ch, at_s(4), &mut out, &mut rng).is_empty(),
+        "not before heightGapDelay: a push or pull may close it first"
+    );
+    assert_eq!(
+        tick(&mut ch, at_s(4) + delay, &mut out, &mut rng),
+        [(1, 8)],
+        "up to the majority's height"
+    );
 }

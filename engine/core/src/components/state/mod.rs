@@ -22,7 +22,10 @@
 //!   once ([`StateTransfer::gap_unreachable`]). A peer that refuses a pushed block beyond its
 //!   admission window ([`StateTransfer::gap_seen`]) is at least `2 × blockBufferSize` blocks
 //!   behind the stream; after `heightGapDelay` it transfers the range up to the refused block as
-//!   anti-entropy would. Either asks a peer whose advertised height covers the range or,
+//!   anti-entropy would. A peer whose height is below the one a strict majority of the
+//!   channel's peers advertise ([`StateTransfer::majority_ahead`]), the only sign of a gap
+//!   for a peer restarted after the last block, does the same up to the majority's height.
+//!   Each asks a peer whose advertised height covers the range or,
 //!   since advertised heights are up to `publishStateInfoInterval` old, any channel peer
 //!   ([`StateTransfer::may_ask_any`]). Fabric peers serve state requests whether or not their own
 //!   anti-entropy is on.
@@ -218,6 +221,15 @@ impl StateTransfer {
         self.repair_gap(end, height, now);
     }
 
+    /// Gap repair (module doc) of a gap the channel's majority shows: a strict majority of the
+    /// channel's peers advertise a ledger height of at least `majority_height` while ours is
+    /// `height`. With `gap_repair`, a transfer up to `majority_height` starts `heightGapDelay`
+    /// from now if the gap is still open then, or once the running transfer ends; a running
+    /// repair is extended to it.
+    pub fn majority_ahead(&mut self, majority_height: u64, height: u64, now: Instant) {
+        self.repair_gap(majority_height, height, now + self.config.height_gap_delay);
+    }
+
     /// A gap up to `end` (exclusive): a running repair transfer is extended to it; otherwise it
     /// is remembered and due at `at`, or when the running anti-entropy transfer ends. Remembered
     /// even then, so a peer overrun by a burst has what it learnt of the stream once the stream
@@ -279,8 +291,8 @@ impl StateTransfer {
                 .is_some_and(|at| at.max(self.repair_not_before) <= now)
         {
             self.repair_at = None;
-            // Only as far as the refused block: it passed the block checks, while an advertised
-            // height is its signer's word.
+            // Only as far as the refused block (it passed the block checks) or the majority's
+            // height: the highest advertised height is one signer's word.
             let end = std::mem::take(&mut self.repair_to);
             if end > height {
                 self.stats.gap_repairs += 1;
