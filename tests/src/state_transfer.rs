@@ -4,9 +4,9 @@
 //! every live peer holding every block exactly once and in order (the order checker and the
 //! ledger-surviving delivery record of [`crate::checkers`] run throughout).
 //!
-//! Each turns `state.enabled` on (the setting under test; Fabric's default is off) and keeps
+//! Most turn `state.enabled` on (the setting under test; Fabric's default is off) and keep
 //! every other `state.*` value at Fabric's default, on the shortened timers of
-//! [`fabric::fast_gossip`].
+//! [`fabric::fast_gossip`]; those named for gap repair keep anti-entropy off, as Fabric does.
 
 use std::time::Duration;
 
@@ -136,12 +136,39 @@ fn restart_scenario<N: SimNode>(s: Scenario<N>) -> Scenario<N> {
 /// exactly once, in order. Blocks enter at peers that have every earlier one, as an orderer
 /// feeds an org's leader.
 pub fn fault_sweep<N: SimNode>() -> Scenario<N> {
+    fault_sweep_with(base("fault-sweep", 8), 20)
+        .step(Op::InjectBlocks {
+            from: 2,
+            channel: "A",
+            count: 20,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(60),
+        })
+}
+
+/// [`fault_sweep`] at Fabric's defaults (anti-entropy off; gap repair, ours, on), 60 blocks
+/// during the cut (more than the far side's admission window, `2 × blockBufferSize`, so no pull
+/// can reach them) and no block after the healing: the far side and the restarted peer learn
+/// what they lack only from the heights their peers advertise.
+pub fn fault_sweep_defaults<N: SimNode>() -> Scenario<N> {
+    let s = fabric::base("fault-sweep-defaults", 8).gossip(gap_repair_gossip(true));
+    fault_sweep_with(s, 40).step(Op::AwaitBlocks {
+        channel: "A",
+        within: secs(60),
+    })
+}
+
+/// The faults of [`fault_sweep`], up to the healing and the restart; `after_crash` blocks pass
+/// between the crash and the healing.
+fn fault_sweep_with<N: SimNode>(s: Scenario<N>, after_crash: u64) -> Scenario<N> {
     let link = LinkConfig {
         loss_probability: 0.05,
         duplicate_probability: 0.02,
         ..LinkConfig::default()
     };
-    let s = base("fault-sweep", 8).step(Op::AwaitConverged { within: secs(30) });
+    let s = s.step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
         .step(Op::SetLink(link))
         .step(Op::InjectBlocks {
@@ -159,18 +186,9 @@ pub fn fault_sweep<N: SimNode>() -> Scenario<N> {
         .step(Op::InjectBlocks {
             from: 1,
             channel: "A",
-            count: 20,
+            count: after_crash,
         })
         .step(Op::Wait(Duration::from_secs(6)))
         .step(Op::Heal)
         .step(Op::Restart(6))
-        .step(Op::InjectBlocks {
-            from: 2,
-            channel: "A",
-            count: 20,
-        })
-        .step(Op::AwaitBlocks {
-            channel: "A",
-            within: secs(60),
-        })
 }

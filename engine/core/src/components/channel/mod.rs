@@ -400,6 +400,9 @@ impl Channel {
             self.leaders.expire(now);
             if !self.left {
                 self.request_state_info(ctx, rng, out);
+                // Peers back from a partition bring no new StateInfo: their heights count again
+                // once they are alive.
+                self.repair_behind_majority(ctx);
             }
         }
         if due(

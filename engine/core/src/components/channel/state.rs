@@ -70,12 +70,17 @@ impl Channel {
         out.send_unsigned(ctx.discovery.remote_for(&to), message);
     }
 
+    /// Sends a state request, ending it before the next block held: a gap repair's range runs
+    /// to the stream height it learnt, which may lie past blocks that came meanwhile.
     fn send_state_request(&self, request: Request, ctx: &Ctx<'_>, out: &mut Outbox) {
+        let end_seq = self
+            .held_after(request.start_seq)
+            .map_or(request.end_seq, |held| request.end_seq.min(held - 1));
         let message = self.state_message(
             request.nonce,
             Content::StateRequest(RemoteStateRequest {
                 start_seq_num: request.start_seq,
-                end_seq_num: request.end_seq,
+                end_seq_num: end_seq,
             }),
         );
         self.send_state(request.to, &message, ctx, out);
@@ -107,15 +112,19 @@ impl Channel {
         if missing >= reach_floor {
             return;
         }
-        let held_next = [
-            self.blocks.key_after(&missing).copied(),
-            self.delivery.buffered_after(missing),
+        let held_next = self.held_after(missing).unwrap_or(newest);
+        self.state.gap_unreachable(held_next, missing, now);
+    }
+
+    /// The lowest block held above `seq`: in the block store or waiting for delivery.
+    fn held_after(&self, seq: u64) -> Option<u64> {
+        [
+            self.blocks.key_after(&seq).copied(),
+            self.delivery.buffered_after(seq),
         ]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(newest);
-        self.state.gap_unreachable(held_next, missing, now);
     }
 
     fn first_missing(&self) -> u64 {
@@ -139,21 +148,31 @@ impl Channel {
             // Later, so a push or pull in flight can close the gap first (a due gap round is
             // cancelled when it did).
             self.puller.gap(ctx.now + ctx.config.state.height_gap_delay);
-            self.repair_behind_majority(ours, ctx);
+            self.repair_behind_majority(ctx);
         }
     }
 
     /// Gap repair of a gap the channel's peers show by their heights (`components::state`,
-    /// "Gap repair"): when a strict majority of them advertise more than `ours`, which one peer
-    /// (or any minority) cannot fake. The only sign of a gap for a peer restarted after the
-    /// last block, with no push to follow.
-    fn repair_behind_majority(&mut self, ours: u64, ctx: &Ctx<'_>) {
+    /// "Gap repair"): a strict majority of the alive ones advertise more than our first missing
+    /// block, which one peer (or any minority) cannot fake. The missing run, up to the next block
+    /// held or the majority's height, is fetched after `heightGapDelay` if still missing then.
+    /// The only sign of a gap for a peer restarted after the last block, with no push to follow.
+    /// Checked on a StateInfo that advertises more than our height, and every
+    /// `requestStateInfoInterval`.
+    pub(super) fn repair_behind_majority(&mut self, ctx: &Ctx<'_>) {
         if !ctx.config.state.gap_repair {
             return;
         }
+        let missing = self.first_missing();
         let heights = self.peer_heights(ctx).into_iter().map(|(_, h)| h);
-        self.state
-            .majority_ahead(crate::node::majority_height(heights), ours, ctx.now);
+        let majority = crate::node::majority_height(heights);
+        if majority <= missing {
+            return;
+        }
+        let end = self
+            .held_after(missing)
+            .map_or(majority, |held| held.min(majority));
+        self.state.majority_ahead(end, missing, ctx.now);
     }
 
     /// State transfer's timed work: retries, and the anti-entropy check.

@@ -221,13 +221,13 @@ impl StateTransfer {
         self.repair_gap(end, height, now);
     }
 
-    /// Gap repair (module doc) of a gap the channel's majority shows: a strict majority of the
-    /// channel's peers advertise a ledger height of at least `majority_height` while ours is
-    /// `height`. With `gap_repair`, a transfer up to `majority_height` starts `heightGapDelay`
-    /// from now if the gap is still open then, or once the running transfer ends; a running
-    /// repair is extended to it.
-    pub fn majority_ahead(&mut self, majority_height: u64, height: u64, now: Instant) {
-        self.repair_gap(majority_height, height, now + self.config.height_gap_delay);
+    /// Gap repair (module doc) of a gap the channel's majority shows: blocks `height..end` are
+    /// missing while a strict majority of the channel's peers advertise a ledger height of at
+    /// least `end`. With `gap_repair`, a transfer of `height..end` starts `heightGapDelay` from
+    /// now if still missing then, or once the running transfer ends; a running repair is
+    /// extended to it.
+    pub fn majority_ahead(&mut self, end: u64, height: u64, now: Instant) {
+        self.repair_gap(end, height, now + self.config.height_gap_delay);
     }
 
     /// A gap up to `end` (exclusive): a running repair transfer is extended to it; otherwise it
