@@ -139,6 +139,18 @@ impl Channel {
             .collect()
     }
 
+    /// The ledger heights the channel peers (alive, not left) advertise: [`Self::peer_heights`]
+    /// without copying the members.
+    fn advertised_heights<'a>(&'a self, ctx: &'a Ctx<'_>) -> impl Iterator<Item = u64> + 'a {
+        ctx.discovery
+            .alive_members()
+            .iter()
+            .filter(|m| !self.left && self.is_member_in_chan(m))
+            .filter_map(|m| self.state_infos.get(&m.pki_id))
+            .filter(|si| !si.properties.left_channel)
+            .map(|si| si.properties.ledger_height)
+    }
+
     /// A peer's StateInfo advertised `height`: a gap it reveals may be repaired at once.
     pub(super) fn height_advertised(&mut self, height: u64, ctx: &Ctx<'_>) {
         let ours = self.first_missing();
@@ -164,8 +176,7 @@ impl Channel {
             return;
         }
         let missing = self.first_missing();
-        let heights = self.peer_heights(ctx).into_iter().map(|(_, h)| h);
-        let majority = crate::node::majority_height(heights);
+        let majority = crate::node::majority_height(self.advertised_heights(ctx));
         if majority <= missing {
             return;
         }
