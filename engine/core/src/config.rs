@@ -148,8 +148,15 @@ pub struct StateConfig {
     pub enabled: bool,
     /// `state.checkInterval`: anti-entropy period (10 s).
     pub check_interval: Duration,
-    /// `state.responseTimeout`: wait per state request (3 s).
+    /// `state.responseTimeout`: wait per state request (3 s); with answers seen, the upper
+    /// bound of the adaptive wait ([`StateConfig::response_timeout_min`]).
     pub response_timeout: Duration,
+    /// Not a Fabric setting: the least wait per state request once answers have been timed
+    /// (200 ms). A request waits four times the smoothed answer time, at least this and at most
+    /// `response_timeout`, doubled at each retry of the same range: a lost request or answer then
+    /// stalls the transfer for about that long instead of `responseTimeout`. Equal to
+    /// `response_timeout`: Fabric's fixed wait.
+    pub response_timeout_min: Duration,
     /// `state.batchSize`: blocks per request; the range is inclusive, so up to `batch_size + 1`
     /// blocks (10).
     pub batch_size: u64,
@@ -191,6 +198,7 @@ impl Default for StateConfig {
             enabled: false,
             check_interval: Duration::from_secs(10),
             response_timeout: Duration::from_secs(3),
+            response_timeout_min: Duration::from_millis(200),
             batch_size: 10,
             max_retries: 3,
             channel_size: 100,
@@ -334,6 +342,10 @@ impl GossipConfig {
             ("response_wait_time", self.response_wait_time),
             ("state.check_interval", self.state.check_interval),
             ("state.response_timeout", self.state.response_timeout),
+            (
+                "state.response_timeout_min",
+                self.state.response_timeout_min,
+            ),
             ("leader_alive_threshold", self.leader_alive_threshold),
             (
                 "election.startup_grace_period",

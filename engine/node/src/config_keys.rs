@@ -49,6 +49,7 @@ pub const GOSSIP_KEYS_USED: &[&str] = &[
     "pullOnGap",
     "pullGapInterval",
     "state.heightGapDelay",
+    "state.responseTimeoutMin",
     "state.commitLinger",
     "state.gapRepair",
 ];

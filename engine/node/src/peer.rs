@@ -269,6 +269,10 @@ impl NodeConfig {
                 enabled: raw.bool(&g("state.enabled"))?.unwrap_or(d.state.enabled),
                 check_interval: dur(g("state.checkInterval"), d.state.check_interval)?,
                 response_timeout: dur(g("state.responseTimeout"), d.state.response_timeout)?,
+                response_timeout_min: dur(
+                    g("state.responseTimeoutMin"),
+                    d.state.response_timeout_min,
+                )?,
                 batch_size: uint_or(raw, &g("state.batchSize"), d.state.batch_size)?,
                 max_retries: uint_or(raw, &g("state.maxRetries"), d.state.max_retries)?,
                 channel_size: uint_or(raw, &g("state.channelSize"), d.state.channel_size)?,

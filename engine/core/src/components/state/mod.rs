@@ -7,15 +7,18 @@
 //!   advertises a ledger height above ours, the range `[height, max_height - 1]` is transferred in
 //!   requests of `batchSize + 1` blocks (the range is inclusive, as Fabric's), one at a time, each
 //!   to a random peer whose advertised height covers it.
-//! - **Retries**: a request unanswered after `responseTimeout`, or answered without moving our
-//!   height (no block we wanted, or none delivery could take), is sent again (to a new random
-//!   peer, with a new nonce) up to `maxRetries` times; then the transfer gives up until the next
+//! - **Retries**: a request unanswered in time (Fabric: `responseTimeout`; ours: below), or
+//!   answered without moving our height (no block we wanted, or none delivery could take), is
+//!   sent again (to a new random peer, with a new nonce) up to `maxRetries` times; then the transfer gives up until the next
 //!   check (a gap repair: until a backoff from `heightGapDelay`, doubling up to
 //!   `checkInterval`, has passed; it then goes on with what it had left).
 //! - **Where we differ from Fabric** (timing only): a transfer asks for the next range as soon
 //!   as an answer is in instead of waiting for the batch to commit, and a peer advertising a
 //!   higher height brings the next check forward to `heightGapDelay` from then, instead of
-//!   waiting up to `checkInterval` (`engine/ALGORITHM.md`).
+//!   waiting up to `checkInterval` (`engine/ALGORITHM.md`). Once answers have been timed, a
+//!   request waits four times the smoothed answer time (within `response_timeout_min` and
+//!   `responseTimeout`, doubled per retry), so a lost request or answer stalls a transfer for
+//!   that long rather than 3 s.
 //! - **Gap repair** (ours, `gap_repair`, on by default; independent of `state.enabled`): a gap
 //!   that no block store holds any more cannot be repaired by pull. A peer whose first missing
 //!   block is more than `maxBlockCountToStore` below its newest block transfers the missing run at
@@ -137,6 +140,7 @@ struct Transfer {
 #[derive(Clone, Copy, Debug)]
 struct Pending {
     request: Request,
+    sent_at: Instant,
     deadline: Instant,
 }
 
@@ -155,6 +159,8 @@ pub struct StateTransfer {
     /// The wait after the next repair that gives up: `heightGapDelay`, doubled after each one
     /// up to `checkInterval`, back to `heightGapDelay` when a repair completes.
     repair_backoff: Duration,
+    /// Smoothed time from a request to its answer (none before the first answer).
+    answer_time_smoothed: Option<Duration>,
     transfer: Option<Transfer>,
     serving: BTreeMap<u64, Serving>,
     stats: StateStats,
@@ -169,6 +175,7 @@ impl StateTransfer {
             repair_to: 0,
             repair_not_before: Instant::ZERO,
             repair_backoff: config.height_gap_delay,
+            answer_time_smoothed: None,
             config,
             transfer: None,
             serving: BTreeMap::new(),
@@ -347,6 +354,12 @@ impl StateTransfer {
         }
         t.pending = None;
         self.stats.responses_taken += 1;
+        let answer_time = now.saturating_duration_since(pending.sent_at);
+        // TCP's smoothing (RFC 6298): seven eighths of the old estimate, one of the new sample.
+        self.answer_time_smoothed = Some(
+            self.answer_time_smoothed
+                .map_or(answer_time, |s| (s * 7 + answer_time) / 8),
+        );
         // Progress is our own height: blocks an answer carried that delivery could not take (its
         // buffer full while commits catch up) are asked for again, not skipped.
         let progressed = height > t.next_seq;
@@ -424,12 +437,34 @@ impl StateTransfer {
             start_seq,
             end_seq,
         };
-        t.pending = Some(Pending {
-            request,
-            deadline: now + self.config.response_timeout,
-        });
+        let tries = t.tries;
+        let deadline = now + self.response_wait(tries);
+        if let Some(t) = self.transfer.as_mut() {
+            t.pending = Some(Pending {
+                request,
+                sent_at: now,
+                deadline,
+            });
+        }
         self.stats.requests_sent += 1;
         Some(request)
+    }
+
+    /// How long a request waits for its answer on its try `tries` (0 first): Fabric's
+    /// `responseTimeout` until an answer was timed, then four times the smoothed answer time,
+    /// doubled per retry, within `response_timeout_min..=response_timeout`.
+    fn response_wait(&self, tries: u32) -> Duration {
+        let (least, most) = (
+            self.config.response_timeout_min,
+            self.config.response_timeout,
+        );
+        let Some(smoothed) = self.answer_time_smoothed else {
+            return most;
+        };
+        (smoothed * 4)
+            .max(least)
+            .saturating_mul(1 << tries.min(16))
+            .min(most)
     }
 
     /// A state request from `to` for `start_seq..=end_seq`: checks it and returns the token of

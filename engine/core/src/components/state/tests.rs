@@ -391,3 +391,58 @@ fn blocks_an_answer_carried_but_delivery_did_not_take_are_asked_again() {
         .expect("goes on");
     assert_eq!((next.start_seq, next.end_seq), (51, 61), "51..=56 again");
 }
+
+#[test]
+fn once_answers_are_timed_a_lost_request_is_retried_after_four_answer_times_doubling() {
+    let ms = Duration::from_millis;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let cfg = config();
+    assert_eq!(
+        (cfg.response_timeout_min, cfg.response_timeout),
+        (ms(200), ms(3_000))
+    );
+    let mut st = StateTransfer::new(cfg, Instant::ZERO);
+    let first = st.tick(at_secs(10), 5, 1_000, seven, &mut rng).unwrap();
+    assert_eq!(
+        st.poll_timeout(),
+        at_secs(10) + ms(3_000),
+        "no answer timed yet: Fabric's responseTimeout"
+    );
+    // Answered in 100 ms: the next request waits four times that.
+    let t1 = at_secs(10) + ms(100);
+    let second = st
+        .on_response(ans(peer(7), first.nonce), 16, t1, seven, &mut rng)
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.poll_timeout(), t1 + ms(400));
+    // It is lost: retried then, and the retry waits twice as long.
+    assert_eq!(st.tick(t1 + ms(399), 16, 1_000, seven, &mut rng), None);
+    let retry = st.tick(t1 + ms(400), 16, 1_000, seven, &mut rng).unwrap();
+    assert_eq!(
+        (retry.start_seq, retry.end_seq),
+        (second.start_seq, second.end_seq)
+    );
+    assert_ne!(retry.nonce, second.nonce);
+    assert_eq!(st.poll_timeout(), t1 + ms(400) + ms(800));
+    // Answered in 1 ms: the estimate moves an eighth of the way, (7 × 100 + 1) / 8 ms.
+    let t2 = t1 + ms(401);
+    let mut next = st
+        .on_response(ans(peer(7), retry.nonce), 27, t2, seven, &mut rng)
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.poll_timeout(), t2 + Duration::from_micros(4 * 87_625));
+    // Fast answers never bring the wait under `response_timeout_min`.
+    let mut now = t2;
+    for height in (38..).step_by(11).take(20) {
+        now = now + ms(1);
+        next = st
+            .on_response(ans(peer(7), next.nonce), height, now, seven, &mut rng)
+            .unwrap()
+            .unwrap();
+    }
+    assert!(st.is_active());
+    assert_eq!(st.poll_timeout(), now + ms(200));
+    // Retries double it, up to responseTimeout.
+    assert_eq!(st.response_wait(1), ms(400));
+    assert_eq!(st.response_wait(10), ms(3_000));
+}
