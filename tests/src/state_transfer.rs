@@ -57,25 +57,8 @@ pub fn restart_catches_up_by_gap_repair<N: SimNode>() -> Scenario<N> {
 /// last block and no block follows, so no pushed block shows it the gap; the peers' StateInfo
 /// (their ledger heights) is all it learns. With anti-entropy off, it catches up all the same.
 pub fn restart_after_the_stream_stopped<N: SimNode>() -> Scenario<N> {
-    let s = fabric::base("restart-after-the-stream", 6)
-        .gossip(gap_repair_gossip(true))
-        .step(Op::AwaitConverged { within: secs(30) });
-    join_all(s, "A")
-        .step(Op::InjectBlocks {
-            from: 0,
-            channel: "A",
-            count: 20,
-        })
-        .step(Op::AwaitBlocks {
-            channel: "A",
-            within: secs(10),
-        })
-        .step(Op::Crash(3))
-        .step(Op::InjectBlocks {
-            from: 0,
-            channel: "A",
-            count: 60,
-        })
+    let s = fabric::base("restart-after-the-stream", 6).gossip(gap_repair_gossip(true));
+    crash_while_60_blocks_pass(s)
         .step(Op::Wait(secs(2)))
         .step(Op::Restart(3))
         .step(Op::AwaitBlocks {
@@ -98,6 +81,23 @@ pub fn gap_repair_gossip(gap_repair: bool) -> GossipConfig {
 
 /// Node 3 crashes while 60 blocks pass, restarts, and 10 more blocks follow.
 fn restart_scenario<N: SimNode>(s: Scenario<N>) -> Scenario<N> {
+    crash_while_60_blocks_pass(s)
+        .step(Op::Restart(3))
+        .step(Op::AwaitConverged { within: secs(30) })
+        .step(Op::InjectBlocks {
+            from: 1,
+            channel: "A",
+            count: 10,
+        })
+        .step(Op::AwaitBlocks {
+            channel: "A",
+            within: secs(30),
+        })
+}
+
+/// Converged, every node in channel A with its first 20 blocks; then node 3 crashes while 60 more
+/// pass.
+fn crash_while_60_blocks_pass<N: SimNode>(s: Scenario<N>) -> Scenario<N> {
     let s = s.step(Op::AwaitConverged { within: secs(30) });
     join_all(s, "A")
         .step(Op::InjectBlocks {
@@ -114,17 +114,6 @@ fn restart_scenario<N: SimNode>(s: Scenario<N>) -> Scenario<N> {
             from: 0,
             channel: "A",
             count: 60,
-        })
-        .step(Op::Restart(3))
-        .step(Op::AwaitConverged { within: secs(30) })
-        .step(Op::InjectBlocks {
-            from: 1,
-            channel: "A",
-            count: 10,
-        })
-        .step(Op::AwaitBlocks {
-            channel: "A",
-            within: secs(30),
         })
 }
 
