@@ -9,9 +9,10 @@
 //!   to a random peer whose advertised height covers it.
 //! - **Retries**: a request unanswered in time (Fabric: `responseTimeout`; ours: below), or
 //!   answered without moving our height (no block we wanted, or none delivery could take), is
-//!   sent again (to a new random peer, with a new nonce) up to `maxRetries` times; then the transfer gives up until the next
-//!   check (a gap repair: until a backoff from `heightGapDelay`, doubling up to
-//!   `checkInterval`, has passed; it then goes on with what it had left).
+//!   sent again (to a new random peer, with a new nonce) up to `maxRetries` times; then the
+//!   transfer gives up until the next check (a gap repair: until a backoff from
+//!   `heightGapDelay`, doubling up to `checkInterval`, has passed; it then goes on with what it
+//!   had left).
 //! - **Where we differ from Fabric** (timing only): a transfer asks for the next range as soon
 //!   as an answer is in instead of waiting for the batch to commit, and a peer advertising a
 //!   higher height brings the next check forward to `heightGapDelay` from then, instead of
@@ -28,10 +29,9 @@
 //!   anti-entropy would. A peer whose height is below the one a strict majority of the
 //!   channel's peers advertise ([`StateTransfer::majority_ahead`]), the only sign of a gap
 //!   for a peer restarted after the last block, does the same up to the majority's height.
-//!   Each asks a peer whose advertised height covers the range or,
-//!   since advertised heights are up to `publishStateInfoInterval` old, any channel peer
-//!   ([`StateTransfer::may_ask_any`]). Fabric peers serve state requests whether or not their own
-//!   anti-entropy is on.
+//!   Each asks a peer whose advertised height covers the range or, since advertised heights are
+//!   up to `publishStateInfoInterval` old, any channel peer ([`StateTransfer::may_ask_any`]).
+//!   Fabric peers serve state requests whether or not their own anti-entropy is on.
 //! - **Serving**: a request is valid when `start <= end` and `end - start <= batchSize`; at most
 //!   `channelSize` are read from the ledger at once, more are dropped.
 
@@ -358,7 +358,7 @@ impl StateTransfer {
         // TCP's smoothing (RFC 6298): seven eighths of the old estimate, one of the new sample.
         self.answer_time_smoothed = Some(
             self.answer_time_smoothed
-                .map_or(answer_time, |s| (s * 7 + answer_time) / 8),
+                .map_or(answer_time, |s| (s.saturating_mul(7) + answer_time) / 8),
         );
         // Progress is our own height: blocks an answer carried that delivery could not take (its
         // buffer full while commits catch up) are asked for again, not skipped.
@@ -461,7 +461,8 @@ impl StateTransfer {
         let Some(smoothed) = self.answer_time_smoothed else {
             return most;
         };
-        (smoothed * 4)
+        smoothed
+            .saturating_mul(4)
             .max(least)
             .saturating_mul(1 << tries.min(16))
             .min(most)
