@@ -131,24 +131,17 @@ impl Channel {
         self.delivery.first_missing()
     }
 
-    /// The channel peers (not left) with their advertised ledger heights.
-    fn peer_heights(&self, ctx: &Ctx<'_>) -> Vec<(PkiId, u64)> {
-        self.peers(ctx.discovery.alive_members())
-            .into_iter()
-            .map(|(m, p)| (m.pki_id, p.ledger_height))
-            .collect()
-    }
-
-    /// The ledger heights the channel peers (alive, not left) advertise: [`Self::peer_heights`]
-    /// without copying the members.
-    fn advertised_heights<'a>(&'a self, ctx: &'a Ctx<'_>) -> impl Iterator<Item = u64> + 'a {
+    /// The channel peers (alive, not left) with the ledger heights they advertise: what
+    /// [`Channel::peers`] holds, without copying each member and its properties.
+    fn peer_heights<'a>(&'a self, ctx: &'a Ctx<'_>) -> impl Iterator<Item = (PkiId, u64)> + 'a {
         ctx.discovery
             .alive_members()
             .iter()
             .filter(|m| !self.left && self.is_member_in_chan(m))
-            .filter_map(|m| self.state_infos.get(&m.pki_id))
-            .filter(|si| !si.properties.left_channel)
-            .map(|si| si.properties.ledger_height)
+            .filter_map(|m| {
+                let si = self.state_infos.get(&m.pki_id)?;
+                (!si.properties.left_channel).then_some((m.pki_id, si.properties.ledger_height))
+            })
     }
 
     /// A peer's StateInfo advertised `height`: a gap it reveals may be repaired at once.
@@ -176,7 +169,7 @@ impl Channel {
             return;
         }
         let missing = self.first_missing();
-        let majority = crate::node::majority_height(self.advertised_heights(ctx));
+        let majority = crate::node::majority_height(self.peer_heights(ctx).map(|(_, h)| h));
         if majority <= missing {
             return;
         }
@@ -201,7 +194,7 @@ impl Channel {
         if self.state.poll_timeout() > ctx.now {
             return;
         }
-        let peers = self.peer_heights(ctx);
+        let peers: Vec<_> = self.peer_heights(ctx).collect();
         let max_height = peers.iter().map(|(_, h)| *h).max().unwrap_or(0);
         let any = self.state.may_ask_any();
         let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, any, rng);
@@ -296,7 +289,7 @@ impl Channel {
         if !self.state.expects(from, message.nonce) {
             return out.count_drop(DropReason::UnknownNonce);
         }
-        let peers = self.peer_heights(ctx);
+        let peers: Vec<_> = self.peer_heights(ctx).collect();
         let any = self.state.may_ask_any();
         let pick = |need: u64, rng: &mut R| covering_peer(&peers, need, any, rng);
         let verified = !ctx.checks_blocks() || r.payloads.iter().all(|p| verify_block(p).is_ok());
