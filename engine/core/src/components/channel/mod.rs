@@ -123,6 +123,9 @@ pub struct Channel {
     /// The highest ledger height a channel peer advertised (a gap it reveals keeps a due gap
     /// pull round alive).
     advertised_height_max: u64,
+    /// The first missing block the last periodic check found behind the majority's height and
+    /// left to pull ([`Channel::repair_behind_majority`]).
+    behind_majority_at: Option<u64>,
     blocks_delivered: u64,
     blocks_pulled: u64,
     blocks_transferred: u64,
@@ -175,6 +178,7 @@ impl Channel {
             },
             state: StateTransfer::new(gossip.state.clone(), now),
             advertised_height_max: 0,
+            behind_majority_at: None,
             blocks_delivered: 0,
             blocks_pulled: 0,
             blocks_transferred: 0,
@@ -402,7 +406,7 @@ impl Channel {
                 self.request_state_info(ctx, rng, out);
                 // Peers back from a partition bring no new StateInfo: their heights count again
                 // once they are alive.
-                self.repair_behind_majority(ctx);
+                self.repair_behind_majority(true, ctx);
             }
         }
         if due(

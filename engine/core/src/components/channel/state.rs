@@ -153,24 +153,37 @@ impl Channel {
             // Later, so a push or pull in flight can close the gap first (a due gap round is
             // cancelled when it did).
             self.puller.gap(ctx.now + ctx.config.state.height_gap_delay);
-            self.repair_behind_majority(ctx);
+            self.repair_behind_majority(false, ctx);
         }
     }
 
     /// Gap repair of a gap the channel's peers show by their heights (`components::state`,
     /// "Gap repair"): a strict majority of the alive ones advertise more than our first missing
-    /// block, which one peer (or any minority) cannot fake. The missing run, up to the next block
-    /// held or the majority's height, is fetched after `heightGapDelay` if still missing then.
-    /// The only sign of a gap for a peer restarted after the last block, with no push to follow.
-    /// Checked on a StateInfo that advertises more than our height, and every
-    /// `requestStateInfoInterval`.
-    pub(super) fn repair_behind_majority(&mut self, ctx: &Ctx<'_>) {
+    /// block, which one peer (or any minority) cannot fake. The only sign of a gap for a peer
+    /// restarted after the last block, with no push to follow. Checked on a StateInfo that
+    /// advertises more than our height, and every `requestStateInfoInterval` (`periodic`).
+    ///
+    /// Pull repairs a gap within its reach (a gap round `heightGapDelay` later). State transfer
+    /// fetches the missing run, up to the next block held or the majority's height, when it lies
+    /// beyond every store's reach (more than `maxBlockCountToStore` below the majority's newest
+    /// block), or when a periodic check finds the same first block still missing that the
+    /// previous one handed to pull; it starts `heightGapDelay` later if still missing then.
+    pub(super) fn repair_behind_majority(&mut self, periodic: bool, ctx: &Ctx<'_>) {
         if !ctx.config.state.gap_repair {
             return;
         }
         let missing = self.first_missing();
         let majority = crate::node::majority_height(self.peer_heights(ctx).map(|(_, h)| h));
         if majority <= missing {
+            if periodic {
+                self.behind_majority_at = None;
+            }
+            return;
+        }
+        let pull_failed = periodic && self.behind_majority_at.replace(missing) == Some(missing);
+        let reach_floor = (majority - 1).saturating_sub(self.blocks.policy().window());
+        if missing >= reach_floor && !pull_failed {
+            self.puller.gap(ctx.now + ctx.config.state.height_gap_delay);
             return;
         }
         let end = self

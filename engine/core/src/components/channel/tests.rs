@@ -594,10 +594,24 @@ fn a_relayed_block_the_store_takes_later_is_not_forwarded_again() {
     assert!(items.contains(&end), "stored: {items:?}");
 }
 
-#[test]
-fn a_height_the_majority_advertises_is_fetched_and_one_liar_cannot_raise_it() {
-    use rand::SeedableRng;
-    let f = fixture();
+/// `who` advertises ledger height `height` on channel `ch` at `now`.
+fn advertise(
+    f: &Fixture,
+    ch: &mut Channel,
+    who: &LocalSigner,
+    height: u64,
+    seq_num: u64,
+    now: Instant,
+) {
+    let (env, msg) = state_info_at(who, b"ch", true, height, seq_num);
+    let mut out = Outbox::default();
+    ch.handle_state_info(who.pki_id(), &env, &msg, &f.ctx_at(now), &mut out);
+    assert!(out.drops.is_empty(), "{:?}", out.drops);
+}
+
+/// A channel of both orgs at height 1 whose three peers advertise: two honest ones height 1,
+/// `others[0]` 10^15 (a minority's height, which starts no repair).
+fn channel_beside_a_liar(f: &Fixture, rng: &mut impl rand::Rng) -> Channel {
     let cfg = ChannelConfig {
         channel: Bytes::from_static(b"ch"),
         sequence: 1,
@@ -607,39 +621,102 @@ fn a_height_the_majority_advertises_is_fetched_and_one_liar_cannot_raise_it() {
         ],
     };
     let mut ch = Channel::new(&cfg, &f.config, at_s(0));
-    let mut out = Outbox::default();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     assert!(f.config.state.gap_repair && !f.config.state.enabled);
-    let delay = f.config.state.height_gap_delay;
     let [liar, b, c] = [0, 1, 2].map(|i| &f.others[i]);
-    let advertise = |ch: &mut Channel, who: &LocalSigner, height: u64, seq_num: u64, now| {
-        let (env, msg) = state_info_at(who, b"ch", true, height, seq_num);
-        let mut out = Outbox::default();
-        ch.handle_state_info(who.pki_id(), &env, &msg, &f.ctx_at(now), &mut out);
-        assert!(out.drops.is_empty(), "{:?}", out.drops);
-    };
-    // Two honest peers at our height, then one that claims 10^15.
-    advertise(&mut ch, b, 1, 2, at_s(2));
-    advertise(&mut ch, c, 1, 2, at_s(2));
-    advertise(&mut ch, liar, FAR_SEQ, 2, at_s(2));
-    ch.handle_timeout(&f.ctx_at(at_s(3)), &mut rng, &mut out);
+    advertise(f, &mut ch, b, 1, 2, at_s(2));
+    advertise(f, &mut ch, c, 1, 2, at_s(2));
+    advertise(f, &mut ch, liar, FAR_SEQ, 2, at_s(2));
+    let mut out = Outbox::default();
+    ch.handle_timeout(&f.ctx_at(at_s(3)), rng, &mut out);
     assert!(
         state_requests(&mut out).is_empty(),
         "a minority's height is not repaired"
     );
-    // One honest peer moves on to height 9: two of the three advertise at least 9.
-    advertise(&mut ch, b, 9, 3, at_s(4));
-    let tick = |ch: &mut Channel, now: Instant, out: &mut Outbox, rng: &mut _| {
-        ch.handle_timeout(&f.ctx_at(now), rng, out);
-        state_requests(out)
+    ch
+}
+
+/// The state requests' ranges and the number of pull hellos in `out` (drained).
+fn requests_and_hellos(out: &mut Outbox) -> (Vec<(u64, u64)>, usize) {
+    let mut hellos = 0;
+    let requests = out
+        .transmits
+        .drain(..)
+        .filter_map(
+            |t| match GossipMessage::decode(t.envelope.payload).ok()?.content? {
+                Content::StateRequest(r) => Some((r.start_seq_num, r.end_seq_num)),
+                Content::Hello(_) => {
+                    hellos += 1;
+                    None
+                }
+                _ => None,
+            },
+        )
+        .collect();
+    (requests, hellos)
+}
+
+#[test]
+fn a_height_the_majority_advertises_beyond_pulls_reach_is_fetched_and_one_liar_cannot_raise_it() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut ch = channel_beside_a_liar(&f, &mut rng);
+    let delay = f.config.state.height_gap_delay;
+    // One honest peer moves on to height 20: two of the three advertise at least 20, and block 1
+    // is more than `maxBlockCountToStore` below their newest (19), beyond every store's reach.
+    let window = f.config.max_block_count_to_store;
+    assert!(1 + window < 19);
+    advertise(&f, &mut ch, &f.others[1], 20, 3, at_s(4));
+    let mut tick = |now: Instant| {
+        let mut out = Outbox::default();
+        ch.handle_timeout(&f.ctx_at(now), &mut rng, &mut out);
+        state_requests(&mut out)
     };
     assert!(
-        tick(&mut ch, at_s(4), &mut out, &mut rng).is_empty(),
-        "not before heightGapDelay: a push or pull may close it first"
+        tick(at_s(4)).is_empty(),
+        "not before heightGapDelay: a push may close it first"
     );
     assert_eq!(
-        tick(&mut ch, at_s(4) + delay, &mut out, &mut rng),
-        [(1, 8)],
-        "up to the majority's height"
+        tick(at_s(4) + delay),
+        [(1, 1 + f.config.state.batch_size)],
+        "the first batch towards the majority's height (Fabric's ranges hold batchSize + 1)"
+    );
+}
+
+#[test]
+fn a_short_gap_behind_the_majority_is_left_to_pull_then_to_state_transfer() {
+    use rand::SeedableRng;
+    let f = fixture();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut ch = channel_beside_a_liar(&f, &mut rng);
+    let delay = f.config.state.height_gap_delay;
+    // Height 9: block 1 is within every store's reach, so a pull gap round goes first.
+    advertise(&f, &mut ch, &f.others[1], 9, 3, at_s(4));
+    let mut out = Outbox::default();
+    ch.handle_timeout(&f.ctx_at(at_s(4) + delay), &mut rng, &mut out);
+    assert_eq!(
+        requests_and_hellos(&mut out),
+        (Vec::new(), 1),
+        "a pull gap round, no state request"
+    );
+    // Nobody answers the pull. A periodic check notes the gap, the next finds it still open and
+    // hands it to state transfer, `heightGapDelay` later.
+    let interval = f.config.request_state_info_interval;
+    let step = Duration::from_millis(100);
+    let mut now = at_s(4) + delay;
+    let requests = loop {
+        now = now + step;
+        assert!(now < at_s(4) + 3 * interval, "no state request");
+        let mut out = Outbox::default();
+        ch.handle_timeout(&f.ctx_at(now), &mut rng, &mut out);
+        let (requests, _) = requests_and_hellos(&mut out);
+        if !requests.is_empty() {
+            break requests;
+        }
+    };
+    assert_eq!(requests, [(1, 8)], "up to the majority's height");
+    assert!(
+        now >= at_s(4) + interval,
+        "pull had a requestStateInfoInterval to close it"
     );
 }

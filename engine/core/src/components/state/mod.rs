@@ -28,7 +28,9 @@
 //!   behind the stream; after `heightGapDelay` it transfers the range up to the refused block as
 //!   anti-entropy would. A peer whose height is below the one a strict majority of the
 //!   channel's peers advertise ([`StateTransfer::majority_ahead`]), the only sign of a gap
-//!   for a peer restarted after the last block, does the same up to the majority's height.
+//!   for a peer restarted after the last block, does the same up to the majority's height when
+//!   the gap lies beyond pull's reach, or when pull has not closed it by the next
+//!   `requestStateInfoInterval` check; a shorter gap is left to a pull gap round first.
 //!   Each asks a peer whose advertised height covers the range or, since advertised heights are
 //!   up to `publishStateInfoInterval` old, any channel peer ([`StateTransfer::may_ask_any`]).
 //!   Fabric peers serve state requests whether or not their own anti-entropy is on.
