@@ -114,6 +114,8 @@ pub struct Node {
     partition: Partition,
     out: Outbox,
     stats: NodeStats,
+    /// Discovery's `became_alive` count the channels last saw ([`Node::pull_state_infos_early`]).
+    became_alive_seen: u64,
 }
 
 impl Node {
@@ -170,6 +172,7 @@ impl Node {
             partition: Partition::default(),
             out,
             stats: NodeStats::default(),
+            became_alive_seen: 0,
         }
     }
 
@@ -411,6 +414,7 @@ impl Node {
                 let mut ch = Channel::new(&config, &self.config, now);
                 ch.spread_timers(&self.config, &mut self.rng);
                 self.channels.insert(config.channel.clone(), ch);
+                self.ask_state_infos(now);
             }
         }
         let me = self.discovery.me();
@@ -478,6 +482,7 @@ impl Node {
     fn after_input(&mut self, now: Instant) {
         self.forget_purged();
         self.discovery.refresh();
+        self.pull_state_infos_early(now);
         let my_org = self.discovery.me().org.clone();
         for emit in std::mem::take(&mut self.out.emits) {
             let origin_in_my_org = match &emit.message.content {

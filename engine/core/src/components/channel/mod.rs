@@ -126,6 +126,8 @@ pub struct Channel {
     /// The first missing block the last periodic check found behind the majority's height and
     /// left to pull ([`Channel::repair_behind_majority`]).
     behind_majority_at: Option<u64>,
+    /// A StateInfo pull request went to a peer since the join.
+    state_infos_asked: bool,
     blocks_delivered: u64,
     blocks_pulled: u64,
     blocks_transferred: u64,
@@ -179,6 +181,7 @@ impl Channel {
             state: StateTransfer::new(gossip.state.clone(), now),
             advertised_height_max: 0,
             behind_majority_at: None,
+            state_infos_asked: false,
             blocks_delivered: 0,
             blocks_pulled: 0,
             blocks_transferred: 0,

@@ -91,9 +91,22 @@ impl Channel {
         out.emit(envelope, message, None);
     }
 
+    /// A StateInfo pull request at once, if none reached a peer since the join (members became
+    /// alive: [`crate::node::Node`] calls it then).
+    pub fn pull_state_infos_early<R: Rng + ?Sized>(
+        &mut self,
+        ctx: &Ctx<'_>,
+        rng: &mut R,
+        out: &mut Outbox,
+    ) {
+        if !self.left && !self.state_infos_asked {
+            self.request_state_info(ctx, rng, out);
+        }
+    }
+
     /// Sends a StateInfo pull request to up to `pull_peer_num` alive peers of the channel's orgs.
     pub(super) fn request_state_info<R: Rng + ?Sized>(
-        &self,
+        &mut self,
         ctx: &Ctx<'_>,
         rng: &mut R,
         out: &mut Outbox,
@@ -105,6 +118,7 @@ impl Channel {
         if picked.is_empty() {
             return;
         }
+        self.state_infos_asked = true;
         let message = GossipMessage {
             nonce: 0,
             channel: Bytes::new(),

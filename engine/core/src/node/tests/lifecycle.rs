@@ -165,9 +165,9 @@ fn a_crl_signed_by_no_ca_of_the_org_is_refused() {
     );
 }
 
-/// Replaces peer `i` by a fresh node of `test_peer` at the same endpoints (a restart with
-/// another certificate).
-fn restart_as(c: &mut Cluster, i: usize, test_peer: &TestPeer) {
+/// Replaces peer `i` by a fresh node of `test_peer` at the same endpoints (a restart, with
+/// another certificate or the same), which takes `commands` before it meets anyone. Not settled.
+fn restart_as(c: &mut Cluster, i: usize, test_peer: &TestPeer, commands: Vec<Command>) {
     let now = c.now;
     let msp = c.peers[0].identities.msp();
     let signer = Arc::new(test_peer.signer().unwrap());
@@ -180,7 +180,7 @@ fn restart_as(c: &mut Cluster, i: usize, test_peer: &TestPeer) {
         .unwrap();
     let ingress = Ingress::new(IngressConfig::default(), msp, Arc::clone(&identities));
     let old = &c.peers[i];
-    let node = Node::new(
+    let mut node = Node::new(
         NodeParams {
             config: GossipConfig::default(),
             external_endpoint: old.external.clone(),
@@ -191,6 +191,9 @@ fn restart_as(c: &mut Cluster, i: usize, test_peer: &TestPeer) {
         },
         now,
     );
+    for command in commands {
+        node.handle_command(command, now);
+    }
     let peer = Peer {
         node,
         ingress,
@@ -203,7 +206,46 @@ fn restart_as(c: &mut Cluster, i: usize, test_peer: &TestPeer) {
         received: Vec::new(),
     };
     c.peers[i] = peer;
+}
+
+#[test]
+fn a_restarted_peer_asks_for_state_info_as_soon_as_it_meets_a_channel_peer() {
+    let (mut c, pki) = converged(4, 14, |pki| pki.orgs[0].peers[3].clone());
+    let ch = Bytes::from_static(CHANNEL);
+    let org = c.peers[0].org.clone();
+    let restarted_at = c.now;
+    let asked_by = |c: &Cluster| -> usize {
+        (0..3)
+            .map(|j| c.sent(3, j, ContentKind::StateInfoPullReq))
+            .sum()
+    };
+    let asked_before = asked_by(&c);
+    // Joined before it knows any peer, as gossip-node rejoins its channels at start.
+    restart_as(
+        &mut c,
+        3,
+        &pki.orgs[0].peers[3],
+        vec![join(&org, &ch, Vec::new())],
+    );
+    // It knows their identities (the harness checks nested signatures against a peer's store).
+    for j in 0..3 {
+        c.link(3, j);
+    }
     c.settle();
+    assert_eq!(c.now, restarted_at, "no timer ran");
+    let asked = asked_by(&c) - asked_before;
+    assert!(
+        (1..=GossipConfig::default().pull_peer_num).contains(&asked),
+        "asked {asked}"
+    );
+    assert_eq!(
+        in_channel(&c, 3).len(),
+        3,
+        "every channel peer's StateInfo, before the first requestStateInfoInterval tick"
+    );
+    // Asked once: the next requests are the periodic ones.
+    c.run_until(restarted_at + Duration::from_secs(1));
+    assert_eq!(asked_by(&c) - asked_before, asked);
 }
 
 #[test]
@@ -214,7 +256,8 @@ fn a_renewed_certificate_replaces_the_old_pki_id_at_once() {
     let renewed = org
         .issue_peer(&org.peers[3].name, START_UNIX_S as i64, 3600)
         .unwrap();
-    restart_as(&mut c, 3, &renewed);
+    restart_as(&mut c, 3, &renewed, Vec::new());
+    c.settle();
     let new = c.peers[3].signer.pki_id();
     assert_ne!(old, new);
     let ch = Bytes::from_static(CHANNEL);
