@@ -306,13 +306,7 @@ impl Node {
         let ctx = certstore::Ctx::new(&self.discovery, &self.config, now);
         self.certstore
             .handle_timeout(&ctx, &mut self.rng, &mut self.out);
-        let ctx = channel::Ctx {
-            discovery: &self.discovery,
-            signer: &self.signer,
-            config: &self.config,
-            now,
-            blocks_authenticated: false,
-        };
+        let ctx = channel::Ctx::new(&self.discovery, &self.signer, &self.config, now);
         for ch in self.channels.values_mut() {
             ch.handle_timeout(&ctx, &mut self.rng, &mut self.out);
         }
@@ -462,13 +456,7 @@ impl Node {
             }
             IoResult::IdentitySwitch(pki_id) => self.discovery.purge(&pki_id, out),
             IoResult::Blocks { token, blocks } => {
-                let ctx = channel::Ctx {
-                    discovery: &self.discovery,
-                    signer: &self.signer,
-                    config: &self.config,
-                    now,
-                    blocks_authenticated: false,
-                };
+                let ctx = channel::Ctx::new(&self.discovery, &self.signer, &self.config, now);
                 if let Some(ch) = self.channels.values_mut().find(|c| c.serves_read(token)) {
                     ch.handle_blocks_read(token, blocks, &ctx, out);
                 }

@@ -15,13 +15,7 @@ impl Node {
     /// Fabric's `Yield` of a channel's election: a leader steps down and stays out of elections
     /// for `leaderAliveThreshold × 6`. Anything else ignores it.
     pub(super) fn yield_leadership(&mut self, channel: &[u8], now: Instant) {
-        let ctx = channel::Ctx {
-            discovery: &self.discovery,
-            signer: &self.signer,
-            config: &self.config,
-            now,
-            blocks_authenticated: false,
-        };
+        let ctx = channel::Ctx::new(&self.discovery, &self.signer, &self.config, now);
         if let Some(ch) = self.channels.get_mut(channel) {
             ch.yield_leadership(&ctx, &mut self.out);
         }

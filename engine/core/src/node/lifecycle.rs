@@ -40,13 +40,7 @@ impl Node {
     /// Every channel that has not asked a peer for StateInfo since its join asks the alive ones
     /// now (on members that became alive, and on a join).
     pub(super) fn ask_state_infos(&mut self, now: Instant) {
-        let ctx = channel::Ctx {
-            discovery: &self.discovery,
-            signer: &self.signer,
-            config: &self.config,
-            now,
-            blocks_authenticated: false,
-        };
+        let ctx = channel::Ctx::new(&self.discovery, &self.signer, &self.config, now);
         for ch in self.channels.values_mut() {
             ch.pull_state_infos_early(&ctx, &mut self.rng, &mut self.out);
         }

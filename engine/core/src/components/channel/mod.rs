@@ -77,7 +77,24 @@ pub struct Ctx<'a> {
     pub blocks_authenticated: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of an input whose blocks (if any) ingress did not authenticate: timers,
+    /// commands, IO results.
+    pub fn new(
+        discovery: &'a Discovery,
+        signer: &'a LocalSigner,
+        config: &'a GossipConfig,
+        now: Instant,
+    ) -> Self {
+        Self {
+            discovery,
+            signer,
+            config,
+            now,
+            blocks_authenticated: false,
+        }
+    }
+
     /// Whether this input's blocks still need the structural check of [`verify_block`]: not when
     /// verification is off (`skipBlockVerification`), nor when ingress authenticated them
     /// already, which includes that check.
