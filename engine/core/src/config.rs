@@ -151,10 +151,10 @@ pub struct StateConfig {
     /// `state.responseTimeout`: wait per state request (3 s); with answers seen, the upper
     /// bound of the adaptive wait ([`StateConfig::response_timeout_min`]).
     pub response_timeout: Duration,
-    /// Not a Fabric setting: the least wait per state request once answers have been timed
-    /// (200 ms). A request waits four times the smoothed answer time, at least this and at most
-    /// `response_timeout`, doubled at each retry of the same range: a lost request or answer then
-    /// stalls the transfer for about that long instead of `responseTimeout`. Equal to
+    /// Not a Fabric setting: the least wait per state request (200 ms). A request waits four
+    /// times the smoothed answer time (1 s before any answer was timed), at least this and at
+    /// most `response_timeout`, doubled at each retry of the same range: a lost request or
+    /// answer then stalls the transfer for about that long instead of `responseTimeout`. Equal to
     /// `response_timeout`: Fabric's fixed wait.
     pub response_timeout_min: Duration,
     /// `state.batchSize`: blocks per request; the range is inclusive, so up to `batch_size + 1`

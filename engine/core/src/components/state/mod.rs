@@ -19,7 +19,9 @@
 //!   waiting up to `checkInterval` (`engine/ALGORITHM.md`). Once answers have been timed, a
 //!   request waits four times the smoothed answer time (within `response_timeout_min` and
 //!   `responseTimeout`, doubled per retry), so a lost request or answer stalls a transfer for
-//!   that long rather than 3 s.
+//!   that long rather than 3 s; before any answer was timed, 1 s ([`ANSWER_WAIT_INITIAL`]). An
+//!   answer to the request a retry replaced that arrives late is still taken (Fabric drops it):
+//!   its blocks count, and its time raises the next waits.
 //! - **Gap repair** (ours, `gap_repair`, on by default; independent of `state.enabled`): a gap
 //!   that no block store holds any more cannot be repaired by pull. A peer whose first missing
 //!   block is more than `maxBlockCountToStore` below its newest block transfers the missing run at
@@ -107,6 +109,8 @@ pub struct StateStats {
     pub transfers_completed: u64,
     /// Responses matched to a request.
     pub responses_taken: u64,
+    /// Of those, late answers to a request whose wait had run out and that was sent again.
+    pub responses_late: u64,
     /// Requests served (ledger reads started).
     pub requests_served: u64,
     /// Transfers started by gap repair.
@@ -121,10 +125,17 @@ impl StateStats {
         self.transfers_abandoned += other.transfers_abandoned;
         self.transfers_completed += other.transfers_completed;
         self.responses_taken += other.responses_taken;
+        self.responses_late += other.responses_late;
         self.requests_served += other.requests_served;
         self.gap_repairs += other.gap_repairs;
     }
 }
+
+/// The wait for the first answer of a state request, before any answer was timed: RFC 6298's
+/// initial retransmission timeout (1 s), within `response_timeout_min..=response_timeout`. A
+/// slow answer is still taken after the retry (`StateTransfer::on_response`), so waiting less than
+/// Fabric's 3 s costs at most a second request.
+pub const ANSWER_WAIT_INITIAL: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug)]
 struct Transfer {
@@ -137,6 +148,8 @@ struct Transfer {
     /// Tries of the current request.
     tries: u32,
     pending: Option<Pending>,
+    /// The request whose wait ran out, replaced by `pending`: its answer, late, is still taken.
+    superseded: Option<Pending>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -144,6 +157,12 @@ struct Pending {
     request: Request,
     sent_at: Instant,
     deadline: Instant,
+}
+
+impl Pending {
+    fn answered_by(&self, from: PkiId, nonce: u64) -> bool {
+        self.request.nonce == nonce && self.request.to == from
+    }
 }
 
 /// One channel's state transfer.
@@ -269,11 +288,15 @@ impl StateTransfer {
         }
     }
 
-    /// Whether a response from `from` echoing `nonce` answers the pending request.
+    /// Whether a response from `from` echoing `nonce` answers the pending request, or the one
+    /// it replaced when its wait ran out.
     pub fn expects(&self, from: PkiId, nonce: u64) -> bool {
-        self.transfer
-            .and_then(|t| t.pending)
-            .is_some_and(|p| p.request.nonce == nonce && p.request.to == from)
+        self.transfer.is_some_and(|t| {
+            [t.pending, t.superseded]
+                .iter()
+                .flatten()
+                .any(|p| p.answered_by(from, nonce))
+        })
     }
 
     /// The timed work: a timed-out request is retried or the transfer given up; a due check
@@ -290,7 +313,7 @@ impl StateTransfer {
         if let Some(t) = &mut self.transfer
             && t.pending.is_some_and(|p| p.deadline <= now)
         {
-            t.pending = None;
+            t.superseded = t.pending.take();
             self.stats.requests_timed_out += 1;
             return self.retry(now, height, &mut pick, rng);
         }
@@ -334,12 +357,15 @@ impl StateTransfer {
             end_seq: max_height - 1,
             tries: 0,
             pending: None,
+            superseded: None,
         });
         self.request(now, height, pick, rng)
     }
 
     /// A state response ([`Answer`]); `height` is ours after taking its blocks. Returns the next
-    /// request of the transfer.
+    /// request of the transfer. A late answer to the request a retry replaced is taken too: its
+    /// blocks count and its answer time raises the next waits; when it moved our height, the
+    /// next range is asked for in place of the retry.
     pub fn on_response<R: Rng + ?Sized>(
         &mut self,
         answer: Answer,
@@ -350,30 +376,54 @@ impl StateTransfer {
     ) -> Result<Option<Request>, StateReject> {
         let Answer { from, nonce } = answer;
         let t = self.transfer.as_mut().ok_or(StateReject::Unsolicited)?;
-        let pending = t.pending.ok_or(StateReject::Unsolicited)?;
-        if pending.request.nonce != nonce || pending.request.to != from {
-            return Err(StateReject::Unsolicited);
+        if let Some(pending) = t.pending.filter(|p| p.answered_by(from, nonce)) {
+            t.pending = None;
+            // Progress is our own height: blocks an answer carried that delivery could not take
+            // (its buffer full while commits catch up) are asked for again, not skipped.
+            let progressed = height > t.next_seq;
+            t.next_seq = t.next_seq.max(height);
+            let done = t.next_seq > t.end_seq;
+            if progressed {
+                t.tries = 0;
+            }
+            self.take_answer_time(now.saturating_duration_since(pending.sent_at));
+            return Ok(if done {
+                self.end(true, now)
+            } else if progressed {
+                self.request(now, height, &mut pick, rng)
+            } else {
+                self.retry(now, height, &mut pick, rng)
+            });
         }
-        t.pending = None;
+        let late = t
+            .superseded
+            .filter(|p| p.answered_by(from, nonce))
+            .ok_or(StateReject::Unsolicited)?;
+        t.superseded = None;
+        let progressed = height > t.next_seq;
+        if progressed {
+            // The retry asks for blocks this answer brought: the next range is asked for instead
+            // (the retry's own answer, if it comes, is taken as a late one).
+            t.superseded = t.pending.take();
+            t.tries = 0;
+        }
+        self.stats.responses_late += 1;
+        self.take_answer_time(now.saturating_duration_since(late.sent_at));
+        Ok(if progressed {
+            self.request(now, height, &mut pick, rng)
+        } else {
+            None
+        })
+    }
+
+    /// Counts an answer and adds its time to the smoothed estimate: TCP's smoothing (RFC 6298),
+    /// seven eighths of the old estimate, one of the new sample.
+    fn take_answer_time(&mut self, answer_time: Duration) {
         self.stats.responses_taken += 1;
-        let answer_time = now.saturating_duration_since(pending.sent_at);
-        // TCP's smoothing (RFC 6298): seven eighths of the old estimate, one of the new sample.
         self.answer_time_smoothed = Some(
             self.answer_time_smoothed
                 .map_or(answer_time, |s| (s.saturating_mul(7) + answer_time) / 8),
         );
-        // Progress is our own height: blocks an answer carried that delivery could not take (its
-        // buffer full while commits catch up) are asked for again, not skipped.
-        let progressed = height > t.next_seq;
-        t.next_seq = t.next_seq.max(height);
-        if t.next_seq > t.end_seq {
-            return Ok(self.end(true, now));
-        }
-        if progressed {
-            t.tries = 0;
-            return Ok(self.request(now, height, &mut pick, rng));
-        }
-        Ok(self.retry(now, height, &mut pick, rng))
     }
 
     /// Ends the running transfer, `completed` or given up; there is no next request. A repair
@@ -452,19 +502,16 @@ impl StateTransfer {
         Some(request)
     }
 
-    /// How long a request waits for its answer on its try `tries` (0 first): Fabric's
-    /// `responseTimeout` until an answer was timed, then four times the smoothed answer time,
-    /// doubled per retry, within `response_timeout_min..=response_timeout`.
+    /// How long a request waits for its answer on its try `tries` (0 first): four times the
+    /// smoothed answer time, or [`ANSWER_WAIT_INITIAL`] before any answer was timed, doubled per
+    /// retry, within `response_timeout_min..=response_timeout`.
     fn response_wait(&self, tries: u32) -> Duration {
         let (least, most) = (
             self.config.response_timeout_min,
             self.config.response_timeout,
         );
-        let Some(smoothed) = self.answer_time_smoothed else {
-            return most;
-        };
-        smoothed
-            .saturating_mul(4)
+        self.answer_time_smoothed
+            .map_or(ANSWER_WAIT_INITIAL, |smoothed| smoothed.saturating_mul(4))
             .max(least)
             .saturating_mul(1 << tries.min(16))
             .min(most)

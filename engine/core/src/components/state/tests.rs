@@ -43,7 +43,11 @@ fn a_check_transfers_the_gap_in_inclusive_batches() {
         (peer(7), 5, 15),
         "batchSize + 1 blocks"
     );
-    assert_eq!(st.poll_timeout(), at_secs(13), "the response timeout");
+    assert_eq!(
+        st.poll_timeout(),
+        at_secs(10) + ANSWER_WAIT_INITIAL,
+        "no answer timed yet: the initial wait"
+    );
     let next = st
         .on_response(ans(peer(7), r.nonce), 16, at_secs(11), seven, &mut rng)
         .expect("matches")
@@ -370,8 +374,12 @@ fn a_gap_seen_during_anti_entropy_is_repaired_after_it_and_a_failed_repair_backs
     );
 }
 
+/// The deadline of a first request sent at `sent`, before any answer was timed.
 fn r_deadline(cfg: &StateConfig, sent: Instant) -> Instant {
-    (sent + cfg.response_timeout).min(sent + cfg.check_interval)
+    let wait = ANSWER_WAIT_INITIAL
+        .max(cfg.response_timeout_min)
+        .min(cfg.response_timeout);
+    (sent + wait).min(sent + cfg.check_interval)
 }
 
 /// Progress is our height, not what an answer carried: blocks delivery could not take (its
@@ -405,9 +413,11 @@ fn once_answers_are_timed_a_lost_request_is_retried_after_four_answer_times_doub
     let first = st.tick(at_secs(10), 5, 1_000, seven, &mut rng).unwrap();
     assert_eq!(
         st.poll_timeout(),
-        at_secs(10) + ms(3_000),
-        "no answer timed yet: Fabric's responseTimeout"
+        at_secs(10) + ms(1_000),
+        "no answer timed yet: RFC 6298's initial 1 s"
     );
+    assert_eq!(st.response_wait(1), ms(2_000), "doubled per retry");
+    assert_eq!(st.response_wait(2), ms(3_000), "up to responseTimeout");
     // Answered in 100 ms: the next request waits four times that.
     let t1 = at_secs(10) + ms(100);
     let second = st
@@ -445,4 +455,51 @@ fn once_answers_are_timed_a_lost_request_is_retried_after_four_answer_times_doub
     // Retries double it, up to responseTimeout.
     assert_eq!(st.response_wait(1), ms(400));
     assert_eq!(st.response_wait(10), ms(3_000));
+}
+
+#[test]
+fn a_late_answer_to_a_retried_request_is_taken_and_raises_the_wait() {
+    let ms = Duration::from_millis;
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut st = StateTransfer::new(config(), Instant::ZERO);
+    let first = st.tick(at_secs(10), 5, 1_000, seven, &mut rng).unwrap();
+    // Answered in 100 ms: the next request waits 400 ms.
+    let t1 = at_secs(10) + ms(100);
+    let second = st
+        .on_response(ans(peer(7), first.nonce), 16, t1, seven, &mut rng)
+        .unwrap()
+        .unwrap();
+    // Slow, not lost: its wait runs out and it is sent again.
+    let retry = st.tick(t1 + ms(400), 16, 1_000, seven, &mut rng).unwrap();
+    assert_eq!(
+        (retry.start_seq, retry.end_seq),
+        (second.start_seq, second.end_seq)
+    );
+    assert!(st.expects(peer(7), second.nonce) && st.expects(peer(7), retry.nonce));
+    // Its answer comes 500 ms after it was sent, with blocks 16..=26: taken, and the next range
+    // is asked for in place of the retry.
+    let t2 = t1 + ms(500);
+    let third = st
+        .on_response(ans(peer(7), second.nonce), 27, t2, seven, &mut rng)
+        .unwrap()
+        .expect("the next range");
+    assert_eq!(third.start_seq, 27);
+    assert_eq!(st.stats().responses_late, 1);
+    assert_eq!(st.stats().responses_taken, 2);
+    assert!(!st.expects(peer(7), second.nonce), "taken once");
+    // The answer time entered the estimate, (7 × 100 + 500) / 8 = 150 ms: the wait is 600 ms.
+    assert_eq!(st.poll_timeout(), t2 + ms(600));
+    // The retry's own answer, late too, is taken without asking again; then nothing of it is.
+    let t3 = t2 + ms(10);
+    assert_eq!(
+        st.on_response(ans(peer(7), retry.nonce), 27, t3, seven, &mut rng),
+        Ok(None)
+    );
+    assert_eq!(st.stats().responses_late, 2);
+    assert_eq!(
+        st.on_response(ans(peer(7), retry.nonce), 27, t3, seven, &mut rng),
+        Err(StateReject::Unsolicited)
+    );
+    assert!(st.expects(peer(7), third.nonce));
+    assert_eq!(st.stats().requests_timed_out, 1);
 }

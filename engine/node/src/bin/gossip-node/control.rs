@@ -501,6 +501,7 @@ pub fn stats_json(
                 "requests_sent": n.state.requests_sent,
                 "requests_timed_out": n.state.requests_timed_out,
                 "responses_taken": n.state.responses_taken,
+                "responses_late": n.state.responses_late,
                 "transfers_completed": n.state.transfers_completed,
                 "transfers_abandoned": n.state.transfers_abandoned,
                 "requests_served": n.state.requests_served,
