@@ -31,8 +31,25 @@ impl Node {
     }
 }
 
+/// How much of a node's log a failing test prints (its end).
+const LOG_TAIL_LEN_BYTES: usize = 16 * 1024;
+
 impl Drop for Node {
+    /// Kills the node; when the test is failing, prints the end of its log first (the log lives in
+    /// the test's temporary folder, which goes with the test).
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let from = log.len().saturating_sub(LOG_TAIL_LEN_BYTES);
+            let from = (from..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(log.len());
+            eprintln!(
+                "--- end of node log {} ---\n{}",
+                self.log.display(),
+                &log[from..]
+            );
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
