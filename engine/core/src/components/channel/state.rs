@@ -102,7 +102,7 @@ impl Channel {
         let Some(&newest) = self.blocks.newest_key() else {
             return;
         };
-        let reach_floor = newest.saturating_sub(self.blocks.policy().window());
+        let reach_floor = self.pull_reach_floor(newest);
         // The steady state, without a walk of the reorder buffer: the first missing block is
         // at or past the next one to deliver.
         if self.delivery.next_seq() >= reach_floor {
@@ -114,6 +114,12 @@ impl Channel {
         }
         let held_next = self.held_after(missing).unwrap_or(newest);
         self.state.gap_unreachable(held_next, missing, now);
+    }
+
+    /// The lowest block a peer whose newest block is `newest` still holds in its block store
+    /// (each keeps `maxBlockCountToStore` below its newest): pull cannot bring blocks below it.
+    fn pull_reach_floor(&self, newest: u64) -> u64 {
+        newest.saturating_sub(self.blocks.policy().window())
     }
 
     /// The lowest block held above `seq`: in the block store or waiting for delivery.
@@ -181,7 +187,7 @@ impl Channel {
             return;
         }
         let pull_failed = periodic && self.behind_majority_at.replace(missing) == Some(missing);
-        let reach_floor = (majority - 1).saturating_sub(self.blocks.policy().window());
+        let reach_floor = self.pull_reach_floor(majority - 1);
         if missing >= reach_floor && !pull_failed {
             self.puller.gap(ctx.now + ctx.config.state.height_gap_delay);
             return;

@@ -471,6 +471,7 @@ impl StateTransfer {
         pick: &mut impl FnMut(u64, &mut R) -> Option<PkiId>,
         rng: &mut R,
     ) -> Option<Request> {
+        let wait = self.response_wait(self.transfer?.tries);
         let t = self.transfer.as_mut()?;
         t.next_seq = t.next_seq.max(height);
         if t.next_seq > t.end_seq {
@@ -489,15 +490,11 @@ impl StateTransfer {
             start_seq,
             end_seq,
         };
-        let tries = t.tries;
-        let deadline = now + self.response_wait(tries);
-        if let Some(t) = self.transfer.as_mut() {
-            t.pending = Some(Pending {
-                request,
-                sent_at: now,
-                deadline,
-            });
-        }
+        t.pending = Some(Pending {
+            request,
+            sent_at: now,
+            deadline: now + wait,
+        });
         self.stats.requests_sent += 1;
         Some(request)
     }
