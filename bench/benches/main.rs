@@ -10,6 +10,7 @@ criterion::criterion_main!(
     suites::crypto::benches,
     suites::pool::benches,
     suites::egress::benches,
+    suites::ops::benches,
     suites::pull::benches,
     suites::sim::benches,
     suites::transport::benches,

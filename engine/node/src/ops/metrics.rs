@@ -1,6 +1,6 @@
 //! `/metrics`: a [`MetricsSnapshot`] (the live counters the control `stats` op reports, plus the
 //! joined channels) rendered in the Prometheus text format (version 0.0.4) by the `prometheus`
-//! crate, into a registry built afresh at each scrape.
+//! crate's encoder, from metric families built straight from the snapshot ([`families`]).
 //!
 //! Fabric's metrics (`gossip/metrics/metrics.go`, spec section 5) keep their names, types and
 //! labels, so existing dashboards keep working:
@@ -32,8 +32,7 @@
 
 use gossip_engine::handle::GossipStats;
 use gossip_engine::node::ChannelSummary;
-use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::proto::{MetricFamily, MetricType};
 
 use super::families;
 pub use super::process::ProcessGauges;
@@ -54,15 +53,16 @@ pub struct MetricsSnapshot {
     pub process: ProcessGauges,
 }
 
-/// Why `/metrics` could not be rendered (a registration clash: a bug).
+/// Why `/metrics` could not be rendered (a bug: two families of one name, or one the encoder
+/// refuses).
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    /// The registry refused a metric.
+    /// The encoder refused a family.
     #[error("metrics: {0}")]
     Prometheus(#[from] prometheus::Error),
-    /// The text is not UTF-8.
-    #[error("metrics: rendered text is not UTF-8")]
-    Utf8,
+    /// Two families carry the same name.
+    #[error("metrics: two families named {0}")]
+    Duplicate(String),
 }
 
 /// One unlabelled counter of ours: name (after `gossip_engine_`), help, value.
@@ -193,132 +193,134 @@ pub const ENGINE_METRICS: &[CounterRow] = &[
 
 const PREFIX: &str = "gossip_engine_";
 
+/// A per-channel gauge: name, help, value.
+type ChannelRow = (&'static str, &'static str, fn(&ChannelSummary) -> u64);
+/// The series of a one-label family: label value, value.
+type Rows = Vec<(String, u64)>;
+
 /// Renders one scrape.
 pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
-    let registry = Registry::new();
-    let counter = |name: &str, help: &str, v: u64| -> Result<(), MetricsError> {
-        let c = IntCounter::with_opts(Opts::new(name, help))?;
-        c.inc_by(v);
-        registry.register(Box::new(c))?;
-        Ok(())
-    };
+    use MetricType::{COUNTER, GAUGE};
+    let mut out: Vec<MetricFamily> = Vec::with_capacity(64);
     let c = &s.stats.comm;
-    counter(
-        "gossip_comm_messages_sent",
-        "Number of messages sent",
-        c.messages_sent,
-    )?;
-    counter(
-        "gossip_comm_messages_received",
-        "Number of messages received",
-        c.messages_received,
-    )?;
-    counter(
-        "gossip_comm_overflow_count",
-        "Number of outgoing queue buffer overflows",
-        c.overflow_count,
-    )?;
-    let by_channel = |name: &str, help: &str, f: fn(&ChannelSummary) -> u64| {
-        let g = IntGaugeVec::new(Opts::new(name, help), &["channel"])?;
-        for ch in &s.channels {
-            let channel = String::from_utf8_lossy(&ch.channel);
-            g.with_label_values(&[channel.as_ref()])
-                .set(i64::try_from(f(ch)).unwrap_or(i64::MAX));
-        }
-        registry.register(Box::new(g))?;
-        Ok::<(), MetricsError>(())
-    };
-    by_channel(
-        "gossip_membership_total_peers_known",
-        "Total known peers",
-        |ch| ch.peers_known as u64,
-    )?;
-    by_channel("gossip_state_height", "Current ledger height", |ch| {
-        ch.ledger_height
-    })?;
-    by_channel(
-        "gossip_leader_election_leader",
-        "Peer is leader (1) or follower (0)",
-        |ch| u64::from(ch.leader),
-    )?;
-    by_channel(
-        "gossip_payload_buffer_size",
-        "Size of the payload buffer",
-        |ch| ch.buffered_len as u64,
-    )?;
-    by_channel(
-        "gossip_engine_channel_peers_ledger_height_max",
-        "The highest ledger height the channel's peers advertise (0 with none).",
-        |ch| ch.peers_ledger_height_max,
-    )?;
-    by_channel(
-        "gossip_engine_channel_peers_ledger_height_majority",
-        "The highest ledger height that a strict majority of the channel's peers advertise (0 with none): what /healthz's ledger check compares with.",
-        |ch| ch.peers_ledger_height_majority,
-    )?;
-
-    for (name, help, value) in ENGINE_METRICS {
-        counter(&format!("{PREFIX}{name}"), help, value(s))?;
+    for (name, help, v) in [
+        (
+            "gossip_comm_messages_sent",
+            "Number of messages sent",
+            c.messages_sent,
+        ),
+        (
+            "gossip_comm_messages_received",
+            "Number of messages received",
+            c.messages_received,
+        ),
+        (
+            "gossip_comm_overflow_count",
+            "Number of outgoing queue buffer overflows",
+            c.overflow_count,
+        ),
+    ] {
+        out.push(families::single_value(COUNTER, name, help, v));
     }
-    let labelled = |name: &str, help: &str, label: &str, rows: Vec<(String, u64)>| {
-        let v = IntCounterVec::new(Opts::new(format!("{PREFIX}{name}"), help), &[label])?;
-        for (key, n) in rows {
-            v.with_label_values(&[key.as_str()]).inc_by(n);
-        }
-        registry.register(Box::new(v))?;
-        Ok::<(), MetricsError>(())
-    };
+    let by_channel: [ChannelRow; 6] = [
+        (
+            "gossip_membership_total_peers_known",
+            "Total known peers",
+            |ch| ch.peers_known as u64,
+        ),
+        ("gossip_state_height", "Current ledger height", |ch| {
+            ch.ledger_height
+        }),
+        (
+            "gossip_leader_election_leader",
+            "Peer is leader (1) or follower (0)",
+            |ch| u64::from(ch.leader),
+        ),
+        (
+            "gossip_payload_buffer_size",
+            "Size of the payload buffer",
+            |ch| ch.buffered_len as u64,
+        ),
+        (
+            "gossip_engine_channel_peers_ledger_height_max",
+            "The highest ledger height the channel's peers advertise (0 with none).",
+            |ch| ch.peers_ledger_height_max,
+        ),
+        (
+            "gossip_engine_channel_peers_ledger_height_majority",
+            "The highest ledger height that a strict majority of the channel's peers advertise (0 with none): what /healthz's ledger check compares with.",
+            |ch| ch.peers_ledger_height_majority,
+        ),
+    ];
+    for (name, help, f) in by_channel {
+        let rows = s
+            .channels
+            .iter()
+            .map(|ch| (String::from_utf8_lossy(&ch.channel).into_owned(), f(ch)));
+        out.push(families::labelled(GAUGE, name, help, "channel", rows));
+    }
+    for (name, help, value) in ENGINE_METRICS {
+        let name = format!("{PREFIX}{name}");
+        out.push(families::single_value(COUNTER, &name, help, value(s)));
+    }
     let n = &s.stats.node;
-    labelled(
-        "dropped_total",
-        "Messages and items the node dropped, by reason.",
-        "reason",
-        n.dropped
-            .iter()
-            .map(|(r, v)| (format!("{r:?}"), *v))
-            .collect(),
-    )?;
-    labelled(
-        "rejects_total",
-        "Envelopes ingress rejected, by reason.",
-        "reason",
-        c.rejects
-            .iter()
+    let by_reason = |rows: &std::collections::BTreeMap<&'static str, u64>| {
+        rows.iter()
             .map(|(r, v)| ((*r).to_owned(), *v))
-            .collect(),
-    )?;
-    labelled(
-        "handshake_failures_total",
-        "Failed handshakes, by cause.",
-        "cause",
-        c.handshake_failures
-            .iter()
-            .map(|(r, v)| ((*r).to_owned(), *v))
-            .collect(),
-    )?;
-    labelled(
-        "verified_inline_total",
-        "Signature checks run on the connection task instead of the verifier pool, by why.",
-        "why",
-        vec![
-            ("pool_full".to_owned(), c.verified_inline_pool_full),
-            ("uncontended".to_owned(), c.verified_inline_uncontended),
+            .collect::<Vec<_>>()
+    };
+    let counters_by: [(&str, &str, &str, Rows); 4] = [
+        (
+            "dropped_total",
+            "Messages and items the node dropped, by reason.",
+            "reason",
+            n.dropped
+                .iter()
+                .map(|(r, v)| (format!("{r:?}"), *v))
+                .collect(),
+        ),
+        (
+            "rejects_total",
+            "Envelopes ingress rejected, by reason.",
+            "reason",
+            by_reason(&c.rejects),
+        ),
+        (
+            "handshake_failures_total",
+            "Failed handshakes, by cause.",
+            "cause",
+            by_reason(&c.handshake_failures),
+        ),
+        (
+            "verified_inline_total",
+            "Signature checks run on the connection task instead of the verifier pool, by why.",
+            "why",
+            vec![
+                ("pool_full".to_owned(), c.verified_inline_pool_full),
+                ("uncontended".to_owned(), c.verified_inline_uncontended),
+            ],
+        ),
+    ];
+    for (name, help, label, rows) in counters_by {
+        let name = format!("{PREFIX}{name}");
+        out.push(families::labelled(COUNTER, &name, help, label, rows));
+    }
+    out.push(families::labelled(
+        GAUGE,
+        &format!("{PREFIX}members"),
+        "Members known, by state.",
+        "state",
+        [
+            ("alive".to_owned(), n.members_alive as u64),
+            ("dead".to_owned(), n.members_dead as u64),
         ],
-    )?;
-    let members = IntGaugeVec::new(
-        Opts::new(format!("{PREFIX}members"), "Members known, by state."),
-        &["state"],
-    )?;
-    members
-        .with_label_values(&["alive"])
-        .set(i64::try_from(n.members_alive).unwrap_or(i64::MAX));
-    members
-        .with_label_values(&["dead"])
-        .set(i64::try_from(n.members_dead).unwrap_or(i64::MAX));
-    registry.register(Box::new(members))?;
-    let channels = IntGauge::new(format!("{PREFIX}channels"), "Joined channels.")?;
-    channels.set(i64::try_from(s.channels.len()).unwrap_or(i64::MAX));
-    registry.register(Box::new(channels))?;
+    ));
+    out.push(families::single_value(
+        GAUGE,
+        &format!("{PREFIX}channels"),
+        "Joined channels.",
+        s.channels.len() as u64,
+    ));
     for (name, help, value) in [
         (
             "tokio_tasks_alive",
@@ -333,115 +335,105 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     ] {
         // A gauge the platform cannot read is left out rather than shown as 0.
         if let Some(v) = value {
-            let g = IntGauge::new(format!("{PREFIX}{name}"), help)?;
-            g.set(i64::try_from(v).unwrap_or(i64::MAX));
-            registry.register(Box::new(g))?;
+            let name = format!("{PREFIX}{name}");
+            out.push(families::single_value(GAUGE, &name, help, v));
         }
     }
-
-    render_queues_and_identities(s, &registry)?;
-    let mut families = registry.gather();
-    // A family without a series (no channel committed yet) is left out: the encoder refuses it.
-    families.extend(
-        histograms(s)
-            .into_iter()
-            .filter(|f| !f.get_metric().is_empty()),
-    );
-    families.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut out = Vec::new();
-    prometheus::TextEncoder::new().encode(&families, &mut out)?;
-    String::from_utf8(out).map_err(|_| MetricsError::Utf8)
+    queues_and_identities(s, &mut out);
+    out.extend(histograms(s));
+    // A family without a series (no channel yet, no reject yet) is left out: the encoder refuses
+    // it, and a registry would not have gathered it.
+    out.retain(|f| !f.get_metric().is_empty());
+    out.sort_by(|a, b| a.name().cmp(b.name()));
+    if let Some(w) = out.windows(2).find(|w| w[0].name() == w[1].name()) {
+        return Err(MetricsError::Duplicate(w[0].name().to_owned()));
+    }
+    let mut text = String::with_capacity(16 * 1024);
+    prometheus::TextEncoder::new().encode_utf8(&out, &mut text)?;
+    Ok(text)
 }
 
-/// Queue lengths, refusals and the identity store's counters.
-fn render_queues_and_identities(
-    s: &MetricsSnapshot,
-    registry: &Registry,
-) -> Result<(), MetricsError> {
+/// Queue lengths, refusals, the identity store's and membership's counters.
+fn queues_and_identities(s: &MetricsSnapshot, out: &mut Vec<MetricFamily>) {
+    use MetricType::{COUNTER, GAUGE};
     let c = &s.stats.comm;
-    let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let queues = IntGaugeVec::new(
-        Opts::new(
-            format!("{PREFIX}queue_len"),
-            "Items waiting in a queue now, by queue.",
-        ),
-        &["queue"],
-    )?;
-    for (queue, len) in [
+    let ids = &c.identities;
+    let d = &s.stats.node.discovery;
+    let rows = |pairs: &[(&str, u64)]| -> Rows {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    let queues = rows(&[
         ("inbound", c.queues.inbound as u64),
         ("verify", c.queues.verify as u64),
         ("send_lanes", c.queues.send_lanes as u64),
         ("pending_dial", c.queues.pending_dial as u64),
         ("commit", s.stats.driver.ledger_commit_waiting_len),
-    ] {
-        queues.with_label_values(&[queue]).set(gauge(len));
-    }
-    registry.register(Box::new(queues))?;
-    let refusals = IntCounterVec::new(
-        Opts::new(
-            format!("{PREFIX}refusals_total"),
+    ]);
+    let families: [(MetricType, &str, &str, &str, Rows); 5] = [
+        (
+            GAUGE,
+            "queue_len",
+            "Items waiting in a queue now, by queue.",
+            "queue",
+            queues,
+        ),
+        (
+            COUNTER,
+            "refusals_total",
             "Resources a peer asked for and was refused because a bound was reached, by reason.",
+            "reason",
+            c.refusals
+                .iter()
+                .map(|(r, v)| ((*r).to_owned(), *v))
+                .collect(),
         ),
-        &["reason"],
-    )?;
-    for (reason, n) in &c.refusals {
-        refusals.with_label_values(&[*reason]).inc_by(*n);
-    }
-    registry.register(Box::new(refusals))?;
-    let ids = &c.identities;
-    let held = IntGauge::new(format!("{PREFIX}identities"), "Identities stored.")?;
-    held.set(gauge(ids.len));
-    registry.register(Box::new(held))?;
-    let removed = IntCounterVec::new(
-        Opts::new(
-            format!("{PREFIX}identities_removed_total"),
+        (
+            COUNTER,
+            "identities_removed_total",
             "Identities evicted or purged from the identity store, by why.",
+            "why",
+            rows(&[
+                ("evicted_expired", ids.evicted_expired),
+                ("evicted_lru", ids.evicted_lru),
+                ("purged_expired", ids.purged_expired),
+                ("purged_unused", ids.purged_unused),
+                ("purged_revoked", ids.purged_revoked),
+            ]),
         ),
-        &["why"],
-    )?;
-    for (why, n) in [
-        ("evicted_expired", ids.evicted_expired),
-        ("evicted_lru", ids.evicted_lru),
-        ("purged_expired", ids.purged_expired),
-        ("purged_unused", ids.purged_unused),
-        ("purged_revoked", ids.purged_revoked),
-    ] {
-        removed.with_label_values(&[why]).inc_by(n);
-    }
-    registry.register(Box::new(removed))?;
-    let refused = IntCounterVec::new(
-        Opts::new(
-            format!("{PREFIX}identities_refused_total"),
+        (
+            COUNTER,
+            "identities_refused_total",
             "Identities the store refused, by why.",
+            "why",
+            rows(&[
+                ("full", ids.refused_full),
+                ("not_a_peer", ids.refused_not_a_peer),
+                ("invalid", ids.refused_invalid),
+            ]),
         ),
-        &["why"],
-    )?;
-    for (why, n) in [
-        ("full", ids.refused_full),
-        ("not_a_peer", ids.refused_not_a_peer),
-        ("invalid", ids.refused_invalid),
-    ] {
-        refused.with_label_values(&[why]).inc_by(n);
-    }
-    registry.register(Box::new(refused))?;
-    let d = &s.stats.node.discovery;
-    let members = IntCounterVec::new(
-        Opts::new(
-            format!("{PREFIX}members_removed_total"),
+        (
+            COUNTER,
+            "members_removed_total",
             "Members removed from membership, by why.",
+            "why",
+            rows(&[
+                ("became_dead", d.became_dead),
+                ("purged", d.purged),
+                ("identity_cut_off", d.identities_cut_off),
+                ("superseded", d.superseded),
+            ]),
         ),
-        &["why"],
-    )?;
-    for (why, n) in [
-        ("became_dead", d.became_dead),
-        ("purged", d.purged),
-        ("identity_cut_off", d.identities_cut_off),
-        ("superseded", d.superseded),
-    ] {
-        members.with_label_values(&[why]).inc_by(n);
+    ];
+    for (kind, name, help, label, rows) in families {
+        let name = format!("{PREFIX}{name}");
+        out.push(families::labelled(kind, &name, help, label, rows));
     }
-    registry.register(Box::new(members))?;
-    Ok(())
+    out.push(families::single_value(
+        GAUGE,
+        &format!("{PREFIX}identities"),
+        "Identities stored.",
+        ids.len,
+    ));
 }
 
 /// Fabric's commit duration per channel and our stage histograms.
