@@ -197,6 +197,8 @@ const PREFIX: &str = "gossip_engine_";
 type ChannelRow = (&'static str, &'static str, fn(&ChannelSummary) -> u64);
 /// The series of a one-label family: label value, value.
 type Rows = Vec<(String, u64)>;
+/// A one-label family of ours: kind, name (after `gossip_engine_`), help, label, series.
+type Labelled = (MetricType, &'static str, &'static str, &'static str, Rows);
 
 /// Renders one scrape.
 pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
@@ -263,58 +265,10 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
         let name = format!("{PREFIX}{name}");
         out.push(families::single_value(COUNTER, &name, help, value(s)));
     }
-    let n = &s.stats.node;
-    let by_reason = |rows: &std::collections::BTreeMap<&'static str, u64>| {
-        rows.iter()
-            .map(|(r, v)| ((*r).to_owned(), *v))
-            .collect::<Vec<_>>()
-    };
-    let counters_by: [(&str, &str, &str, Rows); 4] = [
-        (
-            "dropped_total",
-            "Messages and items the node dropped, by reason.",
-            "reason",
-            n.dropped
-                .iter()
-                .map(|(r, v)| (format!("{r:?}"), *v))
-                .collect(),
-        ),
-        (
-            "rejects_total",
-            "Envelopes ingress rejected, by reason.",
-            "reason",
-            by_reason(&c.rejects),
-        ),
-        (
-            "handshake_failures_total",
-            "Failed handshakes, by cause.",
-            "cause",
-            by_reason(&c.handshake_failures),
-        ),
-        (
-            "verified_inline_total",
-            "Signature checks run on the connection task instead of the verifier pool, by why.",
-            "why",
-            vec![
-                ("pool_full".to_owned(), c.verified_inline_pool_full),
-                ("uncontended".to_owned(), c.verified_inline_uncontended),
-            ],
-        ),
-    ];
-    for (name, help, label, rows) in counters_by {
+    for (kind, name, help, label, rows) in node_labelled(s).into_iter().chain(queues_and_ids(s)) {
         let name = format!("{PREFIX}{name}");
-        out.push(families::labelled(COUNTER, &name, help, label, rows));
+        out.push(families::labelled(kind, &name, help, label, rows));
     }
-    out.push(families::labelled(
-        GAUGE,
-        &format!("{PREFIX}members"),
-        "Members known, by state.",
-        "state",
-        [
-            ("alive".to_owned(), n.members_alive as u64),
-            ("dead".to_owned(), n.members_dead as u64),
-        ],
-    ));
     out.push(families::single_value(
         GAUGE,
         &format!("{PREFIX}channels"),
@@ -339,7 +293,12 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
             out.push(families::single_value(GAUGE, &name, help, v));
         }
     }
-    queues_and_identities(s, &mut out);
+    out.push(families::single_value(
+        GAUGE,
+        &format!("{PREFIX}identities"),
+        "Identities stored.",
+        s.stats.comm.identities.len,
+    ));
     out.extend(histograms(s));
     // A family without a series (no channel yet, no reject yet) is left out: the encoder refuses
     // it, and a registry would not have gathered it.
@@ -353,8 +312,64 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     Ok(text)
 }
 
+/// The node's drops and members, ingress's rejects and handshake failures, where signatures were
+/// checked.
+fn node_labelled(s: &MetricsSnapshot) -> [Labelled; 5] {
+    use MetricType::{COUNTER, GAUGE};
+    let (n, c) = (&s.stats.node, &s.stats.comm);
+    let by_reason = |rows: &std::collections::BTreeMap<&'static str, u64>| -> Rows {
+        rows.iter().map(|(r, v)| ((*r).to_owned(), *v)).collect()
+    };
+    [
+        (
+            COUNTER,
+            "dropped_total",
+            "Messages and items the node dropped, by reason.",
+            "reason",
+            n.dropped
+                .iter()
+                .map(|(r, v)| (format!("{r:?}"), *v))
+                .collect(),
+        ),
+        (
+            COUNTER,
+            "rejects_total",
+            "Envelopes ingress rejected, by reason.",
+            "reason",
+            by_reason(&c.rejects),
+        ),
+        (
+            COUNTER,
+            "handshake_failures_total",
+            "Failed handshakes, by cause.",
+            "cause",
+            by_reason(&c.handshake_failures),
+        ),
+        (
+            COUNTER,
+            "verified_inline_total",
+            "Signature checks run on the connection task instead of the verifier pool, by why.",
+            "why",
+            vec![
+                ("pool_full".to_owned(), c.verified_inline_pool_full),
+                ("uncontended".to_owned(), c.verified_inline_uncontended),
+            ],
+        ),
+        (
+            GAUGE,
+            "members",
+            "Members known, by state.",
+            "state",
+            vec![
+                ("alive".to_owned(), n.members_alive as u64),
+                ("dead".to_owned(), n.members_dead as u64),
+            ],
+        ),
+    ]
+}
+
 /// Queue lengths, refusals, the identity store's and membership's counters.
-fn queues_and_identities(s: &MetricsSnapshot, out: &mut Vec<MetricFamily>) {
+fn queues_and_ids(s: &MetricsSnapshot) -> [Labelled; 5] {
     use MetricType::{COUNTER, GAUGE};
     let c = &s.stats.comm;
     let ids = &c.identities;
@@ -369,7 +384,7 @@ fn queues_and_identities(s: &MetricsSnapshot, out: &mut Vec<MetricFamily>) {
         ("pending_dial", c.queues.pending_dial as u64),
         ("commit", s.stats.driver.ledger_commit_waiting_len),
     ]);
-    let families: [(MetricType, &str, &str, &str, Rows); 5] = [
+    [
         (
             GAUGE,
             "queue_len",
@@ -423,17 +438,7 @@ fn queues_and_identities(s: &MetricsSnapshot, out: &mut Vec<MetricFamily>) {
                 ("superseded", d.superseded),
             ]),
         ),
-    ];
-    for (kind, name, help, label, rows) in families {
-        let name = format!("{PREFIX}{name}");
-        out.push(families::labelled(kind, &name, help, label, rows));
-    }
-    out.push(families::single_value(
-        GAUGE,
-        &format!("{PREFIX}identities"),
-        "Identities stored.",
-        ids.len,
-    ));
+    ]
 }
 
 /// Fabric's commit duration per channel and our stage histograms.
