@@ -312,14 +312,21 @@ pub fn render(s: &MetricsSnapshot) -> Result<String, MetricsError> {
     Ok(text)
 }
 
+/// The series of a one-label family from (label value, value) pairs.
+fn rows<'a>(pairs: impl IntoIterator<Item = (&'a str, u64)>) -> Rows {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// The series of a counter map by reason.
+fn rows_by_reason(map: &std::collections::BTreeMap<&'static str, u64>) -> Rows {
+    rows(map.iter().map(|(k, v)| (*k, *v)))
+}
+
 /// The node's drops and members, ingress's rejects and handshake failures, where signatures were
 /// checked.
 fn node_labelled(s: &MetricsSnapshot) -> [Labelled; 5] {
     use MetricType::{COUNTER, GAUGE};
     let (n, c) = (&s.stats.node, &s.stats.comm);
-    let by_reason = |rows: &std::collections::BTreeMap<&'static str, u64>| -> Rows {
-        rows.iter().map(|(r, v)| ((*r).to_owned(), *v)).collect()
-    };
     [
         (
             COUNTER,
@@ -336,14 +343,14 @@ fn node_labelled(s: &MetricsSnapshot) -> [Labelled; 5] {
             "rejects_total",
             "Envelopes ingress rejected, by reason.",
             "reason",
-            by_reason(&c.rejects),
+            rows_by_reason(&c.rejects),
         ),
         (
             COUNTER,
             "handshake_failures_total",
             "Failed handshakes, by cause.",
             "cause",
-            by_reason(&c.handshake_failures),
+            rows_by_reason(&c.handshake_failures),
         ),
         (
             COUNTER,
@@ -374,10 +381,7 @@ fn queues_and_ids(s: &MetricsSnapshot) -> [Labelled; 5] {
     let c = &s.stats.comm;
     let ids = &c.identities;
     let d = &s.stats.node.discovery;
-    let rows = |pairs: &[(&str, u64)]| -> Rows {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
-    };
-    let queues = rows(&[
+    let queues = rows([
         ("inbound", c.queues.inbound as u64),
         ("verify", c.queues.verify as u64),
         ("send_lanes", c.queues.send_lanes as u64),
@@ -397,17 +401,14 @@ fn queues_and_ids(s: &MetricsSnapshot) -> [Labelled; 5] {
             "refusals_total",
             "Resources a peer asked for and was refused because a bound was reached, by reason.",
             "reason",
-            c.refusals
-                .iter()
-                .map(|(r, v)| ((*r).to_owned(), *v))
-                .collect(),
+            rows_by_reason(&c.refusals),
         ),
         (
             COUNTER,
             "identities_removed_total",
             "Identities evicted or purged from the identity store, by why.",
             "why",
-            rows(&[
+            rows([
                 ("evicted_expired", ids.evicted_expired),
                 ("evicted_lru", ids.evicted_lru),
                 ("purged_expired", ids.purged_expired),
@@ -420,7 +421,7 @@ fn queues_and_ids(s: &MetricsSnapshot) -> [Labelled; 5] {
             "identities_refused_total",
             "Identities the store refused, by why.",
             "why",
-            rows(&[
+            rows([
                 ("full", ids.refused_full),
                 ("not_a_peer", ids.refused_not_a_peer),
                 ("invalid", ids.refused_invalid),
@@ -431,7 +432,7 @@ fn queues_and_ids(s: &MetricsSnapshot) -> [Labelled; 5] {
             "members_removed_total",
             "Members removed from membership, by why.",
             "why",
-            rows(&[
+            rows([
                 ("became_dead", d.became_dead),
                 ("purged", d.purged),
                 ("identity_cut_off", d.identities_cut_off),
